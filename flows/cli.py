@@ -1,0 +1,284 @@
+"""The ``pgtender`` command line (typer). Exit codes: 0 done, 1 problems, 2 bad input, 3 infra."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+import typer
+
+from flows import db, migrations, settings
+from flows.errors import ConfigError, InfrastructureError, PgtenderError
+from flows.logs import configure_logging, get_logger
+from flows.masking import mask_secrets
+from flows.runtime import disable_telemetry
+
+app = typer.Typer(
+    name="pgtender",
+    help="Scheduled maintenance and data-quality orchestrator for PostgreSQL (Prefect 3 + GX).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _entry(
+    log_json: Annotated[
+        bool | None, typer.Option("--log-json/--log-console", help="Log format (default: JSON off a TTY).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    disable_telemetry()
+    configure_logging(json=log_json, level=log_level.upper())
+
+
+@contextlib.contextmanager
+def _connect() -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    current = settings.load_settings()
+    policy = settings.current_policy(current)
+    conn = db.connect(
+        settings.dsn(current),
+        policy=policy.database,
+        application_name=f"{current.application_name}-cli",
+        autocommit=True,
+    )
+    with conn:
+        yield conn
+
+
+def _print_steps(steps: list[migrations.Step], *, dry_run: bool) -> None:
+    if not steps:
+        typer.echo("nothing to do: the database is at the requested version")
+        return
+    verb = "would run" if dry_run else "ran"
+    for step in steps:
+        m = step.migration
+        typer.echo(f"{verb} {step.direction:>4} {m.version:04d} {m.name}")
+
+
+@app.command()
+def migrate(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    to: Annotated[int | None, typer.Option("--to", help="Target version (default: newest).")] = None,
+) -> None:
+    """Apply migrations (each step in its own transaction)."""
+    with _connect() as conn:
+        _print_steps(migrations.migrate(conn, to, dry_run=dry_run), dry_run=dry_run)
+
+
+@app.command()
+def rollback(
+    to: Annotated[int, typer.Option("--to", help="Version to return to (0 undoes every step).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+) -> None:
+    """Run down steps in reverse until the database is at version --to."""
+    with _connect() as conn:
+        _print_steps(migrations.rollback(conn, to, dry_run=dry_run), dry_run=dry_run)
+
+
+@app.command()
+def status() -> None:
+    """Show applied and pending migrations."""
+    with _connect() as conn:
+        rows = migrations.status(conn)
+    for row in rows:
+        when = row.applied_at.isoformat(timespec="seconds") if row.applied_at else "-"
+        typer.echo(f"{row.version:04d}  {row.state:<8} {when:<26} {row.name}")
+    applied = [r for r in rows if r.state == "applied"]
+    typer.echo(f"version {applied[-1].version if applied else 0} of {len(rows)}")
+    if any(r.state == "changed" for r in rows):
+        raise ConfigError("an applied migration file has changed since it was applied")
+
+
+@app.command("demo-data")
+def demo_data(
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Days of history.")] = 14,
+    rows_per_day: Annotated[int, typer.Option(min=1, max=50_000_000, help="Learning events a day.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 42,
+) -> None:
+    """Load realistic synthetic data (with DEFAULT-partition rows and planted defects)."""
+    from flows.demo_data import load_demo_data  # noqa: PLC0415 - only this command needs it
+
+    with _connect() as conn:
+        counts = load_demo_data(conn, days=days, rows_per_day=rows_per_day, seed=seed)
+    for table, n in sorted(counts.items()):
+        typer.echo(f"{table:<36} {n:>10}")
+
+
+@app.command()
+def run(  # noqa: PLR0917 - typer options
+    job: Annotated[str, typer.Argument(help="The job to run now.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report changes; change nothing.")] = False,
+    day: Annotated[str | None, typer.Option(help="The day (YYYY-MM-DD) for day-based jobs.")] = None,
+    suite: Annotated[str | None, typer.Option(help="One quality suite instead of all.")] = None,
+    week: Annotated[str | None, typer.Option(help="The ISO week (YYYY-Www) for the report.")] = None,
+    to: Annotated[
+        str | None, typer.Option(help="Report recipients (comma-separated) instead of the policy's.")
+    ] = None,
+) -> None:
+    """Run one job now as a Prefect flow run (exit 1 when it ran and found problems)."""
+    from flows.jobs import run_job  # noqa: PLC0415
+
+    given = {"dry_run": dry_run or None, "day": day, "suite": suite, "week": week, "to": to}
+    result = run_job(job, {k: v for k, v in given.items() if v is not None})
+    typer.echo(f"{job}: {result}")
+
+
+@contextlib.contextmanager
+def _single_instance(state_dir: Path) -> Iterator[None]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = (state_dir / "up.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(f"pgtender up is already running for {state_dir}") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+@app.command()
+def up(
+    once: Annotated[bool, typer.Option("--once", help="Prepare and run the first job, then exit.")] = False,
+    demo_days: Annotated[int, typer.Option(help="Days of demo data for an empty database.")] = 14,
+) -> None:
+    """The main job: database (embedded if none), migrations, demo data, Prefect server, first run."""
+    from flows.up import bring_up  # noqa: PLC0415
+
+    def _terminate(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops everything `up` started, like Ctrl-C
+
+    signal.signal(signal.SIGTERM, _terminate)
+    current = settings.load_settings()
+    with _single_instance(current.state_dir):
+        bring_up(current, once=once, demo_days=demo_days)
+
+
+@app.command()
+def serve(
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many flow runs at once (default: no limit).")
+    ] = None,
+    guard_only: Annotated[
+        bool,
+        typer.Option(
+            "--guard-only",
+            help="Only apply the late-run rule every minute (for work pools: the workers run the flows).",
+        ),
+    ] = False,
+) -> None:
+    """Serve every deployment on its schedule against an existing Prefect API (PREFECT_API_URL)."""
+    import os  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from flows import serving  # noqa: PLC0415
+
+    if not os.environ.get("PREFECT_API_URL"):
+        from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+
+        if not PREFECT_API_URL.value():
+            raise ConfigError("pgtender serve needs a Prefect API: set PREFECT_API_URL (or use pgtender up)")
+    if guard_only:
+        ids = serving.deployment_ids()
+        if not ids:
+            raise ConfigError("no pgtender deployments registered: run `prefect deploy --all` first")
+        typer.echo(f"late-run guard for {', '.join(sorted(ids))} (Ctrl-C stops)")
+        serving.collapse_late_runs_now(ids)
+        serving.guard_late_runs(ids, threading.Event())
+        return
+    typer.echo("serving every deployment on its schedule (Ctrl-C stops)")
+    serving.serve_all(limit=limit)
+
+
+@app.command()
+def backfill(  # noqa: PLR0917 - typer options
+    start: Annotated[str, typer.Option("--start", help="First UTC day (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option("--end", help="Last UTC day (YYYY-MM-DD), included.")],
+    jobs: Annotated[
+        str | None, typer.Option("--jobs", help="Comma-separated: quality,capacity,views,partitions.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Exceed backfill.max_days; redo days already done.")
+    ] = False,
+    deployment: Annotated[
+        bool, typer.Option("--deployment", help="Trigger the backfill deployment instead of running here.")
+    ] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="With --deployment: follow the run.")] = False,
+    deployment_name: Annotated[str, typer.Option(help="The deployment to trigger.")] = "backfill/backfill",
+) -> None:
+    """Re-run quality/capacity (and partitions, views) day by day over a range (resumable)."""
+    from flows import backfill as bf  # noqa: PLC0415
+
+    if deployment:
+        bf.cli_deployment(start, end, jobs, force, watch=watch, name=deployment_name, echo=typer.echo)
+    else:
+        bf.cli_local(start, end, jobs, force, echo=typer.echo)
+
+
+cron_app = typer.Typer(help="Take over pg_cron jobs.", no_args_is_help=True)
+app.add_typer(cron_app, name="cron")
+
+
+@cron_app.command("analyze")
+def cron_analyze() -> None:
+    """pg_cron's jobs, the pgtender job that replaces each, schedules, last runs and failures."""
+    from flows import cron  # noqa: PLC0415
+
+    with _connect() as conn:
+        typer.echo(cron.analysis_text(cron.analyze(conn)))
+
+
+@cron_app.command("migrate")
+def cron_migrate(
+    execute: Annotated[
+        bool, typer.Option("--execute/--dry-run", help="Unschedule the replaced jobs (default: dry run).")
+    ] = False,
+) -> None:
+    """Unschedule the pg_cron jobs pgtender replaces (ledger-recorded; prints how to restore them)."""
+    from flows import cron  # noqa: PLC0415
+
+    with _connect() as conn:
+        typer.echo(cron.migration_text(cron.migrate(conn, execute=execute)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    log = get_logger()
+    try:
+        app(args=argv, standalone_mode=False)
+    except PgtenderError as exc:
+        typer.echo(f"pgtender: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except psycopg.Error as exc:
+        message = mask_secrets(" ".join(str(exc).split()))
+        typer.echo(f"pgtender: database error: {message}", err=True)
+        sys.exit(InfrastructureError.exit_code)
+    except KeyboardInterrupt:
+        log.info("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"pgtender: {exc}", err=True)
+        sys.exit(2)
+    finally:
+        db.close_pools()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""Taking over pg_cron: which pg_cron job each pgtender job replaces, and unscheduling them.
+
+- ``analyze``: reads ``cron.job`` (and ``cron.job_run_details``) wherever pg_cron keeps them (this
+  database, or ``cron.database_name`` on the same server), maps each job by its command to the
+  pgtender job that replaces it, with its schedule there and here, runs and failures.
+- ``migrate``: unschedules the replaced jobs (only those that run in the tended database and whose
+  replacement is scheduled here) in one transaction, with ``cron.job`` counted before and after;
+  the ledger row (job ``cron``) stores the jobs and the exact ``cron.schedule`` calls that restore
+  them, which are also printed.
+- ``cron_failures``: failed runs of the pg_cron jobs that remain, for the health flow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import conninfo, sql
+
+from flows import db, ledger, settings
+from flows.db import load_sql
+from flows.ddl import expect_equal
+from flows.errors import ConfigError
+from flows.logs import get_logger
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+JOB = "cron"
+
+# pgtender job -> what a pg_cron command doing its work looks like. First match wins: retention
+# before partitions (dropping old partitions is retention), views before the rest.
+RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("views", re.compile(r"refresh\s+materialized\s+view|refresh_\w*views?\b", re.IGNORECASE)),
+    (
+        "retention",
+        re.compile(
+            r"clean_?up|purge|retention|archiv|drop_old|drop\s+table|detach\s+partition|delete\s+from",
+            re.IGNORECASE,
+        ),
+    ),
+    ("partitions", re.compile(r"partition|partman\.run_maintenance", re.IGNORECASE)),
+    ("quality", re.compile(r"quality|validate_data|data_check", re.IGNORECASE)),
+    ("health", re.compile(r"health|monitor", re.IGNORECASE)),
+)
+
+
+@dataclass(frozen=True)
+class CronJob:
+    jobid: int
+    jobname: str | None
+    schedule: str
+    command: str
+    database: str
+    username: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class JobAnalysis:
+    job: CronJob
+    replaced_by: str | None  # the pgtender job, when it replaces this one
+    note: str  # why (not) replaced
+    schedule_here: str | None
+    runs: int
+    failures: int
+    last_run_at: datetime | None
+    last_status: str | None
+    last_failure_at: datetime | None
+    last_failure_message: str | None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    installed: bool
+    cron_database: str | None
+    tended_database: str
+    since: datetime
+    jobs: list[JobAnalysis]
+
+    @property
+    def replaced(self) -> list[JobAnalysis]:
+        return [j for j in self.jobs if j.replaced_by is not None]
+
+
+@dataclass(frozen=True)
+class CronFailure:
+    jobid: int
+    jobname: str | None
+    command: str
+    replaced_by: str | None
+    return_message: str | None
+    start_time: datetime
+    end_time: datetime | None
+
+
+@dataclass(frozen=True)
+class Migration:
+    executed: bool
+    jobs: list[CronJob]
+    unschedule: list[str]  # what runs (or would run)
+    restore: list[str]  # the exact calls that put them back
+    operation_id: UUID | None = None
+    kept: list[JobAnalysis] | None = None
+
+
+def replacement_for(command: str) -> str | None:
+    """The pgtender job whose work a pg_cron command does (by the command's text), or None."""
+    for job, pattern in RULES:
+        if pattern.search(command):
+            return job
+    return None
+
+
+# ---------------------------------------------------------------- where pg_cron lives
+
+
+def location(conn: Conn) -> tuple[bool, str | None, str]:
+    """(installed here, pg_cron's database or None when pg_cron is not loaded, this database)."""
+    row = conn.execute(load_sql("queries/cron/location.sql")).fetchone()
+    assert row is not None
+    here, cron_db, this_db = bool(row[0]), row[1] or None, str(row[2])
+    if here:
+        return True, this_db, this_db
+    return False, cron_db, this_db
+
+
+@contextmanager
+def cron_connection(conn: Conn) -> Iterator[tuple[Conn | None, str]]:
+    """Yield (a connection to the database holding pg_cron's tables or None, the tended database).
+
+    ``conn`` itself when pg_cron is installed here; otherwise a new connection to
+    ``cron.database_name`` on the same server (the DSN of the settings with that database).
+    None when pg_cron is not loaded or not installed in its database.
+    """
+    here, cron_db, this_db = location(conn)
+    if here:
+        yield conn, this_db
+        return
+    if cron_db is None:
+        yield None, this_db
+        return
+    current = settings.load_settings()
+    other_dsn = conninfo.make_conninfo(settings.dsn(current), dbname=cron_db)
+    policy = settings.current_policy(current)
+    with db.connect(
+        other_dsn,
+        policy=policy.database,
+        application_name=f"{current.application_name}-cron",
+        autocommit=True,
+    ) as other:
+        installed = other.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')")
+        row = installed.fetchone()
+        yield (other if row and row[0] else None), this_db
+
+
+# ---------------------------------------------------------------- analyze
+
+
+def _schedules() -> dict[str, str]:
+    from flows.serving import SCHEDULES  # noqa: PLC0415 - the schedules "here"
+
+    return dict(SCHEDULES)
+
+
+def read_jobs(cron_conn: Conn, since: datetime) -> list[tuple[CronJob, dict[str, Any]]]:
+    rows = cron_conn.execute(load_sql("queries/cron/jobs.sql"), {"since": since}).fetchall()
+    out = []
+    for r in rows:
+        job = CronJob(int(r[0]), r[1], str(r[2]), str(r[3]), str(r[4]), str(r[5]), bool(r[6]))
+        stats = {
+            "runs": int(r[7]),
+            "failures": int(r[8]),
+            "last_run_at": r[9],
+            "last_status": r[10],
+            "last_failure_at": r[11],
+            "last_failure_message": r[12],
+        }
+        out.append((job, stats))
+    return out
+
+
+def classify(job: CronJob, tended_database: str, schedules: dict[str, str]) -> tuple[str | None, str]:
+    target = replacement_for(job.command)
+    if target is None:
+        return None, "no pgtender job does this: stays in pg_cron"
+    if job.database != tended_database:
+        return None, f"like {target}, but runs in database {job.database!r}, not the tended one"
+    if target not in schedules:
+        return None, f"{target} is not scheduled by pgtender here"
+    return target, f"{target} runs it here"
+
+
+def analyze(conn: Conn, *, since: datetime | None = None) -> Analysis:
+    """Every pg_cron job with its pgtender replacement (if any) and its recent run history."""
+    since = since or datetime.now(UTC) - timedelta(days=30)
+    schedules = _schedules()
+    with cron_connection(conn) as (cron_conn, tended):
+        if cron_conn is None:
+            _, cron_db, _ = location(conn)
+            return Analysis(False, cron_db, tended, since, [])
+        cron_db = str(cron_conn.info.dbname)
+        jobs = []
+        for job, stats in read_jobs(cron_conn, since):
+            target, note = classify(job, tended, schedules)
+            here = schedules.get(target) if target else schedules.get(replacement_for(job.command) or "")
+            jobs.append(JobAnalysis(job, target, note, here, **stats))
+    return Analysis(True, cron_db, tended, since, jobs)
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def analysis_text(analysis: Analysis) -> str:
+    if not analysis.installed:
+        where = (
+            f"pg_cron is loaded but not installed in database {analysis.cron_database!r}"
+            if analysis.cron_database
+            else "pg_cron is not installed (not in shared_preload_libraries)"
+        )
+        return f"{where}: nothing to take over"
+    headers = [
+        "jobid",
+        "name",
+        "pg_cron schedule",
+        "replaced by",
+        "schedule here",
+        "runs",
+        "failed",
+        "last run",
+    ]
+    rows = [
+        [
+            str(a.job.jobid),
+            a.job.jobname or "-",
+            a.job.schedule,
+            a.replaced_by or "-",
+            (a.schedule_here or "-") + " UTC" * bool(a.schedule_here),
+            str(a.runs),
+            str(a.failures),
+            f"{_when(a.last_run_at)} {a.last_status or ''}".strip(),
+        ]
+        for a in analysis.jobs
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = [
+        f"pg_cron in database {analysis.cron_database!r}; tended database {analysis.tended_database!r};"
+        f" runs since {_when(analysis.since)}",
+        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    for a in analysis.jobs:
+        lines.append(f"  {a.job.jobid} {a.job.jobname or '-'}: {a.note}; command: {a.job.command}")
+        if a.failures:
+            lines.append(f"    last failure {_when(a.last_failure_at)}: {a.last_failure_message}")
+    lines.append(
+        f"{len(analysis.replaced)} of {len(analysis.jobs)} job(s) replaced by pgtender"
+        " (pgtender cron migrate --execute unschedules them)"
+    )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- migrate
+
+
+def restore_statement(cron_conn: Conn, job: CronJob, cron_database: str) -> str:
+    """The exact pg_cron call that schedules ``job`` again as it was."""
+    lit = sql.Literal
+    if job.jobname is None and job.database == cron_database and job.active:
+        stmt = sql.SQL("SELECT cron.schedule({}, {});").format(lit(job.schedule), lit(job.command))
+    else:
+        stmt = sql.SQL("SELECT cron.schedule_in_database({}, {}, {}, {}, {}, {});").format(
+            lit(job.jobname or f"restored-{job.jobid}"),
+            lit(job.schedule),
+            lit(job.command),
+            lit(job.database),
+            lit(job.username),
+            lit(job.active),
+        )
+    return stmt.as_string(cron_conn)
+
+
+def migrate(conn: Conn, *, execute: bool = False) -> Migration:
+    """Unschedule the replaced pg_cron jobs (``execute``) or say what would happen (dry run)."""
+    log = get_logger(job=JOB)
+    analysis = analyze(conn)
+    if not analysis.installed:
+        raise ConfigError(analysis_text(analysis))
+    with cron_connection(conn) as (cron_conn, _tended):
+        if cron_conn is None:
+            raise ConfigError("pg_cron disappeared while migrating")
+        cron_db = str(cron_conn.info.dbname)
+        jobs = [a.job for a in analysis.replaced]
+        restore = [restore_statement(cron_conn, j, cron_db) for j in jobs]
+        unschedule = [f"SELECT cron.unschedule({j.jobid});" for j in jobs]
+        kept = [a for a in analysis.jobs if a.replaced_by is None]
+        if not execute or not jobs:
+            return Migration(False, jobs, unschedule, restore, None, kept)
+        params = {
+            "action": "migrate",
+            "cron_database": cron_db,
+            "jobs": [{**asdict(j), "replaced_by": replacement_for(j.command)} for j in jobs],
+            "restore": restore,
+        }
+        with ledger.operation(conn, JOB, params=params) as op:
+            with cron_conn.transaction():
+                before = _count(cron_conn)
+                for job in jobs:
+                    row = cron_conn.execute(
+                        load_sql("queries/cron/unschedule.sql"), {"jobid": job.jobid}
+                    ).fetchone()
+                    if not (row and row[0]):
+                        raise ConfigError(f"pg_cron job {job.jobid} could not be unscheduled")
+                after = _count(cron_conn)
+                expect_equal("pg_cron jobs after unscheduling", before - len(jobs), after)
+            op.counts.update(unscheduled=len(jobs), jobs_before=before, jobs_after=after)
+        log.info("pg_cron jobs unscheduled", jobs=[j.jobid for j in jobs], operation_id=str(op.operation_id))
+        return Migration(True, jobs, unschedule, restore, op.operation_id, kept)
+
+
+def _count(cron_conn: Conn) -> int:
+    row = cron_conn.execute(load_sql("queries/cron/count.sql")).fetchone()
+    return int(row[0]) if row else 0
+
+
+def migration_text(m: Migration) -> str:
+    if not m.jobs:
+        return "nothing to migrate: no pg_cron job is replaced by a pgtender job"
+    verb = "unscheduled" if m.executed else "would unschedule (dry run; --execute to do it)"
+    lines = [f"{verb} {len(m.jobs)} pg_cron job(s):"]
+    lines += [
+        f"  {j.jobid} {j.jobname or '-'} [{j.schedule}] -> {replacement_for(j.command)}: {u}"
+        for j, u in zip(m.jobs, m.unschedule, strict=True)
+    ]
+    if m.kept:
+        lines.append("kept in pg_cron: " + ", ".join(f"{a.job.jobid} {a.job.jobname or '-'}" for a in m.kept))
+    lines.append("to restore them, run in pg_cron's database:")
+    lines += [f"  {r}" for r in m.restore]
+    if m.operation_id is not None:
+        lines.append(f"recorded in the ledger as operation {m.operation_id} (params.restore)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- health
+
+
+def cron_failures(conn: Conn, since: datetime, *, limit: int = 100) -> list[CronFailure]:
+    """Failed runs since ``since`` of the pg_cron jobs still scheduled for the tended database.
+
+    For the health flow while a takeover is in progress: ``conn`` is a connection to the tended
+    database (pg_cron may live in another database of the server; it is found and read there).
+    Empty when pg_cron is not installed.
+    """
+    with cron_connection(conn) as (cron_conn, tended):
+        if cron_conn is None:
+            return []
+        rows = cron_conn.execute(
+            load_sql("queries/cron/failures.sql"), {"since": since, "database": tended, "limit": limit}
+        ).fetchall()
+    return [
+        CronFailure(int(r[0]), r[1], str(r[2]), replacement_for(str(r[2])), r[4], r[5], r[6]) for r in rows
+    ]

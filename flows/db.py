@@ -1,0 +1,134 @@
+"""Connections: psycopg 3, a pool per DSN, application_name and default timeouts on every session."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from flows.errors import ConfigError, InfrastructureError
+from flows.masking import mask_secrets
+from flows.settings import DatabasePolicy
+
+SQL_DIR_CANDIDATES = (
+    Path(__file__).resolve().parent / "sql",  # installed wheel (force-include)
+    Path(__file__).resolve().parent.parent / "sql",  # source checkout / editable install
+)
+
+
+def sql_dir() -> Path:
+    for candidate in SQL_DIR_CANDIDATES:
+        if candidate.is_dir():
+            return candidate
+    raise InfrastructureError("pgtender's sql/ directory is missing from the installation")
+
+
+def load_sql(relative: str) -> bytes:
+    """A static statement from ``sql/`` (bytes: psycopg runs it as written, no formatting)."""
+    return (sql_dir() / relative).read_bytes()
+
+
+def connect_kwargs(dsn: str, policy: DatabasePolicy, application_name: str) -> dict[str, str]:
+    """Validate the DSN and build the session options; raises ConfigError on a malformed DSN."""
+    try:
+        parsed = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"invalid database URL: {mask_secrets(str(exc))}") from None
+    options = parsed.get("options") or ""
+    options = (
+        f"{options} -c statement_timeout={policy.statement_timeout_ms}"
+        f" -c lock_timeout={policy.lock_timeout_ms}"
+        " -c idle_in_transaction_session_timeout=600000"
+    ).strip()
+    return {"application_name": application_name, "options": options}
+
+
+def _describe(dsn: str) -> str:
+    try:
+        info = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<invalid dsn>"
+    return f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+
+
+def connect(
+    dsn: str,
+    *,
+    policy: DatabasePolicy | None = None,
+    application_name: str = "pgtender",
+    autocommit: bool = False,
+) -> psycopg.Connection[tuple[object, ...]]:
+    """One connection with pgtender's session defaults. Errors come back masked and one-line."""
+    kwargs = connect_kwargs(dsn, policy or DatabasePolicy(), application_name)
+    try:
+        return psycopg.connect(
+            dsn,
+            autocommit=autocommit,
+            connect_timeout=10,
+            application_name=kwargs["application_name"],
+            options=kwargs["options"],
+        )
+    except psycopg.OperationalError as exc:
+        message = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+        if "does not exist" in message or "authentication failed" in message:
+            raise ConfigError(f"cannot connect to {_describe(dsn)}: {message}") from None
+        raise InfrastructureError(f"cannot connect to {_describe(dsn)}: {message}") from None
+
+
+_pools: dict[tuple[str, str], ConnectionPool[psycopg.Connection[tuple[object, ...]]]] = {}
+_pools_lock = threading.Lock()
+
+
+def get_pool(
+    dsn: str, *, policy: DatabasePolicy | None = None, application_name: str = "pgtender"
+) -> ConnectionPool[psycopg.Connection[tuple[object, ...]]]:
+    """A process-wide pool per DSN (thread-safe), opened on first use."""
+    policy = policy or DatabasePolicy()
+    key = (dsn, application_name)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            kwargs = connect_kwargs(dsn, policy, application_name)
+            pool = ConnectionPool(
+                dsn,
+                min_size=policy.pool_min_size,
+                max_size=policy.pool_max_size,
+                kwargs={**kwargs, "autocommit": True, "connect_timeout": 10},
+                open=False,
+                name=f"pgtender:{application_name}",
+            )
+            pool.open(wait=False)
+            _pools[key] = pool
+    return pool
+
+
+@contextmanager
+def pooled(
+    dsn: str, *, policy: DatabasePolicy | None = None, application_name: str = "pgtender"
+) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """Borrow an autocommit connection; open explicit transactions with ``conn.transaction()``."""
+    pool = get_pool(dsn, policy=policy, application_name=application_name)
+    try:
+        with pool.connection(timeout=30) as conn:
+            yield conn
+    except PoolTimeout as exc:
+        raise InfrastructureError(
+            f"no database connection to {_describe(dsn)} within 30 s: {mask_secrets(str(exc))}"
+        ) from None
+
+
+def close_pools() -> None:
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
+
+
+def is_replica(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    return bool(row and row[0])

@@ -1,0 +1,263 @@
+"""Health monitoring (replaces the seed's "Health Monitoring (every 5 minutes)" pg_cron job).
+
+Runs every probe of ``flows.probes`` — the seed README's alerting thresholds, PostgreSQL health,
+the partition horizon and the job watchdog — each in its own READ ONLY transaction with a short
+statement and lock timeout, so a probe can neither write nor wait behind a heavy lock. Each check
+writes one current row per (check, target, window) into ``data_quality_checks`` (window: the
+5-minute bucket the run started in; a re-run supersedes the current row) and its measurements into
+``capacity_planning_metrics``. A run with any failed check ends Failed (ProblemsFound, exit 1) after
+recording everything, with a table artifact summarising the checks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from prefect import flow, task
+from psycopg.types.json import Jsonb
+
+from flows import capacity, ledger, locks, probes, runtime, settings
+from flows.db import load_sql
+from flows.errors import ProblemsFound
+from flows.logs import get_logger
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+JOB = "health"
+WINDOW = timedelta(minutes=5)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Run:
+    now: datetime
+    window_start: datetime
+    window_end: datetime
+    results: list[probes.CheckResult]
+    probe_ms: dict[str, float]
+
+    @property
+    def db_ms(self) -> float:
+        return sum(self.probe_ms.values())
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+
+def window_of(now: datetime) -> tuple[datetime, datetime]:
+    """The 5-minute bucket (UTC, aligned to the epoch) that ``now`` falls in."""
+    start = _EPOCH + ((now - _EPOCH) // WINDOW) * WINDOW
+    return start, start + WINDOW
+
+
+def db_now(conn: Conn) -> datetime:
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def run_probes(
+    conn: Conn,
+    policy: settings.HealthPolicy,
+    *,
+    now: datetime,
+    schema: str = "public",
+    schedules: dict[str, str] | None = None,
+    only: tuple[str, ...] | None = None,
+) -> Run:
+    """Every probe (or ``only`` these) in its own read-only transaction; a probe error is a row."""
+    ctx = probes.Context(now=now, schema=schema, schedules=dict(schedules or {}))
+    results: list[probes.CheckResult] = []
+    timings: dict[str, float] = {}
+    for name, probe in probes.PROBES.items():
+        if only is not None and name not in only:
+            continue
+        started = time.perf_counter()
+        try:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION READ ONLY")
+                conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    (f"{policy.probe_statement_timeout_ms}ms",),
+                )
+                conn.execute(
+                    "SELECT set_config('lock_timeout', %s, true)", (f"{policy.probe_lock_timeout_ms}ms",)
+                )
+                results.extend(probe(conn, policy, ctx))
+        except psycopg.Error as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            get_logger(job=JOB, probe=name).error("probe failed", error=message)
+            results.append(
+                probes.CheckResult(
+                    f"health.{name}",
+                    "database",
+                    probes.ERROR,
+                    details={"error": f"{type(exc).__name__}: {message}"},
+                )
+            )
+        timings[name] = (time.perf_counter() - started) * 1000.0
+    start, end = window_of(now)
+    return Run(now, start, end, results, timings)
+
+
+def record(
+    conn: Conn, run: Run, *, flow_run_id: str | None = None, operation_id: UUID | None = None
+) -> tuple[int, int]:
+    """Write the check rows (superseding the window's current rows) and the measurements."""
+    insert = load_sql("queries/health/insert_check.sql")
+    supersede = load_sql("queries/health/supersede.sql")
+    with conn.transaction():
+        for r in run.results:
+            key = {
+                "check_name": r.check_name,
+                "target": r.target,
+                "window_start": run.window_start,
+                "window_end": run.window_end,
+            }
+            conn.execute(supersede, key)
+            conn.execute(
+                insert,
+                {
+                    **key,
+                    "status": r.status,
+                    "observed": Jsonb(r.observed) if r.observed is not None else None,
+                    "expected": Jsonb(r.expected) if r.expected is not None else None,
+                    "threshold": r.threshold,
+                    "details": Jsonb({**r.details, "probe_run_at": run.now.isoformat()}),
+                    "flow_run_id": flow_run_id,
+                },
+            )
+    measurements = [
+        capacity.Measurement(
+            metric, "health", r.target, value, unit, {"check": r.check_name, "status": r.status}
+        )
+        for r in run.results
+        for metric, value, unit in r.metrics
+    ]
+    measurements += [
+        capacity.Measurement(metric, "health", resource, value, unit, {"check": r.check_name})
+        for r in run.results
+        for metric, resource, value, unit in r.resource_metrics
+    ]
+    measurements.append(
+        capacity.Measurement("health.run_db_ms", "health", "health", run.db_ms, "ms", run.probe_ms)
+    )
+    written = capacity.record(
+        conn, measurements, measured_at=run.now, flow_run_id=flow_run_id, operation_id=operation_id
+    )
+    return len(run.results), written
+
+
+def summary_rows(run: Run) -> list[dict[str, Any]]:
+    """One row per check, for the table artifact and the flow's result."""
+    out = []
+    for r in run.results:
+        observed = r.observed or {}
+        # the headline number of each check
+        head = next(
+            (
+                observed[k]
+                for k in observed
+                if isinstance(observed[k], int | float) and not isinstance(observed[k], bool)
+            ),
+            None,
+        )
+        out.append(
+            {
+                "check": r.check_name,
+                "target": r.target,
+                "status": r.status,
+                "observed": round(head, 3) if isinstance(head, float) else head,
+                "threshold": r.threshold,
+                "note": r.details.get("reason") or r.details.get("error") or r.details.get("source") or "",
+            }
+        )
+    return out
+
+
+# --- Prefect -------------------------------------------------------------------------------------
+
+
+@task(
+    name="health-probes",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=runtime.retry_transient_only,
+    tags=["pgtender", JOB],
+)
+def probes_task(operation_id: UUID) -> dict[str, Any]:
+    from flows.serving import SCHEDULES  # noqa: PLC0415 - the schedules the watchdog expects
+
+    policy = settings.current_policy()
+    with runtime.connection() as conn:
+        run = run_probes(conn, policy.health, now=db_now(conn), schedules=SCHEDULES)
+        checks, metrics = record(
+            conn, run, flow_run_id=runtime.current_flow_run_id(), operation_id=operation_id
+        )
+    return {
+        "window_start": run.window_start.isoformat(),
+        "checks": checks,
+        "metrics_written": metrics,
+        "db_ms": run.db_ms,
+        "probe_ms": run.probe_ms,
+        "counts": {
+            s: run.count(s)
+            for s in (probes.PASSED, probes.WARNING, probes.FAILED, probes.ERROR, probes.SKIPPED)
+        },
+        "rows": summary_rows(run),
+    }
+
+
+@flow(name="health", log_prints=False)
+def health_flow() -> dict[str, Any]:
+    """Run every health probe once; Failed when any check failed."""
+    from prefect.artifacts import create_table_artifact  # noqa: PLC0415
+
+    log = get_logger(job=JOB)
+    budget_ms = settings.current_policy().health.budget_ms
+    with runtime.connection() as lock_conn, locks.job_lock(lock_conn, JOB) as got:
+        if not got:
+            reason = "previous health run is still running (advisory lock held): this run is skipped"
+            op = ledger.start_operation(lock_conn, JOB, flow_run_id=runtime.current_flow_run_id())
+            ledger.skip_operation(lock_conn, op.operation_id, reason)
+            log.warning("skipped", reason=reason)
+            return {"operation_id": str(op.operation_id), "skipped": True, "reason": reason}
+        with runtime.ledger_entry(JOB) as op:
+            out = probes_task(op.operation_id)
+            op.counts.update(
+                out["counts"],
+                checks=out["checks"],
+                metrics_written=out["metrics_written"],
+                db_ms=round(out["db_ms"], 1),
+            )
+    counts = out["counts"]
+    create_table_artifact(
+        table=out["rows"],
+        key="health-summary",
+        description=(
+            f"Health window {out['window_start']}: {counts['failed']} failed, {counts['error']} error,"
+            f" {counts['warning']} warning, {counts['passed']} passed, {counts['skipped']} skipped;"
+            f" database time {out['db_ms']:.0f} ms (budget {budget_ms} ms)"
+        ),
+    )
+    if out["db_ms"] > budget_ms:
+        log.warning(
+            "health run over its database-time budget", db_ms=round(out["db_ms"], 1), budget_ms=budget_ms
+        )
+    failing = [
+        f"{r['check']}[{r['target']}]" for r in out["rows"] if r["status"] in (probes.FAILED, probes.ERROR)
+    ]
+    log.info("health checked", **counts, db_ms=round(out["db_ms"], 1))
+    if failing:
+        raise ProblemsFound(f"{len(failing)} health check(s) failed: {', '.join(failing[:10])}")
+    # the per-check rows are in the artifact and data_quality_checks; the result stays small
+    return {
+        "operation_id": str(op.operation_id),
+        "skipped": False,
+        **{k: v for k, v in out.items() if k != "rows"},
+    }

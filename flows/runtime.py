@@ -1,0 +1,94 @@
+"""What every flow needs at run time: the database connection, the ledger entry, retry rules.
+
+Nothing here runs at import; each call reads settings from the environment of the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import psycopg.errors
+
+from flows import db, ledger, settings
+from flows.errors import InfrastructureError
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State, TaskRun
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+# Errors worth another try: the server went away, a lock or serialization conflict.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,  # connection lost, admin shutdown, LockNotAvailable, QueryCanceled ...
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+    InfrastructureError,
+)
+
+TELEMETRY_OFF = {
+    # Nothing phones home: this machine (and many production hosts) has no internet.
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+}
+
+
+def disable_telemetry() -> None:
+    """Set pgtender's defaults for Prefect/GX telemetry (explicit environment values win)."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+def retry_transient_only(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect ``retry_condition_fn``: retry lost connections and lock conflicts, nothing else."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            result = state.result(raise_on_failure=False)
+        except Exception:  # noqa: BLE001 - an unreadable result is not a reason to retry
+            return False
+        exc = result if isinstance(result, BaseException) else None
+    return is_transient(exc)
+
+
+def current_flow_run_id() -> str | None:
+    from prefect.runtime import flow_run  # noqa: PLC0415 - runtime context, read at call time
+
+    run_id = flow_run.id
+    return str(run_id) if run_id else None
+
+
+@contextmanager
+def connection() -> Iterator[Conn]:
+    """An autocommit connection to the tended database, from the process pool."""
+    current = settings.load_settings()
+    policy = settings.current_policy(current)
+    with db.pooled(
+        settings.dsn(current), policy=policy.database, application_name=current.application_name
+    ) as conn:
+        yield conn
+
+
+@contextmanager
+def ledger_entry(job: str, params: dict[str, Any] | None = None) -> Iterator[ledger.Operation]:
+    """Start a ledger row for this flow run; complete it, or fail it and re-raise."""
+    run_id = current_flow_run_id()
+    with connection() as conn:
+        op = ledger.start_operation(conn, job, params=params, flow_run_id=run_id)
+    try:
+        yield op
+    except BaseException as exc:
+        with connection() as conn:
+            ledger.fail_operation(conn, op.operation_id, f"{type(exc).__name__}: {exc}", op.counts)
+        raise
+    with connection() as conn:
+        ledger.complete_operation(conn, op.operation_id, op.counts)

@@ -1,0 +1,77 @@
+"""``pgtender up``: everything a new user needs, started in order and stopped in reverse."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import typer
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows import db, migrations, settings
+from flows.logs import get_logger
+from flows.masking import mask_secrets
+
+
+def _is_empty(conn: Any) -> bool:
+    row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM learning_events)").fetchone()
+    return bool(row and row[0])
+
+
+def _flush_prefect_logs() -> None:
+    from prefect.logging.handlers import APILogWorker  # noqa: PLC0415
+
+    APILogWorker.drain_all(timeout=5)
+
+
+def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
+    log = get_logger(command="up")
+    policy = settings.current_policy(current)
+    with contextlib.ExitStack() as stack:
+        dsn = settings.dsn(current)  # starts the embedded server when no URL is configured
+        if current.database_url is None:
+            from flows.embedded import stop_embedded  # noqa: PLC0415
+
+            stack.callback(stop_embedded, current.state_dir)
+            typer.echo(f"database: embedded PostgreSQL under {current.state_dir / 'postgres'}")
+        else:
+            typer.echo(f"database: {mask_secrets(dsn)}")
+        with db.connect(dsn, policy=policy.database, application_name="pgtender-up", autocommit=True) as conn:
+            steps = migrations.migrate(conn)
+            typer.echo(
+                f"migrations: {len(steps)} applied, database at version {migrations.discover()[-1].version}"
+            )
+            if _is_empty(conn):
+                from flows.demo_data import load_demo_data  # noqa: PLC0415
+
+                counts = load_demo_data(conn, days=demo_days, rows_per_day=2000)
+                typer.echo(f"demo data: {sum(counts.values())} rows in {len(counts)} tables")
+
+        api_url = os.environ.get("PREFECT_API_URL")
+        ui_url = api_url.removesuffix("/api") if api_url else None
+        if not api_url:
+            from flows.prefect_server import start_local_server  # noqa: PLC0415
+
+            typer.echo("prefect: starting a local server ...")
+            server = start_local_server(current.state_dir)
+            stack.callback(server.stop)
+            api_url, ui_url = server.api_url, server.ui_url
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
+        stack.callback(_flush_prefect_logs)  # before the server stops: no "Error logging to API"
+        typer.echo(f"prefect UI: {ui_url}")
+
+        from flows.capacity import capacity_flow  # noqa: PLC0415
+
+        result = capacity_flow()
+        typer.echo(
+            f"capacity: {result['metrics_written']} metrics recorded "
+            f"(ledger operation {result['operation_id']})"
+        )
+        log.info("first run complete", **result)
+        if once:
+            return
+        from flows.serving import serve_all  # noqa: PLC0415
+
+        typer.echo(f"serving every deployment on its schedule; open {ui_url} (Ctrl-C stops)")
+        serve_all()

@@ -1,0 +1,320 @@
+"""Materialized view refresh (replaces the seed's "View Refresh (every 15 minutes)" pg_cron job).
+
+Every materialized view of the tended schema (minus the policy's deny list, or only its allow
+list) is refreshed in dependency order: a view that reads another materialized view (directly or
+through ordinary views) refreshes after it. ``CONCURRENTLY`` when the view is populated and has a
+unique index over plain columns without a WHERE clause; otherwise a plain refresh (ACCESS
+EXCLUSIVE: readers wait) under a short ``lock_timeout``, with a warning that names the missing
+index. One run at a time (advisory lock; the deployment also cancels new runs while one runs).
+Per view: duration, rows and staleness into ``capacity_planning_metrics``. A failing view does not
+stop the others; the run ends Failed (ProblemsFound) when any failed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from prefect import flow, task
+from psycopg import sql
+
+from flows import capacity, ledger, locks, runtime, settings
+from flows.db import load_sql
+from flows.errors import ConfigError, ProblemsFound
+from flows.logs import get_logger
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+JOB = "views"
+
+
+@dataclass(frozen=True)
+class MatView:
+    name: str
+    populated: bool
+    unique_index: str | None
+    depends_on: tuple[str, ...]
+
+    @property
+    def concurrent(self) -> bool:
+        """REFRESH ... CONCURRENTLY needs a populated view and a usable unique index."""
+        return self.populated and self.unique_index is not None
+
+    def warning(self) -> str | None:
+        if self.unique_index is None:
+            return (
+                f"materialized view {self.name} has no unique index over plain columns without a WHERE"
+                f" clause (e.g. CREATE UNIQUE INDEX {self.name}_key ON {self.name} (<key columns>)):"
+                " refreshed without CONCURRENTLY, which blocks its readers"
+            )
+        if not self.populated:
+            return f"materialized view {self.name} is not populated: first refresh is a plain one"
+        return None
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    view: str
+    status: str  # refreshed | failed
+    mode: str  # concurrently | plain
+    duration_ms: float
+    rows: int | None
+    staleness_seconds: float | None
+    finished_at: datetime
+    error: str | None = None
+    warning: str | None = None
+
+
+def discover(conn: Conn, schema: str = "public") -> list[MatView]:
+    rows = conn.execute(load_sql("queries/views/matviews.sql"), {"schema": schema}).fetchall()
+    return [MatView(str(r[0]), bool(r[1]), r[2], tuple(r[3])) for r in rows]
+
+
+def select_views(
+    views: list[MatView], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
+) -> list[MatView]:
+    """Apply the allow/deny lists; a name that is not a materialized view is a ConfigError."""
+    known = {v.name for v in views}
+    for listed, label in ((include, "include"), (exclude, "exclude")):
+        missing = sorted(set(listed) - known)
+        if missing:
+            raise ConfigError(f"views.{label} names {missing[0]!r}, which is not a materialized view")
+    return [v for v in views if (not include or v.name in include) and v.name not in exclude]
+
+
+def refresh_order(views: list[MatView]) -> list[MatView]:
+    """Topological order (dependencies first, ties by name); dependencies not selected are ignored."""
+    by_name = {v.name: v for v in views}
+    pending = {v.name: {d for d in v.depends_on if d in by_name} for v in views}
+    ordered: list[MatView] = []
+    while pending:
+        ready = sorted(name for name, deps in pending.items() if not deps)
+        if not ready:
+            raise ConfigError(f"materialized views depend on each other in a cycle: {sorted(pending)}")
+        for name in ready:
+            ordered.append(by_name[name])
+            del pending[name]
+        for deps in pending.values():
+            deps.difference_update(ready)
+    return ordered
+
+
+def plan(conn: Conn, policy: settings.ViewsPolicy) -> list[MatView]:
+    return refresh_order(select_views(discover(conn, policy.schema_name), policy.include, policy.exclude))
+
+
+def last_successes(conn: Conn, names: list[str]) -> dict[str, datetime]:
+    rows = conn.execute(load_sql("queries/views/last_success.sql"), {"views": names}).fetchall()
+    return {str(r[0]): r[1] for r in rows}
+
+
+def _now(conn: Conn) -> datetime:
+    row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def refresh_view(
+    conn: Conn, view: MatView, *, schema: str, lock_timeout_ms: int, statement_timeout_ms: int
+) -> tuple[float, int]:
+    """Refresh one view in its own transaction; return (duration ms, rows now in the view)."""
+    ident = sql.Identifier(schema, view.name)
+    statement = (
+        sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}")
+        if view.concurrent
+        else sql.SQL("REFRESH MATERIALIZED VIEW {}")
+    ).format(ident)
+    with conn.transaction():
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_ms}ms",))
+        conn.execute("SELECT set_config('statement_timeout', %s, true)", (f"{statement_timeout_ms}ms",))
+        started = time.perf_counter()
+        conn.execute(statement)
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()
+    return duration_ms, int(row[0]) if row else 0
+
+
+def measurements(result: RefreshResult) -> list[capacity.Measurement]:
+    meta: dict[str, Any] = {"mode": result.mode, "status": result.status}
+    if result.error:
+        meta["error"] = result.error[:500]
+    out: list[capacity.Measurement] = []
+    if result.status == "refreshed":
+        out.append(
+            capacity.Measurement("view_refresh_ms", "view", result.view, result.duration_ms, "ms", meta)
+        )
+        out.append(
+            capacity.Measurement("view_rows", "view", result.view, float(result.rows or 0), "rows", meta)
+        )
+    else:
+        out.append(capacity.Measurement("view_refresh_failed", "view", result.view, 1.0, "count", meta))
+    if result.staleness_seconds is not None:
+        out.append(
+            capacity.Measurement(
+                "view_staleness_seconds", "view", result.view, result.staleness_seconds, "seconds", meta
+            )
+        )
+    return out
+
+
+def refresh_and_record(
+    conn: Conn,
+    view: MatView,
+    *,
+    policy: settings.ViewsPolicy,
+    flow_run_id: str | None = None,
+    operation_id: UUID | None = None,
+) -> RefreshResult:
+    """Refresh one view and record its metrics. A database error becomes a 'failed' result.
+
+    Staleness is the age of the data the refresh replaced: time since the last successful refresh
+    recorded by pgtender (unknown before the first one). For a failed view it is its data's age now.
+    """
+    log = get_logger(job=JOB, view=view.name)
+    warning = view.warning()
+    if warning:
+        log.warning("plain refresh", reason=warning)
+    previous = last_successes(conn, [view.name]).get(view.name)
+    started_at = _now(conn)
+    staleness = None if previous is None else (started_at - previous).total_seconds()
+    mode = "concurrently" if view.concurrent else "plain"
+    try:
+        duration_ms, rows = refresh_view(
+            conn,
+            view,
+            schema=policy.schema_name,
+            lock_timeout_ms=policy.lock_timeout_ms,
+            statement_timeout_ms=policy.statement_timeout_ms,
+        )
+    except psycopg.Error as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        log.error("refresh failed", error=message, mode=mode)
+        result = RefreshResult(
+            view.name,
+            "failed",
+            mode,
+            0.0,
+            None,
+            staleness,
+            _now(conn),
+            f"{type(exc).__name__}: {message}",
+            warning,
+        )
+    else:
+        log.info("refreshed", mode=mode, duration_ms=round(duration_ms, 1), rows=rows)
+        result = RefreshResult(
+            view.name, "refreshed", mode, duration_ms, rows, staleness, _now(conn), None, warning
+        )
+    capacity.record(
+        conn,
+        measurements(result),
+        measured_at=result.finished_at,
+        flow_run_id=flow_run_id,
+        operation_id=operation_id,
+    )
+    return result
+
+
+def refresh_all(
+    conn: Conn,
+    policy: settings.ViewsPolicy,
+    *,
+    flow_run_id: str | None = None,
+    operation_id: UUID | None = None,
+) -> list[RefreshResult]:
+    """Every selected view in dependency order; a failure does not stop the others."""
+    return [
+        refresh_and_record(conn, view, policy=policy, flow_run_id=flow_run_id, operation_id=operation_id)
+        for view in plan(conn, policy)
+    ]
+
+
+# --- Prefect -------------------------------------------------------------------------------------
+
+
+@task(
+    name="views-plan",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=runtime.retry_transient_only,
+    tags=["pgtender", JOB],
+)
+def plan_task() -> list[dict[str, Any]]:
+    policy = settings.current_policy().views
+    with runtime.connection() as conn:
+        return [{**asdict(v), "concurrent": v.concurrent, "warning": v.warning()} for v in plan(conn, policy)]
+
+
+@task(
+    name="views-refresh",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=runtime.retry_transient_only,
+    tags=["pgtender", JOB],
+    task_run_name="refresh-{name}",
+)
+def refresh_task(name: str, populated: bool, unique_index: str | None, operation_id: UUID) -> dict[str, Any]:
+    from prefect import get_run_logger  # noqa: PLC0415 - run context
+
+    policy = settings.current_policy().views
+    view = MatView(name, populated, unique_index, ())
+    with runtime.connection() as conn:
+        result = refresh_and_record(
+            conn, view, policy=policy, flow_run_id=runtime.current_flow_run_id(), operation_id=operation_id
+        )
+    if result.warning:
+        get_run_logger().warning(result.warning)
+    if result.error:
+        get_run_logger().error("%s: %s", name, result.error)
+    out = asdict(result)
+    out["finished_at"] = result.finished_at.isoformat()
+    return out
+
+
+@flow(name="views", log_prints=False)
+def views_flow(dry_run: bool = False) -> dict[str, Any]:
+    """Refresh the managed materialized views in dependency order, never two runs at once."""
+    log = get_logger(job=JOB)
+    with runtime.connection() as lock_conn, locks.job_lock(lock_conn, JOB) as got:
+        if not got:
+            reason = "previous views refresh is still running (advisory lock held): this run is skipped"
+            op = ledger.start_operation(
+                lock_conn, JOB, params={"dry_run": dry_run}, flow_run_id=runtime.current_flow_run_id()
+            )
+            ledger.skip_operation(lock_conn, op.operation_id, reason)
+            log.warning("skipped", reason=reason)
+            return {"operation_id": str(op.operation_id), "skipped": True, "reason": reason}
+        with runtime.ledger_entry(JOB, {"dry_run": dry_run}) as op:
+            planned = plan_task()
+            op.counts["views"] = len(planned)
+            if dry_run:
+                for item in planned:
+                    log.info("would refresh", view=item["name"], concurrent=item["concurrent"])
+                return {"operation_id": str(op.operation_id), "dry_run": True, "plan": planned}
+            results = [
+                refresh_task(item["name"], item["populated"], item["unique_index"], op.operation_id)
+                for item in planned
+            ]
+            failed = [r["view"] for r in results if r["status"] == "failed"]
+            op.counts.update(
+                refreshed=len(results) - len(failed),
+                failed=len(failed),
+                plain=sum(1 for r in results if r["mode"] == "plain"),
+            )
+            log.info("views refreshed", refreshed=len(results) - len(failed), failed=failed)
+            if failed:
+                raise ProblemsFound(
+                    f"{len(failed)} materialized view(s) failed to refresh: {', '.join(failed)}"
+                )
+    return {
+        "operation_id": str(op.operation_id),
+        "skipped": False,
+        "refreshed": len(results) - len(failed),
+        "failed": failed,
+        "views": results,
+        "warnings": [r["warning"] for r in results if r["warning"]],
+    }

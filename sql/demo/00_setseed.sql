@@ -1,0 +1,1 @@
+SELECT setseed(%(seed_fraction)s::double precision)

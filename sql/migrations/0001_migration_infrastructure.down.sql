@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS pgtender_operations;
+DROP TABLE IF EXISTS schema_migrations;

@@ -1,0 +1,423 @@
+"""Backfill: validation, day-by-day idempotent and resumable runs, locks, the flow and the CLI."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from flows import backfill, db, settings
+from flows.errors import ConfigError, InfrastructureError
+from tests.conftest import Database
+
+TODAY = date(2026, 6, 15)
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_real_stderr() -> Iterator[None]:
+    """The CLI configures logging onto capsys's stderr: point it back at the real one afterwards."""
+    yield
+    from flows.logs import configure_logging
+
+    configure_logging()
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _days_back(n: int) -> str:
+    return (_today() - timedelta(days=n)).isoformat()
+
+
+def _policy(**backfill_options: Any) -> settings.Policy:
+    return settings.Policy(backfill=settings.BackfillPolicy(**backfill_options))
+
+
+def _write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    config = tmp_path / "pgtender.toml"
+    config.write_text(text)
+    monkeypatch.setenv("PGTENDER_CONFIG", str(config))
+
+
+def _current_quality(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """(current rows, (check, window) pairs with more than one current row)."""
+    row = conn.execute(
+        "SELECT count(*), count(*) - count(DISTINCT (check_name, target, window_start, window_end))"
+        " FROM data_quality_checks WHERE is_current AND starts_with(check_name, 'quality.')"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _item_rows(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str, str | None]]:
+    return [
+        (r[0], r[1], r[2], r[3])
+        for r in conn.execute(
+            "SELECT params->>'job', params->>'day', status, counts->>'outcome' FROM pgtender_operations"
+            " WHERE job = 'backfill' AND params ? 'item' ORDER BY started_at, params->>'day'"
+        ).fetchall()
+    ]
+
+
+# ---------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "jobs", "message"),
+    [
+        ("2026-06-10", "2026-06-09", None, "--start 2026-06-10 is after --end 2026-06-09"),
+        ("2026-06-10", "2026-06-16", None, "--end 2026-06-16 is in the future"),
+        ("2026-02-30", "2026-03-01", None, "--start '2026-02-30' is not a valid calendar date"),
+        ("June 1", "2026-06-01", None, "--start must be a date YYYY-MM-DD"),
+        ("2026-01-01", "2026-06-01", None, "152 days exceed backfill.max_days = 92; use --force"),
+        ("2026-06-01", "2026-06-02", "quality,nope", "unknown backfill job 'nope'"),
+        ("2026-06-01", "2026-06-02", " , ", "--jobs is empty"),
+    ],
+)
+def test_validation_names_the_problem_in_one_line(
+    start: str, end: str, jobs: str | None, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        backfill.validate(start, end, jobs, today=TODAY)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_validation_accepts_force_and_orders_jobs() -> None:
+    request = backfill.validate(
+        "2026-01-01", "2026-06-15", "views,capacity,partitions", force=True, today=TODAY
+    )
+    assert request.jobs == ("partitions", "capacity", "views")
+    assert len(request.days) == 166
+    items = request.items()
+    assert items[0] == backfill.Item("partitions", "range") and items[-1] == backfill.Item("views", "range")
+    assert [i.day for i in items[1:4]] == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    default = backfill.validate("2026-06-14", "2026-06-15", None, today=TODAY)
+    assert default.jobs == ("quality", "capacity")
+    assert (
+        default.key == backfill.validate("2026-06-14", "2026-06-15", ["capacity", "quality"], today=TODAY).key
+    )
+    assert default.key != backfill.validate("2026-06-13", "2026-06-15", None, today=TODAY).key
+    small = backfill.validate(
+        "2026-06-14", "2026-06-15", None, today=TODAY, policy=settings.BackfillPolicy(max_days=2)
+    )
+    assert small.days == [date(2026, 6, 14), date(2026, 6, 15)]
+
+
+def test_chunks_keep_range_jobs_apart() -> None:
+    request = backfill.validate("2026-06-01", "2026-06-05", "quality,partitions,views", today=TODAY)
+    parts = backfill.chunks(request.items(), 2)
+    assert [[(i.job, i.day) for i in p] for p in parts] == [
+        [("partitions", "range")],
+        [("quality", "2026-06-01"), ("quality", "2026-06-02")],
+        [("quality", "2026-06-03"), ("quality", "2026-06-04")],
+        [("quality", "2026-06-05")],
+        [("views", "range")],
+    ]
+
+
+def test_cli_bad_request_exits_2_and_changes_nothing(
+    migrated_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.cli import main
+
+    future = (_today() + timedelta(days=1)).isoformat()
+    for args in (
+        ["--start", _days_back(1), "--end", future],
+        ["--start", _days_back(1), "--end", _days_back(2)],
+        ["--start", _days_back(2), "--end", _days_back(1), "--jobs", "quality,retention"],
+        ["--start", _days_back(200), "--end", _days_back(1)],
+    ):
+        with pytest.raises(SystemExit) as caught:
+            main(["backfill", *args])
+        assert caught.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("pgtender: ") and "\n" not in err
+    assert migrated_db.scalar("SELECT count(*) FROM pgtender_operations") == 0
+    assert migrated_db.scalar("SELECT count(*) FROM data_quality_checks") == 0
+
+
+# ---------------------------------------------------------------- the plain core
+
+
+def test_backfill_is_idempotent_and_resumable(demo_db: Database) -> None:
+    policy = _policy(chunk_days=2)
+    request = backfill.validate(_days_back(4), _days_back(2), "quality,capacity")
+    with db.connect(demo_db.dsn, autocommit=True) as conn:
+        # An interrupted run: stop after the third item (the listener raises, like Ctrl-C would).
+        seen: list[str] = []
+
+        def stop(result: backfill.ItemResult, finished: int, total: int) -> None:
+            seen.append(f"{result.job} {result.day} {result.outcome} {finished}/{total}")
+            if finished == 3:
+                raise KeyboardInterrupt
+
+        with backfill.progress_listener(stop), pytest.raises(KeyboardInterrupt):
+            backfill.backfill(conn, request, policy=policy)
+        assert seen[-1].endswith("3/6") and len(seen) == 3
+        first_items = _item_rows(conn)
+        assert [(j, d) for j, d, _, _ in first_items] == [
+            ("quality", _days_back(4)),
+            ("capacity", _days_back(4)),
+            ("quality", _days_back(3)),
+        ]
+        assert all(status == "completed" for _, _, status, _ in first_items)
+        current_after_three, dup = _current_quality(conn)
+        assert dup == 0 and current_after_three > 0
+
+        # Resume: the three finished items are skipped, the other three run.
+        summary = backfill.backfill(conn, request, policy=policy)
+        assert summary["items"] == 6
+        assert summary["outcomes"].get("skipped") == 3
+        assert sum(summary["outcomes"].get(k, 0) for k in ("done", "problems")) == 3
+        assert len(_item_rows(conn)) == 6
+        current, dup = _current_quality(conn)
+        assert dup == 0
+        windows = conn.execute(
+            "SELECT count(DISTINCT window_start) FROM data_quality_checks"
+            " WHERE is_current AND starts_with(check_name, 'quality.')"
+        ).fetchone()
+        assert windows is not None and windows[0] == 3
+        projections = conn.execute(
+            "SELECT count(DISTINCT measured_at) FROM capacity_planning_metrics"
+            " WHERE metric_name LIKE '%%_projected' AND measured_at = ANY(%s)",
+            ([backfill.day_end(date.fromisoformat(_days_back(n))) for n in (2, 3, 4)],),
+        ).fetchone()
+        assert projections is not None and projections[0] in (0, 3)  # 0: demo history too short
+
+        # Everything done: a re-run does nothing; --force redoes every day, still one current row each.
+        again = backfill.backfill(conn, request, policy=policy)
+        assert again["outcomes"] == {"skipped": 6}
+        superseded_before = conn.execute(
+            "SELECT count(*) FROM data_quality_checks WHERE NOT is_current"
+        ).fetchone()
+        forced = backfill.backfill(
+            conn, backfill.Request(request.start, request.end, request.jobs, True), policy=policy
+        )
+        assert "skipped" not in forced["outcomes"] and forced["items"] == 6
+        assert _current_quality(conn) == (current, 0)
+        superseded_after = conn.execute(
+            "SELECT count(*) FROM data_quality_checks WHERE NOT is_current"
+        ).fetchone()
+        assert superseded_before is not None and superseded_after is not None
+        assert superseded_after[0] == superseded_before[0] + current
+    # The table: days x jobs.
+    assert [r["day"] for r in forced["table"]] == [_days_back(4), _days_back(3), _days_back(2)]
+    assert set(forced["table"][0]) == {"day", "quality", "capacity"}
+
+
+def test_held_job_lock_makes_items_busy_then_resume_finishes(demo_db: Database) -> None:
+    policy = _policy(lock_wait_seconds=0.3)
+    request = backfill.validate(_days_back(2), _days_back(1), "quality,capacity")
+    with db.connect(demo_db.dsn, autocommit=True) as holder, db.connect(demo_db.dsn, autocommit=True) as conn:
+        # A scheduled quality run holds the job lock (the one quality_flow takes).
+        from flows import locks
+
+        with locks.job_lock(holder, "quality") as got:
+            assert got
+            summary = backfill.backfill(conn, request, policy=policy)
+        assert summary["outcomes"] == {"busy": 2, "done": 2}
+        assert [r["quality"] for r in summary["table"]] == ["busy", "busy"]
+        assert _current_quality(conn)[0] == 0  # no quality work happened under the held lock
+        with pytest.raises(InfrastructureError, match="2 busy; run the same command again to resume"):
+            backfill.raise_for(summary)
+        statuses = {(j, d): s for j, d, s, _ in _item_rows(conn)}
+        assert statuses[("quality", _days_back(1))] == "skipped"
+
+        # A scheduled run that finishes while the backfill waits: the item runs after it.
+        lock_taken = threading.Event()
+
+        def hold_briefly() -> None:
+            with db.connect(demo_db.dsn, autocommit=True) as other, locks.job_lock(other, "quality"):
+                lock_taken.set()
+                threading.Event().wait(0.5)
+
+        worker = threading.Thread(target=hold_briefly)
+        worker.start()
+        lock_taken.wait(5)
+        waited = backfill.backfill(conn, request, policy=_policy(lock_wait_seconds=30))
+        worker.join()
+        assert waited["outcomes"].get("skipped") == 2  # capacity items from the first run
+        assert sum(waited["outcomes"].get(k, 0) for k in ("done", "problems")) == 2
+        assert _current_quality(conn)[0] > 0 and _current_quality(conn)[1] == 0
+
+
+def test_range_jobs_run_once_around_the_days(demo_db: Database) -> None:
+    request = backfill.validate(_days_back(2), _days_back(1), "partitions,quality,views")
+    with db.connect(demo_db.dsn, autocommit=True) as conn:
+        summary = backfill.backfill(conn, request, policy=_policy())
+        order = [(j, d) for j, d, _, _ in _item_rows(conn)]
+        assert order == [
+            ("partitions", "range"),
+            ("quality", _days_back(2)),
+            ("quality", _days_back(1)),
+            ("views", "range"),
+        ]
+        assert summary["table"][0]["views"] == summary["table"][1]["views"] == "done"
+        assert summary["table"][0]["partitions"] == "done"
+        refreshed = conn.execute(
+            "SELECT count(*) FROM capacity_planning_metrics WHERE metric_name = 'view_refresh_ms'"
+        ).fetchone()
+        assert refreshed is not None and refreshed[0] >= 1
+    text = backfill.table_markdown(
+        request,
+        {backfill.Item(r["job"], r["day"]): backfill.ItemResult(**r) for r in _summary_items(summary)},
+    )
+    assert "| day | partitions | quality | views |" in text and "once for the whole range" in text
+
+
+def _summary_items(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for row in summary["table"]:
+        for job in summary["jobs"]:
+            day = "range" if job in ("partitions", "views") else row["day"]
+            out.append({"job": job, "day": day, "outcome": row[job]})
+    return out
+
+
+# ---------------------------------------------------------------- the flow and the CLI
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_flow_progress_and_table_artifacts(demo_db: Database) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    state = backfill.backfill_flow(
+        start=_days_back(3), end=_days_back(1), jobs=["capacity"], return_state=True
+    )
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["outcomes"] == {"done": 3}
+    with demo_db.connect() as conn:
+        ops = conn.execute(
+            "SELECT status, counts, flow_run_id FROM pgtender_operations"
+            " WHERE job = 'backfill' AND NOT params ? 'item'"
+        ).fetchall()
+        items = conn.execute(
+            "SELECT count(*) FROM pgtender_operations WHERE job = 'backfill' AND params->>'parent' IS NOT NULL"
+        ).fetchone()
+    assert len(ops) == 1 and ops[0][0] == "completed" and ops[0][1]["done"] == 3
+    assert items is not None and items[0] == 3
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[ops[0][2]]))
+        )
+    by_key = {a.key: a for a in arts}
+    assert (
+        by_key["backfill-progress"].type == "progress"
+        and float(str(by_key["backfill-progress"].data)) == 100.0
+    )
+    assert by_key["backfill-outcomes"].type == "table" and _days_back(2) in str(
+        by_key["backfill-outcomes"].data
+    )
+    assert "backfill-summary" in by_key
+
+    bad = backfill.backfill_flow(start=_days_back(1), end=_days_back(3), return_state=True)
+    assert bad.is_failed() and isinstance(bad.result(raise_on_failure=False), ConfigError)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_cli_local_run_shows_progress_and_table(
+    demo_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.cli import main
+
+    args = ["backfill", "--start", _days_back(2), "--end", _days_back(1), "--jobs", "capacity"]
+    main(args)  # returns: exit 0
+    out = capsys.readouterr().out
+    assert "day" in out and "capacity" in out and _days_back(2) in out and "2 items: done 2" in out
+    # The same command again resumes: nothing left to do.
+    main(args)
+    assert "2 items: skipped 2" in capsys.readouterr().out
+
+
+def test_config_file_sets_max_days(
+    migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_config(tmp_path, monkeypatch, "[backfill]\nmax_days = 2\n")
+    policy = settings.current_policy()
+    assert policy.backfill.max_days == 2
+    with pytest.raises(ConfigError, match=r"3 days exceed backfill\.max_days = 2"):
+        backfill.validate(_days_back(3), _days_back(1), policy=policy.backfill)
+    _write_config(tmp_path, monkeypatch, "[backfill]\nmax_dayz = 2\n")
+    with pytest.raises(ConfigError, match=r"backfill\.max_dayz"):
+        settings.current_policy()
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_cli_triggers_the_deployment_and_watches_it(
+    demo_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--deployment --watch: a flow run of the backfill deployment, followed to its end state.
+
+    The flow run is executed here (run_flow on the triggered run) where a worker would pick it up.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow
+
+    from flows.cli import main
+
+    deployment_id = backfill.backfill_flow.to_deployment(name="backfill").apply()
+    # Bad input: rejected before any flow run is created.
+    with pytest.raises(SystemExit) as caught:
+        main(["backfill", "--start", _days_back(1), "--end", _days_back(3), "--deployment"])
+    assert caught.value.code == 2
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_runs() == [] or all(
+            r.deployment_id != deployment_id for r in client.read_flow_runs()
+        )
+
+    lines: list[str] = []
+    errors: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            backfill.cli_deployment(
+                _days_back(2),
+                _days_back(1),
+                "capacity",
+                False,
+                watch=True,
+                name="backfill/backfill",
+                echo=lines.append,
+                poll_seconds=0.2,
+            )
+        except BaseException as exc:  # handed to the test thread
+            errors.append(exc)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    for _ in range(200):
+        if lines:
+            break
+        threading.Event().wait(0.05)
+    assert lines and lines[0].startswith("triggered backfill/backfill: flow run ")
+    run_id = lines[0].rsplit("(", 1)[1].rstrip(")")
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(run_id)
+    assert flow_run.parameters == {
+        "start": _days_back(2),
+        "end": _days_back(1),
+        "jobs": ["capacity"],
+        "force": False,
+    }
+    state = run_flow(
+        backfill.backfill_flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+    )
+    watcher.join(60)
+    assert not watcher.is_alive() and errors == []
+    assert state is not None and state.is_completed()  # type: ignore[union-attr]
+    assert lines[-1].endswith(": Completed")
+    assert (
+        demo_db.scalar(
+            "SELECT count(*) FROM pgtender_operations WHERE job = 'backfill' AND params ? 'item' AND status = 'completed'"
+        )
+        == 2
+    )

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows import migrations
+from flows.cli import main
+from tests.catalog import fingerprint
+from tests.conftest import Database
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args])
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err
+
+
+def test_migrate_status_rollback_commands(empty_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
+    latest = migrations.discover()[-1]
+    code, out, _ = run_cli(["migrate", "--dry-run"], capsys)
+    assert code == 0
+    assert f"would run   up {latest.version:04d} {latest.name}" in out
+    assert empty_db.scalar("SELECT to_regclass('schema_migrations')") is None
+
+    code, out, _ = run_cli(["migrate"], capsys)
+    assert code == 0 and f"ran   up {latest.version:04d}" in out
+    code, out, _ = run_cli(["status"], capsys)
+    assert code == 0
+    assert f"version {latest.version} of {latest.version}" in out
+    assert "0001  applied" in out
+
+    code, out, _ = run_cli(["rollback", "--to", "0"], capsys)
+    assert code == 0 and "ran down 0001 migration_infrastructure" in out
+    code, out, _ = run_cli(["status"], capsys)
+    assert "version 0 of" in out and "0001  pending" in out
+
+
+def test_bad_config_file_exits_2_with_one_line(
+    migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "pgtender.toml"
+    config.write_text("[database]\nlock_timeout_ms = 100\nlock_timeot_ms = 5\n")
+    monkeypatch.setenv("PGTENDER_CONFIG", str(config))
+    with migrated_db.connect() as conn:
+        before = fingerprint(conn)
+    code, _out, err = run_cli(["migrate"], capsys)
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "database.lock_timeot_ms" in err and "Extra inputs are not permitted" in err
+    with migrated_db.connect() as conn:
+        assert fingerprint(conn) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("[database\n", "not valid TOML"),
+        ("[database]\nlock_timeout_ms = -1\n", "database.lock_timeout_ms"),
+        ("[nonsense]\nx = 1\n", "nonsense"),
+    ],
+)
+def test_malformed_configs(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: str,
+    needle: str,
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    monkeypatch.setenv("PGTENDER_CONFIG", str(config))
+    monkeypatch.setenv("PGTENDER_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    code, _, err = run_cli(["status"], capsys)
+    assert code == 2
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PGTENDER_CONFIG", str(tmp_path / "nope.toml"))
+    code, _, err = run_cli(["status"], capsys)
+    assert code == 2 and "does not exist" in err
+
+
+def test_malformed_dsn_exits_2_and_masks_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PGTENDER_DATABASE_URL", "postgresql://admin:hunter2@127.0.0.1:5432/db?bogus_option=1")
+    code, out, err = run_cli(["status"], capsys)
+    assert code == 2
+    assert "hunter2" not in out + err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_database_exits_2_and_masks_password(
+    server_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from psycopg import conninfo
+
+    dsn = conninfo.make_conninfo(server_dsn, dbname="pgtender_no_such_db", password="s3cr3t-pw")
+    monkeypatch.setenv("PGTENDER_DATABASE_URL", dsn)
+    code, out, err = run_cli(["status"], capsys)
+    assert code == 2
+    assert "s3cr3t-pw" not in out + err
+    assert "pgtender_no_such_db" in err
+
+
+def test_unreachable_server_exits_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PGTENDER_DATABASE_URL", "postgresql://u:topsecret@127.0.0.1:1/x")
+    code, out, err = run_cli(["status"], capsys)
+    assert code == 3
+    assert "topsecret" not in out + err
+    assert "cannot connect to 127.0.0.1:1/x" in err
+
+
+def test_unknown_job_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["run", "no-such-job"], capsys)
+    assert code == 2 and "unknown job 'no-such-job'" in err
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = run_cli(["rollback"], capsys)
+    assert code == 2

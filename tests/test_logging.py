@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import structlog
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flows.logs import configure_logging, get_logger
+from flows.masking import mask_secrets
+
+passwords = st.text(
+    alphabet=st.characters(blacklist_characters="@/ \t\n\r:&;'", blacklist_categories=("Cs", "Cc", "Z")),
+    min_size=1,
+    max_size=30,
+)
+
+
+@given(password=passwords)
+def test_uri_passwords_never_survive_masking(password: str) -> None:
+    url = f"postgresql://app:{password}@db.internal:5432/analytics"
+    masked = mask_secrets(url)
+    assert masked == "postgresql://app:***@db.internal:5432/analytics"
+
+
+@given(password=passwords)
+def test_keyword_passwords_never_survive_masking(password: str) -> None:
+    masked = mask_secrets(f"host=db user=app password={password} dbname=x")
+    assert masked == "host=db user=app password=*** dbname=x"
+
+
+def test_log_lines_are_masked_json(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(json=True)
+    try:
+        log = get_logger(job="capacity")
+        with structlog.contextvars.bound_contextvars(run_id="r-1", table="learning_events"):
+            log.info(
+                "connecting", dsn="postgresql://app:hunter2@db:5432/x", nested={"url": "password=hunter2"}
+            )
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:
+        structlog.reset_defaults()
+    assert "hunter2" not in line
+    record = json.loads(line)
+    assert record["dsn"] == "postgresql://app:***@db:5432/x"
+    assert record["run_id"] == "r-1" and record["table"] == "learning_events" and record["job"] == "capacity"
+
+
+def test_capture_logs_sees_structured_events() -> None:
+    with structlog.testing.capture_logs() as logs:
+        get_logger(job="views").warning("missing unique index", view="mv_x")
+    assert logs == [{"job": "views", "view": "mv_x", "event": "missing unique index", "log_level": "warning"}]

@@ -1,0 +1,443 @@
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from checks import Suite, all_suites, between, not_null
+from flows import db, quality, settings
+from flows.errors import ConfigError, ProblemsFound
+from flows.quality_sql import build_scan
+from tests import quality_fixtures as fx
+from tests.conftest import Database
+
+DAY = datetime.now(UTC).date() - timedelta(days=2)  # inside the migrated partitions, fully in the past
+
+
+def _window(day: date = DAY) -> quality.Window:
+    return quality.day_window(day, datetime.now(UTC))
+
+
+def _policy(**kw: Any) -> settings.QualityPolicy:
+    return settings.QualityPolicy(**kw)
+
+
+def _by_key(run: quality.SuiteRun) -> dict[str, quality.Outcome]:
+    return {o.key: o for o in run.outcomes}
+
+
+def _current(conn: psycopg.Connection[Any], suite: str, day: date = DAY) -> dict[str, tuple[Any, ...]]:
+    rows = conn.execute(
+        "SELECT check_name, status, observed_value, unexpected_count, unexpected_percent, sample, score,"
+        "       expected, details"
+        "  FROM data_quality_checks WHERE is_current AND suite = %s AND window_start = %s",
+        (suite, fx.day_start(day)),
+    ).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+# ---------------------------------------------------------------- input
+
+
+def test_parse_day_and_suite_selection() -> None:
+    assert quality.parse_day("2026-11-20") == date(2026, 11, 20)
+    assert quality.parse_day(None, today=date(2026, 3, 1)) == date(2026, 2, 28)
+    for bad in ("2026-13-01", "2026-02-30", "yesterday", "20261120", "2026-11-20; DROP TABLE x"):
+        with pytest.raises(ConfigError, match="--day"):
+            quality.parse_day(bad)
+    with pytest.raises(ConfigError, match="in the future"):
+        quality.parse_day("2026-11-21", today=date(2026, 11, 20))
+    assert quality.parse_day("2026-11-20", today=date(2026, 11, 20)) == date(2026, 11, 20)
+    with pytest.raises(ConfigError, match="unknown quality suite 'nope'"):
+        quality.select_suites("nope", _policy())
+    with pytest.raises(ConfigError, match=r"quality\.suites\.typo"):
+        quality.select_suites(None, _policy(suites={"typo": settings.QualitySuitePolicy()}))
+    names = [s.name for s in quality.select_suites(None, _policy())]
+    for family in (
+        "learning_events",
+        "system_performance_metrics",
+        "ml_models",
+        "model_evaluations",
+        "predictions",
+        "evolution_individuals",
+        "llm_interactions",
+        "pattern_occurrences",
+    ):
+        assert family in names
+    off = _policy(suites={"ml_models": settings.QualitySuitePolicy(enabled=False)})
+    assert "ml_models" not in [s.name for s in quality.select_suites(None, off)]
+    assert [s.name for s in quality.select_suites("ml_models", off)] == ["ml_models"]
+
+
+def test_sqlalchemy_url_for_tcp_and_socket_dsns() -> None:
+    from flows.gx_runtime import sqlalchemy_url
+
+    tcp = sqlalchemy_url("postgresql://bob:s%40cret@db.example:6543/app?sslmode=require")
+    assert tcp.drivername == "postgresql+psycopg"
+    assert (tcp.username, tcp.password, tcp.host, tcp.port, tcp.database) == (
+        "bob",
+        "s@cret",
+        "db.example",
+        6543,
+        "app",
+    )
+    assert tcp.query["sslmode"] == "require"
+    sock = sqlalchemy_url("postgresql://postgres:@/postgres?host=/tmp/pg%20sock")
+    assert sock.host is None and sock.database == "postgres" and sock.query["host"] == "/tmp/pg sock"
+    kv = sqlalchemy_url("host=/run/pg dbname=x user=u port=5433")
+    assert kv.query["host"] == "/run/pg" and kv.query["port"] == "5433" and kv.database == "x"
+    with pytest.raises(ConfigError):
+        sqlalchemy_url("postgresql://h:notaport/x?bogus_option=1")
+
+
+def test_no_gx_import_at_module_import() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, flows.quality, checks; print('great_expectations' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------- planted defects
+
+
+def test_learning_events_planted_defects_exact_counts(migrated_db: Database) -> None:
+    suite = all_suites()["learning_events"]
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        fx.history(conn, DAY)
+        fx.clean_events(conn, DAY)
+        fx.defective_events(conn, DAY)
+        run = quality.evaluate_suite(conn, suite, _window(), _policy())
+    assert run.row_count == fx.LE_BAD_TOTAL
+    out = _by_key(run)
+    expected_failures = {
+        "session_id_not_null": 3,
+        "event_type_in_set": 4,
+        "id_unique": 4,
+        "ingested_at_not_in_future": 6,
+    }
+    for key, count in expected_failures.items():
+        assert out[key].status == "failed", key
+        assert out[key].unexpected_count == count, key
+        assert out[key].unexpected_percent == pytest.approx(count / fx.LE_BAD_TOTAL * 100), key
+        assert out[key].sample, key
+    assert out["model_id_references_ml_models"].status == "failed"
+    assert out["model_id_references_ml_models"].observed_value == 5
+    assert len(out["model_id_references_ml_models"].sample or []) == 5
+    assert {s["value"] for s in out["event_type_in_set"].sample or []} == {"bogus_evt"}
+    assert len(out["id_unique"].sample or []) == 2 and all(
+        s["count"] == 2 for s in out["id_unique"].sample or []
+    )
+    for key in ("occurred_at_not_in_future", "source_in_set", "user_id_not_null", "occurred_at_fresh"):
+        assert out[key].status == "passed", key
+        assert out[key].sample is None
+    volume = out[quality.VOLUME_KEY]
+    assert volume.status == "passed" and volume.observed_value == fx.LE_BAD_TOTAL
+    assert volume.kwargs == {"min_value": 500, "max_value": 2000}
+    # weights: 13 in all, failing: event_type 2 + session 1 + ingested 1 + unique 2 + references 1
+    assert run.score == pytest.approx(100 * 6 / 13, abs=1e-3)
+    assert run.status == "failed"
+    assert run.details["partition"] == f"learning_events_p{DAY.replace(day=1):%Y%m%d}"
+
+
+def test_tenth_of_normal_volume_fails_the_band(migrated_db: Database) -> None:
+    suite = all_suites()["learning_events"]
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        fx.history(conn, DAY)
+        fx.clean_events(conn, DAY, rows=fx.CLEAN_ROWS // 10)
+        run = quality.evaluate_suite(conn, suite, _window(), _policy())
+    out = _by_key(run)
+    assert out[quality.VOLUME_KEY].status == "failed"
+    assert out[quality.VOLUME_KEY].observed_value == 100
+    assert out[quality.VOLUME_KEY].kwargs["min_value"] == 500
+    assert [o.key for o in run.outcomes if o.status != "passed"] == [quality.VOLUME_KEY]
+    assert run.score == pytest.approx(100 * 12 / 13, abs=1e-3)
+    assert run.status == "passed"  # 92.3 >= 90: one volume miss alone does not fail the day
+    strict = _policy(suites={"learning_events": settings.QualitySuitePolicy(weights={quality.VOLUME_KEY: 5})})
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        rerun = quality.evaluate_suite(conn, suite, _window(), strict)
+    assert rerun.score == pytest.approx(100 * 12 / 17, abs=1e-3) and rerun.status == "failed"
+
+
+def test_volume_band_learned_from_recorded_history(migrated_db: Database) -> None:
+    """Once earlier days are recorded, the band comes from their results, not from recounting."""
+    suite = all_suites()["learning_events"]
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        for back, rows in ((3, 400), (2, 600), (1, 800)):
+            fx.clean_events(conn, DAY - timedelta(days=back), rows=rows)
+            quality.run_suites(conn, [suite], _window(DAY - timedelta(days=back)), _policy())
+        # Remove the rows behind those results: only the recorded history can explain the band.
+        conn.execute("DELETE FROM learning_events")
+        fx.clean_events(conn, DAY, rows=1000)
+        low, high, details = quality.volume_band(conn, suite, _window(), _policy())
+    assert details["days_with_rows"] == 3 and details["median"] == 600
+    assert (low, high) == (300, 1200)
+
+
+def test_clean_day_passes_every_expectation(migrated_db: Database) -> None:
+    suite = all_suites()["learning_events"]
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        fx.history(conn, DAY)
+        fx.clean_events(conn, DAY)
+        run = quality.evaluate_suite(conn, suite, _window(), _policy())
+    assert run.row_count == fx.CLEAN_ROWS
+    assert [o.key for o in run.outcomes if o.status != "passed"] == []
+    assert run.score == 100.0 and run.status == "passed"
+
+
+def test_other_families_planted_defects(migrated_db: Database) -> None:
+    suites = all_suites()
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        fx.predictions(conn, DAY)
+        fx.pattern_occurrences(conn, DAY)
+        preds = _by_key(quality.evaluate_suite(conn, suites["predictions"], _window(), _policy()))
+        pats = _by_key(quality.evaluate_suite(conn, suites["pattern_occurrences"], _window(), _policy()))
+    assert preds["confidence_not_null"].unexpected_count == 2
+    assert preds["target_entity_type_in_set"].unexpected_count == 3
+    assert {s["value"] for s in preds["target_entity_type_in_set"].sample or []} == {"spaceship"}
+    assert preds["resolved_have_actual"].observed_value == 1
+    assert preds["confidence_between"].status == "passed"
+    assert pats["detected_once"].status == "failed" and pats["detected_once"].unexpected_count == 4
+    assert sorted(s["source_id"] for s in pats["detected_once"].sample or []) == ["f1", "f47"]
+    assert pats["confidence_between"].status == "passed"
+
+
+def test_fused_scan_agrees_with_gx(migrated_db: Database, state_dir: Path) -> None:
+    """The fused scan's success, counts and observed values are GX's own, expectation by expectation."""
+    from flows import gx_runtime
+
+    suites = all_suites()
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        fx.history(conn, DAY, days=1)
+        fx.clean_events(conn, DAY, rows=300)
+        fx.defective_events(conn, DAY)
+        fx.predictions(conn, DAY)
+        fx.pattern_occurrences(conn, DAY)
+        window = _window()
+        for name in ("learning_events", "predictions", "pattern_occurrences"):
+            suite = suites[name]
+            run = quality.evaluate_suite(conn, suite, window, _policy())
+            configs = [gx_runtime.expectation_configuration(o.exp, o.kwargs) for o in run.outcomes]
+            validation = gx_runtime.validate_with_gx(state_dir, migrated_db.dsn, suite, window, configs)
+            gx = {r.expectation_config.meta["pgtender_key"]: r for r in validation.results}
+            assert len(gx) == len(run.outcomes)
+            for outcome in run.outcomes:
+                res = gx[outcome.key]
+                assert not res.exception_info.get("raised_exception"), (name, outcome.key, res.exception_info)
+                assert res.success == outcome.success, (name, outcome.key, res.result, outcome.result)
+                for field in ("unexpected_count", "element_count", "unexpected_percent", "missing_count"):
+                    if field in res.result:
+                        assert outcome.result.get(field) == pytest.approx(res.result[field]), (
+                            name,
+                            outcome.key,
+                            field,
+                        )
+                if "observed_value" in res.result and outcome.type != "expect_column_max_to_be_between":
+                    assert outcome.observed_value == res.result["observed_value"], (name, outcome.key)
+
+
+# ---------------------------------------------------------------- empty windows, errors, GX path
+
+
+def test_day_without_partition_or_rows(migrated_db: Database) -> None:
+    old = date(2001, 1, 1)  # no partition: only the (empty) DEFAULT partition could hold it
+    suites = all_suites()
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        le = quality.evaluate_suite(conn, suites["learning_events"], _window(old), _policy())
+        po = quality.evaluate_suite(conn, suites["pattern_occurrences"], _window(old), _policy())
+    assert le.row_count == 0 and le.status == "failed" and le.score == 0.0
+    assert le.details["partition"] == "learning_events_default" and "no partition" in le.details["note"]
+    out = _by_key(le)
+    assert out[quality.VOLUME_KEY].status == "failed" and out[quality.VOLUME_KEY].observed_value == 0
+    assert {o.status for k, o in out.items() if k != quality.VOLUME_KEY} == {"skipped"}
+    assert po.status == "skipped" and po.score is None
+    assert {o.status for o in po.outcomes} == {"skipped"}
+
+
+def test_broken_expectation_is_an_error_row_not_a_pass(migrated_db: Database) -> None:
+    suite = Suite(
+        name="learning_events",
+        table="learning_events",
+        time_column="occurred_at",
+        expectations=(not_null("session_id"), not_null("no_such_column"), between("user_id", min_value=0)),
+    )
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        fx.clean_events(conn, DAY, rows=10)
+        run = quality.evaluate_suite(conn, suite, _window(), _policy())
+        quality.record(conn, run, flow_run_id=None)
+        rows = _current(conn, "learning_events")
+    out = _by_key(run)
+    assert out["session_id_not_null"].status == "passed"
+    assert out["no_such_column_not_null"].status == "error"
+    assert "no_such_column" in out["no_such_column_not_null"].details["error"]
+    assert out["user_id_between"].status == "error"  # text >= integer: a SQL error, not a pass
+    assert run.status == "failed" and run.score == pytest.approx(100 / 3, abs=1e-3)
+    assert rows["quality.learning_events.no_such_column_not_null"][0] == "error"
+
+
+def test_unsupported_type_runs_through_gx(migrated_db: Database, state_dir: Path) -> None:
+    from checks import Expectation
+
+    suite = Suite(
+        name="learning_events",
+        table="learning_events",
+        time_column="occurred_at",
+        expectations=(
+            Expectation(
+                "user_id_pattern",
+                "expect_column_values_to_match_regex",
+                {"column": "user_id", "regex": "^user_"},
+            ),
+            Expectation(
+                "bad_gx", "expect_column_values_to_match_regex", {"column": "missing_col", "regex": "x"}
+            ),
+        ),
+    )
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        fx.clean_events(conn, DAY, rows=20)
+        fx.defective_events(conn, DAY)  # adds rows with user_id 'u'
+
+        def runner(s: Suite, w: quality.Window, facts: list[Any]) -> list[quality.Outcome]:
+            return quality.gx_outcomes(state_dir, migrated_db.dsn, s, w, facts, sample_size=3)
+
+        run = quality.evaluate_suite(conn, suite, _window(), _policy(), gx_runner=runner)
+    out = _by_key(run)
+    pattern = out["user_id_pattern"]
+    assert pattern.engine == "gx" and pattern.status == "failed"
+    assert pattern.unexpected_count == 3 + 4 + 5 + 6  # every planted row but the duplicated ids
+    assert pattern.sample == ["u", "u", "u"]
+    assert out["bad_gx"].status == "error"
+
+
+def test_fused_scan_is_pruned_to_the_days_partition(migrated_db: Database) -> None:
+    suite = all_suites()["learning_events"]
+    window = _window()
+    scan = build_scan(suite, list(suite.expectations), window)
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + scan.query, scan.params).fetchone()
+    assert plan is not None
+    text = json.dumps(plan[0])
+
+    def relations(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            own = {node["Relation Name"]} if "Relation Name" in node else set()
+            return own.union(*(relations(v) for v in node.values()))
+        if isinstance(node, list):
+            return set().union(*(relations(v) for v in node))
+        return set()
+
+    scanned = {r for r in relations(plan[0]) if r.startswith("learning_events")}
+    assert scanned == {f"learning_events_p{DAY.replace(day=1):%Y%m%d}"}
+    assert "EXTRACT" not in text.upper()
+
+
+# ---------------------------------------------------------------- recording
+
+
+def test_rerun_keeps_one_current_row_per_check(migrated_db: Database) -> None:
+    suite = all_suites()["learning_events"]
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        fx.clean_events(conn, DAY)
+        fx.defective_events(conn, DAY)
+        first = quality.run_suites(conn, [suite], _window(), _policy())
+        second = quality.run_suites(conn, [suite], _window(), _policy())
+        rows = _current(conn, "learning_events")
+        total = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE is_current) FROM data_quality_checks WHERE suite = 'learning_events'"
+        ).fetchone()
+        dupes = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM data_quality_checks WHERE is_current"
+            " GROUP BY check_name, target, window_start, window_end HAVING count(*) > 1) d"
+        ).fetchone()[0]
+    n = len(first[0].outcomes) + 1
+    assert len(second[0].outcomes) + 1 == n == len(rows)
+    assert total == (2 * n, n) and dupes == 0
+    suite_row = rows["quality.learning_events"]
+    assert suite_row[0] == "failed" and suite_row[5] == pytest.approx(first[0].score)
+    status, observed, unexpected, pct, sample, _score, expected, details = rows[
+        "quality.learning_events.event_type_in_set"
+    ]
+    assert (status, observed, unexpected) == ("failed", 4, 4)
+    assert pct == pytest.approx(4 / fx.LE_BAD_TOTAL * 100)
+    assert (
+        expected["type"] == "expect_column_values_to_be_in_set" and "bogus_evt" not in expected["value_set"]
+    )
+    assert [s["value"] for s in sample] == ["bogus_evt"] * 4 and details["engine"] == "fused-scan"
+    ref = rows["quality.learning_events.model_id_references_ml_models"]
+    assert ref[6]["unexpected_rows_query"].startswith("SELECT * FROM {batch} WHERE")
+
+
+# ---------------------------------------------------------------- the Prefect flow
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_flow_threshold_decides_state_and_docs(
+    migrated_db: Database, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        fx.history(conn, DAY, days=1)
+        fx.clean_events(conn, DAY)
+        fx.defective_events(conn, DAY)
+
+    state = quality.quality_flow(day=DAY.isoformat(), suite="learning_events", return_state=True)
+    assert state.is_failed()
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, ProblemsFound) and "learning_events failed" in str(exc)
+
+    config = tmp_path / "policy.toml"
+    config.write_text("[quality]\nthreshold = 40\n", encoding="utf-8")
+    monkeypatch.setenv("PGTENDER_CONFIG", str(config))
+    state = quality.quality_flow(day=DAY.isoformat(), suite="learning_events", return_state=True)
+    assert state.is_completed(), state
+    result = state.result()
+    assert result["suites"][0]["status"] == "passed" and result["suites"][0]["score"] > 40
+    index = Path(result["data_docs"])
+    assert index.is_file() and index.parent == state_dir / "quality" / "data_docs"
+    assert "learning_events" in index.read_text(encoding="utf-8")
+    docs_text = "".join(p.read_text(encoding="utf-8", errors="replace") for p in index.parent.rglob("*.html"))
+    assert migrated_db.name in os.environ["PGTENDER_DATABASE_URL"] and "127.0.0.1:5432" not in docs_text
+
+    with migrated_db.connect() as conn:
+        ops = conn.execute(
+            "SELECT status, counts FROM pgtender_operations WHERE job = 'quality' ORDER BY started_at"
+        ).fetchall()
+        current = conn.execute(
+            "SELECT count(*), count(DISTINCT flow_run_id) FROM data_quality_checks"
+            " WHERE is_current AND suite = 'learning_events'"
+        ).fetchone()
+    assert [o[0] for o in ops] == ["failed", "completed"]
+    assert ops[1][1]["suites"] == 1 and ops[1][1]["rows_written"] == current[0] and current[1] == 1
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["quality-summary", "quality-data-docs"])
+            )
+        )
+    kinds = {a.key: a for a in arts}
+    assert "quality-summary" in kinds and "learning_events" in str(kinds["quality-summary"].data)
+    assert "quality-data-docs" in kinds and "index.html" in str(kinds["quality-data-docs"].data)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_flow_bad_input_is_config_error_and_changes_nothing(migrated_db: Database) -> None:
+    state = quality.quality_flow(day="2026-02-30", return_state=True)
+    assert state.is_failed() and isinstance(state.result(raise_on_failure=False), ConfigError)
+    state = quality.quality_flow(suite="no_such_suite", return_state=True)
+    assert isinstance(state.result(raise_on_failure=False), ConfigError)
+    with migrated_db.connect() as conn:
+        assert (
+            conn.execute("SELECT count(*) FROM pgtender_operations WHERE job = 'quality'").fetchone()[0] == 0
+        )
+        assert conn.execute("SELECT count(*) FROM data_quality_checks").fetchone()[0] == 0

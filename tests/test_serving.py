@@ -1,0 +1,191 @@
+"""Deployments (schedules, tags, concurrency, parameter forms) and the late-run rule."""
+
+from __future__ import annotations
+
+import inspect
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from flows import serving
+from flows.jobs import JOBS, get_flow
+
+
+@pytest.fixture
+def berlin_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "pgtender.toml"
+    path.write_text('[report]\ntimezone = "Europe/Berlin"\n', encoding="utf-8")
+    monkeypatch.setenv("PGTENDER_CONFIG", str(path))
+
+
+def _by_name() -> dict[str, Any]:
+    return {d.name: d for d in serving.deployments()}
+
+
+@pytest.mark.usefixtures("berlin_policy")
+def test_one_deployment_per_job_with_schedule_tags_and_concurrency() -> None:
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+
+    deps = _by_name()
+    assert sorted(deps) == sorted(JOBS)
+    for job, dep in deps.items():
+        assert dep.flow_name == get_flow(job).name  # type: ignore[attr-defined]
+        assert {"pgtender", job} <= set(dep.tags)
+        assert dep.concurrency_limit == 1, job
+        expected = (
+            ConcurrencyLimitStrategy.CANCEL_NEW
+            if job in {"views", "health"}
+            else ConcurrencyLimitStrategy.ENQUEUE
+        )
+        assert dep.concurrency_options.collision_strategy == expected, job
+        assert dep.description, job
+        if job not in serving.SCHEDULES:
+            assert not dep.schedules, f"{job} is on demand"
+            continue
+        (schedule,) = dep.schedules
+        assert schedule.schedule.cron == serving.SCHEDULES[job]
+        assert schedule.schedule.timezone == ("Europe/Berlin" if job == "report" else "UTC"), job
+    assert deps["report"].schedules[0].schedule.cron == "0 8 * * 1"
+    assert deps["partitions"].schedules[0].schedule.cron == "5 0 * * *"
+    assert {"maintenance"} <= set(deps["retention"].tags)
+
+
+def test_parameter_models_match_flow_signatures() -> None:
+    assert sorted(serving.PARAMETERS) == sorted(JOBS), "every job has a form"
+    for job, model in serving.PARAMETERS.items():
+        assert sorted(model.model_fields) == sorted(serving.flow_parameters(job)), job
+        flow = get_flow(job)
+        params = inspect.signature(flow.fn).parameters  # type: ignore[attr-defined]
+        for name, info in model.model_fields.items():
+            if info.is_required():
+                assert params[name].default is inspect.Parameter.empty, f"{job}.{name}"
+            else:
+                assert info.default == params[name].default, f"{job}.{name} default differs from the flow's"
+
+
+def test_parameter_schema_is_a_form_with_descriptions() -> None:
+    deps = _by_name()
+    quality = deps["quality"]._parameter_openapi_schema
+    assert quality.title == "Parameters" and quality.type == "object"
+    assert set(quality.properties) == {"day", "suite"}
+    day = quality.properties["day"]
+    assert "YYYY-MM-DD" in day["description"] and day["default"] is None
+    assert quality.properties["day"]["position"] == 0 and quality.properties["suite"]["position"] == 1
+    report = deps["report"]._parameter_openapi_schema
+    assert [report.properties[k]["position"] for k in ("week", "to", "dry_run")] == [0, 1, 2]
+    assert "ISO week" in report.properties["week"]["description"]
+    dry = deps["partitions"]._parameter_openapi_schema.properties["dry_run"]
+    assert dry["type"] == "boolean" and dry["default"] is False and dry["description"]
+    assert deps["health"]._parameter_openapi_schema.properties == {}
+    # every property of every form has a description (the UI shows it under the field)
+    for job, dep in deps.items():
+        for name, prop in dep._parameter_openapi_schema.properties.items():
+            assert prop.get("description"), f"{job}.{name}"
+
+
+def test_retries_on_the_served_flows() -> None:
+    assert serving.served_flow("partitions").retries == serving.RETRIES["partitions"][0] >= 1
+    assert serving.served_flow("partitions").name == "partitions"
+    assert serving.served_flow("report").retries == serving.RETRIES["report"][0]
+    # a failed check is a finding, not a glitch: re-running the flow would find it again
+    assert not serving.served_flow("quality").retries and not serving.served_flow("health").retries
+
+
+def _downtime(client: Any, deployment_id: Any, now: datetime, every: timedelta, hours: int) -> None:
+    """What the scheduler leaves behind when nobody ran the deployment for ``hours``."""
+    from prefect.states import Scheduled
+
+    at = now - timedelta(hours=hours)
+    while at < now - timedelta(minutes=3):
+        client.create_flow_run_from_deployment(deployment_id, state=Scheduled(scheduled_time=at))
+        at += every
+
+
+def _scheduled_runs(client: Any, deployment_id: Any) -> list[Any]:
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    return list(
+        client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+            ),
+            limit=200,
+        )
+    )
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_late_runs_collapse_to_one_catch_up_run_per_job() -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    deps = _by_name()
+    ids = {job: deps[job].apply() for job in ("health", "views")}
+    now = datetime.now(UTC).replace(microsecond=0)
+    with get_client(sync_client=True) as client:
+        # two hours of downtime: 24 health runs and 8 views runs are overdue
+        _downtime(client, ids["health"], now, timedelta(minutes=5), 2)
+        _downtime(client, ids["views"], now, timedelta(minutes=15), 2)
+        # a run someone started by hand with its own parameters keeps its place
+        manual = client.create_flow_run_from_deployment(
+            ids["views"],
+            parameters={"dry_run": True},
+            state=Scheduled(scheduled_time=now - timedelta(hours=1)),
+        )
+        # a run that is not yet overdue (within the grace) is not a catch-up run: untouched
+        client.create_flow_run_from_deployment(ids["health"], state=Scheduled(scheduled_time=now))
+        before = {job: _scheduled_runs(client, ids[job]) for job in ids}
+        assert len(before["health"]) == 25 and len(before["views"]) == 9
+        newest = max(
+            (r for r in before["health"] if r.expected_start_time < now - serving.LATE_GRACE),
+            key=lambda r: r.expected_start_time,
+        )
+
+        with capture_logs() as logs:
+            cancelled = serving.collapse_late_runs(client, ids, now=now)
+
+        assert cancelled == {"health": 23, "views": 7}
+        health_left = _scheduled_runs(client, ids["health"])
+        assert len(health_left) == 2 and newest.id in {r.id for r in health_left}
+        views_left = _scheduled_runs(client, ids["views"])
+        assert len(views_left) == 2 and manual.id in {r.id for r in views_left}
+        gone = next(r for r in before["health"] if r.id not in {x.id for x in health_left})
+        state = client.read_flow_run(gone.id).state
+        assert state is not None and state.is_cancelled()  # still visible in the UI, with the reason
+        assert "late-run rule" in (state.message or "")
+        # idempotent: a second pass finds nothing to do
+        assert serving.collapse_late_runs(client, ids, now=now) == {}
+    why = [e for e in logs if e["event"].startswith("late runs collapsed")]
+    assert {e["job"] for e in why} == {"health", "views"}
+    assert "at most one catch-up run per job" in why[0]["event"]
+
+
+def test_prefect_yaml_mirrors_the_served_deployments() -> None:
+    import yaml  # type: ignore[import-untyped]
+
+    spec = yaml.safe_load((Path(__file__).parents[1] / "deployments" / "prefect.yaml").read_text("utf-8"))
+    listed = {d["name"]: d for d in spec["deployments"]}
+    assert sorted(listed) == sorted(JOBS)
+    import deployments.entrypoints as entrypoints
+
+    for job, d in listed.items():
+        module, _, attr = d["entrypoint"].partition(":")
+        assert module == "deployments/entrypoints.py"
+        assert getattr(entrypoints, attr).name == getattr(get_flow(job), "name", None)
+        assert set(d["tags"]) == {"pgtender", job, *serving.TAGS.get(job, ())}, job
+        crons = [s["cron"] for s in d["schedules"]]
+        assert crons == ([serving.SCHEDULES[job]] if job in serving.SCHEDULES else []), job
+        strategy = d["concurrency_limit"]["collision_strategy"]
+        assert d["concurrency_limit"]["limit"] == 1
+        assert strategy == ("CANCEL_NEW" if job in serving.CANCEL_NEW else "ENQUEUE"), job
+        assert getattr(entrypoints, attr).retries == serving.RETRIES.get(job, (0, 0))[0], job

@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import structlog
+
+from flows import db, locks, settings, views
+from flows.errors import ConfigError, ProblemsFound
+from tests.conftest import Database
+
+SEED_VIEWS = {
+    "mv_daily_learning_events",
+    "mv_model_performance_trend",
+    "mv_pattern_trend",
+    "mv_llm_usage_daily",
+}
+
+# A view on a view: mv_aa_top reads mv_zz_base through the ordinary view v_mid. Alphabetical order
+# would refresh the top first; dependency order must not.
+STACK = """
+CREATE TABLE base_t (k int PRIMARY KEY, v int NOT NULL);
+INSERT INTO base_t VALUES (1, 10), (2, 20);
+CREATE MATERIALIZED VIEW mv_zz_base AS SELECT k, v FROM base_t;
+CREATE UNIQUE INDEX mv_zz_base_key ON mv_zz_base (k);
+CREATE VIEW v_mid AS SELECT k, v * 2 AS v2 FROM mv_zz_base;
+CREATE MATERIALIZED VIEW mv_aa_top AS SELECT count(*)::bigint AS n, sum(v2)::bigint AS total FROM v_mid;
+CREATE UNIQUE INDEX mv_aa_top_key ON mv_aa_top (n);
+CREATE MATERIALIZED VIEW mv_mm_noindex AS SELECT k FROM base_t;
+"""
+
+BAD = """
+CREATE TABLE bad_src (x int NOT NULL);
+INSERT INTO bad_src VALUES (1);
+CREATE MATERIALIZED VIEW mv_bad AS SELECT 1 / (SELECT count(*)::int FROM bad_src) AS q;
+DELETE FROM bad_src;
+"""
+
+MINE = ("mv_zz_base", "mv_aa_top", "mv_mm_noindex")
+
+
+def _policy(**kw: object) -> settings.ViewsPolicy:
+    return settings.ViewsPolicy.model_validate(kw)
+
+
+def test_discovery_finds_dependencies_through_ordinary_views(migrated_db: Database) -> None:
+    with migrated_db.connect() as conn:
+        conn.execute(STACK)
+        found = {v.name: v for v in views.discover(conn)}
+    assert set(found) >= SEED_VIEWS
+    assert all(found[name].concurrent for name in SEED_VIEWS)
+    assert found["mv_aa_top"].depends_on == ("mv_zz_base",)
+    assert found["mv_zz_base"].unique_index == "mv_zz_base_key"
+    assert found["mv_mm_noindex"].unique_index is None and not found["mv_mm_noindex"].concurrent
+
+
+def test_view_on_view_refreshes_after_its_source(migrated_db: Database) -> None:
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        conn.execute(STACK)
+        conn.execute("INSERT INTO base_t VALUES (3, 30)")
+        results = views.refresh_all(conn, _policy(include=MINE))
+        top = conn.execute("SELECT n, total FROM mv_aa_top").fetchone()
+    assert [r.view for r in results] == ["mv_mm_noindex", "mv_zz_base", "mv_aa_top"]
+    assert all(r.status == "refreshed" for r in results)
+    # The top saw the base's new row in the same run: 3 rows, 2 * (10 + 20 + 30).
+    assert top == (3, 120)
+    modes = {r.view: r.mode for r in results}
+    assert modes == {"mv_mm_noindex": "plain", "mv_zz_base": "concurrently", "mv_aa_top": "concurrently"}
+    rows = {r.view: r.rows for r in results}
+    assert rows == {"mv_mm_noindex": 3, "mv_zz_base": 3, "mv_aa_top": 1}
+
+
+def test_order_is_topological_with_chains() -> None:
+    mk = views.MatView
+    ordered = views.refresh_order(
+        [
+            mk("a", True, "k", ("b",)),
+            mk("b", True, "k", ("c",)),
+            mk("c", True, "k", ()),
+            mk("d", True, None, ("x",)),
+        ]
+    )
+    assert [v.name for v in ordered] == ["c", "d", "b", "a"]
+    with pytest.raises(ConfigError):
+        views.refresh_order([mk("a", True, "k", ("b",)), mk("b", True, "k", ("a",))])
+
+
+def test_view_without_unique_index_is_refreshed_with_a_warning(migrated_db: Database) -> None:
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        conn.execute(STACK)
+        with structlog.testing.capture_logs() as logs:
+            results = views.refresh_all(conn, _policy(include=("mv_mm_noindex",)))
+        metrics = dict(
+            conn.execute(
+                "SELECT metric_name, metadata->>'mode' FROM capacity_planning_metrics"
+                " WHERE resource_name = 'mv_mm_noindex'"
+            ).fetchall()
+        )
+    assert len(results) == 1 and results[0].status == "refreshed" and results[0].mode == "plain"
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert len(warnings) == 1 and warnings[0]["view"] == "mv_mm_noindex"
+    assert "no unique index" in warnings[0]["reason"] and "mv_mm_noindex_key" in warnings[0]["reason"]
+    assert metrics == {"view_refresh_ms": "plain", "view_rows": "plain"}
+
+
+def test_failing_view_does_not_stop_the_others(migrated_db: Database) -> None:
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        conn.execute(STACK)
+        conn.execute(BAD)
+        results = views.refresh_all(conn, _policy(include=(*MINE, "mv_bad")))
+        failed_metric = conn.execute(
+            "SELECT value, metadata->>'error' FROM capacity_planning_metrics"
+            " WHERE metric_name = 'view_refresh_failed' AND resource_name = 'mv_bad'"
+        ).fetchone()
+        refreshed_metrics = conn.execute(
+            "SELECT count(*) FROM capacity_planning_metrics WHERE metric_name = 'view_refresh_ms'"
+        ).fetchone()[0]
+    status = {r.view: r.status for r in results}
+    assert status == {
+        "mv_bad": "failed",
+        "mv_zz_base": "refreshed",
+        "mv_aa_top": "refreshed",
+        "mv_mm_noindex": "refreshed",
+    }
+    bad = next(r for r in results if r.view == "mv_bad")
+    assert bad.error is not None and "DivisionByZero" in bad.error
+    assert failed_metric is not None and failed_metric[0] == 1.0 and "division by zero" in failed_metric[1]
+    assert refreshed_metrics == 3
+
+
+def test_staleness_is_time_since_last_success(migrated_db: Database) -> None:
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        conn.execute(STACK)
+        policy = _policy(include=("mv_zz_base",))
+        first = views.refresh_all(conn, policy)[0]
+        assert first.staleness_seconds is None  # never refreshed by pgtender before
+        second = views.refresh_all(conn, policy)[0]
+        stale = conn.execute(
+            "SELECT value FROM capacity_planning_metrics WHERE metric_name = 'view_staleness_seconds'"
+        ).fetchall()
+    assert second.staleness_seconds is not None
+    assert 0 < second.staleness_seconds <= (second.finished_at - first.finished_at).total_seconds()
+    assert stale == [(second.staleness_seconds,)]
+
+
+def test_allow_and_deny_lists(migrated_db: Database) -> None:
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        conn.execute(STACK)
+        names = [v.name for v in views.plan(conn, _policy(exclude=("mv_mm_noindex", *SEED_VIEWS)))]
+        assert names == ["mv_zz_base", "mv_aa_top"]
+        with pytest.raises(ConfigError, match="not_a_view"):
+            views.plan(conn, _policy(include=("not_a_view",)))
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_flow_refreshes_seed_views_concurrently(migrated_db: Database) -> None:
+    result = views.views_flow()
+    assert result["skipped"] is False and result["failed"] == [] and result["warnings"] == []
+    assert {r["view"] for r in result["views"]} == SEED_VIEWS
+    assert {r["mode"] for r in result["views"]} == {"concurrently"}
+    with migrated_db.connect() as conn:
+        status, counts = conn.execute(
+            "SELECT status, counts FROM pgtender_operations WHERE job = 'views'"
+        ).fetchone()
+        tagged = conn.execute(
+            "SELECT count(DISTINCT resource_name) FROM capacity_planning_metrics"
+            " WHERE metric_name = 'view_refresh_ms' AND operation_id = %s",
+            (result["operation_id"],),
+        ).fetchone()[0]
+    assert status == "completed" and counts["refreshed"] == 4 and counts["failed"] == 0
+    assert tagged == 4
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_flow_overlapping_a_running_refresh_is_skipped(migrated_db: Database) -> None:
+    with db.connect(migrated_db.dsn, autocommit=True) as holder, locks.job_lock(holder, "views") as got:
+        assert got  # this session plays the running refresh
+        result = views.views_flow()
+    assert result["skipped"] is True and "still running" in result["reason"]
+    with migrated_db.connect() as conn:
+        rows = conn.execute("SELECT status, error FROM pgtender_operations WHERE job = 'views'").fetchall()
+        metrics = conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0]
+    assert rows == [("skipped", result["reason"])]
+    assert metrics == 0
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_flow_with_a_failing_view_ends_failed(
+    migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.jobs import run_job
+
+    config = tmp_path / "policy.toml"
+    config.write_text('[views]\nexclude = ["mv_llm_usage_daily"]\n')
+    monkeypatch.setenv("PGTENDER_CONFIG", str(config))
+    with migrated_db.connect() as conn:
+        conn.execute(BAD)
+    with pytest.raises(ProblemsFound, match="mv_bad"):
+        run_job("views", {})
+    with migrated_db.connect() as conn:
+        status, counts, error = conn.execute(
+            "SELECT status, counts, error FROM pgtender_operations WHERE job = 'views'"
+        ).fetchone()
+        refreshed = {
+            r[0]
+            for r in conn.execute(
+                "SELECT resource_name FROM capacity_planning_metrics WHERE metric_name = 'view_refresh_ms'"
+            ).fetchall()
+        }
+    assert status == "failed" and counts["failed"] == 1 and counts["refreshed"] == 3 and "mv_bad" in error
+    assert refreshed == SEED_VIEWS - {"mv_llm_usage_daily"}
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_dry_run_changes_nothing(migrated_db: Database) -> None:
+    result = views.views_flow(dry_run=True)
+    assert {p["name"] for p in result["plan"]} == SEED_VIEWS
+    with migrated_db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0] == 0
+
+
+def test_views_and_health_deployments_cancel_new_runs_while_one_runs() -> None:
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+
+    from flows.serving import deployments
+
+    by_name = {d.name: d for d in deployments()}
+    for job, cron in (("views", "*/15 * * * *"), ("health", "*/5 * * * *")):
+        dep = by_name[job]
+        assert dep.concurrency_limit == 1
+        assert dep.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
+        assert [s.schedule.cron for s in dep.schedules] == [cron]
