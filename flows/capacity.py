@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from prefect import flow, task
+from prefect import flow
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -440,14 +440,7 @@ def project_and_record(
     return written, projections
 
 
-@task(
-    name="capacity-snapshot",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_jitter_factor=0.5,
-    retry_condition_fn=runtime.retry_transient_only,
-    tags=["pgtender", "capacity"],
-)
+@runtime.db_task("capacity-snapshot", "capacity")
 def snapshot_task(operation_id: UUID) -> int:
     policy = settings.current_policy()
     with runtime.connection() as conn:
@@ -459,14 +452,7 @@ def snapshot_task(operation_id: UUID) -> int:
         )
 
 
-@task(
-    name="capacity-projection",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_jitter_factor=0.5,
-    retry_condition_fn=runtime.retry_transient_only,
-    tags=["pgtender", "capacity"],
-)
+@runtime.db_task("capacity-projection", "capacity")
 def projection_task(operation_id: UUID) -> dict[str, Any]:
     policy = settings.current_policy()
     with runtime.connection() as conn:

@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from prefect import flow, task
+from prefect import flow
 from psycopg.types.json import Jsonb
 
 from flows import capacity, ledger, locks, probes, runtime, settings
@@ -183,13 +183,7 @@ def summary_rows(run: Run) -> list[dict[str, Any]]:
 # --- Prefect -------------------------------------------------------------------------------------
 
 
-@task(
-    name="health-probes",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=runtime.retry_transient_only,
-    tags=["pgtender", JOB],
-)
+@runtime.db_task("health-probes", JOB)
 def probes_task(operation_id: UUID) -> dict[str, Any]:
     from flows.serving import SCHEDULES  # noqa: PLC0415 - the schedules the watchdog expects
 

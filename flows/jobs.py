@@ -45,6 +45,10 @@ def run_job(job: str, options: dict[str, Any]) -> Any:
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ConfigError(f"job {job!r} does not take --{unknown[0].replace('_', '-')}")
+    # A job module may check its input before a flow run exists (one line, nothing started).
+    validate = getattr(importlib.import_module(JOBS[job].partition(":")[0]), "validate_options", None)
+    if callable(validate):
+        validate(**options)
     state = flow(**options, return_state=True)
     if state.is_completed():
         return state.result()

@@ -24,11 +24,10 @@ from uuid import UUID
 import psycopg
 import psycopg.errors
 import structlog
-from prefect import flow, task
+from prefect import flow
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
-from flows import db, ledger, locks, runtime, settings
+from flows import capacity, db, ledger, locks, runtime, settings
 from flows.db import load_sql
 from flows.ddl import expect_equal, run_locked
 from flows.errors import ConfigError, InfrastructureError, ProblemsFound
@@ -548,20 +547,16 @@ def record_metrics(
     flow_run_id: str | None,
     operation_id: UUID | None,
 ) -> int:
-    params = [
-        {
-            **r,
-            "metadata": Jsonb(r.get("metadata", {})),
-            "measured_at": measured_at,
-            "flow_run_id": flow_run_id,
-            "operation_id": operation_id,
-        }
-        for r in rows
-    ]
-    if params:
-        with conn.transaction(), conn.cursor() as cur:
-            cur.executemany(load_sql("queries/partitions/insert_metric.sql"), params)
-    return len(params)
+    """Write ``measurements()`` rows through the capacity module (one insert path for the table)."""
+    if not rows:
+        return 0
+    return capacity.record(
+        conn,
+        [capacity.Measurement(**r) for r in rows],
+        measured_at=measured_at,
+        flow_run_id=flow_run_id,
+        operation_id=operation_id,
+    )
 
 
 def db_now(conn: Conn) -> datetime:
@@ -596,14 +591,7 @@ def run_once(
 # --------------------------------------------------------------------------- Prefect
 
 
-@task(
-    name="partitions-table",
-    retries=1,
-    retry_delay_seconds=[2, 10],
-    retry_jitter_factor=0.5,
-    retry_condition_fn=runtime.retry_transient_only,
-    tags=["pgtender", "partitions"],
-)
+@runtime.db_task("partitions-table", "partitions", retries=1)
 def table_task(table: str, measured_at: datetime, operation_id: UUID, dry_run: bool) -> dict[str, Any]:
     policy = settings.current_policy().partitions
     log = get_logger(job=JOB)

@@ -93,6 +93,12 @@ def select_suites(suite: str | None, policy: QualityPolicy) -> list[Suite]:
     return [s for name, s in known.items() if _suite_policy(policy, name).enabled]
 
 
+def validate_options(day: str | None = None, suite: str | None = None) -> None:
+    """Pre-flight check for ``pgtender run quality``: bad input fails before any flow run starts."""
+    parse_day(day)
+    select_suites(suite, settings.current_policy().quality)
+
+
 def day_window(day: date, now: datetime) -> Window:
     start = datetime.combine(day, time(0), tzinfo=UTC)
     return Window(start=start, end=start + timedelta(days=1), now=now)
@@ -591,14 +597,7 @@ def build_docs(
 # ---------------------------------------------------------------- Prefect
 
 
-@task(
-    name="quality-suite",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_jitter_factor=0.5,
-    retry_condition_fn=runtime.retry_transient_only,
-    tags=["pgtender", "quality"],
-)
+@runtime.db_task("quality-suite", "quality")
 def suite_task(suite_name: str, day_iso: str, now_iso: str) -> dict[str, Any]:
     current = settings.load_settings()
     policy = settings.current_policy(current).quality

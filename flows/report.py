@@ -120,6 +120,13 @@ def recipients_for(to: str | None, policy: settings.ReportPolicy, *, dry_run: bo
     return list(policy.recipients)
 
 
+def validate_options(week: str | None = None, to: str | None = None, dry_run: bool = False) -> None:
+    """Pre-flight check for ``pgtender run report``: bad input fails before any flow run starts."""
+    policy = settings.current_policy()
+    parse_week(week, policy.report.timezone, now=datetime.now(UTC))
+    recipients_for(to, policy.report, dry_run=dry_run)
+
+
 # ---------------------------------------------------------------- data
 
 
@@ -523,13 +530,7 @@ def schedules_for(policy: settings.Policy) -> dict[str, tuple[str, str]]:
 # ---------------------------------------------------------------- Prefect
 
 
-@task(
-    name="report-build",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=runtime.retry_transient_only,
-    tags=["pgtender", JOB],
-)
+@runtime.db_task("report-build", JOB)
 def build_task(week_label: str, recipients: list[str], now_iso: str) -> dict[str, Any]:
     current = settings.load_settings()
     policy = settings.current_policy(current)

@@ -6,9 +6,9 @@ Nothing here runs at import; each call reads settings from the environment of th
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import psycopg
 import psycopg.errors
@@ -17,7 +17,11 @@ from flows import db, ledger, settings
 from flows.errors import InfrastructureError
 
 if TYPE_CHECKING:
+    from prefect import Task
     from prefect.client.schemas.objects import State, TaskRun
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -58,6 +62,23 @@ def retry_transient_only(task: Any, task_run: TaskRun, state: State[Any]) -> boo
             return False
         exc = result if isinstance(result, BaseException) else None
     return is_transient(exc)
+
+
+def db_task(
+    name: str, job: str, *, retries: int = 2, task_run_name: str | None = None
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """pgtender's ``@task``: retries (with backoff and jitter) on transient database errors only."""
+    from prefect import task  # noqa: PLC0415 - keep the core importable without Prefect's weight
+
+    return task(
+        name=name,
+        retries=retries,
+        retry_delay_seconds=[2.0, 10.0, 30.0][: max(retries, 1)],
+        retry_jitter_factor=0.5,
+        retry_condition_fn=retry_transient_only,
+        tags=["pgtender", job],
+        task_run_name=task_run_name,
+    )
 
 
 def current_flow_run_id() -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from prefect import flow, task
+from prefect import flow
 from psycopg import sql
 
 from flows import capacity, ledger, locks, runtime, settings
@@ -236,27 +236,14 @@ def refresh_all(
 # --- Prefect -------------------------------------------------------------------------------------
 
 
-@task(
-    name="views-plan",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=runtime.retry_transient_only,
-    tags=["pgtender", JOB],
-)
+@runtime.db_task("views-plan", JOB)
 def plan_task() -> list[dict[str, Any]]:
     policy = settings.current_policy().views
     with runtime.connection() as conn:
         return [{**asdict(v), "concurrent": v.concurrent, "warning": v.warning()} for v in plan(conn, policy)]
 
 
-@task(
-    name="views-refresh",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=runtime.retry_transient_only,
-    tags=["pgtender", JOB],
-    task_run_name="refresh-{name}",
-)
+@runtime.db_task("views-refresh", JOB, task_run_name="refresh-{name}")
 def refresh_task(name: str, populated: bool, unique_index: str | None, operation_id: UUID) -> dict[str, Any]:
     from prefect import get_run_logger  # noqa: PLC0415 - run context
 

@@ -128,3 +128,21 @@ def test_unknown_job_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, _ = run_cli(["rollback"], capsys)
     assert code == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "quality", "--day", "2026-02-30"], "not a valid calendar date"),
+        (["run", "quality", "--suite", "no_such_suite"], "unknown quality suite"),
+        (["run", "report", "--week", "2026-W77"], "does not exist"),
+        (["run", "capacity", "--week", "2026-W01"], "does not take --week"),
+    ],
+)
+def test_bad_job_input_is_rejected_before_any_flow_run(
+    args: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(args, capsys)
+    assert code == 2
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1  # no traceback: the flow never started
