@@ -55,6 +55,10 @@ def sql_work(dsn: str, days: list[date], policy: settings.Policy) -> float:
 
 def flow_run(dsn: str, start: date, end: date) -> tuple[float, dict[str, Any]]:
     """Wall time of one backfill flow run, and its ledger counts (work_seconds: inside the cores)."""
+    # Fresh connections, like a served flow run in its own process: a pooled connection that
+    # lives across runs keeps the generic plans psycopg's prepared statements got when the
+    # results table was small, and the quality writes slow down run after run.
+    db.close_pools()
     started = time.perf_counter()
     state = backfill.backfill_flow(
         start=start.isoformat(),

@@ -526,7 +526,7 @@ def backfill(
     """The whole backfill without Prefect (one connection, plain calls). Returns the summary."""
     if db.is_replica(conn):
         raise ConfigError("this server is a replica: backfill writes results and must run on the primary")
-    ctx = Context(policy, now or datetime.now(UTC), flow_run_id, operation_id)
+    ctx = Context(policy, now or datetime.now(UTC), flow_run_id, operation_id, _gx_runner_factory)
     items, done = plan(conn, request)
     outcomes: dict[Item, ItemResult] = {
         i: ItemResult(i.job, i.day, SKIPPED, f"already {o} in this backfill") for i, o in done.items()
@@ -563,7 +563,8 @@ def _gx_runner_factory(policy: settings.QualityPolicy) -> Any:
     retries=1,
     retry_delay_seconds=[5],
     retry_condition_fn=runtime.retry_transient_only,
-    tags=["pgtender", JOB],
+    # No tags: each tag makes Prefect acquire a tag concurrency slot per task run, an API round
+    # trip measured at 0.3-0.7 s a chunk (bench/backfill.py); the flow run carries the tags.
     task_run_name="backfill-{label}",
 )
 def chunk_task(chunk: dict[str, Any], operation_id: UUID, label: str) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from prefect import flow
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from flows import runtime, settings
+from flows import locks, runtime, settings
 from flows.db import load_sql
 from flows.logs import get_logger
 
@@ -485,16 +485,20 @@ def capacity_flow() -> dict[str, Any]:
     from prefect.artifacts import create_markdown_artifact  # noqa: PLC0415
 
     log = get_logger(job="capacity")
-    with runtime.ledger_entry("capacity") as op:
-        snapshot_written = snapshot_task(op.operation_id)
-        projected = projection_task(op.operation_id)
-        written = snapshot_written + projected["written"]
-        op.counts.update(
-            metrics_written=written,
-            snapshot_metrics=snapshot_written,
-            projections=projected["projected"],
-            thresholds_within_horizon=len(projected["within_horizon"]),
-        )
+    with runtime.connection() as lock_conn, locks.job_lock(lock_conn, "capacity") as got:
+        if not got:
+            reason = "another capacity run (or a capacity backfill) holds the lock: this run is skipped"
+            return {**runtime.skip_run(lock_conn, "capacity", reason), "metrics_written": 0}
+        with runtime.ledger_entry("capacity") as op:
+            snapshot_written = snapshot_task(op.operation_id)
+            projected = projection_task(op.operation_id)
+            written = snapshot_written + projected["written"]
+            op.counts.update(
+                metrics_written=written,
+                snapshot_metrics=snapshot_written,
+                projections=projected["projected"],
+                thresholds_within_horizon=len(projected["within_horizon"]),
+            )
     create_markdown_artifact(
         markdown=projected["markdown"],
         key="capacity-projection",

@@ -72,6 +72,7 @@ def connect(
             connect_timeout=10,
             application_name=kwargs["application_name"],
             options=kwargs["options"],
+            prepare_threshold=None,
         )
     except psycopg.OperationalError as exc:
         message = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
@@ -98,7 +99,9 @@ def get_pool(
                 dsn,
                 min_size=policy.pool_min_size,
                 max_size=policy.pool_max_size,
-                kwargs={**kwargs, "autocommit": True, "connect_timeout": 10},
+                # No server-side prepared statements: a long-lived pooled connection would otherwise
+                # keep generic plans made when a table was small, or for another day's partition.
+                kwargs={**kwargs, "autocommit": True, "connect_timeout": 10, "prepare_threshold": None},
                 open=False,
                 name=f"pgtender:{application_name}",
             )

@@ -21,7 +21,7 @@ import psycopg
 from prefect import flow
 from psycopg.types.json import Jsonb
 
-from flows import capacity, ledger, locks, probes, runtime, settings
+from flows import capacity, locks, probes, runtime, settings
 from flows.db import load_sql
 from flows.errors import ProblemsFound
 from flows.logs import get_logger
@@ -217,10 +217,7 @@ def health_flow() -> dict[str, Any]:
     with runtime.connection() as lock_conn, locks.job_lock(lock_conn, JOB) as got:
         if not got:
             reason = "previous health run is still running (advisory lock held): this run is skipped"
-            op = ledger.start_operation(lock_conn, JOB, flow_run_id=runtime.current_flow_run_id())
-            ledger.skip_operation(lock_conn, op.operation_id, reason)
-            log.warning("skipped", reason=reason)
-            return {"operation_id": str(op.operation_id), "skipped": True, "reason": reason}
+            return runtime.skip_run(lock_conn, JOB, reason)
         with runtime.ledger_entry(JOB) as op:
             out = probes_task(op.operation_id)
             op.counts.update(

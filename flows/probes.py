@@ -618,6 +618,40 @@ def job_watchdog(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckRe
     return out
 
 
+def cron_jobs(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
+    """Failures of the pg_cron jobs still scheduled here (while pgtender takes them over)."""
+    from flows import cron  # noqa: PLC0415 - pg_cron support is optional
+
+    name, target = "health.cron_failures", "pg_cron"
+    _here, cron_db, _this = cron.location(conn)
+    if cron_db is None:
+        return [CheckResult(name, target, SKIPPED, details={"reason": "pg_cron is not installed"})]
+    since = ctx.now - timedelta(minutes=policy.cron_lookback_minutes)
+    failures = cron.cron_failures(conn, since)
+    jobs = sorted({f.jobname or str(f.jobid) for f in failures})
+    observed = {"failed_runs": len(failures), "jobs": jobs}
+    details: dict[str, Any] = {
+        "since": since.isoformat(),
+        "last_failures": [
+            {"job": f.jobname, "replaced_by": f.replaced_by, "message": f.return_message}
+            for f in failures[:5]
+        ],
+    }
+    status = FAILED if failures else PASSED
+    return [
+        CheckResult(
+            name,
+            target,
+            status,
+            observed,
+            0.0,
+            "no failed pg_cron runs",
+            details,
+            [("health.cron_failed_runs", float(len(failures)), "runs")],
+        )
+    ]
+
+
 Probe = Callable[[Conn, HealthPolicy, Context], list[CheckResult]]
 
 PROBES: dict[str, Probe] = {
@@ -632,4 +666,5 @@ PROBES: dict[str, Probe] = {
     "default_partitions": default_partitions,
     "partition_horizon": partition_horizon,
     "job_watchdog": job_watchdog,
+    "cron_jobs": cron_jobs,
 }

@@ -99,6 +99,16 @@ def connection() -> Iterator[Conn]:
         yield conn
 
 
+def skip_run(conn: Conn, job: str, reason: str) -> dict[str, Any]:
+    """Record a run that did nothing (another run holds the job's lock) and say why."""
+    from flows.logs import get_logger  # noqa: PLC0415
+
+    op = ledger.start_operation(conn, job, flow_run_id=current_flow_run_id())
+    ledger.skip_operation(conn, op.operation_id, reason)
+    get_logger(job=job).warning("skipped", reason=reason)
+    return {"operation_id": str(op.operation_id), "skipped": True, "reason": reason}
+
+
 @contextmanager
 def ledger_entry(job: str, params: dict[str, Any] | None = None) -> Iterator[ledger.Operation]:
     """Start a ledger row for this flow run; complete it, or fail it and re-raise."""

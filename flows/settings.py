@@ -113,6 +113,8 @@ class HealthPolicy(_Strict):
     # A job is late when its last success is older than grace_factor x its schedule's period.
     watchdog_grace_factor: Annotated[float, Field(ge=1, le=100)] = 1.5
     watchdog_ignore: tuple[str, ...] = ()
+    # failed runs of pg_cron jobs still scheduled (during a takeover) are reported over this window
+    cron_lookback_minutes: Annotated[int, Field(ge=1, le=10_080)] = 60
     # Cheapness: per-probe timeouts, and the database-time budget of the whole run (warned above).
     probe_statement_timeout_ms: PositiveMs = 5_000
     probe_lock_timeout_ms: PositiveMs = 200

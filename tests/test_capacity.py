@@ -110,3 +110,17 @@ def test_capacity_flow_failure_is_in_ledger(migrated_db: Database) -> None:
         metrics = conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0]
     assert len(rows) == 1 and rows[0][0] == "failed" and "no_rows" in rows[0][1]
     assert metrics == 0
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_capacity_flow_skips_while_another_run_holds_the_lock(migrated_db: Database) -> None:
+    from flows import locks
+
+    with db.connect(migrated_db.dsn, autocommit=True) as holder, locks.job_lock(holder, "capacity") as got:
+        assert got
+        result = capacity.capacity_flow()
+    assert result["skipped"] is True and "holds the lock" in result["reason"]
+    with migrated_db.connect() as conn:
+        rows = conn.execute("SELECT status FROM pgtender_operations WHERE job = 'capacity'").fetchall()
+        metrics = conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0]
+    assert rows == [("skipped",)] and metrics == 0

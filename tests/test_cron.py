@@ -357,3 +357,28 @@ def test_cli_analyze_prints_the_table(cron_env: CronEnv, capsys: pytest.CaptureF
     row = next(line for line in out.splitlines() if "view-refresh" in line and "*/15" in line)
     assert "views" in row and "3" in row
     assert conninfo.conninfo_to_dict(cron_env.tended.dsn)["dbname"] in out
+
+
+@needs_cron
+def test_health_reports_failures_of_remaining_cron_jobs(cron_env: CronEnv) -> None:
+    from flows import health, settings
+
+    policy = settings.HealthPolicy(cron_lookback_minutes=24 * 60)
+    with db.connect(cron_env.tended.dsn, autocommit=True) as conn:
+        before = health.run_probes(conn, policy, now=datetime.now(UTC), only=("cron_jobs",)).results
+        cron.migrate(conn, execute=True)
+        after = health.run_probes(conn, policy, now=datetime.now(UTC), only=("cron_jobs",)).results
+    assert [(r.check_name, r.status) for r in before] == [("health.cron_failures", "failed")]
+    assert before[0].observed == {"failed_runs": 6, "jobs": ["quality-checks", "recommendations"]}
+    assert after[0].status == "failed"
+    assert after[0].observed == {"failed_runs": 3, "jobs": ["recommendations"]}
+
+
+def test_health_cron_probe_skips_without_pg_cron(migrated_db: Database) -> None:
+    from flows import health, settings
+
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        results = health.run_probes(
+            conn, settings.HealthPolicy(), now=datetime.now(UTC), only=("cron_jobs",)
+        ).results
+    assert [(r.check_name, r.status) for r in results] == [("health.cron_failures", "skipped")]
