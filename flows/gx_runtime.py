@@ -9,6 +9,7 @@ anywhere. Progress bars and analytics are off.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -175,7 +176,11 @@ def source(state_dir: Path, dsn: str) -> GxSource:
         if found is not None:
             return found
         name = f"pg{len(_sources)}"
-        datasource = ctx.data_sources.add_postgres(name, connection_string=key[1])
+        # add_sql, not add_postgres: GX's PostgresDsn insists on a host name in the URL, and the
+        # embedded server (and any local socket DSN) has none: the socket is a query parameter.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="You are using a generic SQLDatasource")
+            datasource = ctx.data_sources.add_sql(name, connection_string=key[1])
         found = _sources[key] = GxSource(ctx, datasource)
         return found
 

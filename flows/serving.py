@@ -20,6 +20,7 @@ backfill or a quality day from the UI form) always keeps its place.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import json
 import threading
@@ -404,7 +405,12 @@ def serve_all(*, limit: int | None = None) -> None:
     cancelled = collapse_late_runs_now(ids)
     log.info("deployments registered", deployments=sorted(ids), late_runs_cancelled=cancelled)
     stop = threading.Event()
-    guard = threading.Thread(target=guard_late_runs, args=(ids, stop), name="late-runs", daemon=True)
+    # The thread runs in a copy of this context: Prefect's settings (the API URL `pgtender up` set
+    # with temporary_settings) live in context variables, which a plain new thread would not see.
+    context = contextvars.copy_context()
+    guard = threading.Thread(
+        target=context.run, args=(guard_late_runs, ids, stop), name="late-runs", daemon=True
+    )
     guard.start()
     try:
         asyncio.run(runner.start())
