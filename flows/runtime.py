@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import psycopg
 import psycopg.errors
+import structlog
 
 from flows import db, ledger, settings
 from flows.errors import InfrastructureError
@@ -116,7 +117,11 @@ def ledger_entry(job: str, params: dict[str, Any] | None = None) -> Iterator[led
     with connection() as conn:
         op = ledger.start_operation(conn, job, params=params, flow_run_id=run_id)
     try:
-        yield op
+        # Every log line of the run carries its job, flow run and ledger operation.
+        with structlog.contextvars.bound_contextvars(
+            job=job, flow_run_id=run_id, operation_id=str(op.operation_id)
+        ):
+            yield op
     except BaseException as exc:
         with connection() as conn:
             ledger.fail_operation(conn, op.operation_id, f"{type(exc).__name__}: {exc}", op.counts)

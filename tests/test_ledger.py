@@ -56,3 +56,20 @@ def test_finishing_twice_is_refused(migrated_db: Database) -> None:
 def test_ledger_requires_autocommit(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn) as conn, pytest.raises(ValueError, match="autocommit"):
         ledger.start_operation(conn, "views")
+
+
+def test_ledger_entry_binds_job_and_operation_to_every_log_line(migrated_db: Database) -> None:
+    import structlog
+
+    from flows import runtime
+
+    with runtime.ledger_entry("views", params={"n": 1}) as op:
+        bound = structlog.contextvars.get_contextvars()
+        op.counts["refreshed"] = 2
+    assert bound["job"] == "views" and bound["operation_id"] == str(op.operation_id)
+    assert "operation_id" not in structlog.contextvars.get_contextvars()
+    with migrated_db.connect() as conn:
+        row = conn.execute(
+            "SELECT status, counts FROM pgtender_operations WHERE operation_id = %s", (op.operation_id,)
+        ).fetchone()
+    assert row == ("completed", {"refreshed": 2})
