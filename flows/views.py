@@ -22,7 +22,7 @@ import psycopg
 from prefect import flow
 from psycopg import sql
 
-from flows import capacity, ledger, locks, runtime, settings
+from flows import capacity, locks, runtime, settings
 from flows.db import load_sql
 from flows.errors import ConfigError, ProblemsFound
 from flows.logs import get_logger
@@ -269,14 +269,9 @@ def views_flow(dry_run: bool = False) -> dict[str, Any]:
     with runtime.connection() as lock_conn, locks.job_lock(lock_conn, JOB) as got:
         if not got:
             reason = "previous views refresh is still running (advisory lock held): this run is skipped"
-            op = ledger.start_operation(
-                lock_conn, JOB, params={"dry_run": dry_run}, flow_run_id=runtime.current_flow_run_id()
-            )
-            ledger.skip_operation(lock_conn, op.operation_id, reason)
-            log.warning("skipped", reason=reason)
-            return {"operation_id": str(op.operation_id), "skipped": True, "reason": reason}
+            return runtime.skip_run(lock_conn, JOB, reason)
+        planned = plan_task()  # a bad include/exclude list fails here, before the ledger is written
         with runtime.ledger_entry(JOB, {"dry_run": dry_run}) as op:
-            planned = plan_task()
             op.counts["views"] = len(planned)
             if dry_run:
                 for item in planned:

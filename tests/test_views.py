@@ -230,3 +230,20 @@ def test_views_and_health_deployments_cancel_new_runs_while_one_runs() -> None:
         assert dep.concurrency_limit == 1
         assert dep.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
         assert [s.schedule.cron for s in dep.schedules] == [cron]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_flow_with_unknown_view_in_policy_changes_nothing(
+    migrated_db: Database, tmp_path, monkeypatch
+) -> None:
+    config = tmp_path / "pgtender.toml"
+    config.write_text('[views]\ninclude = ["not_a_view"]\n')
+    monkeypatch.setenv("PGTENDER_CONFIG", str(config))
+    from flows.errors import ConfigError
+    from flows.jobs import run_job
+
+    with pytest.raises(ConfigError, match="not_a_view"):
+        run_job("views", {})
+    with migrated_db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pgtender_operations").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0] == 0
