@@ -27,7 +27,7 @@ import structlog
 from prefect import flow
 from psycopg import sql
 
-from flows import capacity, db, ledger, locks, runtime, settings
+from flows import capacity, db, locks, runtime, settings
 from flows.db import load_sql
 from flows.ddl import expect_equal, run_locked
 from flows.errors import ConfigError, InfrastructureError, ProblemsFound
@@ -613,11 +613,8 @@ def table_task(table: str, measured_at: datetime, operation_id: UUID, dry_run: b
 
 
 def _skip(conn: Conn, reason: str, dry_run: bool) -> dict[str, Any]:
-    op = ledger.start_operation(
-        conn, JOB, params={"dry_run": dry_run}, flow_run_id=runtime.current_flow_run_id()
-    )
-    ledger.skip_operation(conn, op.operation_id, reason)
-    return {"skipped": reason, "operation_id": str(op.operation_id)}
+    skipped = runtime.skip_run(conn, JOB, reason, params={"dry_run": dry_run})
+    return {"skipped": reason, "operation_id": skipped["operation_id"]}
 
 
 def _raise_for(failures: dict[str, BaseException]) -> None:

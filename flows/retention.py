@@ -34,7 +34,7 @@ import structlog
 from prefect import flow, task
 from psycopg import sql
 
-from flows import db, ledger, locks, runtime, settings
+from flows import db, locks, runtime, settings
 from flows.db import load_sql
 from flows.ddl import RowCountMismatch, expect_equal, run_locked
 from flows.errors import ConfigError, InfrastructureError, ProblemsFound
@@ -646,12 +646,8 @@ def retention_flow(dry_run: bool = False) -> dict[str, Any]:
         with locks.job_lock(conn, JOB) as got:
             if not got:
                 reason = "another retention run holds the advisory lock"
-                log.warning(reason)
-                op = ledger.start_operation(
-                    conn, JOB, params={"dry_run": dry_run}, flow_run_id=runtime.current_flow_run_id()
-                )
-                ledger.skip_operation(conn, op.operation_id, reason)
-                return {"skipped": reason, "operation_id": str(op.operation_id)}
+                skipped = runtime.skip_run(conn, JOB, reason, params={"dry_run": dry_run})
+                return {"skipped": reason, "operation_id": skipped["operation_id"]}
             measured_at = db_now(conn)
             deadline_epoch = time.time() + policy.retention.max_seconds
             retries = policy.retention.task_retries

@@ -100,11 +100,11 @@ def connection() -> Iterator[Conn]:
         yield conn
 
 
-def skip_run(conn: Conn, job: str, reason: str) -> dict[str, Any]:
+def skip_run(conn: Conn, job: str, reason: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Record a run that did nothing (another run holds the job's lock) and say why."""
     from flows.logs import get_logger  # noqa: PLC0415
 
-    op = ledger.start_operation(conn, job, flow_run_id=current_flow_run_id())
+    op = ledger.start_operation(conn, job, params=params, flow_run_id=current_flow_run_id())
     ledger.skip_operation(conn, op.operation_id, reason)
     get_logger(job=job).warning("skipped", reason=reason)
     return {"operation_id": str(op.operation_id), "skipped": True, "reason": reason}

@@ -269,7 +269,7 @@ def views_flow(dry_run: bool = False) -> dict[str, Any]:
     with runtime.connection() as lock_conn, locks.job_lock(lock_conn, JOB) as got:
         if not got:
             reason = "previous views refresh is still running (advisory lock held): this run is skipped"
-            return runtime.skip_run(lock_conn, JOB, reason)
+            return runtime.skip_run(lock_conn, JOB, reason, params={"dry_run": dry_run})
         planned = plan_task()  # a bad include/exclude list fails here, before the ledger is written
         with runtime.ledger_entry(JOB, {"dry_run": dry_run}) as op:
             op.counts["views"] = len(planned)
