@@ -563,8 +563,7 @@ def _gx_runner_factory(policy: settings.QualityPolicy) -> Any:
     retries=1,
     retry_delay_seconds=[5],
     retry_condition_fn=runtime.retry_transient_only,
-    # No tags: each tag makes Prefect acquire a tag concurrency slot per task run, an API round
-    # trip measured at 0.3-0.7 s a chunk (bench/backfill.py); the flow run carries the tags.
+    # No tags, like every pgtender task (see runtime.db_task): the flow run carries them.
     task_run_name="backfill-{label}",
 )
 def chunk_task(chunk: dict[str, Any], operation_id: UUID, label: str) -> list[dict[str, Any]]:
