@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import psycopg.errors
+import pytest
+from prefect.states import Failed
+
+from flows import runtime
+from flows.errors import ConfigError
+
+
+def _noop() -> int:
+    return 1
+
+
+def test_db_task_retries_only_transient_errors_and_carries_no_tags() -> None:
+    task = runtime.db_task("views-refresh", "views", task_run_name="refresh-x")(_noop)
+    assert task.name == "views-refresh" and task.retries == 2
+    assert task.tags == set()  # a tag costs a concurrency-limit lookup per task run
+    assert task.retry_condition_fn is runtime.retry_transient_only
+    with pytest.raises(ValueError, match="must start with its job"):
+        runtime.db_task("refresh", "views")
+
+
+@pytest.mark.parametrize(
+    ("exc", "retry"),
+    [
+        (psycopg.errors.LockNotAvailable("lock timeout"), True),
+        (psycopg.errors.SerializationFailure("conflict"), True),
+        (psycopg.OperationalError("server closed the connection"), True),
+        (psycopg.errors.CheckViolation("bad row"), False),
+        (ConfigError("bad input"), False),
+        (ValueError("bug"), False),
+    ],
+)
+def test_retry_condition(exc: BaseException, retry: bool) -> None:
+    assert runtime.retry_transient_only(None, None, Failed(data=exc)) is retry  # type: ignore[arg-type]
