@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A second local PostgreSQL 15 cluster ("cron", port 5433) with pg_cron loaded, for tests/test_cron.py.
-# Idempotent: installs the package if missing, creates the cluster once, (re)writes its pg_cron
-# settings, starts it and creates the extension. It never touches the main cluster on 5432.
+# A second local PostgreSQL 15 cluster ("cron", port 5433) with pg_cron and pg_stat_statements
+# preloaded, for tests/test_cron.py and the pg_stat_statements branch of tests/test_health.py.
+# Idempotent: installs the package if missing, creates the cluster once, (re)writes its settings,
+# starts it and creates pg_cron. It never touches the main cluster on 5432.
 #   .ci/setup-pg-cron.sh && export PGTENDER_CRON_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5433/postgres
 set -euo pipefail
 
@@ -21,7 +22,7 @@ fi
 
 mkdir -p "${CONF_DIR}/conf.d"
 conf="${CONF_DIR}/conf.d/pg_cron.conf"
-want="shared_preload_libraries = 'pg_cron'
+want="shared_preload_libraries = 'pg_cron, pg_stat_statements'
 cron.database_name = 'postgres'
 cron.use_background_workers = off
 listen_addresses = '127.0.0.1'
@@ -42,4 +43,4 @@ pg_isready -h 127.0.0.1 -p "${PORT}"
 
 psql -X -q -v ON_ERROR_STOP=1 "postgresql://postgres@127.0.0.1:${PORT}/postgres" \
     -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS pg_cron"
-echo "pg_cron ready: postgresql://postgres@127.0.0.1:${PORT}/postgres"
+echo "pg_cron + pg_stat_statements ready: postgresql://postgres@127.0.0.1:${PORT}/postgres"

@@ -7,10 +7,13 @@
 - Work items are (job, day) for the day jobs (quality, capacity) and one item for the range jobs:
   ``partitions`` once before the days (rows of a late load parked in DEFAULT move into their
   partitions first, so the day's checks see them in place), ``views`` once after them (a view is a
-  function of all the data: refreshing it per day would only repeat the same work).
-- Each item runs the job's plain core for its day under the job's advisory lock (the lock its
-  scheduled flow takes) plus a (job, day) lock, so it never overlaps a scheduled run of the same
-  job; a held lock is waited for up to ``backfill.lock_wait_seconds``, then the item is ``busy``.
+  function of all the data: refreshing it per day would only repeat the same work; rollup tables
+  recompute exactly the backfilled days).
+- Each item runs the job's plain core for its day under the job's advisory lock plus a (job, day)
+  lock; a scheduled run takes one of the two (capacity the job's, quality the day's), so an item
+  never overlaps a scheduled run doing the same work, and a quality run of today's window is not
+  held up by a backfill of other days. A held lock is waited for up to
+  ``backfill.lock_wait_seconds``, then the item is ``busy``.
 - Idempotent: quality supersedes the window's previous results (one current row per check and
   day); capacity projections are written at a fixed instant per day (an upsert).
 - Resumable: every item writes a ledger row (job ``backfill``, params ``request``/``day``/``job``);
@@ -38,7 +41,7 @@ import psycopg
 from prefect import flow, task
 from psycopg.types.json import Jsonb
 
-from flows import db, runtime, settings
+from flows import db, locks, runtime, settings
 from flows.db import load_sql
 from flows.errors import ConfigError, InfrastructureError, ProblemsFound
 from flows.logs import get_logger
@@ -181,13 +184,13 @@ def validate(
 
 @contextmanager
 def item_lock(conn: Conn, item: Item, *, wait_seconds: float, poll: float = 0.25) -> Iterator[bool]:
-    """Hold the job's lock (the one its scheduled flow takes) and a (job, day) lock.
+    """Hold the job's lock and the (job, day) lock (``flows.locks``' keys: scheduled runs take one).
 
-    The job's key is ``flows.locks.job_lock``'s; both locks are tried and released in one round
+    Both locks are tried and released in one round
     trip each. Waits up to ``wait_seconds`` for a running scheduled run to finish; yields False
     when it did not. Session-level locks on ``conn``: the work's transactions do not release them.
     """
-    keys = {"job": item.job, "job_day": f"{item.job}:{item.day}"}
+    keys = {"job": item.job, "job_day": locks.day_key(item.job, item.day)}
     deadline = time.monotonic() + wait_seconds
     while True:
         row = conn.execute(load_sql("queries/backfill/try_locks.sql"), keys).fetchone()
@@ -232,6 +235,7 @@ class Context:
     flow_run_id: str | None = None
     operation_id: UUID | None = None
     gx_runner_factory: Callable[[settings.QualityPolicy], Any] | None = None
+    days: tuple[date, date] | None = None  # the request's range: what rollups recompute
 
 
 def day_end(day: date) -> datetime:
@@ -312,7 +316,7 @@ def run_views(conn: Conn, ctx: Context) -> tuple[str, str, dict[str, Any]]:
     from flows import views  # noqa: PLC0415
 
     results = views.refresh_all(
-        conn, ctx.policy.views, flow_run_id=ctx.flow_run_id, operation_id=ctx.operation_id
+        conn, ctx.policy.views, flow_run_id=ctx.flow_run_id, operation_id=ctx.operation_id, days=ctx.days
     )
     failed = [r.view for r in results if r.status == "failed"]
     counts = {"refreshed": len(results) - len(failed), "failed": len(failed)}
@@ -526,7 +530,14 @@ def backfill(
     """The whole backfill without Prefect (one connection, plain calls). Returns the summary."""
     if db.is_replica(conn):
         raise ConfigError("this server is a replica: backfill writes results and must run on the primary")
-    ctx = Context(policy, now or datetime.now(UTC), flow_run_id, operation_id, _gx_runner_factory)
+    ctx = Context(
+        policy,
+        now or datetime.now(UTC),
+        flow_run_id,
+        operation_id,
+        _gx_runner_factory,
+        (request.start, request.end),
+    )
     items, done = plan(conn, request)
     outcomes: dict[Item, ItemResult] = {
         i: ItemResult(i.job, i.day, SKIPPED, f"already {o} in this backfill") for i, o in done.items()
@@ -586,6 +597,7 @@ def chunk_task(chunk: dict[str, Any], operation_id: UUID, label: str) -> list[di
         runtime.current_flow_run_id(),
         operation_id,
         _gx_runner_factory,
+        (request.start, request.end),
     )
     items = [Item(job, day) for job, day in chunk["items"]]
     with runtime.connection() as conn:

@@ -14,6 +14,11 @@ _TRY = "SELECT pg_try_advisory_lock(hashtext('pgtender.job'), hashtext(%s))"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtext('pgtender.job'), hashtext(%s))"
 
 
+def day_key(job: str, day: object) -> str:
+    """The lock name of one day's work of a job (quality runs and backfill items take it)."""
+    return f"{job}:{day}"
+
+
 @contextmanager
 def job_lock(conn: Conn, job: str) -> Iterator[bool]:
     """Yield True when this session now holds the job's lock, False when another run holds it.

@@ -81,6 +81,9 @@ class ViewsPolicy(_Strict):
     # Empty include: every materialized view of the schema. Names, not patterns.
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # Trailing UTC days (today included) a scheduled run recomputes in each rollup table; events
+    # that arrive later than that reach the rollup through `pgtender backfill --jobs views`.
+    rollup_days: Annotated[int, Field(ge=1, le=366)] = 2
     # A plain (non-concurrent) refresh takes ACCESS EXCLUSIVE: never wait long for it.
     lock_timeout_ms: PositiveMs = 5_000
     statement_timeout_ms: PositiveMs = 600_000

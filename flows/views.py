@@ -6,15 +6,20 @@ through ordinary views) refreshes after it. ``CONCURRENTLY`` when the view is po
 unique index over plain columns without a WHERE clause; otherwise a plain refresh (ACCESS
 EXCLUSIVE: readers wait) under a short ``lock_timeout``, with a warning that names the missing
 index. One run at a time (advisory lock; the deployment also cancels new runs while one runs).
-Per view: duration, rows and staleness into ``capacity_planning_metrics``. A failing view does not
-stop the others; the run ends Failed (ProblemsFound) when any failed.
+
+Rollups come first: a table ``T`` with a function ``refresh_T(date, date)`` (0010's
+``learning_events_daily``, read through the view ``mv_daily_learning_events``) is recomputed for
+the trailing ``rollup_days`` UTC days only, so its cost follows a day's data, not the history;
+backfill recomputes the days it re-runs. Per view or rollup: duration, rows and staleness into
+``capacity_planning_metrics``. A failing one does not stop the others; the run ends Failed
+(ProblemsFound) when any failed.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -38,13 +43,23 @@ class MatView:
     populated: bool
     unique_index: str | None
     depends_on: tuple[str, ...]
+    # A rollup table: recomputed for a range of days by this function instead of REFRESH.
+    rollup_function: str | None = None
 
     @property
     def concurrent(self) -> bool:
         """REFRESH ... CONCURRENTLY needs a populated view and a usable unique index."""
-        return self.populated and self.unique_index is not None
+        return self.rollup_function is None and self.populated and self.unique_index is not None
+
+    @property
+    def mode(self) -> str:
+        if self.rollup_function is not None:
+            return "rollup"
+        return "concurrently" if self.concurrent else "plain"
 
     def warning(self) -> str | None:
+        if self.rollup_function is not None:
+            return None
         if self.unique_index is None:
             return (
                 f"materialized view {self.name} has no unique index over plain columns without a WHERE"
@@ -60,34 +75,42 @@ class MatView:
 class RefreshResult:
     view: str
     status: str  # refreshed | failed
-    mode: str  # concurrently | plain
+    mode: str  # concurrently | plain | rollup
     duration_ms: float
     rows: int | None
     staleness_seconds: float | None
     finished_at: datetime
     error: str | None = None
     warning: str | None = None
+    days: str | None = None  # a rollup's recomputed UTC days, "first..last"
 
 
 def discover(conn: Conn, schema: str = "public") -> list[MatView]:
+    """Rollup tables (see the module doc) and materialized views of the schema."""
+    rollups = conn.execute(load_sql("queries/views/rollups.sql"), {"schema": schema}).fetchall()
     rows = conn.execute(load_sql("queries/views/matviews.sql"), {"schema": schema}).fetchall()
-    return [MatView(str(r[0]), bool(r[1]), r[2], tuple(r[3])) for r in rows]
+    return [MatView(str(r[0]), True, None, (), str(r[1])) for r in rollups] + [
+        MatView(str(r[0]), bool(r[1]), r[2], tuple(r[3])) for r in rows
+    ]
 
 
 def select_views(
     views: list[MatView], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
 ) -> list[MatView]:
-    """Apply the allow/deny lists; a name that is not a materialized view is a ConfigError."""
+    """Apply the allow/deny lists; a name that is not a materialized view or rollup is a ConfigError."""
     known = {v.name for v in views}
     for listed, label in ((include, "include"), (exclude, "exclude")):
         missing = sorted(set(listed) - known)
         if missing:
-            raise ConfigError(f"views.{label} names {missing[0]!r}, which is not a materialized view")
+            raise ConfigError(
+                f"views.{label} names {missing[0]!r}, which is not a materialized view or rollup table"
+            )
     return [v for v in views if (not include or v.name in include) and v.name not in exclude]
 
 
 def refresh_order(views: list[MatView]) -> list[MatView]:
-    """Topological order (dependencies first, ties by name); dependencies not selected are ignored."""
+    """Rollups first (views may read them), then topological order (dependencies first, ties by
+    name); dependencies not selected are ignored."""
     by_name = {v.name: v for v in views}
     pending = {v.name: {d for d in v.depends_on if d in by_name} for v in views}
     ordered: list[MatView] = []
@@ -100,7 +123,7 @@ def refresh_order(views: list[MatView]) -> list[MatView]:
             del pending[name]
         for deps in pending.values():
             deps.difference_update(ready)
-    return ordered
+    return sorted(ordered, key=lambda v: v.rollup_function is None)  # stable: keeps the order
 
 
 def plan(conn: Conn, policy: settings.ViewsPolicy) -> list[MatView]:
@@ -118,21 +141,40 @@ def _now(conn: Conn) -> datetime:
     return row[0]  # type: ignore[no-any-return]
 
 
+def rollup_days(today: date, policy: settings.ViewsPolicy) -> tuple[date, date]:
+    """The trailing UTC days a scheduled run recomputes: today and the ``rollup_days - 1`` before."""
+    return today - timedelta(days=policy.rollup_days - 1), today
+
+
 def refresh_view(
-    conn: Conn, view: MatView, *, schema: str, lock_timeout_ms: int, statement_timeout_ms: int
+    conn: Conn,
+    view: MatView,
+    *,
+    schema: str,
+    lock_timeout_ms: int,
+    statement_timeout_ms: int,
+    days: tuple[date, date] | None = None,
 ) -> tuple[float, int]:
-    """Refresh one view in its own transaction; return (duration ms, rows now in the view)."""
+    """Refresh one view (a rollup: recompute ``days``) in its own transaction.
+
+    Returns (duration ms, rows now in the view or rollup table).
+    """
     ident = sql.Identifier(schema, view.name)
-    statement = (
-        sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}")
-        if view.concurrent
-        else sql.SQL("REFRESH MATERIALIZED VIEW {}")
-    ).format(ident)
+    params: tuple[date, date] | None = None
+    if view.rollup_function is not None:
+        if days is None:
+            raise ValueError(f"rollup {view.name} needs the days to recompute")
+        statement = sql.SQL("SELECT {}(%s, %s)").format(sql.Identifier(schema, view.rollup_function))
+        params = days
+    elif view.concurrent:
+        statement = sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(ident)
+    else:
+        statement = sql.SQL("REFRESH MATERIALIZED VIEW {}").format(ident)
     with conn.transaction():
         conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_ms}ms",))
         conn.execute("SELECT set_config('statement_timeout', %s, true)", (f"{statement_timeout_ms}ms",))
         started = time.perf_counter()
-        conn.execute(statement)
+        conn.execute(statement, params)
         duration_ms = (time.perf_counter() - started) * 1000.0
         row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()
     return duration_ms, int(row[0]) if row else 0
@@ -140,6 +182,8 @@ def refresh_view(
 
 def measurements(result: RefreshResult) -> list[capacity.Measurement]:
     meta: dict[str, Any] = {"mode": result.mode, "status": result.status}
+    if result.days:
+        meta["days"] = result.days
     if result.error:
         meta["error"] = result.error[:500]
     out: list[capacity.Measurement] = []
@@ -168,9 +212,11 @@ def refresh_and_record(
     policy: settings.ViewsPolicy,
     flow_run_id: str | None = None,
     operation_id: UUID | None = None,
+    days: tuple[date, date] | None = None,
 ) -> RefreshResult:
     """Refresh one view and record its metrics. A database error becomes a 'failed' result.
 
+    A rollup recomputes ``days`` (default: the trailing ``policy.rollup_days`` UTC days).
     Staleness is the age of the data the refresh replaced: time since the last successful refresh
     recorded by pgtender (unknown before the first one). For a failed view it is its data's age now.
     """
@@ -181,7 +227,10 @@ def refresh_and_record(
     previous = last_successes(conn, [view.name]).get(view.name)
     started_at = _now(conn)
     staleness = None if previous is None else (started_at - previous).total_seconds()
-    mode = "concurrently" if view.concurrent else "plain"
+    mode = view.mode
+    if view.rollup_function is not None and days is None:
+        days = rollup_days(started_at.astimezone(UTC).date(), policy)
+    span = None if view.rollup_function is None or days is None else f"{days[0]}..{days[1]}"
     try:
         duration_ms, rows = refresh_view(
             conn,
@@ -189,6 +238,7 @@ def refresh_and_record(
             schema=policy.schema_name,
             lock_timeout_ms=policy.lock_timeout_ms,
             statement_timeout_ms=policy.statement_timeout_ms,
+            days=days,
         )
     except psycopg.Error as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
@@ -203,11 +253,12 @@ def refresh_and_record(
             _now(conn),
             f"{type(exc).__name__}: {message}",
             warning,
+            span,
         )
     else:
-        log.info("refreshed", mode=mode, duration_ms=round(duration_ms, 1), rows=rows)
+        log.info("refreshed", mode=mode, duration_ms=round(duration_ms, 1), rows=rows, days=span)
         result = RefreshResult(
-            view.name, "refreshed", mode, duration_ms, rows, staleness, _now(conn), None, warning
+            view.name, "refreshed", mode, duration_ms, rows, staleness, _now(conn), None, warning, span
         )
     capacity.record(
         conn,
@@ -225,10 +276,16 @@ def refresh_all(
     *,
     flow_run_id: str | None = None,
     operation_id: UUID | None = None,
+    days: tuple[date, date] | None = None,
 ) -> list[RefreshResult]:
-    """Every selected view in dependency order; a failure does not stop the others."""
+    """Every selected view in dependency order; a failure does not stop the others.
+
+    ``days``: what rollups recompute (default: their trailing days), e.g. a backfill's range.
+    """
     return [
-        refresh_and_record(conn, view, policy=policy, flow_run_id=flow_run_id, operation_id=operation_id)
+        refresh_and_record(
+            conn, view, policy=policy, flow_run_id=flow_run_id, operation_id=operation_id, days=days
+        )
         for view in plan(conn, policy)
     ]
 
@@ -240,15 +297,24 @@ def refresh_all(
 def plan_task() -> list[dict[str, Any]]:
     policy = settings.current_policy().views
     with runtime.connection() as conn:
-        return [{**asdict(v), "concurrent": v.concurrent, "warning": v.warning()} for v in plan(conn, policy)]
+        return [
+            {**asdict(v), "concurrent": v.concurrent, "mode": v.mode, "warning": v.warning()}
+            for v in plan(conn, policy)
+        ]
 
 
 @runtime.db_task("views-refresh", JOB, task_run_name="refresh-{name}")
-def refresh_task(name: str, populated: bool, unique_index: str | None, operation_id: UUID) -> dict[str, Any]:
+def refresh_task(
+    name: str,
+    populated: bool,
+    unique_index: str | None,
+    operation_id: UUID,
+    rollup_function: str | None = None,
+) -> dict[str, Any]:
     from prefect import get_run_logger  # noqa: PLC0415 - run context
 
     policy = settings.current_policy().views
-    view = MatView(name, populated, unique_index, ())
+    view = MatView(name, populated, unique_index, (), rollup_function)
     with runtime.connection() as conn:
         result = refresh_and_record(
             conn, view, policy=policy, flow_run_id=runtime.current_flow_run_id(), operation_id=operation_id
@@ -275,10 +341,16 @@ def views_flow(dry_run: bool = False) -> dict[str, Any]:
             op.counts["views"] = len(planned)
             if dry_run:
                 for item in planned:
-                    log.info("would refresh", view=item["name"], concurrent=item["concurrent"])
+                    log.info("would refresh", view=item["name"], mode=item["mode"])
                 return {"operation_id": str(op.operation_id), "dry_run": True, "plan": planned}
             results = [
-                refresh_task(item["name"], item["populated"], item["unique_index"], op.operation_id)
+                refresh_task(
+                    item["name"],
+                    item["populated"],
+                    item["unique_index"],
+                    op.operation_id,
+                    item["rollup_function"],
+                )
                 for item in planned
             ]
             failed = [r["view"] for r in results if r["status"] == "failed"]
@@ -286,6 +358,7 @@ def views_flow(dry_run: bool = False) -> dict[str, Any]:
                 refreshed=len(results) - len(failed),
                 failed=len(failed),
                 plain=sum(1 for r in results if r["mode"] == "plain"),
+                rollups=sum(1 for r in results if r["mode"] == "rollup"),
             )
             log.info("views refreshed", refreshed=len(results) - len(failed), failed=failed)
             if failed:

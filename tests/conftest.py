@@ -116,7 +116,9 @@ class Database:
             return row[0] if row else None
 
 
-def _fresh(server_dsn: str, monkeypatch: pytest.MonkeyPatch, template: str | None) -> Iterator[Database]:
+def fresh_database(
+    server_dsn: str, monkeypatch: pytest.MonkeyPatch, template: str | None
+) -> Iterator[Database]:
     name = f"pgtender_t_{uuid.uuid4().hex[:12]}"
     _create_db(server_dsn, name, template=template)
     database = Database(server_dsn, name)
@@ -130,21 +132,21 @@ def _fresh(server_dsn: str, monkeypatch: pytest.MonkeyPatch, template: str | Non
 
 @pytest.fixture
 def empty_db(server_dsn: str, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
-    yield from _fresh(server_dsn, monkeypatch, None)
+    yield from fresh_database(server_dsn, monkeypatch, None)
 
 
 @pytest.fixture
 def migrated_db(
     server_dsn: str, state_dir: Path, template_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Database]:
-    yield from _fresh(server_dsn, monkeypatch, template_db)
+    yield from fresh_database(server_dsn, monkeypatch, template_db)
 
 
 @pytest.fixture
 def demo_db(
     server_dsn: str, state_dir: Path, demo_template_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Database]:
-    yield from _fresh(server_dsn, monkeypatch, demo_template_db)
+    yield from fresh_database(server_dsn, monkeypatch, demo_template_db)
 
 
 @pytest.fixture(scope="session")

@@ -216,7 +216,7 @@ def test_held_job_lock_makes_items_busy_then_resume_finishes(demo_db: Database) 
     policy = _policy(lock_wait_seconds=0.3)
     request = backfill.validate(_days_back(2), _days_back(1), "quality,capacity")
     with db.connect(demo_db.dsn, autocommit=True) as holder, db.connect(demo_db.dsn, autocommit=True) as conn:
-        # A scheduled quality run holds the job lock (the one quality_flow takes).
+        # Another backfill holds the quality job lock.
         from flows import locks
 
         with locks.job_lock(holder, "quality") as got:
@@ -230,11 +230,13 @@ def test_held_job_lock_makes_items_busy_then_resume_finishes(demo_db: Database) 
         statuses = {(j, d): s for j, d, s, _ in _item_rows(conn)}
         assert statuses[("quality", _days_back(1))] == "skipped"
 
-        # A scheduled run that finishes while the backfill waits: the item runs after it.
+        # A quality run of one of the days (its day lock) that finishes while the backfill waits:
+        # the item runs after it.
         lock_taken = threading.Event()
 
         def hold_briefly() -> None:
-            with db.connect(demo_db.dsn, autocommit=True) as other, locks.job_lock(other, "quality"):
+            day_lock = locks.day_key("quality", _days_back(2))
+            with db.connect(demo_db.dsn, autocommit=True) as other, locks.job_lock(other, day_lock):
                 lock_taken.set()
                 threading.Event().wait(0.5)
 

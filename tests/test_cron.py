@@ -65,7 +65,7 @@ SEED_JOBS = [
     (
         "view-refresh",
         "*/15 * * * *",
-        "REFRESH MATERIALIZED VIEW mv_daily_learning_events; REFRESH MATERIALIZED VIEW mv_pattern_trend",
+        "REFRESH MATERIALIZED VIEW mv_pattern_trend; REFRESH MATERIALIZED VIEW mv_llm_usage_daily",
         "views",
     ),
     ("quality-checks", "0 1 * * *", "SELECT run_data_quality_checks()", "quality"),

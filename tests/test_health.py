@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
 import pytest
 
-from flows import db, health, probes, settings
+from flows import db, health, migrations, probes, settings
 from flows.errors import ProblemsFound
-from tests.conftest import Database
+from tests.conftest import Database, fresh_database
+
+# .ci/setup-pg-cron.sh makes this server with pg_stat_statements in shared_preload_libraries.
+PGSS_SERVER = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")
 
 
 def _now() -> datetime:
@@ -192,6 +197,95 @@ def test_query_response_without_pg_stat_statements(migrated_db: Database) -> Non
     assert bad.observed["query"] == "q_slow" and bad.observed["max_ratio"] == 5.125
     assert bad.observed["queries_compared"] == 2 and bad.observed["over_threshold"] == 1
     assert bad.details["worst"][0]["baseline_source"] == "history"
+
+
+PGSS_STATEMENT = "SELECT count(*) FROM learning_events WHERE source = $1"
+
+
+@pytest.fixture
+def pgss_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    """A migrated database on a server that preloads pg_stat_statements, with the extension."""
+    if not PGSS_SERVER:
+        pytest.skip("PGTENDER_CRON_TEST_DATABASE_URL is not set (a server preloading pg_stat_statements)")
+    for database in fresh_database(PGSS_SERVER, monkeypatch, None):
+        with db.connect(database.dsn, autocommit=True) as conn:
+            migrations.migrate(conn)
+            conn.execute("CREATE EXTENSION pg_stat_statements")
+            # Forget this database's statements (the view is server-wide; other databases keep theirs).
+            conn.execute(
+                "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database"
+                " WHERE datname = current_database()), 0)"
+            )
+        yield database
+
+
+def _statement_stats(conn: psycopg.Connection[Any]) -> tuple[str, float]:
+    row = conn.execute(
+        "SELECT s.queryid::text, s.mean_exec_time FROM pg_stat_statements s"
+        " JOIN pg_database d ON d.oid = s.dbid"
+        " WHERE d.datname = current_database() AND s.query = %s",
+        (PGSS_STATEMENT,),
+    ).fetchone()
+    assert row is not None, "the planted statement is not in pg_stat_statements"
+    return str(row[0]), float(row[1])
+
+
+def test_query_response_with_pg_stat_statements(pgss_db: Database) -> None:
+    now = _now()
+    policy = _policy()
+    with db.connect(pgss_db.dsn, autocommit=True) as conn:
+        for _ in range(5):
+            conn.execute("SELECT count(*) FROM learning_events WHERE source = %s", ("bench",))
+        queryid, mean_ms = _statement_stats(conn)
+        target = f"queryid:{queryid}"
+
+        # First run: statements but no history to compare with. pg_stat_statements is reported as the
+        # reason, the run falls back to query_performance_logs (empty here: skipped), and the current
+        # means are recorded as the next runs' baseline.
+        first = health.run_probes(conn, policy, now=now, only=("query_response",))
+        skipped = _one(first.results)
+        assert skipped.status == "skipped" and skipped.observed == {"source": None}
+        assert skipped.details["pg_stat_statements"] == (
+            "pg_stat_statements has no baseline yet (recorded by this run for the next ones)"
+        )
+        assert ("health.query_mean_ms", target, mean_ms, "ms") in skipped.resource_metrics
+        health.record(conn, first)
+        recorded = conn.execute(
+            "SELECT value FROM capacity_planning_metrics"
+            " WHERE metric_name = 'health.query_mean_ms' AND resource_name = %s",
+            (target,),
+        ).fetchall()
+        assert [r[0] for r in recorded] == [mean_ms]
+        # Keep only the planted statement's history: the probe's own statements vary run to run.
+        conn.execute(
+            "DELETE FROM capacity_planning_metrics"
+            " WHERE metric_name = 'health.query_mean_ms' AND resource_name <> %s",
+            (target,),
+        )
+
+        # Next run: the statement has not run since, so it is at exactly its baseline.
+        later = now + timedelta(minutes=5)
+        ok = _one(_probe(conn, "query_response", later))
+        assert (
+            ok.status == "passed" and ok.observed is not None and ok.details["source"] == "pg_stat_statements"
+        )
+        assert "pg_stat_statements" not in ok.details
+        assert ok.observed["source"] == "pg_stat_statements" and ok.observed["query"] == queryid
+        assert ok.observed["max_ratio"] == pytest.approx(1.0, rel=1e-9)
+        assert ok.observed["queries_compared"] == 1 and ok.observed["over_threshold"] == 0
+
+        # Two earlier runs saw it 4x faster: the median baseline is mean / 4, a 4x slowdown.
+        for hours in (1, 2):
+            conn.execute(
+                "INSERT INTO capacity_planning_metrics (measured_at, metric_name, resource_type,"
+                " resource_name, value, unit) VALUES (%s, 'health.query_mean_ms', 'health', %s, %s, 'ms')",
+                (later - timedelta(hours=hours), target, mean_ms / 4),
+            )
+        bad = _one(_probe(conn, "query_response", later))
+    assert bad.status == "failed" and bad.observed is not None
+    assert bad.observed["query"] == queryid and bad.observed["source"] == "pg_stat_statements"
+    assert bad.observed["max_ratio"] == pytest.approx(4.0, rel=1e-9)
+    assert bad.observed["over_threshold"] == 1 and bad.threshold == 2.0
 
 
 # --- quality score ----------------------------------------------------------------------------------

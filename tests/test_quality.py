@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from checks import Suite, all_suites, between, not_null
-from flows import db, quality, settings
+from flows import db, locks, quality, settings
 from flows.errors import ConfigError, ProblemsFound
 from flows.quality_sql import build_scan
 from tests import quality_fixtures as fx
@@ -375,6 +375,40 @@ def test_rerun_keeps_one_current_row_per_check(migrated_db: Database) -> None:
 
 
 # ---------------------------------------------------------------- the Prefect flow
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_flow_lock_is_per_day(migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of the same day skips; the job-wide lock a backfill of other days holds does not."""
+    config = tmp_path / "policy.toml"
+    config.write_text("[quality]\ndata_docs = false\n", encoding="utf-8")
+    monkeypatch.setenv("PGTENDER_CONFIG", str(config))
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        fx.history(conn, DAY, days=1)
+        fx.clean_events(conn, DAY)
+    with db.connect(migrated_db.dsn, autocommit=True) as holder:
+        with locks.job_lock(holder, locks.day_key("quality", DAY.isoformat())) as got:
+            assert got
+            skipped = quality.quality_flow(day=DAY.isoformat(), suite="learning_events")
+        assert skipped == {
+            "day": DAY.isoformat(),
+            "skipped": f"another quality run of {DAY.isoformat()} holds the lock",
+        }
+        with (
+            locks.job_lock(holder, "quality") as got,
+            locks.job_lock(
+                holder, locks.day_key("quality", (DAY - timedelta(days=3)).isoformat())
+            ) as other_day,
+        ):
+            assert got and other_day  # what a backfill item of another day holds
+            ran = quality.quality_flow(day=DAY.isoformat(), suite="learning_events")
+    assert ran["suites"][0]["status"] == "passed" and ran["suites"][0]["rows_written"] > 0
+    with migrated_db.connect() as conn:
+        ops = conn.execute(
+            "SELECT status, counts ->> 'skipped' FROM pgtender_operations WHERE job = 'quality'"
+            " ORDER BY started_at"
+        ).fetchall()
+    assert ops == [("completed", "1"), ("completed", None)]
 
 
 @pytest.mark.usefixtures("prefect_api")

@@ -1,20 +1,21 @@
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 import structlog
 
-from flows import db, locks, settings, views
+from flows import db, locks, migrations, settings, views
 from flows.errors import ConfigError, ProblemsFound
 from tests.conftest import Database
 
-SEED_VIEWS = {
-    "mv_daily_learning_events",
-    "mv_model_performance_trend",
-    "mv_pattern_trend",
-    "mv_llm_usage_daily",
-}
+SEED_VIEWS = {"mv_model_performance_trend", "mv_pattern_trend", "mv_llm_usage_daily"}
+# 0010's rollup table behind the view mv_daily_learning_events.
+ROLLUP = "learning_events_daily"
+MANAGED = SEED_VIEWS | {ROLLUP}
 
 # A view on a view: mv_aa_top reads mv_zz_base through the ordinary view v_mid. Alphabetical order
 # would refresh the top first; dependency order must not.
@@ -47,8 +48,10 @@ def test_discovery_finds_dependencies_through_ordinary_views(migrated_db: Databa
     with migrated_db.connect() as conn:
         conn.execute(STACK)
         found = {v.name: v for v in views.discover(conn)}
-    assert set(found) >= SEED_VIEWS
+    assert set(found) >= MANAGED
     assert all(found[name].concurrent for name in SEED_VIEWS)
+    assert found[ROLLUP].rollup_function == "refresh_learning_events_daily" and found[ROLLUP].mode == "rollup"
+    assert "mv_daily_learning_events" not in found  # a plain view over the rollup since 0010
     assert found["mv_aa_top"].depends_on == ("mv_zz_base",)
     assert found["mv_zz_base"].unique_index == "mv_zz_base_key"
     assert found["mv_mm_noindex"].unique_index is None and not found["mv_mm_noindex"].concurrent
@@ -146,7 +149,7 @@ def test_staleness_is_time_since_last_success(migrated_db: Database) -> None:
 def test_allow_and_deny_lists(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         conn.execute(STACK)
-        names = [v.name for v in views.plan(conn, _policy(exclude=("mv_mm_noindex", *SEED_VIEWS)))]
+        names = [v.name for v in views.plan(conn, _policy(exclude=("mv_mm_noindex", *MANAGED)))]
         assert names == ["mv_zz_base", "mv_aa_top"]
         with pytest.raises(ConfigError, match="not_a_view"):
             views.plan(conn, _policy(include=("not_a_view",)))
@@ -156,8 +159,11 @@ def test_allow_and_deny_lists(migrated_db: Database) -> None:
 def test_flow_refreshes_seed_views_concurrently(migrated_db: Database) -> None:
     result = views.views_flow()
     assert result["skipped"] is False and result["failed"] == [] and result["warnings"] == []
-    assert {r["view"] for r in result["views"]} == SEED_VIEWS
-    assert {r["mode"] for r in result["views"]} == {"concurrently"}
+    assert result["views"][0]["view"] == ROLLUP  # rollups first: views may read them
+    assert {r["view"]: r["mode"] for r in result["views"]} == {
+        **dict.fromkeys(SEED_VIEWS, "concurrently"),
+        ROLLUP: "rollup",
+    }
     with migrated_db.connect() as conn:
         status, counts = conn.execute(
             "SELECT status, counts FROM pgtender_operations WHERE job = 'views'"
@@ -168,7 +174,7 @@ def test_flow_refreshes_seed_views_concurrently(migrated_db: Database) -> None:
             (result["operation_id"],),
         ).fetchone()[0]
     assert status == "completed" and counts["refreshed"] == 4 and counts["failed"] == 0
-    assert tagged == 4
+    assert counts["rollups"] == 1 and tagged == 4
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -208,13 +214,13 @@ def test_flow_with_a_failing_view_ends_failed(
             ).fetchall()
         }
     assert status == "failed" and counts["failed"] == 1 and counts["refreshed"] == 3 and "mv_bad" in error
-    assert refreshed == SEED_VIEWS - {"mv_llm_usage_daily"}
+    assert refreshed == MANAGED - {"mv_llm_usage_daily"}
 
 
 @pytest.mark.usefixtures("prefect_api")
 def test_dry_run_changes_nothing(migrated_db: Database) -> None:
     result = views.views_flow(dry_run=True)
-    assert {p["name"] for p in result["plan"]} == SEED_VIEWS
+    assert {p["name"] for p in result["plan"]} == MANAGED
     with migrated_db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0] == 0
 
@@ -247,3 +253,116 @@ def test_flow_with_unknown_view_in_policy_changes_nothing(
     with migrated_db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM pgtender_operations").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0] == 0
+
+
+# ---------------------------------------------------------------- the daily rollup (0010)
+
+# 0007's definition of mv_daily_learning_events: what the view over the rollup must equal.
+FULL_AGGREGATE = """
+SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, e.event_type, count(*)::bigint,
+       count(DISTINCT e.session_id)::bigint, count(DISTINCT e.user_id)::bigint,
+       count(*) FILTER (WHERE e.session_id IS NULL)::bigint,
+       avg(EXTRACT(EPOCH FROM (e.ingested_at - e.occurred_at)))::double precision,
+       max(EXTRACT(EPOCH FROM (e.ingested_at - e.occurred_at)))::double precision,
+       min(e.occurred_at), max(e.occurred_at)
+  FROM learning_events e GROUP BY 1, 2 ORDER BY 1, 2
+"""
+DAILY = "SELECT * FROM mv_daily_learning_events ORDER BY day, event_type"
+PLANT = """
+INSERT INTO learning_events (occurred_at, ingested_at, event_type, session_id, user_id)
+SELECT %(day)s::timestamp AT TIME ZONE 'UTC' + g * interval '7 minutes',
+       %(day)s::timestamp AT TIME ZONE 'UTC' + g * interval '7 minutes' + g * interval '1 second',
+       (ARRAY['click', 'view', 'submit'])[1 + g %% 3],
+       CASE WHEN g %% 4 = 0 THEN NULL ELSE md5((g %% 5)::text)::uuid END,
+       'u' || (g %% 6)
+  FROM generate_series(0, %(n)s - 1) g
+"""
+
+
+def _utc_today(conn: psycopg.Connection[Any]) -> date:
+    row = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def test_rollup_recomputes_trailing_days_and_backfill_ranges(migrated_db: Database) -> None:
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        today = _utc_today(conn)
+        days = [today - timedelta(days=k) for k in (5, 1, 0)]
+        for day in days:  # today's rows end before now: 7-minute steps from midnight
+            conn.execute(PLANT, {"day": day, "n": 3 if day == today else 200})
+        policy = _policy(include=(ROLLUP,))
+
+        # A scheduled run: today and yesterday (rollup_days = 2); day -5 is not recomputed.
+        (result,) = views.refresh_all(conn, policy)
+        assert result.mode == "rollup" and result.status == "refreshed" and result.warning is None
+        assert result.days == f"{today - timedelta(days=1)}..{today}" and result.rows == 6
+        full = conn.execute(FULL_AGGREGATE).fetchall()
+        assert conn.execute(DAILY).fetchall() == [r for r in full if r[0] >= days[1]]
+
+        # Backfill's range reaches day -5: the view now equals 0007's full aggregate, exactly.
+        (backfilled,) = views.refresh_all(conn, policy, days=(days[0], today))
+        assert backfilled.days == f"{days[0]}..{today}" and backfilled.rows == 9
+        assert conn.execute(DAILY).fetchall() == full
+
+        # Late events older than the trailing days wait for a backfill; today's changes do not:
+        # an event type that vanished from today loses its row.
+        conn.execute(PLANT, {"day": days[0], "n": 1})
+        conn.execute(
+            "DELETE FROM learning_events WHERE event_type = 'submit' AND occurred_at >= %s", (today,)
+        )
+        views.refresh_all(conn, policy)
+        daily = conn.execute(DAILY).fetchall()
+        full = conn.execute(FULL_AGGREGATE).fetchall()
+        assert [r for r in daily if r[0] >= days[1]] == [r for r in full if r[0] >= days[1]]
+        assert (today, "submit") not in {(r[0], r[1]) for r in daily}
+        stale = next(r for r in daily if r[:2] == (days[0], "click"))
+        assert stale[2] == next(r for r in full if r[:2] == (days[0], "click"))[2] - 1
+
+        # Retention drops day -5's raw events: recomputing that range keeps its aggregates (they
+        # could not be rebuilt), while the days that still have events are recomputed.
+        kept = [r for r in daily if r[0] == days[0]]
+        conn.execute("DELETE FROM learning_events WHERE occurred_at < %s", (days[1],))
+        (again,) = views.refresh_all(conn, policy, days=(days[0], today))
+        assert again.status == "refreshed" and again.rows == 8  # 3 kept + yesterday 3 + today 2
+        assert [r for r in conn.execute(DAILY).fetchall() if r[0] == days[0]] == kept
+
+        meta = conn.execute(
+            "SELECT metadata FROM capacity_planning_metrics"
+            " WHERE metric_name = 'view_refresh_ms' AND resource_name = %s ORDER BY measured_at",
+            (ROLLUP,),
+        ).fetchall()
+    assert [m[0]["mode"] for m in meta] == ["rollup"] * 4
+    assert [m[0]["days"] for m in meta][1] == f"{days[0]}..{today}"
+
+
+def test_rollup_refuses_a_reversed_range(migrated_db: Database) -> None:
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        today = _utc_today(conn)
+        conn.execute(PLANT, {"day": today - timedelta(days=1), "n": 10})
+        views.refresh_all(conn, _policy(include=(ROLLUP,)))
+        before = conn.execute(DAILY).fetchall()
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="invalid day range"):
+            conn.execute("SELECT refresh_learning_events_daily(%s, %s)", (today, today - timedelta(days=1)))
+        (failed,) = views.refresh_all(
+            conn, _policy(include=(ROLLUP,)), days=(today, today - timedelta(days=3))
+        )
+        assert failed.status == "failed" and failed.error is not None and "invalid day range" in failed.error
+        assert conn.execute(DAILY).fetchall() == before
+
+
+def test_migration_0010_keeps_the_daily_aggregate(empty_db: Database) -> None:
+    with db.connect(empty_db.dsn, autocommit=True) as conn:
+        migrations.migrate(conn, 9)
+        today = _utc_today(conn)
+        for k in (3, 2):
+            conn.execute(PLANT, {"day": today - timedelta(days=k), "n": 50})
+        conn.execute("REFRESH MATERIALIZED VIEW mv_daily_learning_events")
+        before = conn.execute(DAILY).fetchall()
+        migrations.migrate(conn)  # 0010 fills the rollup from the whole history
+        assert conn.execute(DAILY).fetchall() == before == conn.execute(FULL_AGGREGATE).fetchall()
+        migrations.migrate(conn, 9)  # and its down step rebuilds the materialized view with data
+        kind = conn.execute(
+            "SELECT relkind FROM pg_class WHERE relname = 'mv_daily_learning_events'"
+        ).fetchone()
+        assert kind == ("m",) and conn.execute(DAILY).fetchall() == before
