@@ -277,11 +277,14 @@ class RefreshLoop(threading.Thread):
 def writer_impact(dsn: str, rounds: int, seconds: float) -> None:
     """Writer p95 beside a refresh loop vs idle, in alternating windows.
 
-    Idle and busy windows alternate (idle-busy, then busy-idle, ...) so that drift on the machine
-    (autovacuum, checkpoints, writeback after a refresh) lands on both sides; the p95 of each side
+    Each loop starts after a CHECKPOINT. Idle and busy windows alternate (idle-busy, then
+    busy-idle, ...) so that drift on the machine (autovacuum, writeback after a refresh) lands on
+    both sides; the p95 of each side
     is over all of its windows' samples, and the per-round ratios show the spread.
     """
     for variant, label in LOOPS.items():
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")  # start clean: no writeback left over from the previous loop
         idle: list[float] = []
         busy: list[float] = []
         ratios: list[float] = []

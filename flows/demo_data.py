@@ -51,6 +51,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from flows.db import load_sql
+
 
 def demo_sql_dir() -> Path:
     """``sql/demo``: in a source checkout next to ``flows/``; in a wheel force-included as ``flows/sql``."""
@@ -146,8 +148,9 @@ def load_demo_data(
 ) -> dict[str, int]:
     """Fill every table of migrations 0002-0006 with related demo rows, in one transaction.
 
-    Returns the rows inserted per table (from the statements' row counts). Materialized views in
-    schema public are then refreshed (not concurrently) and the database is analyzed.
+    Returns the rows inserted per table (from the statements' row counts). The daily rollup is then
+    computed for every loaded day, materialized views in schema public are refreshed (not
+    concurrently) and the database is analyzed.
     Raises ValueError for non-positive sizes or when ml_models/learning_events already hold rows.
     """
     if days < 1 or rows_per_day < 1:
@@ -180,6 +183,7 @@ def load_demo_data(
             cur.execute(_statement(name), params)
             counts[table] = counts.get(table, 0) + max(cur.rowcount, 0)
 
+        cur.execute(load_sql("queries/views/rollup_history.sql"))
         cur.execute("SELECT matviewname FROM pg_matviews WHERE schemaname = 'public' ORDER BY matviewname")
         views = [str(r[0]) for r in cur.fetchall()]
         for view in views:

@@ -53,6 +53,18 @@ def test_every_materialized_view_can_refresh_concurrently(demo_db: Database) -> 
             )
 
 
+def test_demo_data_rolls_up_every_loaded_day(demo_db: Database) -> None:
+    """The views job recomputes only the trailing days, so a bulk load rolls up its whole history."""
+    with demo_db.connect() as conn:
+        by_day = conn.execute(
+            "SELECT (occurred_at AT TIME ZONE 'UTC')::date, count(*) FROM learning_events GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        rolled = conn.execute(
+            "SELECT day, sum(event_count) FROM mv_daily_learning_events GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert len(by_day) >= 14 and rolled == by_day
+
+
 def test_seed_readme_examples_work(migrated_db: Database) -> None:
     with migrated_db.connect() as conn, conn.transaction():
         model = conn.execute(
