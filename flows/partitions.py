@@ -27,7 +27,7 @@ import structlog
 from prefect import flow
 from psycopg import sql
 
-from flows import capacity, db, locks, runtime, settings
+from flows import capacity, locks, runtime, settings
 from flows.db import load_sql
 from flows.ddl import expect_equal, run_locked
 from flows.errors import ConfigError, InfrastructureError, ProblemsFound
@@ -635,9 +635,8 @@ def partitions_flow(dry_run: bool = False) -> dict[str, Any]:
     log = get_logger(job=JOB)
     policy = settings.current_policy().partitions
     with runtime.connection() as conn:
-        if db.is_replica(conn):
-            log.info("this server is a replica: partitions does nothing here")
-            return {"skipped": "replica"}
+        if (on_replica := runtime.replica_skip(conn, JOB)) is not None:
+            return on_replica
         targets = resolve_targets(conn, policy.enabled_tables())  # ConfigError before any change
         with locks.job_lock(conn, JOB) as got:
             if not got:

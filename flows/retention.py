@@ -34,7 +34,7 @@ import structlog
 from prefect import flow, task
 from psycopg import sql
 
-from flows import db, locks, runtime, settings
+from flows import locks, runtime, settings
 from flows.db import load_sql
 from flows.ddl import RowCountMismatch, expect_equal, run_locked
 from flows.errors import ConfigError, InfrastructureError, ProblemsFound
@@ -639,9 +639,8 @@ def retention_flow(dry_run: bool = False) -> dict[str, Any]:
     log = get_logger(job=JOB)
     policy = settings.current_policy()
     with runtime.connection() as conn:
-        if db.is_replica(conn):
-            log.info("this server is a replica: retention does nothing here")
-            return {"skipped": "replica"}
+        if (on_replica := runtime.replica_skip(conn, JOB)) is not None:
+            return on_replica
         parts, plain = retention_targets(conn, policy)  # ConfigError before any change
         with locks.job_lock(conn, JOB) as got:
             if not got:

@@ -107,6 +107,17 @@ def connection() -> Iterator[Conn]:
         yield conn
 
 
+def replica_skip(conn: Conn, job: str) -> dict[str, Any] | None:
+    """pg_partman's idiom: on a replica (hot standby) a job does nothing, and says so, instead of
+    failing on its first write. None on a primary."""
+    if not db.is_replica(conn):
+        return None
+    from flows.logs import get_logger  # noqa: PLC0415
+
+    get_logger(job=job).info(f"this server is a replica: {job} does nothing here")
+    return {"skipped": "replica"}
+
+
 def skip_run(conn: Conn, job: str, reason: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Record a run that did nothing (another run holds the job's lock) and say why."""
     from flows.logs import get_logger  # noqa: PLC0415

@@ -332,6 +332,9 @@ def refresh_task(
 def views_flow(dry_run: bool = False) -> dict[str, Any]:
     """Refresh the managed materialized views in dependency order, never two runs at once."""
     log = get_logger(job=JOB)
+    with runtime.connection() as lock_conn:
+        if (on_replica := runtime.replica_skip(lock_conn, JOB)) is not None:
+            return on_replica
     with runtime.connection() as lock_conn, locks.job_lock(lock_conn, JOB) as got:
         if not got:
             reason = "previous views refresh is still running (advisory lock held): this run is skipped"
