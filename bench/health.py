@@ -77,6 +77,7 @@ def load(conn: psycopg.Connection[Any], days: int, rows_per_day: int) -> None:
             flush=True,
         )
     load_side_tables(conn, days)
+    conn.execute(db.load_sql("queries/views/rollup_history.sql"))  # a bulk load: roll up every day
     conn.execute("VACUUM ANALYZE")
     print(f"  loaded and analyzed in {time.perf_counter() - started:.0f} s", flush=True)
 
