@@ -569,7 +569,8 @@ def expected_period(cron: str, now: datetime) -> timedelta:
 
 
 def job_watchdog(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
-    """Every scheduled job succeeded within grace_factor x its schedule's period.
+    """Every scheduled job succeeded within grace_factor x its schedule's period (a run that only
+    found problems counts: the watchdog asks whether the job still runs, see job_runs.sql).
 
     A job that never succeeded is late once pgtender's first ledger row here is older than that;
     before, it is skipped (a fresh install has not had the chance yet).

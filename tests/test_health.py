@@ -498,10 +498,13 @@ def test_partition_horizon_both_ways(migrated_db: Database) -> None:
 # --- job watchdog -----------------------------------------------------------------------------------
 
 
-def _ledger(conn: psycopg.Connection[Any], job: str, status: str, finished: datetime) -> None:
+def _ledger(
+    conn: psycopg.Connection[Any], job: str, status: str, finished: datetime, error: str | None = None
+) -> None:
     conn.execute(
-        "INSERT INTO pgtender_operations (job, status, started_at, finished_at) VALUES (%s, %s, %s, %s)",
-        (job, status, finished - timedelta(seconds=5), finished),
+        "INSERT INTO pgtender_operations (job, status, started_at, finished_at, error)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (job, status, finished - timedelta(seconds=5), finished, error),
     )
 
 
@@ -512,7 +515,7 @@ def test_watchdog_flags_a_stale_job_and_quiets_after_success(migrated_db: Databa
         fresh = _probe(conn, "job_watchdog", now, schedules)
         assert {r.target: r.status for r in fresh} == {"views": "skipped", "capacity": "skipped"}
         _ledger(conn, "views", "completed", now - timedelta(minutes=40))
-        _ledger(conn, "views", "failed", now - timedelta(minutes=10))  # a failure is no success
+        _ledger(conn, "views", "failed", now - timedelta(minutes=10), "InfrastructureError: connection lost")
         _ledger(conn, "capacity", "completed", now - timedelta(hours=20))
         stale = {r.target: r for r in _probe(conn, "job_watchdog", now, schedules)}
         assert stale["views"].status == "failed" and stale["views"].observed is not None
@@ -524,6 +527,13 @@ def test_watchdog_flags_a_stale_job_and_quiets_after_success(migrated_db: Databa
         quiet = {r.target: r for r in _probe(conn, "job_watchdog", now, schedules)}
         assert quiet["views"].status == "passed" and quiet["views"].observed is not None
         assert quiet["views"].observed["age_seconds"] == 300.0
+        # A run that did its work and found problems still ran: its findings alert on their own.
+        _ledger(
+            conn, "views", "failed", now - timedelta(minutes=2), "ProblemsFound: 1 view failed to refresh"
+        )
+        found = {r.target: r for r in _probe(conn, "job_watchdog", now, schedules)}
+        assert found["views"].status == "passed" and found["views"].observed is not None
+        assert found["views"].observed["age_seconds"] == 120.0
         # A job that never succeeded while pgtender has run here for longer than its allowed period.
         never = {
             r.target: r
