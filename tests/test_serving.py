@@ -144,7 +144,13 @@ def test_late_runs_collapse_to_one_catch_up_run_per_job() -> None:
         )
         # a run that is not yet overdue (within the grace) is not a catch-up run: untouched
         client.create_flow_run_from_deployment(ids["health"], state=Scheduled(scheduled_time=now))
-        before = {job: _scheduled_runs(client, ids[job]) for job in ids}
+
+        # Prefect's scheduler may add the deployments' next runs at any moment: those lie in the
+        # future, are none of this test's runs and are not what the rule is about.
+        def planted(job: str) -> list[Any]:
+            return [r for r in _scheduled_runs(client, ids[job]) if r.expected_start_time <= now]
+
+        before = {job: planted(job) for job in ids}
         assert len(before["health"]) == 25 and len(before["views"]) == 9
         newest = max(
             (r for r in before["health"] if r.expected_start_time < now - serving.LATE_GRACE),
@@ -155,9 +161,9 @@ def test_late_runs_collapse_to_one_catch_up_run_per_job() -> None:
             cancelled = serving.collapse_late_runs(client, ids, now=now)
 
         assert cancelled == {"health": 23, "views": 7}
-        health_left = _scheduled_runs(client, ids["health"])
+        health_left = planted("health")
         assert len(health_left) == 2 and newest.id in {r.id for r in health_left}
-        views_left = _scheduled_runs(client, ids["views"])
+        views_left = planted("views")
         assert len(views_left) == 2 and manual.id in {r.id for r in views_left}
         gone = next(r for r in before["health"] if r.id not in {x.id for x in health_left})
         state = client.read_flow_run(gone.id).state
