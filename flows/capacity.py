@@ -485,9 +485,8 @@ def capacity_flow() -> dict[str, Any]:
     from prefect.artifacts import create_markdown_artifact  # noqa: PLC0415
 
     log = get_logger(job="capacity")
-    with runtime.connection() as lock_conn:
-        if (on_replica := runtime.replica_skip(lock_conn, "capacity")) is not None:
-            return on_replica
+    if (on_replica := runtime.replica_skip("capacity")) is not None:
+        return on_replica
     with runtime.connection() as lock_conn, locks.job_lock(lock_conn, "capacity") as got:
         if not got:
             reason = "another capacity run (or a capacity backfill) holds the lock: this run is skipped"

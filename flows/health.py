@@ -214,9 +214,8 @@ def health_flow() -> dict[str, Any]:
 
     log = get_logger(job=JOB)
     budget_ms = settings.current_policy().health.budget_ms
-    with runtime.connection() as lock_conn:
-        if (on_replica := runtime.replica_skip(lock_conn, JOB)) is not None:
-            return on_replica
+    if (on_replica := runtime.replica_skip(JOB)) is not None:
+        return on_replica
     with runtime.connection() as lock_conn, locks.job_lock(lock_conn, JOB) as got:
         if not got:
             reason = "previous health run is still running (advisory lock held): this run is skipped"

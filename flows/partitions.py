@@ -635,7 +635,7 @@ def partitions_flow(dry_run: bool = False) -> dict[str, Any]:
     log = get_logger(job=JOB)
     policy = settings.current_policy().partitions
     with runtime.connection() as conn:
-        if (on_replica := runtime.replica_skip(conn, JOB)) is not None:
+        if (on_replica := runtime.replica_skip(JOB, conn)) is not None:
             return on_replica
         targets = resolve_targets(conn, policy.enabled_tables())  # ConfigError before any change
         with locks.job_lock(conn, JOB) as got:

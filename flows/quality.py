@@ -652,9 +652,8 @@ def quality_flow(day: str | None = None, suite: str | None = None) -> dict[str, 
     suites = select_suites(suite, policy)
     now = datetime.now(UTC)
     params = {"day": the_day.isoformat(), "suite": suite}
-    with runtime.connection() as conn:
-        if (on_replica := runtime.replica_skip(conn, JOB)) is not None:
-            return on_replica
+    if (on_replica := runtime.replica_skip(JOB)) is not None:
+        return on_replica
     with runtime.ledger_entry(JOB, params) as op:
         # One run per day's window at a time (a backfill item of the same day included); runs of
         # other days, e.g. a backfill's, do not hold up the daily run.

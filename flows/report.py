@@ -580,9 +580,8 @@ def report_flow(week: str | None = None, to: str | None = None, dry_run: bool = 
     chosen = parse_week(week, policy.report.timezone, now=now)  # bad input: nothing written
     recipients = recipients_for(to, policy.report, dry_run=dry_run)
     params = {"week": chosen.label, "recipients": len(recipients), "dry_run": dry_run}
-    with runtime.connection() as conn:
-        if (on_replica := runtime.replica_skip(conn, JOB)) is not None:
-            return on_replica
+    if (on_replica := runtime.replica_skip(JOB)) is not None:
+        return on_replica
     with runtime.ledger_entry(JOB, params) as op:
         built = build_task(chosen.label, recipients, now.isoformat())
         op.counts.update(

@@ -639,7 +639,7 @@ def retention_flow(dry_run: bool = False) -> dict[str, Any]:
     log = get_logger(job=JOB)
     policy = settings.current_policy()
     with runtime.connection() as conn:
-        if (on_replica := runtime.replica_skip(conn, JOB)) is not None:
+        if (on_replica := runtime.replica_skip(JOB, conn)) is not None:
             return on_replica
         parts, plain = retention_targets(conn, policy)  # ConfigError before any change
         with locks.job_lock(conn, JOB) as got:

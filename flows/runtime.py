@@ -107,9 +107,12 @@ def connection() -> Iterator[Conn]:
         yield conn
 
 
-def replica_skip(conn: Conn, job: str) -> dict[str, Any] | None:
+def replica_skip(job: str, conn: Conn | None = None) -> dict[str, Any] | None:
     """pg_partman's idiom: on a replica (hot standby) a job does nothing, and says so, instead of
-    failing on its first write. None on a primary."""
+    failing on its first write. None on a primary. Borrows a connection unless given one."""
+    if conn is None:
+        with connection() as borrowed:
+            return replica_skip(job, borrowed)
     if not db.is_replica(conn):
         return None
     from flows.logs import get_logger  # noqa: PLC0415

@@ -228,9 +228,10 @@ def refresh_and_record(
     started_at = _now(conn)
     staleness = None if previous is None else (started_at - previous).total_seconds()
     mode = view.mode
-    if view.rollup_function is not None and days is None:
-        days = rollup_days(started_at.astimezone(UTC).date(), policy)
-    span = None if view.rollup_function is None or days is None else f"{days[0]}..{days[1]}"
+    span: str | None = None  # a rollup's recomputed days
+    if view.rollup_function is not None:
+        days = days or rollup_days(started_at.astimezone(UTC).date(), policy)
+        span = f"{days[0]}..{days[1]}"
     try:
         duration_ms, rows = refresh_view(
             conn,
@@ -332,9 +333,8 @@ def refresh_task(
 def views_flow(dry_run: bool = False) -> dict[str, Any]:
     """Refresh the managed materialized views in dependency order, never two runs at once."""
     log = get_logger(job=JOB)
-    with runtime.connection() as lock_conn:
-        if (on_replica := runtime.replica_skip(lock_conn, JOB)) is not None:
-            return on_replica
+    if (on_replica := runtime.replica_skip(JOB)) is not None:
+        return on_replica
     with runtime.connection() as lock_conn, locks.job_lock(lock_conn, JOB) as got:
         if not got:
             reason = "previous views refresh is still running (advisory lock held): this run is skipped"

@@ -1,6 +1,6 @@
 -- Last success of each job, and when pgtender first ran at all here (its 'install' time).
 -- A run that did its work and found problems (ledger error 'ProblemsFound: ...', as
--- flows/ledger.py writes it) counts as a success here: the watchdog asks whether the job still
+-- runtime.ledger_entry writes it) counts as a success here: the watchdog asks whether the job still
 -- runs; what it found is alerted by its own checks (health probes, quality suites).
 SELECT j.job,
        (SELECT max(o.finished_at) FROM pgtender_operations o
