@@ -267,6 +267,12 @@ def test_range_jobs_run_once_around_the_days(demo_db: Database) -> None:
             "SELECT count(*) FROM capacity_planning_metrics WHERE metric_name = 'view_refresh_ms'"
         ).fetchone()
         assert refreshed is not None and refreshed[0] >= 1
+        # The daily rollup recomputes exactly the backfilled days, not its trailing window.
+        rolled = conn.execute(
+            "SELECT metadata ->> 'days' FROM capacity_planning_metrics"
+            " WHERE metric_name = 'view_refresh_ms' AND resource_name = 'learning_events_daily'"
+        ).fetchall()
+        assert rolled == [(f"{_days_back(2)}..{_days_back(1)}",)]
     text = backfill.table_markdown(
         request,
         {backfill.Item(r["job"], r["day"]): backfill.ItemResult(**r) for r in _summary_items(summary)},
