@@ -38,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from psycopg import conninfo, sql
 
-from flows import backfill, db, migrations, settings
-from flows.runtime import disable_telemetry
+from flows import backfill
+from flows.core import db, migrations, settings
+from flows.core.runtime import disable_telemetry
 
 
 def sql_work(dsn: str, days: list[date], policy: settings.Policy) -> float:

@@ -36,9 +36,10 @@ from typing import Any
 import psycopg
 from psycopg import conninfo, sql
 
-from flows import db, health, migrations, settings, views
-from flows.logs import configure_logging
-from flows.serving import SCHEDULES
+from flows import health, views
+from flows.core import db, migrations, settings
+from flows.core.logs import configure_logging
+from flows.edge.serving import SCHEDULES
 
 
 def p95(samples: list[float]) -> float:

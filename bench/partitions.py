@@ -43,8 +43,9 @@ import psycopg
 import structlog
 from psycopg import conninfo, sql
 
-from flows import migrations, partitions
-from flows.partition_policy import PartitionsPolicy
+from flows import partitions
+from flows.core import migrations
+from flows.core.partition_policy import PartitionsPolicy
 
 ADMIN = os.environ.get("PGTENDER_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PARTMAN_CONTROL = "/usr/share/postgresql/15/extension/pg_partman.control"
@@ -378,8 +379,8 @@ def prefect_cost(template: str, n_tables: int, runs: int) -> None:
 
     from prefect.testing.utilities import prefect_test_harness  # noqa: PLC0415
 
-    from flows import db as flows_db  # noqa: PLC0415
-    from flows.runtime import disable_telemetry  # noqa: PLC0415
+    from flows.core import db as flows_db  # noqa: PLC0415
+    from flows.core.runtime import disable_telemetry  # noqa: PLC0415
 
     disable_telemetry()
     database = clone(template, "prefect")

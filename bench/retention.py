@@ -30,8 +30,8 @@ import structlog
 from psycopg import conninfo, sql
 
 from flows import partitions, retention
-from flows.logs import get_logger
-from flows.partition_policy import PartitionsPolicy, RetentionPolicy
+from flows.core.logs import get_logger
+from flows.core.partition_policy import PartitionsPolicy, RetentionPolicy
 
 ADMIN = os.environ.get("PGTENDER_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLE = "bench_events"

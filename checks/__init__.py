@@ -4,7 +4,7 @@ A suite is a :class:`Suite`: one table, one time column, and a tuple of :class:`
 Each expectation is a GX Core 1.x expectation type (snake_case, e.g.
 ``expect_column_values_to_be_in_set``) with its GX keyword arguments, so it means exactly what GX
 says it means; pgtender evaluates the supported types in one fused SQL scan of the window
-(``flows/quality_sql.py``, checked against GX itself by the tests) and hands any other GX type to
+(``flows/quality/compiler.py``, checked against GX itself by the tests) and hands any other GX type to
 GX on a query asset of the same window. Values known only at run time (the run's clock, the
 window bounds) are written as :data:`NOW`, :data:`WINDOW_START`, :data:`WINDOW_END` (plus or
 minus a ``timedelta``).

@@ -1,12 +1,12 @@
 """Entrypoints for work-pool deployments (prefect.yaml): each job's flow with its flow-level retries.
 
 A worker imports the entrypoint named in prefect.yaml and runs that object, so the retries of
-``flows.serving.RETRIES`` must live on it (``pgtender serve`` registers the same objects in-process).
+``flows.edge.serving.RETRIES`` must live on it (``pgtender serve`` registers the same objects in-process).
 """
 
 from __future__ import annotations
 
-from flows.serving import served_flow
+from flows.edge.serving import served_flow
 
 backfill = served_flow("backfill")
 capacity = served_flow("capacity")

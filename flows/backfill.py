@@ -41,11 +41,11 @@ import psycopg
 from prefect import flow, task
 from psycopg.types.json import Jsonb
 
-from flows import db, locks, runtime, settings
-from flows.db import load_sql
-from flows.errors import ConfigError, InfrastructureError, ProblemsFound
-from flows.logs import get_logger
-from flows.masking import mask_secrets
+from flows.core import db, locks, runtime, settings
+from flows.core.db import load_sql
+from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
+from flows.core.logs import get_logger
+from flows.core.masking import mask_secrets
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -701,7 +701,7 @@ def cli_local(
     """Validate, then run the backfill flow in this process with a progress bar on stderr."""
     import typer  # noqa: PLC0415
 
-    from flows.jobs import run_job  # noqa: PLC0415
+    from flows.core.jobs import run_job  # noqa: PLC0415
 
     request = _policy_and_request(start, end, jobs, force)  # ConfigError before anything runs
     total = len(request.items())

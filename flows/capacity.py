@@ -20,9 +20,9 @@ from prefect import flow
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from flows import locks, runtime, settings
-from flows.db import load_sql
-from flows.logs import get_logger
+from flows.core import locks, runtime, settings
+from flows.core.db import load_sql
+from flows.core.logs import get_logger
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

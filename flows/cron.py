@@ -23,11 +23,11 @@ from uuid import UUID
 import psycopg
 from psycopg import conninfo, sql
 
-from flows import db, ledger, settings
-from flows.db import load_sql
-from flows.ddl import expect_equal
-from flows.errors import ConfigError
-from flows.logs import get_logger
+from flows.core import db, ledger, settings
+from flows.core.db import load_sql
+from flows.core.ddl import expect_equal
+from flows.core.errors import ConfigError
+from flows.core.logs import get_logger
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -163,7 +163,7 @@ def cron_connection(conn: Conn) -> Iterator[tuple[Conn | None, str]]:
 
 
 def _schedules() -> dict[str, str]:
-    from flows.serving import SCHEDULES  # noqa: PLC0415 - the schedules "here"
+    from flows.edge.serving import SCHEDULES  # noqa: PLC0415 - the schedules "here"
 
     return dict(SCHEDULES)
 

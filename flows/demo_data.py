@@ -51,16 +51,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from flows.db import load_sql
+from flows.core.db import load_sql, sql_dir
 
 
 def demo_sql_dir() -> Path:
-    """``sql/demo``: in a source checkout next to ``flows/``; in a wheel force-included as ``flows/sql``."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "sql" / "demo", here / "sql" / "demo"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"sql/demo not found next to {here}")
+    """``sql/demo``, from pgtender's package data."""
+    return sql_dir() / "demo"
 
 
 # (table, statement file) in load order; every statement is a single INSERT into that table.

@@ -27,12 +27,13 @@ import structlog
 from prefect import flow
 from psycopg import sql
 
-from flows import capacity, locks, runtime, settings
-from flows.db import load_sql
-from flows.ddl import expect_equal, run_locked
-from flows.errors import ConfigError, InfrastructureError, ProblemsFound
-from flows.logs import get_logger
-from flows.partition_policy import DdlRetry, PartitionsPolicy, TablePolicy, parse_age
+from flows import capacity
+from flows.core import locks, runtime, settings
+from flows.core.db import load_sql
+from flows.core.ddl import expect_equal, run_locked
+from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
+from flows.core.logs import get_logger
+from flows.core.partition_policy import DdlRetry, PartitionsPolicy, TablePolicy, parse_age
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

@@ -34,12 +34,12 @@ import structlog
 from prefect import flow, task
 from psycopg import sql
 
-from flows import locks, runtime, settings
-from flows.db import load_sql
-from flows.ddl import RowCountMismatch, expect_equal, run_locked
-from flows.errors import ConfigError, InfrastructureError, ProblemsFound
-from flows.logs import get_logger
-from flows.partition_policy import DdlRetry, PlainTablePolicy, RetentionPolicy
+from flows.core import locks, runtime, settings
+from flows.core.db import load_sql
+from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
+from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
+from flows.core.logs import get_logger
+from flows.core.partition_policy import DdlRetry, PlainTablePolicy, RetentionPolicy
 from flows.partitions import (
     KEY_TYPES,
     Target,

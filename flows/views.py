@@ -27,10 +27,11 @@ import psycopg
 from prefect import flow
 from psycopg import sql
 
-from flows import capacity, locks, runtime, settings
-from flows.db import load_sql
-from flows.errors import ConfigError, ProblemsFound
-from flows.logs import get_logger
+from flows import capacity
+from flows.core import locks, runtime, settings
+from flows.core.db import load_sql
+from flows.core.errors import ConfigError, ProblemsFound
+from flows.core.logs import get_logger
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
-from flows import db, migrations
-from flows.runtime import disable_telemetry
+from flows.core import db, migrations
+from flows.core.runtime import disable_telemetry
 
 disable_telemetry()
 for _var in ("PGTENDER_DATABASE_URL", "PGTENDER_CONFIG"):

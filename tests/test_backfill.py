@@ -11,8 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from flows import backfill, db, settings
-from flows.errors import ConfigError, InfrastructureError
+from flows import backfill
+from flows.core import db, settings
+from flows.core.errors import ConfigError, InfrastructureError
 from tests.conftest import Database
 
 TODAY = date(2026, 6, 15)
@@ -22,7 +23,7 @@ TODAY = date(2026, 6, 15)
 def _logs_to_real_stderr() -> Iterator[None]:
     """The CLI configures logging onto capsys's stderr: point it back at the real one afterwards."""
     yield
-    from flows.logs import configure_logging
+    from flows.core.logs import configure_logging
 
     configure_logging()
 
@@ -125,7 +126,7 @@ def test_chunks_keep_range_jobs_apart() -> None:
 def test_cli_bad_request_exits_2_and_changes_nothing(
     migrated_db: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from flows.cli import main
+    from flows.edge.cli import main
 
     future = (_today() + timedelta(days=1)).isoformat()
     for args in (
@@ -217,7 +218,7 @@ def test_held_job_lock_makes_items_busy_then_resume_finishes(demo_db: Database) 
     request = backfill.validate(_days_back(2), _days_back(1), "quality,capacity")
     with db.connect(demo_db.dsn, autocommit=True) as holder, db.connect(demo_db.dsn, autocommit=True) as conn:
         # Another backfill holds the quality job lock.
-        from flows import locks
+        from flows.core import locks
 
         with locks.job_lock(holder, "quality") as got:
             assert got
@@ -335,7 +336,7 @@ def test_flow_progress_and_table_artifacts(demo_db: Database) -> None:
 def test_cli_local_run_shows_progress_and_table(
     demo_db: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from flows.cli import main
+    from flows.edge.cli import main
 
     args = ["backfill", "--start", _days_back(2), "--end", _days_back(1), "--jobs", "capacity"]
     main(args)  # returns: exit 0
@@ -370,7 +371,7 @@ def test_cli_triggers_the_deployment_and_watches_it(
     from prefect.client.orchestration import get_client
     from prefect.flow_engine import run_flow
 
-    from flows.cli import main
+    from flows.edge.cli import main
 
     deployment_id = backfill.backfill_flow.to_deployment(name="backfill").apply()
     # Bad input: rejected before any flow run is created.

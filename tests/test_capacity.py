@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flows import capacity, db
+from flows import capacity
+from flows.core import db
 from tests.conftest import Database
 
 
@@ -114,7 +115,7 @@ def test_capacity_flow_failure_is_in_ledger(migrated_db: Database) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_capacity_flow_skips_while_another_run_holds_the_lock(migrated_db: Database) -> None:
-    from flows import locks
+    from flows.core import locks
 
     with db.connect(migrated_db.dsn, autocommit=True) as holder, locks.job_lock(holder, "capacity") as got:
         assert got

@@ -6,7 +6,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from flows import capacity, db, settings
+from flows import capacity
+from flows.core import db, settings
 from tests.conftest import Database
 
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from flows import migrations
-from flows.cli import main
+from flows.core import migrations
+from flows.edge.cli import main
 from tests.catalog import fingerprint
 from tests.conftest import Database
 

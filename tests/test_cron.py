@@ -23,9 +23,10 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
-from flows import cron, db, migrations
-from flows.errors import ConfigError
-from flows.serving import SCHEDULES
+from flows import cron
+from flows.core import db, migrations
+from flows.core.errors import ConfigError
+from flows.edge.serving import SCHEDULES
 from tests.conftest import Database
 
 CRON_URL = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")
@@ -179,7 +180,7 @@ def cron_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[CronEnv]:
 def _logs_to_real_stderr() -> Iterator[None]:
     """The CLI configures logging onto capsys's stderr: point it back at the real one afterwards."""
     yield
-    from flows.logs import configure_logging
+    from flows.core.logs import configure_logging
 
     configure_logging()
 
@@ -253,7 +254,7 @@ def test_analyze_maps_the_seed_jobs(cron_env: CronEnv) -> None:
 def test_migrate_dry_run_changes_nothing_execute_is_reversible(
     cron_env: CronEnv, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from flows.cli import main
+    from flows.edge.cli import main
 
     before = cron_env.jobs()
     main(["cron", "migrate", "--dry-run"])
@@ -348,7 +349,7 @@ def test_cron_failures_reports_remaining_jobs(cron_env: CronEnv) -> None:
 
 @needs_cron
 def test_cli_analyze_prints_the_table(cron_env: CronEnv, capsys: pytest.CaptureFixture[str]) -> None:
-    from flows.cli import main
+    from flows.edge.cli import main
 
     main(["cron", "analyze"])
     out = capsys.readouterr().out
@@ -361,7 +362,8 @@ def test_cli_analyze_prints_the_table(cron_env: CronEnv, capsys: pytest.CaptureF
 
 @needs_cron
 def test_health_reports_failures_of_remaining_cron_jobs(cron_env: CronEnv) -> None:
-    from flows import health, settings
+    from flows import health
+    from flows.core import settings
 
     policy = settings.HealthPolicy(cron_lookback_minutes=24 * 60)
     with db.connect(cron_env.tended.dsn, autocommit=True) as conn:
@@ -375,7 +377,8 @@ def test_health_reports_failures_of_remaining_cron_jobs(cron_env: CronEnv) -> No
 
 
 def test_health_cron_probe_skips_without_pg_cron(migrated_db: Database) -> None:
-    from flows import health, settings
+    from flows import health
+    from flows.core import settings
 
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         results = health.run_probes(

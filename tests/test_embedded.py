@@ -4,7 +4,7 @@ from pathlib import Path
 
 import psycopg
 
-from flows import embedded, settings
+from flows.core import embedded, settings
 
 
 def test_embedded_server_starts_on_demand_and_is_reused(tmp_path: Path, monkeypatch) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from flows import db, health, migrations, probes, settings
-from flows.errors import ProblemsFound
+from flows import health
+from flows.core import db, migrations, settings
+from flows.core.errors import ProblemsFound
+from flows.health import probes
 from tests.conftest import Database, fresh_database
 
 # .ci/setup-pg-cron.sh makes this server with pg_stat_statements in shared_preload_libraries.
@@ -647,7 +649,7 @@ def test_flow_passes_on_a_quiet_database(migrated_db: Database) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_with_a_breach_ends_failed_with_an_artifact(migrated_db: Database) -> None:
-    from flows.jobs import run_job
+    from flows.core.jobs import run_job
 
     with migrated_db.connect() as conn:
         conn.execute(

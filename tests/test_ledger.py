@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows import db, ledger
+from flows.core import db, ledger
 from tests.conftest import Database
 
 
@@ -61,7 +61,7 @@ def test_ledger_requires_autocommit(migrated_db: Database) -> None:
 def test_ledger_entry_binds_job_and_operation_to_every_log_line(migrated_db: Database) -> None:
     import structlog
 
-    from flows import runtime
+    from flows.core import runtime
 
     with runtime.ledger_entry("views", params={"n": 1}) as op:
         bound = structlog.contextvars.get_contextvars()

@@ -7,8 +7,8 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.logs import configure_logging, get_logger
-from flows.masking import mask_secrets
+from flows.core.logs import configure_logging, get_logger
+from flows.core.masking import mask_secrets
 
 passwords = st.text(
     alphabet=st.characters(blacklist_characters="@/ \t\n\r:&;'", blacklist_categories=("Cs", "Cc", "Z")),

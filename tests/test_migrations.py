@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flows import db, migrations
-from flows.errors import ConfigError
+from flows.core import db, migrations
+from flows.core.errors import ConfigError
 from tests.catalog import fingerprint
 from tests.conftest import Database
 

@@ -9,10 +9,11 @@ import pytest
 from psycopg import sql
 from structlog.testing import capture_logs
 
-from flows import db, jobs, partitions, settings
-from flows.ddl import Backoff, LockRetriesExhausted, RowCountMismatch
-from flows.errors import ConfigError
-from flows.partition_policy import PartitionsPolicy, TablePolicy
+from flows import partitions
+from flows.core import db, jobs, settings
+from flows.core.ddl import Backoff, LockRetriesExhausted, RowCountMismatch
+from flows.core.errors import ConfigError
+from flows.core.partition_policy import PartitionsPolicy, TablePolicy
 from tests.conftest import Database
 from tests.partitions_fixtures import WEIRD, count, create_weird_table, lock_held, partitions_of, policy
 

@@ -11,9 +11,10 @@ import pytest
 from psycopg import sql
 
 from checks import Suite, all_suites, between, not_null
-from flows import db, locks, quality, settings
-from flows.errors import ConfigError, ProblemsFound
-from flows.quality_sql import build_scan
+from flows import quality
+from flows.core import db, locks, settings
+from flows.core.errors import ConfigError, ProblemsFound
+from flows.quality.compiler import build_scan
 from tests import quality_fixtures as fx
 from tests.conftest import Database
 
@@ -76,7 +77,7 @@ def test_parse_day_and_suite_selection() -> None:
 
 
 def test_sqlalchemy_url_for_tcp_and_socket_dsns() -> None:
-    from flows.gx_runtime import sqlalchemy_url
+    from flows.quality.gx import sqlalchemy_url
 
     tcp = sqlalchemy_url("postgresql://bob:s%40cret@db.example:6543/app?sslmode=require")
     assert tcp.drivername == "postgresql+psycopg"
@@ -211,7 +212,7 @@ def test_other_families_planted_defects(migrated_db: Database) -> None:
 
 def test_fused_scan_agrees_with_gx(migrated_db: Database, state_dir: Path) -> None:
     """The fused scan's success, counts and observed values are GX's own, expectation by expectation."""
-    from flows import gx_runtime
+    from flows.quality import gx as gx_runtime
 
     suites = all_suites()
     with db.connect(migrated_db.dsn, autocommit=True) as conn:

@@ -17,20 +17,9 @@ import psycopg
 import pytest
 from psycopg import conninfo
 
-from flows import (
-    backfill,
-    capacity,
-    db,
-    health,
-    migrations,
-    partitions,
-    quality,
-    report,
-    retention,
-    settings,
-    views,
-)
-from flows.errors import ConfigError
+from flows import backfill, capacity, health, partitions, quality, report, retention, views
+from flows.core import db, migrations, settings
+from flows.core.errors import ConfigError
 from tests.conftest import Database, fresh_database
 
 PRIMARY = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")

@@ -16,8 +16,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from flows import report
-from flows.errors import ConfigError
-from flows.prefect_server import free_port
+from flows.core.errors import ConfigError
+from flows.edge.prefect_server import free_port
 from tests.conftest import Database
 
 WEEK = "2025-W47"  # Mon 2025-11-17 .. Sun 2025-11-23
@@ -203,7 +203,7 @@ def test_parse_week() -> None:
 
 
 def test_recipients() -> None:
-    from flows.settings import ReportPolicy
+    from flows.core.settings import ReportPolicy
 
     policy = ReportPolicy(recipients=("a@example.com",))
     assert report.recipients_for(None, policy, dry_run=False) == ["a@example.com"]
@@ -338,7 +338,7 @@ def test_failed_send_is_retried_then_fails_and_the_report_is_kept(
 
 @pytest.mark.usefixtures("prefect_api")
 def test_bad_week_is_a_config_error_and_changes_nothing(migrated_db: Database, report_env: Path) -> None:
-    from flows.jobs import run_job
+    from flows.core.jobs import run_job
 
     for options in ({"week": "2025-W99"}, {"week": "next week"}, {"to": "not-an-address"}):
         with pytest.raises(ConfigError):

@@ -10,10 +10,11 @@ import pytest
 from psycopg import sql
 from structlog.testing import capture_logs
 
-from flows import db, jobs, partitions, retention, settings
-from flows.ddl import LockRetriesExhausted, RowCountMismatch
-from flows.errors import ConfigError
-from flows.partition_policy import RetentionPolicy
+from flows import partitions, retention
+from flows.core import db, jobs, settings
+from flows.core.ddl import LockRetriesExhausted, RowCountMismatch
+from flows.core.errors import ConfigError
+from flows.core.partition_policy import RetentionPolicy
 from tests.catalog import fingerprint
 from tests.conftest import Database
 from tests.partitions_fixtures import (

@@ -4,8 +4,8 @@ import psycopg.errors
 import pytest
 from prefect.states import Failed
 
-from flows import runtime
-from flows.errors import ConfigError
+from flows.core import runtime
+from flows.core.errors import ConfigError
 
 
 def _noop() -> int:

@@ -12,7 +12,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-from flows.serving import deployments
+from flows.edge.serving import deployments
 
 
 @pytest.mark.usefixtures("prefect_api")

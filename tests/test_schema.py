@@ -3,7 +3,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from flows import db, migrations
+from flows.core import db, migrations
 from tests.conftest import Database
 
 PARTITIONED = {"learning_events": "occurred_at", "system_performance_metrics": "recorded_at"}

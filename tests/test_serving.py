@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from flows import serving
-from flows.jobs import JOBS, get_flow
+from flows.core.jobs import JOBS, get_flow
+from flows.edge import serving
 
 
 @pytest.fixture

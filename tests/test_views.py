@@ -8,8 +8,9 @@ import psycopg
 import pytest
 import structlog
 
-from flows import db, locks, migrations, settings, views
-from flows.errors import ConfigError, ProblemsFound
+from flows import views
+from flows.core import db, locks, migrations, settings
+from flows.core.errors import ConfigError, ProblemsFound
 from tests.conftest import Database
 
 SEED_VIEWS = {"mv_model_performance_trend", "mv_pattern_trend", "mv_llm_usage_daily"}
@@ -194,7 +195,7 @@ def test_flow_overlapping_a_running_refresh_is_skipped(migrated_db: Database) ->
 def test_flow_with_a_failing_view_ends_failed(
     migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.jobs import run_job
+    from flows.core.jobs import run_job
 
     config = tmp_path / "policy.toml"
     config.write_text('[views]\nexclude = ["mv_llm_usage_daily"]\n')
@@ -228,7 +229,7 @@ def test_dry_run_changes_nothing(migrated_db: Database) -> None:
 def test_views_and_health_deployments_cancel_new_runs_while_one_runs() -> None:
     from prefect.client.schemas.objects import ConcurrencyLimitStrategy
 
-    from flows.serving import deployments
+    from flows.edge.serving import deployments
 
     by_name = {d.name: d for d in deployments()}
     for job, cron in (("views", "*/15 * * * *"), ("health", "*/5 * * * *")):
@@ -245,8 +246,8 @@ def test_flow_with_unknown_view_in_policy_changes_nothing(
     config = tmp_path / "pgtender.toml"
     config.write_text('[views]\ninclude = ["not_a_view"]\n')
     monkeypatch.setenv("PGTENDER_CONFIG", str(config))
-    from flows.errors import ConfigError
-    from flows.jobs import run_job
+    from flows.core.errors import ConfigError
+    from flows.core.jobs import run_job
 
     with pytest.raises(ConfigError, match="not_a_view"):
         run_job("views", {})

@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from flows.errors import ConfigError
+from flows.core.errors import ConfigError
 
 # job name -> "module:flow function". Each job joins here as it lands.
 JOBS: dict[str, str] = {
@@ -38,7 +38,7 @@ def run_job(job: str, options: dict[str, Any]) -> Any:
     """Run ``job`` once with the options its flow accepts; map its end state to pgtender errors."""
     import inspect  # noqa: PLC0415
 
-    from flows.errors import InfrastructureError, PgtenderError  # noqa: PLC0415
+    from flows.core.errors import InfrastructureError, PgtenderError  # noqa: PLC0415
 
     flow = get_flow(job)
     accepted = inspect.signature(getattr(flow, "fn", flow)).parameters

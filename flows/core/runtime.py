@@ -14,8 +14,8 @@ import psycopg
 import psycopg.errors
 import structlog
 
-from flows import db, ledger, settings
-from flows.errors import InfrastructureError
+from flows.core import db, ledger, settings
+from flows.core.errors import InfrastructureError
 
 if TYPE_CHECKING:
     from prefect import Task
@@ -115,7 +115,7 @@ def replica_skip(job: str, conn: Conn | None = None) -> dict[str, Any] | None:
             return replica_skip(job, borrowed)
     if not db.is_replica(conn):
         return None
-    from flows.logs import get_logger  # noqa: PLC0415
+    from flows.core.logs import get_logger  # noqa: PLC0415
 
     get_logger(job=job).info(f"this server is a replica: {job} does nothing here")
     return {"skipped": "replica"}
@@ -123,7 +123,7 @@ def replica_skip(job: str, conn: Conn | None = None) -> dict[str, Any] | None:
 
 def skip_run(conn: Conn, job: str, reason: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Record a run that did nothing (another run holds the job's lock) and say why."""
-    from flows.logs import get_logger  # noqa: PLC0415
+    from flows.core.logs import get_logger  # noqa: PLC0415
 
     op = ledger.start_operation(conn, job, params=params, flow_run_id=current_flow_run_id())
     ledger.skip_operation(conn, op.operation_id, reason)

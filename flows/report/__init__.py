@@ -38,15 +38,17 @@ from zoneinfo import ZoneInfo
 import psycopg
 from prefect import flow, task
 
-from flows import report_charts, report_email, runtime, settings
-from flows.db import load_sql
-from flows.errors import ConfigError
-from flows.logs import get_logger
+from flows.core import runtime, settings
+from flows.core.db import load_sql
+from flows.core.errors import ConfigError
+from flows.core.logs import get_logger
+from flows.report import charts as report_charts
+from flows.report import mail as report_email
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "report"
 _WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
-TEMPLATES = Path(__file__).with_name("templates")
+TEMPLATES = "templates"
 GROWTH_TABLES = 6  # tables drawn in the growth chart (the largest)
 SIZE_HISTORY_DAYS = 56
 SAMPLE_CHARS = 300
@@ -257,7 +259,7 @@ def late_runs(
     """
     from prefect._vendor.croniter.croniter import croniter  # noqa: PLC0415
 
-    from flows.probes import expected_period  # noqa: PLC0415 - same cron parsing as the watchdog
+    from flows.health.probes import expected_period  # noqa: PLC0415 - same cron parsing as the watchdog
 
     zone = ZoneInfo(tz)
     tolerance = min(expected_period(cron, start.astimezone(zone)) / 2, timedelta(minutes=30))
@@ -428,7 +430,7 @@ def _environment() -> Any:
     import jinja2  # noqa: PLC0415 - only the report renders templates
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.PackageLoader("flows.report", TEMPLATES),
         # *.html.j2 autoescape; the text template is plain text, never parsed as markup
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
         undefined=jinja2.StrictUndefined,
@@ -517,7 +519,7 @@ def build(
 
 
 def schedules_for(policy: settings.Policy) -> dict[str, tuple[str, str]]:
-    from flows.serving import SCHEDULES, schedule_for  # noqa: PLC0415 - the deployments' schedules
+    from flows.edge.serving import SCHEDULES, schedule_for  # noqa: PLC0415 - the deployments' schedules
 
     out: dict[str, tuple[str, str]] = {}
     for job in SCHEDULES:

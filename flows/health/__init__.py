@@ -1,6 +1,6 @@
 """Health monitoring (replaces the seed's "Health Monitoring (every 5 minutes)" pg_cron job).
 
-Runs every probe of ``flows.probes`` — the seed README's alerting thresholds, PostgreSQL health,
+Runs every probe of ``flows.health.probes`` — the seed README's alerting thresholds, PostgreSQL health,
 the partition horizon and the job watchdog — each in its own READ ONLY transaction with a short
 statement and lock timeout, so a probe can neither write nor wait behind a heavy lock. Each check
 writes one current row per (check, target, window) into ``data_quality_checks`` (window: the
@@ -21,10 +21,12 @@ import psycopg
 from prefect import flow
 from psycopg.types.json import Jsonb
 
-from flows import capacity, locks, probes, runtime, settings
-from flows.db import load_sql
-from flows.errors import ProblemsFound
-from flows.logs import get_logger
+from flows import capacity
+from flows.core import locks, runtime, settings
+from flows.core.db import load_sql
+from flows.core.errors import ProblemsFound
+from flows.core.logs import get_logger
+from flows.health import probes
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -185,7 +187,7 @@ def summary_rows(run: Run) -> list[dict[str, Any]]:
 
 @runtime.db_task("health-probes", JOB)
 def probes_task(operation_id: UUID) -> dict[str, Any]:
-    from flows.serving import SCHEDULES  # noqa: PLC0415 - the schedules the watchdog expects
+    from flows.edge.serving import SCHEDULES  # noqa: PLC0415 - the schedules the watchdog expects
 
     policy = settings.current_policy()
     with runtime.connection() as conn:

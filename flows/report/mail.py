@@ -15,9 +15,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 from pathlib import Path
 
-from flows.errors import ConfigError, InfrastructureError
-from flows.masking import mask_secrets
-from flows.settings import Settings
+from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.masking import mask_secrets
+from flows.core.settings import Settings
 
 
 @dataclass(frozen=True)

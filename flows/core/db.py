@@ -5,27 +5,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
 import psycopg
 from psycopg import conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from flows.errors import ConfigError, InfrastructureError
-from flows.masking import mask_secrets
-from flows.settings import DatabasePolicy
-
-SQL_DIR_CANDIDATES = (
-    Path(__file__).resolve().parent / "sql",  # installed wheel (force-include)
-    Path(__file__).resolve().parent.parent / "sql",  # source checkout / editable install
-)
+from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.masking import mask_secrets
+from flows.core.settings import DatabasePolicy
 
 
 def sql_dir() -> Path:
-    for candidate in SQL_DIR_CANDIDATES:
-        if candidate.is_dir():
-            return candidate
-    raise InfrastructureError("pgtender's sql/ directory is missing from the installation")
+    """pgtender's ``sql/`` as package data (``flows/sql``: in a checkout a link to the top-level
+    ``sql/``, in a wheel a copy), found through the package itself, never by guessing paths."""
+    root = resources.files("flows") / "sql"
+    if not root.is_dir():
+        raise InfrastructureError("pgtender's sql/ directory is missing from the installation")
+    return Path(str(root))
 
 
 def load_sql(relative: str) -> bytes:

@@ -16,7 +16,7 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from flows.db import load_sql
+from flows.core.db import load_sql
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

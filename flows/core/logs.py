@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from flows.masking import mask_secrets
+from flows.core.masking import mask_secrets
 
 _configured = False
 

@@ -17,8 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.errors import InfrastructureError
-from flows.runtime import TELEMETRY_OFF
+from flows.core.errors import InfrastructureError
+from flows.core.runtime import TELEMETRY_OFF
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -4,7 +4,7 @@ How a suite is validated (the cost of about one scan of the day):
 
 1. One fused statement over the day's half-open range (pruned to one partition) computes, for
    every expectation GX type the fused scan supports, the very metrics GX computes on PostgreSQL;
-   success follows GX's rules (``flows/quality_sql.py``).
+   success follows GX's rules (``flows/quality/compiler.py``).
 2. Only for the expectations that failed, one ``LIMIT``-bounded statement fetches a sample of
    offending keys/values.
 3. Expectation types the fused scan does not know run through GX itself, on a GX query asset of
@@ -33,13 +33,13 @@ from prefect import flow, task
 from psycopg import sql
 
 from checks import Expectation, Suite, all_suites
-from flows import locks, runtime, settings
-from flows.db import load_sql
-from flows.errors import ConfigError, ProblemsFound
-from flows.logs import get_logger
-from flows.masking import mask_secrets
-from flows.quality_results import CheckRow, json_safe, replace_results
-from flows.quality_sql import (
+from flows.core import locks, runtime, settings
+from flows.core.db import load_sql
+from flows.core.errors import ConfigError, ProblemsFound
+from flows.core.logs import get_logger
+from flows.core.masking import mask_secrets
+from flows.core.settings import QualityPolicy, QualitySuitePolicy
+from flows.quality.compiler import (
     ROW_COUNT,
     Fact,
     Outcome,
@@ -50,7 +50,7 @@ from flows.quality_sql import (
     gx_kwargs,
     run_scan,
 )
-from flows.settings import QualityPolicy, QualitySuitePolicy
+from flows.quality.results import CheckRow, json_safe, replace_results
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "quality"
@@ -378,7 +378,7 @@ def gx_outcomes(
     state_dir: Path, dsn: str, suite: Suite, window: Window, facts: list[Fact], *, sample_size: int
 ) -> list[Outcome]:
     """Validate ``facts`` with GX itself (query asset of the window); internal errors -> error rows."""
-    from flows import gx_runtime  # noqa: PLC0415 - imports GX (slow) only when needed
+    from flows.quality import gx as gx_runtime  # noqa: PLC0415 - imports GX slow only when needed
 
     try:
         configs = [gx_runtime.expectation_configuration(f.exp, f.kwargs) for f in facts]
@@ -559,7 +559,7 @@ def build_docs(
     conn: Conn, state_dir: Path, window: Window, suite_names: Sequence[str], run_name: str
 ) -> Path:
     """Render the recorded current results of the window as a GX Data Docs site."""
-    from flows import gx_runtime  # noqa: PLC0415
+    from flows.quality import gx as gx_runtime  # noqa: PLC0415
 
     rows = conn.execute(
         "SELECT suite, target, check_name, status, details, sample, expected"

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from flows import db, migrations, settings
-from flows.errors import ConfigError, InfrastructureError, PgtenderError
-from flows.logs import configure_logging, get_logger
-from flows.masking import mask_secrets
-from flows.runtime import disable_telemetry
+from flows.core import db, migrations, settings
+from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
+from flows.core.logs import configure_logging, get_logger
+from flows.core.masking import mask_secrets
+from flows.core.runtime import disable_telemetry
 
 app = typer.Typer(
     name="pgtender",
@@ -124,7 +124,7 @@ def run(  # noqa: PLR0917 - typer options
     ] = None,
 ) -> None:
     """Run one job now as a Prefect flow run (exit 1 when it ran and found problems)."""
-    from flows.jobs import run_job  # noqa: PLC0415
+    from flows.core.jobs import run_job  # noqa: PLC0415
 
     given = {"dry_run": dry_run or None, "day": day, "suite": suite, "week": week, "to": to}
     result = run_job(job, {k: v for k, v in given.items() if v is not None})
@@ -153,7 +153,7 @@ def up(
     demo_days: Annotated[int, typer.Option(help="Days of demo data for an empty database.")] = 14,
 ) -> None:
     """The main job: database (embedded if none), migrations, demo data, Prefect server, first run."""
-    from flows.up import bring_up  # noqa: PLC0415
+    from flows.edge.up import bring_up  # noqa: PLC0415
 
     def _terminate(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops everything `up` started, like Ctrl-C
@@ -181,7 +181,7 @@ def serve(
     import os  # noqa: PLC0415
     import threading  # noqa: PLC0415
 
-    from flows import serving  # noqa: PLC0415
+    from flows.edge import serving  # noqa: PLC0415
 
     if not os.environ.get("PREFECT_API_URL"):
         from prefect.settings import PREFECT_API_URL  # noqa: PLC0415

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg.errors
 
-from flows.errors import InfrastructureError, ProblemsFound
-from flows.partition_policy import DdlRetry
+from flows.core.errors import InfrastructureError, ProblemsFound
+from flows.core.partition_policy import DdlRetry
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 T = TypeVar("T")

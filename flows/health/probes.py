@@ -18,8 +18,8 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 
-from flows.db import load_sql
-from flows.settings import HealthPolicy
+from flows.core.db import load_sql
+from flows.core.settings import HealthPolicy
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

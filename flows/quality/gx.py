@@ -20,13 +20,13 @@ import psycopg
 from psycopg import conninfo
 
 from checks import Expectation, Suite
-from flows.errors import ConfigError
-from flows.runtime import disable_telemetry
+from flows.core.errors import ConfigError
+from flows.core.runtime import disable_telemetry
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-    from flows.quality_sql import Window
+    from flows.quality.compiler import Window
 
 _lock = threading.Lock()
 _contexts: dict[str, Any] = {}
@@ -120,7 +120,7 @@ def expectation_configuration(exp: Expectation, kwargs: dict[str, Any], *, for_d
         ExpectationConfiguration,
     )
 
-    from flows.quality_sql import gx_kwargs  # noqa: PLC0415
+    from flows.quality.compiler import gx_kwargs  # noqa: PLC0415
 
     kw = gx_kwargs(exp, kwargs)
     if for_docs:

@@ -32,14 +32,14 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.jobs import JOBS, get_flow
-from flows.logs import get_logger
+from flows.core.jobs import JOBS, get_flow
+from flows.core.logs import get_logger
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.deployments.runner import RunnerDeployment
 
-    from flows.settings import Policy
+    from flows.core.settings import Policy
 
 # job -> cron (DESIGN.md's table). Maintenance schedules are UTC; the report's zone is
 # ``report.timezone`` of the policy (REPORT_TZ_JOBS). The health watchdog reads this table.
@@ -215,7 +215,7 @@ def schedule_for(job: str, policy: Policy | None = None) -> Schedule | None:
     if cron is None:
         return None
     if job in REPORT_TZ_JOBS:
-        from flows import settings  # noqa: PLC0415 - read at call time, never at import
+        from flows.core import settings  # noqa: PLC0415 - read at call time, never at import
 
         policy = policy or settings.current_policy()
         return Schedule(cron, policy.report.timezone)

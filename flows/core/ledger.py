@@ -17,8 +17,8 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from flows.db import load_sql
-from flows.masking import mask_secrets
+from flows.core.db import load_sql
+from flows.core.masking import mask_secrets
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

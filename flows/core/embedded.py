@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from flows.errors import InfrastructureError
+from flows.core.errors import InfrastructureError
 
 _servers: dict[Path, Any] = {}
 _lock = threading.Lock()

@@ -19,8 +19,8 @@ from typing import Any
 
 import psycopg
 
-from flows.db import load_sql, sql_dir
-from flows.errors import ConfigError
+from flows.core.db import load_sql, sql_dir
+from flows.core.errors import ConfigError
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 _FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.(?P<direction>up|down)\.sql$")

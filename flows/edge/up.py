@@ -9,9 +9,9 @@ from typing import Any
 import typer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows import db, migrations, settings
-from flows.logs import get_logger
-from flows.masking import mask_secrets
+from flows.core import db, migrations, settings
+from flows.core.logs import get_logger
+from flows.core.masking import mask_secrets
 
 
 def _is_empty(conn: Any) -> bool:
@@ -31,7 +31,7 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
     with contextlib.ExitStack() as stack:
         dsn = settings.dsn(current)  # starts the embedded server when no URL is configured
         if current.database_url is None:
-            from flows.embedded import stop_embedded  # noqa: PLC0415
+            from flows.core.embedded import stop_embedded  # noqa: PLC0415
 
             stack.callback(stop_embedded, current.state_dir)
             typer.echo(f"database: embedded PostgreSQL under {current.state_dir / 'postgres'}")
@@ -51,7 +51,7 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
         api_url = os.environ.get("PREFECT_API_URL")
         ui_url = api_url.removesuffix("/api") if api_url else None
         if not api_url:
-            from flows.prefect_server import start_local_server  # noqa: PLC0415
+            from flows.edge.prefect_server import start_local_server  # noqa: PLC0415
 
             typer.echo("prefect: starting a local server ...")
             server = start_local_server(current.state_dir)
@@ -71,7 +71,7 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
         log.info("first run complete", **result)
         if once:
             return
-        from flows.serving import serve_all  # noqa: PLC0415
+        from flows.edge.serving import serve_all  # noqa: PLC0415
 
         typer.echo(f"serving every deployment on its schedule; open {ui_url} (Ctrl-C stops)")
         serve_all()

@@ -18,8 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flows.errors import ConfigError
-from flows.partition_policy import PartitionsPolicy, RetentionPolicy
+from flows.core.errors import ConfigError
+from flows.core.partition_policy import PartitionsPolicy, RetentionPolicy
 
 
 def default_state_dir() -> Path:
@@ -255,6 +255,6 @@ def dsn(settings: Settings | None = None) -> str:
         if not url:
             raise ConfigError("PGTENDER_DATABASE_URL is set but empty")
         return url
-    from flows.embedded import embedded_dsn  # noqa: PLC0415 - only when no server is configured
+    from flows.core.embedded import embedded_dsn  # noqa: PLC0415 - only when no server is configured
 
     return embedded_dsn(settings.state_dir)
