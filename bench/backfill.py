@@ -38,19 +38,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from psycopg import conninfo, sql
 
-from flows import backfill
-from flows.core import db, migrations, settings
+from flows import backfill, capacity, quality
+from flows.core import clock, db, migrations, settings
+from flows.core.replay import ReplayContext
 from flows.core.runtime import disable_telemetry
 
 
 def sql_work(dsn: str, days: list[date], policy: settings.Policy) -> float:
     """The plain cores only, one connection: what a backfill has to do in the database."""
-    ctx = backfill.Context(policy, datetime.now(UTC))
     started = time.perf_counter()
     with db.connect(dsn, autocommit=True) as conn:
+        ctx = ReplayContext(policy=policy, now=clock.db_now(conn))
         for day in days:
-            backfill.run_quality(conn, day, ctx)
-            backfill.run_capacity(conn, day, ctx)
+            quality.replay(conn, day, ctx)
+            capacity.replay(conn, day, ctx)
     return time.perf_counter() - started
 
 

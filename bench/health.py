@@ -37,9 +37,9 @@ import psycopg
 from psycopg import conninfo, sql
 
 from flows import health, views
-from flows.core import db, migrations, settings
+from flows.core import clock, db, migrations, settings
 from flows.core.logs import configure_logging
-from flows.edge.serving import SCHEDULES
+from flows.core.schedules import SCHEDULES
 
 
 def p95(samples: list[float]) -> float:
@@ -182,9 +182,9 @@ def health_runs(dsn: str, runs: int) -> tuple[float, list[float], dict[str, floa
     totals: list[float] = []
     per_probe: dict[str, list[float]] = {}
     with db.connect(dsn, autocommit=True) as conn:
-        cold = health.run_probes(conn, policy, now=health.db_now(conn), schedules=SCHEDULES).db_ms
+        cold = health.run_probes(conn, policy, now=clock.db_now(conn), schedules=SCHEDULES).db_ms
         for _ in range(runs):
-            run = health.run_probes(conn, policy, now=health.db_now(conn), schedules=SCHEDULES)
+            run = health.run_probes(conn, policy, now=clock.db_now(conn), schedules=SCHEDULES)
             totals.append(run.db_ms)
             for name, ms in run.probe_ms.items():
                 per_probe.setdefault(name, []).append(ms)

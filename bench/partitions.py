@@ -44,7 +44,7 @@ import structlog
 from psycopg import conninfo, sql
 
 from flows import partitions
-from flows.core import migrations
+from flows.core import intervals, migrations
 from flows.core.partition_policy import PartitionsPolicy
 
 ADMIN = os.environ.get("PGTENDER_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -75,8 +75,8 @@ def clone(template: str, tag: str) -> str:
 
 
 def month(offset: int) -> datetime:
-    base = partitions.floor_to(datetime.now(UTC), "month")
-    return partitions.add_intervals(base, "month", offset)
+    base = intervals.floor_to(datetime.now(UTC), "month")
+    return intervals.add_intervals(base, "month", offset)
 
 
 def ensure_partman() -> bool:
@@ -138,7 +138,7 @@ def setup_plain(db: str, n_tables: int) -> None:
 
 def partition_of(t: str, m: int) -> sql.Composed:
     return sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-        sql.Identifier(partitions.partition_name(t, month(m))),
+        sql.Identifier(intervals.partition_name(t, month(m))),
         sql.Identifier(t),
         sql.Literal(month(m)),
         sql.Literal(month(m + 1)),

@@ -29,7 +29,8 @@ import psycopg
 import structlog
 from psycopg import conninfo, sql
 
-from flows import partitions, retention
+from flows import retention
+from flows.core import catalog, intervals
 from flows.core.logs import get_logger
 from flows.core.partition_policy import PartitionsPolicy, RetentionPolicy
 
@@ -53,7 +54,7 @@ def drop_db(name: str) -> None:
 
 def month_start(offset: int) -> datetime:
     now = datetime.now(UTC)
-    return partitions.add_intervals(partitions.floor_to(now, "month"), "month", offset)
+    return intervals.add_intervals(intervals.floor_to(now, "month"), "month", offset)
 
 
 def build_template(rows: int) -> str:
@@ -73,7 +74,7 @@ def build_template(rows: int) -> str:
             lo, hi = month_start(m), month_start(m + 1)
             c.execute(
                 sql.SQL("CREATE TABLE {} PARTITION OF bench_events FOR VALUES FROM ({}) TO ({})").format(
-                    sql.Identifier(partitions.partition_name(TABLE, lo)), sql.Literal(lo), sql.Literal(hi)
+                    sql.Identifier(intervals.partition_name(TABLE, lo)), sql.Literal(lo), sql.Literal(hi)
                 )
             )
         # rows spread evenly over the 6 oldest months (all of them expire with retention "1 month")
@@ -102,7 +103,7 @@ def clone(template: str, tag: str) -> str:
 def expired_names(conn: psycopg.Connection[Any]) -> list[str]:
     cutoff = month_start(-1)
     return [
-        partitions.partition_name(TABLE, month_start(m))
+        intervals.partition_name(TABLE, month_start(m))
         for m in range(-EXPIRED_MONTHS - 1, 0)
         if month_start(m + 1) <= cutoff
     ]
@@ -138,7 +139,7 @@ def pgtender(db: str) -> tuple[float, int]:
     rp = RetentionPolicy()
     with psycopg.connect(dsn(db), autocommit=True) as c:
         t0 = time.perf_counter()
-        (target,) = partitions.resolve_targets(c, pol.enabled_tables())
+        (target,) = catalog.resolve_targets(c, pol.enabled_tables())
         out = retention.expire_partitions(
             c, target, rp, now=datetime.now(UTC), dump_dir=Path("/nonexistent"), log=get_logger(job="bench")
         )

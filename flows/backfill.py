@@ -28,7 +28,6 @@ import hashlib
 import json
 import re
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,11 +40,12 @@ import psycopg
 from prefect import flow, task
 from psycopg.types.json import Jsonb
 
-from flows.core import db, locks, runtime, settings
+from flows.core import clock, db, locks, runtime, settings
 from flows.core.db import load_sql
 from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
+from flows.core.replay import ReplayContext, replay_for
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -223,122 +223,28 @@ def finished_since(conn: Conn, request_key: str, since: datetime) -> int:
     return int(row[0]) if row else 0
 
 
-# ---------------------------------------------------------------- the jobs' cores for one item
+# ---------------------------------------------------------------- one item
 
 
-@dataclass(frozen=True)
-class Context:
-    """What the item runners need besides the connection (all plain values)."""
-
-    policy: settings.Policy
-    now: datetime
-    flow_run_id: str | None = None
-    operation_id: UUID | None = None
-    gx_runner_factory: Callable[[settings.QualityPolicy], Any] | None = None
-    days: tuple[date, date] | None = None  # the request's range: what rollups recompute
-
-
-def day_end(day: date) -> datetime:
-    """The last second of a UTC day: the fixed instant a day's capacity projection is written at."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1, seconds=-1)
-
-
-def run_quality(conn: Conn, day: date, ctx: Context) -> tuple[str, str, dict[str, Any]]:
-    from flows import quality  # noqa: PLC0415 - GX machinery only when quality is backfilled
-
-    policy = ctx.policy.quality
-    suites = quality.select_suites(None, policy)
-    gx_runner = ctx.gx_runner_factory(policy) if ctx.gx_runner_factory else None
-    runs = quality.run_suites(
-        conn,
-        suites,
-        quality.day_window(day, ctx.now),
-        policy,
-        flow_run_id=ctx.flow_run_id,
-        gx_runner=gx_runner,
-    )
-    failing = [r for r in runs if r.status in ("failed", "error")]
-    counts = {
-        "suites": len(runs),
-        "suites_failed": len(failing),
-        "scores": {r.suite.name: r.score for r in runs},
-    }
-    if failing:
-        return PROBLEMS, ", ".join(f"{r.suite.name} {r.status}" for r in failing), counts
-    return DONE, f"{len(runs)} suites passed or skipped", counts
-
-
-def run_capacity(conn: Conn, day: date, ctx: Context) -> tuple[str, str, dict[str, Any]]:
-    """Projections as of the day's end from the history up to it; today also takes a snapshot."""
-    from flows import capacity  # noqa: PLC0415
-
-    policy = ctx.policy.capacity
-    snapshot = 0
-    if day >= ctx.now.date():
-        as_of = ctx.now.replace(microsecond=0)
-        snapshot = capacity.measure_and_record(
-            conn,
-            exact_count_max_rows=policy.exact_count_max_rows,
-            flow_run_id=ctx.flow_run_id,
-            operation_id=ctx.operation_id,
-        )
-    else:
-        as_of = day_end(day)
-    written, projections = capacity.project_and_record(
-        conn, policy=policy, now=as_of, flow_run_id=ctx.flow_run_id, operation_id=ctx.operation_id
-    )
-    soon = [p for p in projections if p.within_horizon]
-    counts = {"snapshot_metrics": snapshot, "projection_metrics": written, "projections": len(projections)}
-    if not projections:
-        return DONE, "no projection: not enough history up to this day", counts
-    detail = f"{len(projections)} projections"
-    if soon:
-        detail += f", {len(soon)} reach their threshold within the horizon"
-    return DONE, detail, counts
-
-
-def run_partitions(conn: Conn, ctx: Context) -> tuple[str, str, dict[str, Any]] | None:
-    """The partitions job's core (it takes its own lock; None: a scheduled run holds it)."""
-    from flows import partitions  # noqa: PLC0415
-
-    results = partitions.run_once(conn, ctx.policy.partitions)
-    if results is None:
+def _work(conn: Conn, item: Item, ctx: ReplayContext) -> tuple[str, str, dict[str, Any]] | None:
+    """The job's replay for the item; None when another run held the job's lock."""
+    if item.job not in KNOWN_JOBS:
+        raise ConfigError(f"unknown backfill job {item.job!r}")
+    day = None if item.day == RANGE else date.fromisoformat(item.day)
+    out = replay_for(item.job)(conn, day, ctx)
+    if out is None:
         return None
-    counts = {
-        "partitions_created": sum(len(r.created) for r in results),
-        "rows_moved": sum(r.rows_moved for r in results),
-        "default_rows_left": sum(r.default_rows for r in results),
-    }
-    return DONE, f"{counts['partitions_created']} created, {counts['rows_moved']} rows moved", counts
-
-
-def run_views(conn: Conn, ctx: Context) -> tuple[str, str, dict[str, Any]]:
-    from flows import views  # noqa: PLC0415
-
-    results = views.refresh_all(
-        conn, ctx.policy.views, flow_run_id=ctx.flow_run_id, operation_id=ctx.operation_id, days=ctx.days
-    )
-    failed = [r.view for r in results if r.status == "failed"]
-    counts = {"refreshed": len(results) - len(failed), "failed": len(failed)}
-    if failed:
-        return PROBLEMS, "refresh failed: " + ", ".join(failed), counts
-    return DONE, f"{len(results)} views refreshed", counts
-
-
-def _work(conn: Conn, item: Item, ctx: Context) -> tuple[str, str, dict[str, Any]] | None:
-    if item.job == "quality":
-        return run_quality(conn, date.fromisoformat(item.day), ctx)
-    if item.job == "capacity":
-        return run_capacity(conn, date.fromisoformat(item.day), ctx)
-    if item.job == "views":
-        return run_views(conn, ctx)
-    if item.job == "partitions":
-        return run_partitions(conn, ctx)
-    raise ConfigError(f"unknown backfill job {item.job!r}")
+    return (PROBLEMS if out.problems else DONE), out.detail, out.counts
 
 
 def record_item(
-    conn: Conn, request: Request, result: ItemResult, ctx: Context, *, status: str, error: str | None = None
+    conn: Conn,
+    request: Request,
+    result: ItemResult,
+    ctx: ReplayContext,
+    *,
+    status: str,
+    error: str | None = None,
 ) -> None:
     """The item's ledger row, written once it ended (one round trip; what a resume reads)."""
     params = {**request.params(), "item": True, "job": result.job, "day": result.day}
@@ -359,7 +265,7 @@ def record_item(
     )
 
 
-def run_item(conn: Conn, request: Request, item: Item, ctx: Context) -> ItemResult:
+def run_item(conn: Conn, request: Request, item: Item, ctx: ReplayContext) -> ItemResult:
     """One (job, day): the locks, the job's core, a ledger row. Errors become an 'error' result."""
     started = time.perf_counter()
     wait = ctx.policy.backfill.lock_wait_seconds
@@ -441,7 +347,7 @@ def chunks(items: list[Item], chunk_days: int) -> list[list[Item]]:
 
 
 def run_chunk(
-    conn: Conn, request: Request, items: list[Item], ctx: Context, *, finished: int = 0, total: int = 0
+    conn: Conn, request: Request, items: list[Item], ctx: ReplayContext, *, finished: int = 0, total: int = 0
 ) -> list[ItemResult]:
     results = []
     for item in items:
@@ -530,13 +436,12 @@ def backfill(
     """The whole backfill without Prefect (one connection, plain calls). Returns the summary."""
     if db.is_replica(conn):
         raise ConfigError("this server is a replica: backfill writes results and must run on the primary")
-    ctx = Context(
-        policy,
-        now or datetime.now(UTC),
-        flow_run_id,
-        operation_id,
-        _gx_runner_factory,
-        (request.start, request.end),
+    ctx = ReplayContext(
+        policy=policy,
+        now=now or clock.db_now(conn),
+        flow_run_id=flow_run_id,
+        operation_id=operation_id,
+        days=(request.start, request.end),
     )
     items, done = plan(conn, request)
     outcomes: dict[Item, ItemResult] = {
@@ -552,21 +457,6 @@ def backfill(
 
 
 # ---------------------------------------------------------------- Prefect
-
-
-def _gx_runner_factory(policy: settings.QualityPolicy) -> Any:
-    """Like the quality flow: expectation types the fused scan lacks run through GX (lazily)."""
-    from checks import Suite  # noqa: PLC0415
-    from flows import quality  # noqa: PLC0415
-
-    current = settings.load_settings()
-    dsn = settings.dsn(current)
-
-    def runner(suite: Suite, window: Any, facts: list[Any]) -> list[Any]:
-        size = quality.sample_size_for(suite, policy)
-        return quality.gx_outcomes(current.state_dir, dsn, suite, window, facts, sample_size=size)
-
-    return runner
 
 
 @task(
@@ -591,13 +481,12 @@ def chunk_task(chunk: dict[str, Any], operation_id: UUID, label: str) -> list[di
         tuple(params["jobs"]),
         bool(params["force"]),
     )
-    ctx = Context(
-        policy,
-        datetime.fromisoformat(chunk["now"]),
-        runtime.current_flow_run_id(),
-        operation_id,
-        _gx_runner_factory,
-        (request.start, request.end),
+    ctx = ReplayContext(
+        policy=policy,
+        now=datetime.fromisoformat(chunk["now"]),
+        flow_run_id=runtime.current_flow_run_id(),
+        operation_id=operation_id,
+        days=(request.start, request.end),
     )
     items = [Item(job, day) for job, day in chunk["items"]]
     with runtime.connection() as conn:
@@ -686,103 +575,3 @@ def backfill_flow(start: str, end: str, jobs: list[str] | None = None, force: bo
 
 
 # ---------------------------------------------------------------- CLI (``pgtender backfill``)
-
-DEPLOYMENT = "backfill/backfill"
-
-
-def _policy_and_request(start: str, end: str, jobs: str | None, force: bool) -> Request:
-    policy = settings.current_policy()
-    return validate(start, end, jobs, force=force, policy=policy.backfill)
-
-
-def cli_local(
-    start: str, end: str, jobs: str | None, force: bool, *, echo: Callable[[str], None]
-) -> dict[str, Any]:
-    """Validate, then run the backfill flow in this process with a progress bar on stderr."""
-    import typer  # noqa: PLC0415
-
-    from flows.core.jobs import run_job  # noqa: PLC0415
-
-    request = _policy_and_request(start, end, jobs, force)  # ConfigError before anything runs
-    total = len(request.items())
-    bar_label = f"backfill {request.start}..{request.end}"
-    with typer.progressbar(length=total, label=bar_label, file=sys.stderr) as bar:
-
-        def advance(result: ItemResult, finished: int, _total: int) -> None:
-            bar.label = f"{result.job} {result.day}: {result.outcome}"
-            bar.update(max(0, finished - bar.pos))
-
-        with progress_listener(advance):
-            try:
-                summary: dict[str, Any] = run_job(
-                    JOB, {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
-                )
-            finally:
-                bar.update(max(0, total - bar.pos))
-    echo(table_text(summary))
-    return summary
-
-
-def table_text(summary: dict[str, Any]) -> str:
-    jobs = summary["jobs"]
-    widths = [10, *[max(8, len(j)) for j in jobs]]
-    head = "  ".join(h.ljust(w) for h, w in zip(["day", *jobs], widths, strict=True))
-    lines = [head]
-    for row in summary["table"]:
-        lines.append("  ".join(str(row[k]).ljust(w) for k, w in zip(["day", *jobs], widths, strict=True)))
-    by = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
-    lines.append(f"{summary['items']} items: {by}")
-    return "\n".join(lines)
-
-
-def cli_deployment(
-    start: str,
-    end: str,
-    jobs: str | None,
-    force: bool,
-    *,
-    watch: bool,
-    name: str,
-    echo: Callable[[str], None],
-    poll_seconds: float = 1.0,
-) -> str:
-    """Trigger the ``backfill`` deployment; with ``watch`` follow it (progress from the ledger)."""
-    import typer  # noqa: PLC0415
-    from prefect.client.orchestration import get_client  # noqa: PLC0415
-    from prefect.client.schemas.objects import FlowRun  # noqa: PLC0415
-    from prefect.deployments import run_deployment  # noqa: PLC0415
-
-    request = _policy_and_request(start, end, jobs, force)
-    params = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
-    since = datetime.now(UTC) - timedelta(seconds=5)
-    flow_run: FlowRun = run_deployment(  # type: ignore[assignment]
-        name, parameters=params, timeout=0, as_subflow=False
-    )
-    echo(f"triggered {name}: flow run {flow_run.name} ({flow_run.id})")
-    if not watch:
-        return str(flow_run.id)
-    total = len(request.items())
-    with (
-        get_client(sync_client=True) as client,
-        runtime.connection() as conn,
-        typer.progressbar(
-            length=total, label=f"backfill {request.start}..{request.end}", file=sys.stderr
-        ) as bar,
-    ):
-        while True:
-            run = client.read_flow_run(flow_run.id)
-            bar.update(max(0, min(total, finished_since(conn, request.key, since)) - bar.pos))
-            if run.state is not None and run.state.is_final():
-                break
-            time.sleep(poll_seconds)
-        bar.update(max(0, total - bar.pos))
-    state = run.state
-    echo(f"flow run {flow_run.name}: {state.name if state else 'unknown'}")
-    if state is not None and not state.is_completed():
-        message = state.message or state.name or "unknown"
-        if "ProblemsFound" in message:
-            raise ProblemsFound(f"backfill found problems: {message}")
-        if "ConfigError" in message:
-            raise ConfigError(f"backfill rejected: {message}")
-        raise InfrastructureError(f"backfill flow run ended {state.name}: {message}")
-    return str(flow_run.id)

@@ -10,8 +10,8 @@ connection and return data; the Prefect flow at the bottom is thin.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -23,18 +23,10 @@ from psycopg.types.json import Jsonb
 from flows.core import locks, runtime, settings
 from flows.core.db import load_sql
 from flows.core.logs import get_logger
+from flows.core.metrics import Measurement, record
+from flows.core.replay import ReplayContext, Replayed
 
 Conn = psycopg.Connection[tuple[Any, ...]]
-
-
-@dataclass(frozen=True)
-class Measurement:
-    metric_name: str
-    resource_type: str
-    resource_name: str
-    value: float
-    unit: str
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,30 +122,6 @@ def snapshot(
     assert row is not None
     out.append(Measurement("total_bytes", "database", str(row[0]), int(row[1]), "bytes"))
     return out
-
-
-def record(
-    conn: Conn,
-    measurements: list[Measurement],
-    *,
-    measured_at: datetime,
-    flow_run_id: str | None = None,
-    operation_id: UUID | None = None,
-) -> int:
-    """Write measurements in one transaction; re-recording the same instant replaces values."""
-    params = [
-        {
-            **asdict(m),
-            "metadata": Jsonb(m.metadata),
-            "measured_at": measured_at,
-            "flow_run_id": flow_run_id,
-            "operation_id": operation_id,
-        }
-        for m in measurements
-    ]
-    with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(load_sql("queries/capacity/insert_metric.sql"), params)
-    return len(params)
 
 
 def measure_and_record(
@@ -438,6 +406,39 @@ def project_and_record(
         conn, projections, measured_at=now, flow_run_id=flow_run_id, operation_id=operation_id
     )
     return written, projections
+
+
+def day_end(day: date) -> datetime:
+    """The last second of a UTC day: the fixed instant a day's projection is written at."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1, seconds=-1)
+
+
+def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed:
+    """Backfill: projections as of the day's end from the history up to it; today also snapshots."""
+    assert day is not None, "capacity replays one day"
+    policy = ctx.policy.capacity
+    snapshots = 0
+    if day >= ctx.now.date():
+        as_of = ctx.now.replace(microsecond=0)
+        snapshots = measure_and_record(
+            conn,
+            exact_count_max_rows=policy.exact_count_max_rows,
+            flow_run_id=ctx.flow_run_id,
+            operation_id=ctx.operation_id,
+        )
+    else:
+        as_of = day_end(day)
+    written, projections = project_and_record(
+        conn, policy=policy, now=as_of, flow_run_id=ctx.flow_run_id, operation_id=ctx.operation_id
+    )
+    soon = [p for p in projections if p.within_horizon]
+    counts = {"snapshot_metrics": snapshots, "projection_metrics": written, "projections": len(projections)}
+    if not projections:
+        return Replayed(False, "no projection: not enough history up to this day", counts)
+    detail = f"{len(projections)} projections"
+    if soon:
+        detail += f", {len(soon)} reach their threshold within the horizon"
+    return Replayed(False, detail, counts)
 
 
 @runtime.db_task("capacity-snapshot", "capacity")

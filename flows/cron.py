@@ -12,42 +12,24 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import conninfo, sql
+from psycopg import sql
 
-from flows.core import db, ledger, settings
+from flows.core import ledger
 from flows.core.db import load_sql
 from flows.core.ddl import expect_equal
 from flows.core.errors import ConfigError
 from flows.core.logs import get_logger
+from flows.core.pgcron import cron_connection, location, replacement_for
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 JOB = "cron"
-
-# pgtender job -> what a pg_cron command doing its work looks like. First match wins: retention
-# before partitions (dropping old partitions is retention), views before the rest.
-RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("views", re.compile(r"refresh\s+materialized\s+view|refresh_\w*views?\b", re.IGNORECASE)),
-    (
-        "retention",
-        re.compile(
-            r"clean_?up|purge|retention|archiv|drop_old|drop\s+table|detach\s+partition|delete\s+from",
-            re.IGNORECASE,
-        ),
-    ),
-    ("partitions", re.compile(r"partition|partman\.run_maintenance", re.IGNORECASE)),
-    ("quality", re.compile(r"quality|validate_data|data_check", re.IGNORECASE)),
-    ("health", re.compile(r"health|monitor", re.IGNORECASE)),
-)
 
 
 @dataclass(frozen=True)
@@ -89,17 +71,6 @@ class Analysis:
 
 
 @dataclass(frozen=True)
-class CronFailure:
-    jobid: int
-    jobname: str | None
-    command: str
-    replaced_by: str | None
-    return_message: str | None
-    start_time: datetime
-    end_time: datetime | None
-
-
-@dataclass(frozen=True)
 class Migration:
     executed: bool
     jobs: list[CronJob]
@@ -109,61 +80,11 @@ class Migration:
     kept: list[JobAnalysis] | None = None
 
 
-def replacement_for(command: str) -> str | None:
-    """The pgtender job whose work a pg_cron command does (by the command's text), or None."""
-    for job, pattern in RULES:
-        if pattern.search(command):
-            return job
-    return None
-
-
-# ---------------------------------------------------------------- where pg_cron lives
-
-
-def location(conn: Conn) -> tuple[bool, str | None, str]:
-    """(installed here, pg_cron's database or None when pg_cron is not loaded, this database)."""
-    row = conn.execute(load_sql("queries/cron/location.sql")).fetchone()
-    assert row is not None
-    here, cron_db, this_db = bool(row[0]), row[1] or None, str(row[2])
-    if here:
-        return True, this_db, this_db
-    return False, cron_db, this_db
-
-
-@contextmanager
-def cron_connection(conn: Conn) -> Iterator[tuple[Conn | None, str]]:
-    """Yield (a connection to the database holding pg_cron's tables or None, the tended database).
-
-    ``conn`` itself when pg_cron is installed here; otherwise a new connection to
-    ``cron.database_name`` on the same server (the DSN of the settings with that database).
-    None when pg_cron is not loaded or not installed in its database.
-    """
-    here, cron_db, this_db = location(conn)
-    if here:
-        yield conn, this_db
-        return
-    if cron_db is None:
-        yield None, this_db
-        return
-    current = settings.load_settings()
-    other_dsn = conninfo.make_conninfo(settings.dsn(current), dbname=cron_db)
-    policy = settings.current_policy(current)
-    with db.connect(
-        other_dsn,
-        policy=policy.database,
-        application_name=f"{current.application_name}-cron",
-        autocommit=True,
-    ) as other:
-        installed = other.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')")
-        row = installed.fetchone()
-        yield (other if row and row[0] else None), this_db
-
-
 # ---------------------------------------------------------------- analyze
 
 
 def _schedules() -> dict[str, str]:
-    from flows.edge.serving import SCHEDULES  # noqa: PLC0415 - the schedules "here"
+    from flows.core.schedules import SCHEDULES  # noqa: PLC0415 - the schedules "here"
 
     return dict(SCHEDULES)
 
@@ -345,24 +266,3 @@ def migration_text(m: Migration) -> str:
     if m.operation_id is not None:
         lines.append(f"recorded in the ledger as operation {m.operation_id} (params.restore)")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- health
-
-
-def cron_failures(conn: Conn, since: datetime, *, limit: int = 100) -> list[CronFailure]:
-    """Failed runs since ``since`` of the pg_cron jobs still scheduled for the tended database.
-
-    For the health flow while a takeover is in progress: ``conn`` is a connection to the tended
-    database (pg_cron may live in another database of the server; it is found and read there).
-    Empty when pg_cron is not installed.
-    """
-    with cron_connection(conn) as (cron_conn, tended):
-        if cron_conn is None:
-            return []
-        rows = cron_conn.execute(
-            load_sql("queries/cron/failures.sql"), {"since": since, "database": tended, "limit": limit}
-        ).fetchall()
-    return [
-        CronFailure(int(r[0]), r[1], str(r[2]), replacement_for(str(r[2])), r[4], r[5], r[6]) for r in rows
-    ]

@@ -17,7 +17,7 @@ Lock-safety (why it looks the way it does):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -27,159 +27,20 @@ import structlog
 from prefect import flow
 from psycopg import sql
 
-from flows import capacity
-from flows.core import locks, runtime, settings
+from flows.core import clock, locks, metrics, runtime, settings
+from flows.core.catalog import Child, Target, horizon_days, read_children, resolve_targets
 from flows.core.db import load_sql
 from flows.core.ddl import expect_equal, run_locked
 from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
+from flows.core.intervals import add_intervals, floor_to, partition_name, subtract_age
 from flows.core.logs import get_logger
-from flows.core.partition_policy import DdlRetry, PartitionsPolicy, TablePolicy, parse_age
+from flows.core.partition_policy import DdlRetry, PartitionsPolicy
+from flows.core.replay import ReplayContext, Replayed
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 JOB = "partitions"
-KEY_TYPES = {"timestamp with time zone", "timestamp without time zone", "date"}
 _PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"}
-_MAX_NAME_BYTES = 63
-
-
-# --------------------------------------------------------------------------- interval arithmetic
-
-
-def floor_to(moment: datetime, interval: str) -> datetime:
-    """Start (UTC midnight) of the day / ISO week / month containing ``moment``."""
-    moment = moment.astimezone(UTC)
-    day = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
-    if interval == "day":
-        return day
-    if interval == "week":
-        return day - timedelta(days=day.weekday())
-    if interval == "month":
-        return day.replace(day=1)
-    raise ValueError(f"unknown interval {interval!r}")
-
-
-def add_intervals(start: datetime, interval: str, n: int) -> datetime:
-    if interval == "day":
-        return start + timedelta(days=n)
-    if interval == "week":
-        return start + timedelta(weeks=n)
-    if interval == "month":
-        months = start.year * 12 + (start.month - 1) + n
-        return start.replace(year=months // 12, month=months % 12 + 1, day=1)
-    raise ValueError(f"unknown interval {interval!r}")
-
-
-def subtract_age(moment: datetime, age: str) -> datetime:
-    """``moment`` minus ``"12 months"`` / ``"8 weeks"`` / ``"90 days"`` (months: calendar months)."""
-    n, unit = parse_age(age)
-    if unit == "month":
-        months = moment.year * 12 + (moment.month - 1) - n
-        year, month = months // 12, months % 12 + 1
-        day = min(moment.day, _days_in_month(year, month))
-        return moment.replace(year=year, month=month, day=day)
-    return moment - timedelta(days=n * (7 if unit == "week" else 1))
-
-
-def _days_in_month(year: int, month: int) -> int:
-    nxt = date(year + month // 12, month % 12 + 1, 1)
-    return (nxt - timedelta(days=1)).day
-
-
-def partition_name(parent: str, lower: datetime) -> str:
-    """``<parent>_pYYYYMMDD``; a long parent name is cut (on a character boundary) to fit 63 bytes."""
-    suffix = f"_p{lower:%Y%m%d}"
-    room = _MAX_NAME_BYTES - len(suffix)
-    prefix = parent
-    while len(prefix.encode()) > room:
-        prefix = prefix[:-1]
-    return prefix + suffix
-
-
-# --------------------------------------------------------------------------- catalog
-
-
-@dataclass(frozen=True)
-class Target:
-    """A policy table resolved against the catalog."""
-
-    schema: str
-    name: str
-    oid: int
-    key: str
-    key_type: str
-    owner: str
-    default: str | None
-    policy: TablePolicy
-    me: str = ""  # current_user of the session that resolved it
-
-    @property
-    def ident(self) -> sql.Identifier:
-        return sql.Identifier(self.schema, self.name)
-
-    def bound(self, moment: datetime) -> sql.Composable:
-        """A bound literal of the key's own type (UTC for timestamp/date keys)."""
-        if self.key_type == "timestamp with time zone":
-            return sql.Literal(moment.astimezone(UTC))
-        if self.key_type == "date":
-            return sql.Literal(moment.astimezone(UTC).date())
-        return sql.Literal(moment.astimezone(UTC).replace(tzinfo=None))
-
-
-@dataclass(frozen=True)
-class Child:
-    name: str
-    is_default: bool
-    lo: datetime | None
-    hi: datetime | None
-
-
-def resolve_targets(conn: Conn, tables: dict[str, TablePolicy], *, what: str = "partitions") -> list[Target]:
-    """Check every policy table against the catalog; ConfigError (nothing changed) on the first bad one."""
-    names = list(tables)
-    rows = conn.execute(
-        load_sql("queries/partitions/parents.sql"),
-        {"schemas": [tables[n].namespace for n in names], "tables": names},
-    ).fetchall()
-    out: list[Target] = []
-    for row in rows:
-        nsp, rel, oid, relkind, strategy, key_columns, key, key_type, owner, default, me = row
-        label = f"{what} policy: table {nsp}.{rel}"
-        if oid is None:
-            raise ConfigError(f"{label} does not exist")
-        if relkind != "p":
-            raise ConfigError(f"{label} is not a partitioned table")
-        if strategy != "r" or key_columns != 1 or key is None:
-            raise ConfigError(f"{label} is not RANGE-partitioned on a single column")
-        if key_type not in KEY_TYPES:
-            raise ConfigError(f"{label} is partitioned on {key} of type {key_type}, not a date/time")
-        out.append(Target(nsp, rel, int(oid), key, key_type, owner, default, tables[rel], me))
-    return out
-
-
-def read_children(conn: Conn, oids: list[int]) -> dict[int, list[Child]]:
-    out: dict[int, list[Child]] = {oid: [] for oid in oids}
-    for parent, name, is_default, lo, hi in conn.execute(
-        load_sql("queries/partitions/children.sql"), {"oids": oids}
-    ).fetchall():
-        out.setdefault(int(parent), []).append(Child(name, bool(is_default), lo, hi))
-    return out
-
-
-def horizon_days(children: list[Child], now: datetime) -> float:
-    """How far ahead of ``now`` partitions exist without a gap (0 when none covers ``now``)."""
-    ranges = sorted((c.lo, c.hi) for c in children if c.lo is not None and c.hi is not None)
-    end: datetime | None = None
-    for lo, hi in ranges:
-        assert lo is not None and hi is not None
-        if end is None:
-            if lo <= now < hi:
-                end = hi
-        elif lo == end:
-            end = hi
-        elif lo > end:
-            break
-    return 0.0 if end is None else round((end - now).total_seconds() / 86_400, 3)
 
 
 def _coverage(children: list[Child], lo: datetime, hi: datetime) -> str:
@@ -503,29 +364,22 @@ def maintain_table(
     return result
 
 
-def measurements(result: TableResult) -> list[dict[str, Any]]:
+def measurements(result: TableResult) -> list[metrics.Measurement]:
     """The capacity_planning_metrics rows of one table's result (the health probe reads the horizon)."""
     resource = result.table if result.schema == "public" else f"{result.schema}.{result.table}"
     meta = {"schema": result.schema, "premake_created": len(result.created)}
     out = [
-        {
-            "metric_name": "partition_horizon_days",
-            "resource_type": "table",
-            "resource_name": resource,
-            "value": result.horizon_days,
-            "unit": "days",
-            "metadata": meta,
-        }
+        metrics.Measurement("partition_horizon_days", "table", resource, result.horizon_days, "days", meta)
     ]
     if result.has_default:
         out.append(
-            {
-                "metric_name": "default_partition_rows",
-                "resource_type": "table",
-                "resource_name": resource,
-                "value": float(result.default_rows),
-                "unit": "rows",
-                "metadata": {
+            metrics.Measurement(
+                "default_partition_rows",
+                "table",
+                resource,
+                float(result.default_rows),
+                "rows",
+                {
                     **meta,
                     "exact": True,
                     "rows_moved": result.rows_moved,
@@ -535,36 +389,9 @@ def measurements(result: TableResult) -> list[dict[str, Any]]:
                     "conflicting": result.rows_conflicting,
                     "key_range": list(result.default_key_range),
                 },
-            }
+            )
         )
     return out
-
-
-def record_metrics(
-    conn: Conn,
-    rows: list[dict[str, Any]],
-    *,
-    measured_at: datetime,
-    flow_run_id: str | None,
-    operation_id: UUID | None,
-) -> int:
-    """Write ``measurements()`` rows through the capacity module (one insert path for the table)."""
-    if not rows:
-        return 0
-    return capacity.record(
-        conn,
-        [capacity.Measurement(**r) for r in rows],
-        measured_at=measured_at,
-        flow_run_id=flow_run_id,
-        operation_id=operation_id,
-    )
-
-
-def db_now(conn: Conn) -> datetime:
-    row = conn.execute("SELECT date_trunc('second', now())").fetchone()
-    assert row is not None
-    moment: datetime = row[0]
-    return moment.astimezone(UTC)
 
 
 def run_once(
@@ -577,7 +404,7 @@ def run_once(
         if not got:
             log.warning("another partitions run holds the lock; exiting")
             return None
-        now = now or db_now(conn)
+        now = now or clock.db_now(conn)
         seen = run_locked(conn, lambda c: observe(c, targets), retry=policy, what="inspect tables", log=log)
         results = [
             maintain_table(conn, t, now=now, retry=policy, dry_run=dry_run, log=log, observed=seen[t.oid])
@@ -585,8 +412,23 @@ def run_once(
         ]
         if not dry_run:
             rows = [m for r in results for m in measurements(r)]
-            record_metrics(conn, rows, measured_at=now, flow_run_id=None, operation_id=None)
+            metrics.record(conn, rows, measured_at=now, flow_run_id=None, operation_id=None)
     return results
+
+
+def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed | None:
+    """Backfill: the whole job once before the days (None: a scheduled run holds its lock)."""
+    results = run_once(conn, ctx.policy.partitions)
+    if results is None:
+        return None
+    counts = {
+        "partitions_created": sum(len(r.created) for r in results),
+        "rows_moved": sum(r.rows_moved for r in results),
+        "default_rows_left": sum(r.default_rows for r in results),
+    }
+    return Replayed(
+        False, f"{counts['partitions_created']} created, {counts['rows_moved']} rows moved", counts
+    )
 
 
 # --------------------------------------------------------------------------- Prefect
@@ -603,7 +445,7 @@ def table_task(table: str, measured_at: datetime, operation_id: UUID, dry_run: b
         (target,) = resolve_targets(conn, {table: policy.tables[table]})
         result = maintain_table(conn, target, now=measured_at, retry=policy, dry_run=dry_run, log=log)
         if not dry_run:
-            record_metrics(
+            metrics.record(
                 conn,
                 measurements(result),
                 measured_at=measured_at,
@@ -644,7 +486,7 @@ def partitions_flow(dry_run: bool = False) -> dict[str, Any]:
                 reason = "another partitions run holds the advisory lock"
                 log.warning(reason)
                 return _skip(conn, reason, dry_run)
-            measured_at = db_now(conn)
+            measured_at = clock.db_now(conn)
             with runtime.ledger_entry(JOB, {"dry_run": dry_run}) as op:
                 results: dict[str, dict[str, Any]] = {}
                 failures: dict[str, BaseException] = {}

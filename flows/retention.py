@@ -34,21 +34,14 @@ import structlog
 from prefect import flow, task
 from psycopg import sql
 
-from flows.core import locks, runtime, settings
+from flows.core import clock, locks, metrics, runtime, settings
+from flows.core.catalog import KEY_TYPES, Target, resolve_targets
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
 from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
+from flows.core.intervals import floor_to, subtract_age
 from flows.core.logs import get_logger
 from flows.core.partition_policy import DdlRetry, PlainTablePolicy, RetentionPolicy
-from flows.partitions import (
-    KEY_TYPES,
-    Target,
-    db_now,
-    floor_to,
-    record_metrics,
-    resolve_targets,
-    subtract_age,
-)
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -495,7 +488,7 @@ def purge_plain(
 # --------------------------------------------------------------------------- metrics, plain run
 
 
-def measurements(outcome: TableOutcome) -> list[dict[str, Any]]:
+def measurements(outcome: TableOutcome) -> list[metrics.Measurement]:
     resource = outcome.table if outcome.schema == "public" else f"{outcome.schema}.{outcome.table}"
     meta: dict[str, Any] = {"schema": outcome.schema, "kind": outcome.kind, "complete": outcome.complete}
     if outcome.kind == "plain":
@@ -504,14 +497,7 @@ def measurements(outcome: TableOutcome) -> list[dict[str, Any]]:
         meta["rows_exact"] = all(a.rows_exact for a in outcome.actions)
         meta["partitions"] = [a.partition for a in outcome.actions]
     return [
-        {
-            "metric_name": name,
-            "resource_type": "table",
-            "resource_name": resource,
-            "value": float(value),
-            "unit": unit,
-            "metadata": meta,
-        }
+        metrics.Measurement(name, "table", resource, float(value), unit, meta)
         for name, value, unit in (
             ("retention_rows_removed", outcome.rows_removed, "rows"),
             ("retention_bytes_removed", outcome.bytes_removed, "bytes"),
@@ -545,7 +531,7 @@ def run_once(
         if not got:
             log.warning("another retention run holds the lock; exiting")
             return None
-        now = now or db_now(conn)
+        now = now or clock.db_now(conn)
         rp = policy.retention
         out = [
             expire_partitions(conn, t, rp, now=now, dump_dir=dump_dir_for(rp), dry_run=dry_run, log=log)
@@ -558,7 +544,7 @@ def run_once(
         ]
         if not dry_run:
             rows = [m for o in out for m in measurements(o)]
-            record_metrics(conn, rows, measured_at=now, flow_run_id=None, operation_id=None)
+            metrics.record(conn, rows, measured_at=now, flow_run_id=None, operation_id=None)
     return out
 
 
@@ -576,7 +562,7 @@ _TASK_OPTS: dict[str, Any] = {
 
 def _record(outcome: TableOutcome, measured_at: datetime, operation_id: UUID) -> None:
     with runtime.connection() as conn:
-        record_metrics(
+        metrics.record(
             conn,
             measurements(outcome),
             measured_at=measured_at,
@@ -647,7 +633,7 @@ def retention_flow(dry_run: bool = False) -> dict[str, Any]:
                 reason = "another retention run holds the advisory lock"
                 skipped = runtime.skip_run(conn, JOB, reason, params={"dry_run": dry_run})
                 return {"skipped": reason, "operation_id": skipped["operation_id"]}
-            measured_at = db_now(conn)
+            measured_at = clock.db_now(conn)
             deadline_epoch = time.time() + policy.retention.max_seconds
             retries = policy.retention.task_retries
             with runtime.ledger_entry(JOB, {"dry_run": dry_run}) as op:

@@ -27,11 +27,11 @@ import psycopg
 from prefect import flow
 from psycopg import sql
 
-from flows import capacity
-from flows.core import locks, runtime, settings
+from flows.core import locks, metrics, runtime, settings
 from flows.core.db import load_sql
 from flows.core.errors import ConfigError, ProblemsFound
 from flows.core.logs import get_logger
+from flows.core.replay import ReplayContext, Replayed
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -181,25 +181,25 @@ def refresh_view(
     return duration_ms, int(row[0]) if row else 0
 
 
-def measurements(result: RefreshResult) -> list[capacity.Measurement]:
+def measurements(result: RefreshResult) -> list[metrics.Measurement]:
     meta: dict[str, Any] = {"mode": result.mode, "status": result.status}
     if result.days:
         meta["days"] = result.days
     if result.error:
         meta["error"] = result.error[:500]
-    out: list[capacity.Measurement] = []
+    out: list[metrics.Measurement] = []
     if result.status == "refreshed":
         out.append(
-            capacity.Measurement("view_refresh_ms", "view", result.view, result.duration_ms, "ms", meta)
+            metrics.Measurement("view_refresh_ms", "view", result.view, result.duration_ms, "ms", meta)
         )
         out.append(
-            capacity.Measurement("view_rows", "view", result.view, float(result.rows or 0), "rows", meta)
+            metrics.Measurement("view_rows", "view", result.view, float(result.rows or 0), "rows", meta)
         )
     else:
-        out.append(capacity.Measurement("view_refresh_failed", "view", result.view, 1.0, "count", meta))
+        out.append(metrics.Measurement("view_refresh_failed", "view", result.view, 1.0, "count", meta))
     if result.staleness_seconds is not None:
         out.append(
-            capacity.Measurement(
+            metrics.Measurement(
                 "view_staleness_seconds", "view", result.view, result.staleness_seconds, "seconds", meta
             )
         )
@@ -262,7 +262,7 @@ def refresh_and_record(
         result = RefreshResult(
             view.name, "refreshed", mode, duration_ms, rows, staleness, _now(conn), None, warning, span
         )
-    capacity.record(
+    metrics.record(
         conn,
         measurements(result),
         measured_at=result.finished_at,
@@ -290,6 +290,18 @@ def refresh_all(
         )
         for view in plan(conn, policy)
     ]
+
+
+def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed:
+    """Backfill: every view once for the range; rollups recompute exactly the range's days."""
+    results = refresh_all(
+        conn, ctx.policy.views, flow_run_id=ctx.flow_run_id, operation_id=ctx.operation_id, days=ctx.days
+    )
+    failed = [r.view for r in results if r.status == "failed"]
+    counts = {"refreshed": len(results) - len(failed), "failed": len(failed)}
+    if failed:
+        return Replayed(True, "refresh failed: " + ", ".join(failed), counts)
+    return Replayed(False, f"{len(results)} views refreshed", counts)
 
 
 # --- Prefect -------------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from flows import backfill
+from flows import backfill, capacity
 from flows.core import db, settings
 from flows.core.errors import ConfigError, InfrastructureError
+from flows.edge import backfill_cli
 from tests.conftest import Database
 
 TODAY = date(2026, 6, 15)
@@ -188,7 +189,7 @@ def test_backfill_is_idempotent_and_resumable(demo_db: Database) -> None:
         projections = conn.execute(
             "SELECT count(DISTINCT measured_at) FROM capacity_planning_metrics"
             " WHERE metric_name LIKE '%%_projected' AND measured_at = ANY(%s)",
-            ([backfill.day_end(date.fromisoformat(_days_back(n))) for n in (2, 3, 4)],),
+            ([capacity.day_end(date.fromisoformat(_days_back(n))) for n in (2, 3, 4)],),
         ).fetchone()
         assert projections is not None and projections[0] in (0, 3)  # 0: demo history too short
 
@@ -388,7 +389,7 @@ def test_cli_triggers_the_deployment_and_watches_it(
 
     def watch() -> None:
         try:
-            backfill.cli_deployment(
+            backfill_cli.cli_deployment(
                 _days_back(2),
                 _days_back(1),
                 "capacity",

@@ -24,9 +24,9 @@ import pytest
 from psycopg import conninfo, sql
 
 from flows import cron
-from flows.core import db, migrations
+from flows.core import db, migrations, pgcron
 from flows.core.errors import ConfigError
-from flows.edge.serving import SCHEDULES
+from flows.core.schedules import SCHEDULES
 from tests.conftest import Database
 
 CRON_URL = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")
@@ -206,7 +206,7 @@ def _logs_to_real_stderr() -> Iterator[None]:
     ],
 )
 def test_replacement_by_command(command: str, job: str | None) -> None:
-    assert cron.replacement_for(command) == job
+    assert pgcron.replacement_for(command) == job
 
 
 def test_without_pg_cron_analyze_says_so_and_migrate_refuses(migrated_db: Database) -> None:
@@ -214,7 +214,7 @@ def test_without_pg_cron_analyze_says_so_and_migrate_refuses(migrated_db: Databa
         analysis = cron.analyze(conn)
         assert not analysis.installed and analysis.jobs == []
         assert "nothing to take over" in cron.analysis_text(analysis)
-        assert cron.cron_failures(conn, datetime.now(UTC) - timedelta(days=1)) == []
+        assert pgcron.cron_failures(conn, datetime.now(UTC) - timedelta(days=1)) == []
         with pytest.raises(ConfigError, match="nothing to take over"):
             cron.migrate(conn, execute=True)
     assert migrated_db.scalar("SELECT count(*) FROM pgtender_operations") == 0
@@ -334,15 +334,15 @@ def test_migrate_rolls_back_on_count_mismatch(cron_env: CronEnv) -> None:
 def test_cron_failures_reports_remaining_jobs(cron_env: CronEnv) -> None:
     since = datetime.now(UTC) - timedelta(days=1)
     with db.connect(cron_env.tended.dsn, autocommit=True) as conn:
-        failures = cron.cron_failures(conn, since)
+        failures = pgcron.cron_failures(conn, since)
         assert sorted({(f.jobname, f.replaced_by) for f in failures}, key=str) == sorted(
             {("quality-checks", "quality"), ("recommendations", None)}, key=str
         )
         assert len(failures) == 6 and all(f.return_message for f in failures)
         assert failures[0].start_time >= failures[-1].start_time
-        assert cron.cron_failures(conn, datetime.now(UTC) + timedelta(minutes=1)) == []
+        assert pgcron.cron_failures(conn, datetime.now(UTC) + timedelta(minutes=1)) == []
         cron.migrate(conn, execute=True)
-        remaining = cron.cron_failures(conn, since)
+        remaining = pgcron.cron_failures(conn, since)
     assert {f.jobname for f in remaining} == {"recommendations"}
     assert "division by zero" in (remaining[0].return_message or "")
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from flows import health
-from flows.core import db, migrations, settings
+from flows.core import db, migrations, schedules, settings
 from flows.core.errors import ProblemsFound
 from flows.health import probes
 from tests.conftest import Database, fresh_database
@@ -556,9 +556,9 @@ def test_watchdog_flags_a_stale_job_and_quiets_after_success(migrated_db: Databa
 
 def test_expected_period_from_cron() -> None:
     at = datetime(2026, 11, 22, 10, 7, tzinfo=UTC)
-    assert probes.expected_period("*/5 * * * *", at) == timedelta(minutes=5)
-    assert probes.expected_period("0 2 * * *", at) == timedelta(days=1)
-    assert probes.expected_period("0 8 * * 1", at) == timedelta(days=7)
+    assert schedules.expected_period("*/5 * * * *", at) == timedelta(minutes=5)
+    assert schedules.expected_period("0 2 * * *", at) == timedelta(days=1)
+    assert schedules.expected_period("0 8 * * 1", at) == timedelta(days=7)
 
 
 # --- writing: one current row per (check, target, window) -------------------------------------------
@@ -649,7 +649,7 @@ def test_flow_passes_on_a_quiet_database(migrated_db: Database) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_with_a_breach_ends_failed_with_an_artifact(migrated_db: Database) -> None:
-    from flows.core.jobs import run_job
+    from flows.edge.runner import run_job
 
     with migrated_db.connect() as conn:
         conn.execute(

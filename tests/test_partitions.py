@@ -10,18 +10,19 @@ from psycopg import sql
 from structlog.testing import capture_logs
 
 from flows import partitions
-from flows.core import db, jobs, settings
+from flows.core import catalog, clock, db, intervals, settings
 from flows.core.ddl import Backoff, LockRetriesExhausted, RowCountMismatch
 from flows.core.errors import ConfigError
 from flows.core.partition_policy import PartitionsPolicy, TablePolicy
+from flows.edge import runner
 from tests.conftest import Database
 from tests.partitions_fixtures import WEIRD, count, create_weird_table, lock_held, partitions_of, policy
 
 LE = "learning_events"
 
 
-def _targets(conn, pol: PartitionsPolicy) -> dict[str, partitions.Target]:
-    return {t.name: t for t in partitions.resolve_targets(conn, pol.enabled_tables())}
+def _targets(conn, pol: PartitionsPolicy) -> dict[str, catalog.Target]:
+    return {t.name: t for t in catalog.resolve_targets(conn, pol.enabled_tables())}
 
 
 def _metric(conn, metric: str, resource: str) -> float:
@@ -99,16 +100,16 @@ def test_unknown_or_unsuitable_tables_are_config_errors_and_change_nothing(migra
 
 def test_interval_arithmetic_and_names() -> None:
     t = datetime(2026, 11, 22, 13, 5, tzinfo=UTC)
-    assert partitions.floor_to(t, "month") == datetime(2026, 11, 1, tzinfo=UTC)
-    assert partitions.floor_to(t, "week") == datetime(2026, 11, 16, tzinfo=UTC)  # a Monday
-    assert partitions.add_intervals(datetime(2026, 11, 1, tzinfo=UTC), "month", 3) == datetime(
+    assert intervals.floor_to(t, "month") == datetime(2026, 11, 1, tzinfo=UTC)
+    assert intervals.floor_to(t, "week") == datetime(2026, 11, 16, tzinfo=UTC)  # a Monday
+    assert intervals.add_intervals(datetime(2026, 11, 1, tzinfo=UTC), "month", 3) == datetime(
         2027, 2, 1, tzinfo=UTC
     )
-    assert partitions.subtract_age(datetime(2026, 3, 31, tzinfo=UTC), "1 month") == datetime(
+    assert intervals.subtract_age(datetime(2026, 3, 31, tzinfo=UTC), "1 month") == datetime(
         2026, 2, 28, tzinfo=UTC
     )
     long = "x" * 60
-    name = partitions.partition_name(long, datetime(2026, 1, 1, tzinfo=UTC))
+    name = intervals.partition_name(long, datetime(2026, 1, 1, tzinfo=UTC))
     assert len(name.encode()) <= 63 and name.endswith("_p20260101")
     delays = [Backoff(100, 1000).delay_s(a, rand=lambda: 1.0) for a in range(1, 7)]
     assert delays == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
@@ -122,13 +123,13 @@ def test_creates_through_horizon_like_the_parent_and_second_run_is_noop(migrated
     pol = policy({LE: {"premake": 5}, "system_performance_metrics": {"enabled": False}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         conn.execute("GRANT SELECT, INSERT ON learning_events TO pgtender_checker")
-        now = partitions.db_now(conn)
+        now = clock.db_now(conn)
         first = partitions.run_once(conn, pol, now=now)
         assert first is not None
         created = first[0].created
-        current = partitions.floor_to(now, "month")
+        current = intervals.floor_to(now, "month")
         expected = {
-            partitions.partition_name(LE, partitions.add_intervals(current, "month", k)) for k in range(6)
+            intervals.partition_name(LE, intervals.add_intervals(current, "month", k)) for k in range(6)
         }
         assert expected <= set(partitions_of(conn, LE))
         assert set(created) == expected - {p for p in expected if p in _migration_partitions(now)}
@@ -167,16 +168,14 @@ def test_creates_through_horizon_like_the_parent_and_second_run_is_noop(migrated
         # rows route into the new partitions
         conn.execute(
             "INSERT INTO learning_events (occurred_at, event_type) VALUES (%s, 'x')",
-            (partitions.add_intervals(current, "month", 5),),
+            (intervals.add_intervals(current, "month", 5),),
         )
         assert count(conn, f"{LE}_default") == 0
 
 
 def _migration_partitions(now: datetime) -> set[str]:
-    current = partitions.floor_to(now, "month")
-    return {
-        partitions.partition_name(LE, partitions.add_intervals(current, "month", k)) for k in range(-3, 3)
-    }
+    current = intervals.floor_to(now, "month")
+    return {intervals.partition_name(LE, intervals.add_intervals(current, "month", k)) for k in range(-3, 3)}
 
 
 def test_dry_run_changes_nothing(migrated_db: Database) -> None:
@@ -223,7 +222,7 @@ def test_default_rescue_moves_exact_counts_and_leaves_out_of_range_rows(migrated
         month = conn.execute(
             "SELECT date_trunc('month', now() - interval '5 months') AT TIME ZONE 'UTC'"
         ).fetchone()[0]
-        rescued = partitions.partition_name(LE, month.replace(tzinfo=UTC))
+        rescued = intervals.partition_name(LE, month.replace(tzinfo=UTC))
         assert rescued in result.created
         assert result.rows_moved == 137
         assert count(conn, rescued) == 137
@@ -258,13 +257,13 @@ def test_default_rescue_mismatch_rolls_back(migrated_db: Database) -> None:
             "CREATE TRIGGER refuse BEFORE DELETE ON learning_events_default FOR EACH ROW EXECUTE FUNCTION refuse_keep()"
         )
         before = partitions_of(conn, LE)
-        (target,) = [t for t in partitions.resolve_targets(conn, pol.enabled_tables())]
+        (target,) = [t for t in catalog.resolve_targets(conn, pol.enabled_tables())]
         with pytest.raises(RowCountMismatch, match="rolled back"):
-            partitions.maintain_table(conn, target, now=partitions.db_now(conn), retry=pol)
+            partitions.maintain_table(conn, target, now=clock.db_now(conn), retry=pol)
         month = conn.execute(
             "SELECT date_trunc('month', now() - interval '6 months') AT TIME ZONE 'UTC'"
         ).fetchone()[0]
-        name = partitions.partition_name(LE, month.replace(tzinfo=UTC))
+        name = intervals.partition_name(LE, month.replace(tzinfo=UTC))
         assert conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None
         assert count(conn, f"{LE}_default") == 10
         # One transaction per table: the premake partitions planned with it are rolled back too.
@@ -287,7 +286,7 @@ def test_lock_held_on_parent_fails_cleanly_after_retries(migrated_db: Database) 
             capture_logs() as logs,
             pytest.raises(LockRetriesExhausted, match="gave up after 3 tries of 100 ms"),
         ):
-            partitions.maintain_table(conn, target, now=partitions.db_now(conn), retry=pol)
+            partitions.maintain_table(conn, target, now=clock.db_now(conn), retry=pol)
         retries = [e for e in logs if e["event"] == "lock busy, will retry"]
         assert [e["attempt"] for e in retries] == [1, 2] and all(
             e["error"] == "LockNotAvailable" for e in retries
@@ -306,7 +305,7 @@ def test_lock_released_while_retrying_then_succeeds(migrated_db: Database) -> No
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         target = _targets(conn, pol)[LE]
         with lock_held(migrated_db.dsn, LE, mode="SHARE", release_after=0.6), capture_logs() as logs:
-            result = partitions.maintain_table(conn, target, now=partitions.db_now(conn), retry=pol)
+            result = partitions.maintain_table(conn, target, now=clock.db_now(conn), retry=pol)
         assert len(result.created) == 2  # months +3 and +4; the migration made up to +2
         assert any(e["event"] == "lock busy, will retry" for e in logs)
         assert set(result.created) <= set(partitions_of(conn, LE))
@@ -444,7 +443,7 @@ def test_partitions_flow_records_ledger_and_metrics(
             ("partition_horizon_days", LE, "table"),
             ("partition_horizon_days", "system_performance_metrics", "table"),
         ]
-    again = jobs.run_job("partitions", {})
+    again = runner.run_job("partitions", {})
     assert again["partitions_created"] == 0
 
 
@@ -454,7 +453,7 @@ def test_partitions_flow_skips_when_locked_and_rejects_unknown_tables(
 ) -> None:
     with migrated_db.connect() as holder:
         holder.execute("SELECT pg_advisory_lock(hashtext('pgtender.job'), hashtext('partitions'))")
-        result = jobs.run_job("partitions", {})
+        result = runner.run_job("partitions", {})
         assert "advisory lock" in result["skipped"]
     with migrated_db.connect() as conn:
         assert (
@@ -463,7 +462,7 @@ def test_partitions_flow_skips_when_locked_and_rejects_unknown_tables(
         )
     _write_config(tmp_path, monkeypatch, "[partitions.tables.nope]\npremake = 3\n")
     with pytest.raises(ConfigError, match=r"table public\.nope does not exist"):
-        jobs.run_job("partitions", {"dry_run": True})
+        runner.run_job("partitions", {"dry_run": True})
     with migrated_db.connect() as conn:
         assert (
             conn.execute("SELECT count(*) FROM pgtender_operations WHERE job = 'partitions'").fetchone()[0]

@@ -18,7 +18,7 @@ import pytest
 from psycopg import conninfo
 
 from flows import backfill, capacity, health, partitions, quality, report, retention, views
-from flows.core import db, migrations, settings
+from flows.core import clock, db, migrations, settings
 from flows.core.errors import ConfigError
 from tests.conftest import Database, fresh_database
 
@@ -110,16 +110,12 @@ def test_replication_probe_on_primary_and_standby(standby: tuple[Database, str])
     primary, replica_dsn = standby
     policy = settings.HealthPolicy()
     with db.connect(primary.dsn, autocommit=True) as conn:
-        (on_primary,) = health.run_probes(
-            conn, policy, now=health.db_now(conn), only=("replication",)
-        ).results
+        (on_primary,) = health.run_probes(conn, policy, now=clock.db_now(conn), only=("replication",)).results
     assert on_primary.status == "passed" and on_primary.observed is not None
     assert on_primary.observed["replicas"] >= 1 and on_primary.observed["lagging"] is None
     assert 0 <= on_primary.observed["max_replay_lag_seconds"] <= policy.replication_lag_max_seconds
     with db.connect(replica_dsn, autocommit=True) as conn:
-        (on_standby,) = health.run_probes(
-            conn, policy, now=health.db_now(conn), only=("replication",)
-        ).results
+        (on_standby,) = health.run_probes(conn, policy, now=clock.db_now(conn), only=("replication",)).results
     assert on_standby.status == "skipped"
     assert (
         on_standby.details["reason"] == "this server is a replica; replication lag is probed on the primary"

@@ -338,7 +338,7 @@ def test_failed_send_is_retried_then_fails_and_the_report_is_kept(
 
 @pytest.mark.usefixtures("prefect_api")
 def test_bad_week_is_a_config_error_and_changes_nothing(migrated_db: Database, report_env: Path) -> None:
-    from flows.core.jobs import run_job
+    from flows.edge.runner import run_job
 
     for options in ({"week": "2025-W99"}, {"week": "next week"}, {"to": "not-an-address"}):
         with pytest.raises(ConfigError):

@@ -11,10 +11,11 @@ from psycopg import sql
 from structlog.testing import capture_logs
 
 from flows import partitions, retention
-from flows.core import db, jobs, settings
+from flows.core import catalog, clock, db, intervals, settings
 from flows.core.ddl import LockRetriesExhausted, RowCountMismatch
 from flows.core.errors import ConfigError
 from flows.core.partition_policy import RetentionPolicy
+from flows.edge import runner
 from tests.catalog import fingerprint
 from tests.conftest import Database
 from tests.partitions_fixtures import (
@@ -138,8 +139,8 @@ def test_drop_mode_detaches_and_drops_only_expired(migrated_db: Database, tmp_pa
         for p in expired:
             assert conn.execute("SELECT to_regclass(%s)", (p,)).fetchone()[0] is None
         # never the current or a future partition
-        now = partitions.db_now(conn)
-        current = partitions.partition_name(LE, partitions.floor_to(now, "month"))
+        now = clock.db_now(conn)
+        current = intervals.partition_name(LE, intervals.floor_to(now, "month"))
         assert current in keep
         assert count(conn, LE + "_default") == 0
         metric = conn.execute(
@@ -200,8 +201,8 @@ def test_dump_verification_catches_a_damaged_file(migrated_db: Database, tmp_pat
     pol = _policy({LE: {"retention": "2 months", "premake": 1, "archive": "dump"}}, tmp_path)
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         _load_months(conn)
-        target = partitions.resolve_targets(conn, {LE: pol.partitions.tables[LE]})[0]
-        exp = retention.expired_partitions(conn, target, now=partitions.db_now(conn), exact=True)[0]
+        target = catalog.resolve_targets(conn, {LE: pol.partitions.tables[LE]})[0]
+        exp = retention.expired_partitions(conn, target, now=clock.db_now(conn), exact=True)[0]
         manifest_path = retention.dump_partition(
             conn, target, exp, dump_dir=tmp_path / "d", retry=pol.retention, log=retention.get_logger()
         )
@@ -224,8 +225,8 @@ def test_dump_mode_reattaches_when_rows_change_after_the_dump(migrated_db: Datab
     pol = _policy({LE: {"retention": "2 months", "premake": 1, "archive": "dump"}}, tmp_path)
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         _load_months(conn)
-        target = partitions.resolve_targets(conn, {LE: pol.partitions.tables[LE]})[0]
-        exp = retention.expired_partitions(conn, target, now=partitions.db_now(conn), exact=True)[0]
+        target = catalog.resolve_targets(conn, {LE: pol.partitions.tables[LE]})[0]
+        exp = retention.expired_partitions(conn, target, now=clock.db_now(conn), exact=True)[0]
         log = retention.get_logger()
         manifest_path = retention.dump_partition(
             conn, target, exp, dump_dir=tmp_path / "d", retry=pol.retention, log=log
@@ -249,7 +250,7 @@ def test_lock_held_on_parent_fails_cleanly(migrated_db: Database, tmp_path: Path
         _load_months(conn)
         before = partitions_of(conn, LE)
         total = count(conn, LE)
-        target = partitions.resolve_targets(conn, {LE: pol.partitions.tables[LE]})[0]
+        target = catalog.resolve_targets(conn, {LE: pol.partitions.tables[LE]})[0]
         # ACCESS SHARE (a long reader) blocks DETACH: the drop must wait at most lock_timeout per try.
         with (
             lock_held(migrated_db.dsn, LE, mode="ACCESS SHARE"),
@@ -260,7 +261,7 @@ def test_lock_held_on_parent_fails_cleanly(migrated_db: Database, tmp_path: Path
                 conn,
                 target,
                 pol.retention,
-                now=partitions.db_now(conn),
+                now=clock.db_now(conn),
                 dump_dir=tmp_path,
                 log=retention.get_logger(),
             )
@@ -269,7 +270,7 @@ def test_lock_held_on_parent_fails_cleanly(migrated_db: Database, tmp_path: Path
         with lock_held(migrated_db.dsn, LE, mode="ACCESS SHARE", release_after=0.5):
             slow = pol.retention.model_copy(update={"attempts": 60})
             outcome = retention.expire_partitions(
-                conn, target, slow, now=partitions.db_now(conn), dump_dir=tmp_path, log=retention.get_logger()
+                conn, target, slow, now=clock.db_now(conn), dump_dir=tmp_path, log=retention.get_logger()
             )
         assert outcome.actions and not set(a.partition for a in outcome.actions) & set(
             partitions_of(conn, LE)
@@ -311,7 +312,7 @@ def test_plain_delete_stops_at_the_time_budget(migrated_db: Database) -> None:
         )
         (target,) = retention.resolve_plain(conn, pol.retention.enabled_plain())
         out = retention.purge_plain(
-            conn, target, now=partitions.db_now(conn), deadline=time.monotonic() - 1, retry=pol.retention
+            conn, target, now=clock.db_now(conn), deadline=time.monotonic() - 1, retry=pol.retention
         )
         assert out.rows_removed == 0 and out.rows_remaining == 20 and not out.complete
         assert count(conn, QPL) == 20
@@ -406,7 +407,7 @@ def test_retention_flow_ledger_and_metrics(
         )
         expired = _expired_names(conn, LE, "1 month")
         total = count(conn, LE)
-    dry = jobs.run_job("retention", {"dry_run": True})
+    dry = runner.run_job("retention", {"dry_run": True})
     assert dry["partitions_expired"] == len(expired) and dry["rows_remaining"] == 10
     with migrated_db.connect() as conn:
         assert count(conn, LE) == total

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from flows.core import schedules
 from flows.core.jobs import JOBS, get_flow
 from flows.edge import serving
 
@@ -42,11 +43,11 @@ def test_one_deployment_per_job_with_schedule_tags_and_concurrency() -> None:
         )
         assert dep.concurrency_options.collision_strategy == expected, job
         assert dep.description, job
-        if job not in serving.SCHEDULES:
+        if job not in schedules.SCHEDULES:
             assert not dep.schedules, f"{job} is on demand"
             continue
         (schedule,) = dep.schedules
-        assert schedule.schedule.cron == serving.SCHEDULES[job]
+        assert schedule.schedule.cron == schedules.SCHEDULES[job]
         assert schedule.schedule.timezone == ("Europe/Berlin" if job == "report" else "UTC"), job
     assert deps["report"].schedules[0].schedule.cron == "0 8 * * 1"
     assert deps["partitions"].schedules[0].schedule.cron == "5 0 * * *"
@@ -190,7 +191,7 @@ def test_prefect_yaml_mirrors_the_served_deployments() -> None:
         assert getattr(entrypoints, attr).name == getattr(get_flow(job), "name", None)
         assert set(d["tags"]) == {"pgtender", job, *serving.TAGS.get(job, ())}, job
         crons = [s["cron"] for s in d["schedules"]]
-        assert crons == ([serving.SCHEDULES[job]] if job in serving.SCHEDULES else []), job
+        assert crons == ([schedules.SCHEDULES[job]] if job in schedules.SCHEDULES else []), job
         strategy = d["concurrency_limit"]["collision_strategy"]
         assert d["concurrency_limit"]["limit"] == 1
         assert strategy == ("CANCEL_NEW" if job in serving.CANCEL_NEW else "ENQUEUE"), job

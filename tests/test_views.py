@@ -195,7 +195,7 @@ def test_flow_overlapping_a_running_refresh_is_skipped(migrated_db: Database) ->
 def test_flow_with_a_failing_view_ends_failed(
     migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.core.jobs import run_job
+    from flows.edge.runner import run_job
 
     config = tmp_path / "policy.toml"
     config.write_text('[views]\nexclude = ["mv_llm_usage_daily"]\n')
@@ -247,7 +247,7 @@ def test_flow_with_unknown_view_in_policy_changes_nothing(
     config.write_text('[views]\ninclude = ["not_a_view"]\n')
     monkeypatch.setenv("PGTENDER_CONFIG", str(config))
     from flows.core.errors import ConfigError
-    from flows.core.jobs import run_job
+    from flows.edge.runner import run_job
 
     with pytest.raises(ConfigError, match="not_a_view"):
         run_job("views", {})

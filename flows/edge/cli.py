@@ -124,7 +124,7 @@ def run(  # noqa: PLR0917 - typer options
     ] = None,
 ) -> None:
     """Run one job now as a Prefect flow run (exit 1 when it ran and found problems)."""
-    from flows.core.jobs import run_job  # noqa: PLC0415
+    from flows.edge.runner import run_job  # noqa: PLC0415
 
     given = {"dry_run": dry_run or None, "day": day, "suite": suite, "week": week, "to": to}
     result = run_job(job, {k: v for k, v in given.items() if v is not None})
@@ -217,12 +217,14 @@ def backfill(  # noqa: PLR0917 - typer options
     deployment_name: Annotated[str, typer.Option(help="The deployment to trigger.")] = "backfill/backfill",
 ) -> None:
     """Re-run quality/capacity (and partitions, views) day by day over a range (resumable)."""
-    from flows import backfill as bf  # noqa: PLC0415
+    from flows.edge import backfill_cli  # noqa: PLC0415
 
     if deployment:
-        bf.cli_deployment(start, end, jobs, force, watch=watch, name=deployment_name, echo=typer.echo)
+        backfill_cli.cli_deployment(
+            start, end, jobs, force, watch=watch, name=deployment_name, echo=typer.echo
+        )
     else:
-        bf.cli_local(start, end, jobs, force, echo=typer.echo)
+        backfill_cli.cli_local(start, end, jobs, force, echo=typer.echo)
 
 
 cron_app = typer.Typer(help="Take over pg_cron jobs.", no_args_is_help=True)

@@ -25,7 +25,6 @@ import inspect
 import json
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
@@ -34,27 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.core.jobs import JOBS, get_flow
 from flows.core.logs import get_logger
+from flows.core.schedules import schedule_for
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.deployments.runner import RunnerDeployment
 
     from flows.core.settings import Policy
-
-# job -> cron (DESIGN.md's table). Maintenance schedules are UTC; the report's zone is
-# ``report.timezone`` of the policy (REPORT_TZ_JOBS). The health watchdog reads this table.
-SCHEDULES: dict[str, str] = {
-    "capacity": "0 2 * * *",
-    "partitions": "5 0 * * *",
-    "retention": "0 3 * * 0",
-    "views": "*/15 * * * *",
-    "health": "*/5 * * * *",
-    "quality": "0 1 * * *",
-    "report": "0 8 * * 1",
-}
-
-# Jobs whose schedule is read in the report's configurable IANA time zone instead of UTC.
-REPORT_TZ_JOBS: frozenset[str] = frozenset({"report"})
 
 # Jobs whose deployment runs one at a time and cancels (not queues) a new run while one is running
 # (the job's advisory lock is the second line of defence, for runs started outside the deployment).
@@ -201,25 +186,6 @@ def flow_parameters(job: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- deployments
-
-
-@dataclass(frozen=True)
-class Schedule:
-    cron: str
-    timezone: str
-
-
-def schedule_for(job: str, policy: Policy | None = None) -> Schedule | None:
-    """The job's default schedule, or None for on-demand jobs (backfill)."""
-    cron = SCHEDULES.get(job)
-    if cron is None:
-        return None
-    if job in REPORT_TZ_JOBS:
-        from flows.core import settings  # noqa: PLC0415 - read at call time, never at import
-
-        policy = policy or settings.current_policy()
-        return Schedule(cron, policy.report.timezone)
-    return Schedule(cron, "UTC")
 
 
 def _description(flow: Any) -> str:

@@ -21,8 +21,7 @@ import psycopg
 from prefect import flow
 from psycopg.types.json import Jsonb
 
-from flows import capacity
-from flows.core import locks, runtime, settings
+from flows.core import locks, metrics, runtime, settings
 from flows.core.db import load_sql
 from flows.core.errors import ProblemsFound
 from flows.core.logs import get_logger
@@ -135,21 +134,21 @@ def record(
                 },
             )
     measurements = [
-        capacity.Measurement(
+        metrics.Measurement(
             metric, "health", r.target, value, unit, {"check": r.check_name, "status": r.status}
         )
         for r in run.results
         for metric, value, unit in r.metrics
     ]
     measurements += [
-        capacity.Measurement(metric, "health", resource, value, unit, {"check": r.check_name})
+        metrics.Measurement(metric, "health", resource, value, unit, {"check": r.check_name})
         for r in run.results
         for metric, resource, value, unit in r.resource_metrics
     ]
     measurements.append(
-        capacity.Measurement("health.run_db_ms", "health", "health", run.db_ms, "ms", run.probe_ms)
+        metrics.Measurement("health.run_db_ms", "health", "health", run.db_ms, "ms", run.probe_ms)
     )
-    written = capacity.record(
+    written = metrics.record(
         conn, measurements, measured_at=run.now, flow_run_id=flow_run_id, operation_id=operation_id
     )
     return len(run.results), written
@@ -187,7 +186,7 @@ def summary_rows(run: Run) -> list[dict[str, Any]]:
 
 @runtime.db_task("health-probes", JOB)
 def probes_task(operation_id: UUID) -> dict[str, Any]:
-    from flows.edge.serving import SCHEDULES  # noqa: PLC0415 - the schedules the watchdog expects
+    from flows.core.schedules import SCHEDULES  # noqa: PLC0415 - the schedules the watchdog expects
 
     policy = settings.current_policy()
     with runtime.connection() as conn:

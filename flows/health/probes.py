@@ -7,7 +7,6 @@ from ``settings.HealthPolicy`` (the seed README's alerting thresholds are its de
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,9 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 
+from flows.core import pgcron
 from flows.core.db import load_sql
+from flows.core.schedules import expected_period
 from flows.core.settings import HealthPolicy
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -30,7 +31,7 @@ PASSED, WARNING, FAILED, ERROR, SKIPPED = "passed", "warning", "failed", "error"
 class Context:
     now: datetime
     schema: str = "public"
-    # job -> cron, for the watchdog (flows.serving.SCHEDULES by default)
+    # job -> cron, for the watchdog (flows.core.schedules.SCHEDULES by default)
     schedules: dict[str, str] = field(default_factory=dict)
 
 
@@ -556,18 +557,6 @@ def partition_horizon(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Ch
     return out
 
 
-def expected_period(cron: str, now: datetime) -> timedelta:
-    """The longest gap between consecutive fire times of ``cron`` over its next 32 firings.
-
-    Uses the croniter Prefect vendors for its own cron schedules (same parsing as the deployment).
-    """
-    from prefect._vendor.croniter.croniter import croniter  # noqa: PLC0415
-
-    it = croniter(cron, now)  # type: ignore[no-untyped-call]
-    fires: list[datetime] = [it.get_next(datetime) for _ in range(32)]  # type: ignore[no-untyped-call]
-    return max(b - a for a, b in itertools.pairwise(fires))
-
-
 def job_watchdog(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
     """Every scheduled job succeeded within grace_factor x its schedule's period (a run that only
     found problems counts: the watchdog asks whether the job still runs, see job_runs.sql).
@@ -621,14 +610,13 @@ def job_watchdog(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckRe
 
 def cron_jobs(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
     """Failures of the pg_cron jobs still scheduled here (while pgtender takes them over)."""
-    from flows import cron  # noqa: PLC0415 - pg_cron support is optional
 
     name, target = "health.cron_failures", "pg_cron"
-    _here, cron_db, _this = cron.location(conn)
+    _here, cron_db, _this = pgcron.location(conn)
     if cron_db is None:
         return [CheckResult(name, target, SKIPPED, details={"reason": "pg_cron is not installed"})]
     since = ctx.now - timedelta(minutes=policy.cron_lookback_minutes)
-    failures = cron.cron_failures(conn, since)
+    failures = pgcron.cron_failures(conn, since)
     jobs = sorted({f.jobname or str(f.jobid) for f in failures})
     observed = {"failed_runs": len(failures), "jobs": jobs}
     details: dict[str, Any] = {

@@ -42,6 +42,7 @@ from flows.core import runtime, settings
 from flows.core.db import load_sql
 from flows.core.errors import ConfigError
 from flows.core.logs import get_logger
+from flows.core.schedules import Schedule, all_schedules
 from flows.report import charts as report_charts
 from flows.report import mail as report_email
 
@@ -257,20 +258,12 @@ def late_runs(
     A firing is late when no run started between one minute before it and the tolerance after it
     (min(half the schedule's period, 30 minutes)).
     """
-    from prefect._vendor.croniter.croniter import croniter  # noqa: PLC0415
-
-    from flows.health.probes import expected_period  # noqa: PLC0415 - same cron parsing as the watchdog
-
-    zone = ZoneInfo(tz)
-    tolerance = min(expected_period(cron, start.astimezone(zone)) / 2, timedelta(minutes=30))
+    schedule = Schedule(cron, tz)
+    tolerance = min(schedule.period(start) / 2, timedelta(minutes=30))
     until = min(end, now - tolerance)
     ordered = sorted(starts)
-    it = croniter(cron, start.astimezone(zone) - timedelta(seconds=1))  # type: ignore[no-untyped-call]
     expected = late = 0
-    while True:
-        fire: datetime = it.get_next(datetime)  # type: ignore[no-untyped-call]
-        if fire >= until:
-            break
+    for fire in schedule.fires_between(start, until):
         expected += 1
         i = bisect.bisect_left(ordered, fire - timedelta(minutes=1))
         if i >= len(ordered) or ordered[i] > fire + tolerance:
@@ -519,14 +512,7 @@ def build(
 
 
 def schedules_for(policy: settings.Policy) -> dict[str, tuple[str, str]]:
-    from flows.edge.serving import SCHEDULES, schedule_for  # noqa: PLC0415 - the deployments' schedules
-
-    out: dict[str, tuple[str, str]] = {}
-    for job in SCHEDULES:
-        sched = schedule_for(job, policy)
-        if sched is not None:
-            out[job] = (sched.cron, sched.timezone)
-    return out
+    return {job: (s.cron, s.timezone) for job, s in all_schedules(policy).items()}
 
 
 # ---------------------------------------------------------------- Prefect

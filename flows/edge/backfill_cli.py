@@ -1,0 +1,114 @@
+"""``pgtender backfill`` at the terminal: a progress bar and the days x jobs table, run here or
+through the ``backfill`` deployment."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flows.backfill import JOB, ItemResult, Request, finished_since, progress_listener, validate
+from flows.core import runtime, settings
+from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
+
+DEPLOYMENT = "backfill/backfill"
+
+
+def _policy_and_request(start: str, end: str, jobs: str | None, force: bool) -> Request:
+    policy = settings.current_policy()
+    return validate(start, end, jobs, force=force, policy=policy.backfill)
+
+
+def cli_local(
+    start: str, end: str, jobs: str | None, force: bool, *, echo: Callable[[str], None]
+) -> dict[str, Any]:
+    """Validate, then run the backfill flow in this process with a progress bar on stderr."""
+    import typer  # noqa: PLC0415
+
+    from flows.edge.runner import run_job  # noqa: PLC0415
+
+    request = _policy_and_request(start, end, jobs, force)  # ConfigError before anything runs
+    total = len(request.items())
+    bar_label = f"backfill {request.start}..{request.end}"
+    with typer.progressbar(length=total, label=bar_label, file=sys.stderr) as bar:
+
+        def advance(result: ItemResult, finished: int, _total: int) -> None:
+            bar.label = f"{result.job} {result.day}: {result.outcome}"
+            bar.update(max(0, finished - bar.pos))
+
+        with progress_listener(advance):
+            try:
+                summary: dict[str, Any] = run_job(
+                    JOB, {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
+                )
+            finally:
+                bar.update(max(0, total - bar.pos))
+    echo(table_text(summary))
+    return summary
+
+
+def table_text(summary: dict[str, Any]) -> str:
+    jobs = summary["jobs"]
+    widths = [10, *[max(8, len(j)) for j in jobs]]
+    head = "  ".join(h.ljust(w) for h, w in zip(["day", *jobs], widths, strict=True))
+    lines = [head]
+    for row in summary["table"]:
+        lines.append("  ".join(str(row[k]).ljust(w) for k, w in zip(["day", *jobs], widths, strict=True)))
+    by = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
+    lines.append(f"{summary['items']} items: {by}")
+    return "\n".join(lines)
+
+
+def cli_deployment(
+    start: str,
+    end: str,
+    jobs: str | None,
+    force: bool,
+    *,
+    watch: bool,
+    name: str,
+    echo: Callable[[str], None],
+    poll_seconds: float = 1.0,
+) -> str:
+    """Trigger the ``backfill`` deployment; with ``watch`` follow it (progress from the ledger)."""
+    import typer  # noqa: PLC0415
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.client.schemas.objects import FlowRun  # noqa: PLC0415
+    from prefect.deployments import run_deployment  # noqa: PLC0415
+
+    request = _policy_and_request(start, end, jobs, force)
+    params = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    flow_run: FlowRun = run_deployment(  # type: ignore[assignment]
+        name, parameters=params, timeout=0, as_subflow=False
+    )
+    echo(f"triggered {name}: flow run {flow_run.name} ({flow_run.id})")
+    if not watch:
+        return str(flow_run.id)
+    total = len(request.items())
+    with (
+        get_client(sync_client=True) as client,
+        runtime.connection() as conn,
+        typer.progressbar(
+            length=total, label=f"backfill {request.start}..{request.end}", file=sys.stderr
+        ) as bar,
+    ):
+        while True:
+            run = client.read_flow_run(flow_run.id)
+            bar.update(max(0, min(total, finished_since(conn, request.key, since)) - bar.pos))
+            if run.state is not None and run.state.is_final():
+                break
+            time.sleep(poll_seconds)
+        bar.update(max(0, total - bar.pos))
+    state = run.state
+    echo(f"flow run {flow_run.name}: {state.name if state else 'unknown'}")
+    if state is not None and not state.is_completed():
+        message = state.message or state.name or "unknown"
+        if "ProblemsFound" in message:
+            raise ProblemsFound(f"backfill found problems: {message}")
+        if "ConfigError" in message:
+            raise ConfigError(f"backfill rejected: {message}")
+        raise InfrastructureError(f"backfill flow run ended {state.name}: {message}")
+    return str(flow_run.id)
