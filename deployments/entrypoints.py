@@ -1,8 +1,5 @@
-"""Entrypoints for work-pool deployments (prefect.yaml): each job's flow with its flow-level retries.
-
-A worker imports the entrypoint named in prefect.yaml and runs that object, so the retries of
-``flows.edge.serving.RETRIES`` must live on it (``pgtender serve`` registers the same objects in-process).
-"""
+"""Entrypoints for work-pool deployments (prefect.yaml): each job's flow, as ``pgtender serve``
+registers it (``flows.edge.serving.served_flow``)."""
 
 from __future__ import annotations
 

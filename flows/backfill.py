@@ -33,19 +33,24 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
 from prefect import flow, task
 from psycopg.types.json import Jsonb
 
-from flows.core import clock, db, locks, runtime, settings
+from flows.core import clock, db, lifecycle, locks, runtime, settings
 from flows.core.db import load_sql
-from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
+from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.errors import ProblemsFound as ProblemsError
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
+from flows.core.outcomes import Done, Outcome, ProblemsFound
 from flows.core.replay import ReplayContext, replay_for
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -60,7 +65,7 @@ _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Outcomes of one item. done: ran and found nothing wrong; problems: ran and found problems
 # (failed checks, failed view refresh); busy: the job's lock stayed held; error: it raised.
-DONE, PROBLEMS, BUSY, ERROR, SKIPPED = "done", "problems", "busy", "error", "skipped"
+DONE, PROBLEMS, BUSY, ERROR = "done", "problems", "busy", "error"
 FINISHED = (DONE, PROBLEMS)  # what a resume does not repeat
 
 
@@ -115,6 +120,7 @@ class ItemResult:
     seconds: float = 0.0  # the whole item: ledger rows, locks, the work
     counts: dict[str, Any] = field(default_factory=dict)
     work_seconds: float = 0.0  # the job's core alone (bench/backfill.py: overhead = the rest)
+    earlier: bool = False  # not re-run: the outcome a previous run of the same request recorded
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +131,7 @@ class ItemResult:
             "seconds": round(self.seconds, 4),
             "counts": self.counts,
             "work_seconds": round(self.work_seconds, 4),
+            "earlier": self.earlier,
         }
 
 
@@ -182,32 +189,9 @@ def validate(
 # ---------------------------------------------------------------- locks and progress records
 
 
-@contextmanager
-def item_lock(conn: Conn, item: Item, *, wait_seconds: float, poll: float = 0.25) -> Iterator[bool]:
-    """Hold the job's lock and the (job, day) lock (``flows.locks``' keys: scheduled runs take one).
-
-    Both locks are tried and released in one round
-    trip each. Waits up to ``wait_seconds`` for a running scheduled run to finish; yields False
-    when it did not. Session-level locks on ``conn``: the work's transactions do not release them.
-    """
-    keys = {"job": item.job, "job_day": locks.day_key(item.job, item.day)}
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        row = conn.execute(load_sql("queries/backfill/try_locks.sql"), keys).fetchone()
-        held = {"job_lock": bool(row and row[0]), "day_lock": bool(row and row[1])}
-        if all(held.values()):
-            try:
-                yield True
-            finally:
-                if not conn.closed:
-                    conn.execute(load_sql("queries/backfill/unlock.sql"), {**keys, **held})
-            return
-        if any(held.values()):
-            conn.execute(load_sql("queries/backfill/unlock.sql"), {**keys, **held})
-        if time.monotonic() >= deadline:
-            yield False
-            return
-        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+def item_locks(item: Item) -> list[str]:
+    """The job's own lock (what its scheduled flow takes) and the (job, day) lock."""
+    return [locks.lock_name(item.job), locks.lock_name(item.job, item.day)]
 
 
 def completed_items(conn: Conn, request: Request) -> dict[Item, str]:
@@ -284,9 +268,9 @@ def run_item(conn: Conn, request: Request, item: Item, ctx: ReplayContext) -> It
             while (out := work()) is None and time.monotonic() < deadline:
                 time.sleep(0.25)
         else:
-            with item_lock(conn, item, wait_seconds=wait) as got:
+            with locks.all_locks(conn, item_locks(item), wait_seconds=wait) as got:
                 out = work() if got else None
-    except (psycopg.Error, InfrastructureError, ConfigError, ProblemsFound) as exc:
+    except (psycopg.Error, InfrastructureError, ConfigError, ProblemsError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         get_logger(job=JOB, item_job=item.job, day=item.day).error("backfill item failed", error=message)
         failed = ItemResult(item.job, item.day, ERROR, message[:300], time.perf_counter() - started)
@@ -401,6 +385,7 @@ def summarize(request: Request, outcomes: dict[Item, ItemResult]) -> dict[str, A
         "jobs": list(request.jobs),
         "items": len(outcomes),
         "outcomes": by,
+        "already_done": sum(1 for r in outcomes.values() if r.earlier),
         "work_seconds": round(sum(r.work_seconds for r in outcomes.values()), 4),
         "item_seconds": round(sum(r.seconds for r in outcomes.values()), 4),
         "table": outcome_table(request, outcomes),
@@ -408,20 +393,32 @@ def summarize(request: Request, outcomes: dict[Item, ItemResult]) -> dict[str, A
     }
 
 
-def raise_for(summary: dict[str, Any]) -> None:
-    """Exit codes: errors/busy items -> 3 (resume later), problems found -> 1."""
+def carried_forward(done: dict[Item, str]) -> dict[Item, ItemResult]:
+    """Items a previous run of the same request finished keep their recorded outcome (problems stay
+    problems) and say so, instead of looking freshly done."""
+    return {
+        i: ItemResult(i.job, i.day, o, f"{o} earlier in this backfill (not re-run)", earlier=True)
+        for i, o in done.items()
+    }
+
+
+def outcome_of(summary: dict[str, Any]) -> Outcome:
+    """Errors or busy items: InfrastructureError (exit 3, resume later); problems: ProblemsFound (1)."""
     by = summary["outcomes"]
+    span = f"backfill {summary['start']}..{summary['end']}"
     if by.get(ERROR) or by.get(BUSY):
         raise InfrastructureError(
-            f"backfill {summary['start']}..{summary['end']}: {by.get(ERROR, 0)} item(s) failed,"
-            f" {by.get(BUSY, 0)} busy; run the same command again to resume"
+            f"{span}: {by.get(ERROR, 0)} item(s) failed, {by.get(BUSY, 0)} busy;"
+            " run the same command again to resume"
         )
     if by.get(PROBLEMS):
-        first = next(r for r in summary["not_done"] if r["outcome"] == PROBLEMS)
-        raise ProblemsFound(
-            f"backfill {summary['start']}..{summary['end']}: {by[PROBLEMS]} item(s) found problems"
-            f" (first: {first['job']} {first['day']}: {first['detail']})"
+        found = [r for r in summary["not_done"] if r["outcome"] == PROBLEMS]
+        return ProblemsFound(
+            findings=[f"{r['job']} {r['day']}: {r['detail']}" for r in found],
+            summary=f"{span}: {by[PROBLEMS]} item(s) found problems",
+            result=summary,
         )
+    return Done(result=summary, message=f"{span}: {summary['items']} item(s) done")
 
 
 def backfill(
@@ -444,9 +441,7 @@ def backfill(
         days=(request.start, request.end),
     )
     items, done = plan(conn, request)
-    outcomes: dict[Item, ItemResult] = {
-        i: ItemResult(i.job, i.day, SKIPPED, f"already {o} in this backfill") for i, o in done.items()
-    }
+    outcomes = carried_forward(done)
     todo = [i for i in items if i not in done]
     finished = len(done)
     for chunk in chunks(todo, policy.backfill.chunk_days):
@@ -494,13 +489,8 @@ def chunk_task(chunk: dict[str, Any], operation_id: UUID, label: str) -> list[di
     return [r.as_dict() for r in results]
 
 
-@flow(name="backfill", log_prints=False)
-def backfill_flow(start: str, end: str, jobs: list[str] | None = None, force: bool = False) -> dict[str, Any]:
-    """Re-run quality/capacity (and partitions, views) for the UTC days start..end (YYYY-MM-DD).
-
-    Days already done by the same backfill (same range and jobs) are skipped unless ``force``;
-    ``force`` also lifts the backfill.max_days limit.
-    """
+def backfill_run(run: lifecycle.Run, request: Request) -> Outcome:
+    """The job's work inside the lifecycle: chunks of items, progress and outcome artifacts."""
     from prefect.artifacts import (  # noqa: PLC0415
         create_markdown_artifact,
         create_progress_artifact,
@@ -509,69 +499,71 @@ def backfill_flow(start: str, end: str, jobs: list[str] | None = None, force: bo
     )
 
     log = get_logger(job=JOB)
-    policy = settings.current_policy()
-    request = validate(start, end, jobs, force=force, policy=policy.backfill)
     with runtime.connection() as conn:
-        if db.is_replica(conn):
-            raise ConfigError("this server is a replica: backfill must run on the primary")
         items, done = plan(conn, request)
-    now = datetime.now(UTC)
-    with runtime.ledger_entry(JOB, request.params()) as op:
-        todo = [i for i in items if i not in done]
-        outcomes: dict[Item, ItemResult] = {
-            i: ItemResult(i.job, i.day, SKIPPED, f"already {o} in this backfill") for i, o in done.items()
+    todo = [i for i in items if i not in done]
+    outcomes = carried_forward(done)
+    total = max(1, len(items))
+    progress_id: UUID = create_progress_artifact(  # type: ignore[assignment]
+        progress=100.0 * len(done) / total,
+        key="backfill-progress",
+        description=f"backfill {request.start}..{request.end} ({', '.join(request.jobs)})",
+    )
+    log.info(
+        "backfill started", request=request.key, items=len(items), already_done=len(done), force=request.force
+    )
+    finished = len(done)
+    for chunk in chunks(todo, run.policy.backfill.chunk_days):
+        days = sorted({i.day for i in chunk})
+        label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+        payload = {
+            "request": request.params(),
+            "items": [[i.job, i.day] for i in chunk],
+            "now": run.started_at.isoformat(),
+            "finished": finished,
+            "total": len(items),
         }
-        total = max(1, len(items))
-        progress_id: UUID = create_progress_artifact(  # type: ignore[assignment]
-            progress=100.0 * len(done) / total,
-            key="backfill-progress",
-            description=f"backfill {request.start}..{request.end} ({', '.join(request.jobs)})",
-        )
-        log.info(
-            "backfill started",
-            request=request.key,
-            items=len(items),
-            already_done=len(done),
-            force=request.force,
-        )
-        finished = len(done)
-        for chunk in chunks(todo, policy.backfill.chunk_days):
-            days = sorted({i.day for i in chunk})
-            label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
-            payload = {
-                "request": request.params(),
-                "items": [[i.job, i.day] for i in chunk],
-                "now": now.isoformat(),
-                "finished": finished,
-                "total": len(items),
-            }
-            results = chunk_task(payload, op.operation_id, label)
-            for r in results:
-                outcomes[Item(r["job"], r["day"])] = ItemResult(**r)
-            finished += len(chunk)
-            update_progress_artifact(progress_id, progress=100.0 * finished / total)
-        summary = summarize(request, {i: outcomes[i] for i in items})
-        op.counts.update(
-            items=summary["items"],
-            work_seconds=summary["work_seconds"],
-            item_seconds=summary["item_seconds"],
-            **summary["outcomes"],
-        )
-        create_table_artifact(
-            table=summary["table"],
-            key="backfill-outcomes",
-            description=f"backfill {request.start}..{request.end}: outcome per day and job",
-        )
-        create_markdown_artifact(
-            markdown=table_markdown(request, {i: outcomes[i] for i in items}),
-            key="backfill-summary",
-            description="backfill outcomes and what was not done cleanly",
-        )
-        log.info("backfill finished", request=request.key, outcomes=summary["outcomes"])
-        if summary["outcomes"].get(ERROR) or summary["outcomes"].get(BUSY):
-            raise_for(summary)
-    raise_for(summary)  # problems found: the ledger row is completed, the run ends Failed (exit 1)
-    return summary
+        for r in chunk_task(payload, run.operation_id, label):
+            outcomes[Item(r["job"], r["day"])] = ItemResult(**r)
+        finished += len(chunk)
+        update_progress_artifact(progress_id, progress=100.0 * finished / total)
+    summary = summarize(request, {i: outcomes[i] for i in items})
+    run.counts.update(
+        items=summary["items"],
+        work_seconds=summary["work_seconds"],
+        item_seconds=summary["item_seconds"],
+        **summary["outcomes"],
+    )
+    create_table_artifact(
+        table=summary["table"],
+        key="backfill-outcomes",
+        description=f"backfill {request.start}..{request.end}: outcome per day and job",
+    )
+    create_markdown_artifact(
+        markdown=table_markdown(request, {i: outcomes[i] for i in items}),
+        key="backfill-summary",
+        description="backfill outcomes and what was not done cleanly",
+    )
+    log.info("backfill finished", request=request.key, outcomes=summary["outcomes"])
+    return outcome_of(summary)
+
+
+@flow(name="backfill", log_prints=False)
+def backfill_flow(start: str, end: str, jobs: list[str] | None = None, force: bool = False) -> State[Any]:
+    """Re-run quality/capacity (and partitions, views) for the UTC days start..end (YYYY-MM-DD).
+
+    Days already done by the same backfill (same range and jobs) are skipped unless ``force``;
+    ``force`` also lifts the backfill.max_days limit.
+    """
+    try:
+        request = validate(start, end, jobs, force=force, policy=settings.current_policy().backfill)
+    except ConfigError as exc:
+        return lifecycle.error_state(exc)
+    # One run of the same request at a time; backfills of other ranges may run side by side (their
+    # items take the jobs' own locks).
+    return lifecycle.run_flow(
+        JOB, lambda run: backfill_run(run, request), params=request.params(), day=request.key
+    )
 
 
 # ---------------------------------------------------------------- CLI (``pgtender backfill``)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -20,13 +20,19 @@ from prefect import flow
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from flows.core import locks, runtime, settings
+from flows.core import clock, lifecycle, runtime, settings
 from flows.core.db import load_sql
 from flows.core.logs import get_logger
 from flows.core.metrics import Measurement, record
+from flows.core.outcomes import Done, Outcome
 from flows.core.replay import ReplayContext, Replayed
 
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
 Conn = psycopg.Connection[tuple[Any, ...]]
+
+JOB = "capacity"
 
 
 @dataclass(frozen=True)
@@ -127,10 +133,11 @@ def snapshot(
 def measure_and_record(
     conn: Conn, *, exact_count_max_rows: int, flow_run_id: str | None, operation_id: UUID | None
 ) -> int:
-    row = conn.execute("SELECT date_trunc('second', now())").fetchone()
-    assert row is not None
+    measured_at = clock.db_now(conn).replace(microsecond=0)
     measurements = snapshot(conn, exact_count_max_rows=exact_count_max_rows)
-    return record(conn, measurements, measured_at=row[0], flow_run_id=flow_run_id, operation_id=operation_id)
+    return record(
+        conn, measurements, measured_at=measured_at, flow_run_id=flow_run_id, operation_id=operation_id
+    )
 
 
 # --- growth and projection -------------------------------------------------------------------------
@@ -441,7 +448,7 @@ def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed:
     return Replayed(False, detail, counts)
 
 
-@runtime.db_task("capacity-snapshot", "capacity")
+@runtime.db_task("capacity-snapshot", JOB)
 def snapshot_task(operation_id: UUID) -> int:
     policy = settings.current_policy()
     with runtime.connection() as conn:
@@ -453,16 +460,14 @@ def snapshot_task(operation_id: UUID) -> int:
         )
 
 
-@runtime.db_task("capacity-projection", "capacity")
+@runtime.db_task("capacity-projection", JOB)
 def projection_task(operation_id: UUID) -> dict[str, Any]:
     policy = settings.current_policy()
     with runtime.connection() as conn:
-        row = conn.execute("SELECT date_trunc('second', now())").fetchone()
-        assert row is not None
         written, projections = project_and_record(
             conn,
             policy=policy.capacity,
-            now=row[0],
+            now=clock.db_now(conn).replace(microsecond=0),
             flow_run_id=runtime.current_flow_run_id(),
             operation_id=operation_id,
         )
@@ -480,44 +485,41 @@ def projection_task(operation_id: UUID) -> dict[str, Any]:
     }
 
 
-@flow(name="capacity", log_prints=False)
-def capacity_flow() -> dict[str, Any]:
-    """Daily capacity snapshot, growth fits and projections into capacity_planning_metrics."""
+def capacity_run(run: lifecycle.Run) -> Outcome:
+    """The job's work inside the lifecycle: snapshot, projections, the comparison artifact."""
     from prefect.artifacts import create_markdown_artifact  # noqa: PLC0415
 
-    log = get_logger(job="capacity")
-    if (on_replica := runtime.replica_skip("capacity")) is not None:
-        return on_replica
-    with runtime.connection() as lock_conn, locks.job_lock(lock_conn, "capacity") as got:
-        if not got:
-            reason = "another capacity run (or a capacity backfill) holds the lock: this run is skipped"
-            return {**runtime.skip_run(lock_conn, "capacity", reason), "metrics_written": 0}
-        with runtime.ledger_entry("capacity") as op:
-            snapshot_written = snapshot_task(op.operation_id)
-            projected = projection_task(op.operation_id)
-            written = snapshot_written + projected["written"]
-            op.counts.update(
-                metrics_written=written,
-                snapshot_metrics=snapshot_written,
-                projections=projected["projected"],
-                thresholds_within_horizon=len(projected["within_horizon"]),
-            )
+    snapshot_written = snapshot_task(run.operation_id)
+    projected = projection_task(run.operation_id)
+    written = snapshot_written + projected["written"]
+    run.counts.update(
+        metrics_written=written,
+        snapshot_metrics=snapshot_written,
+        projections=projected["projected"],
+        thresholds_within_horizon=len(projected["within_horizon"]),
+    )
     create_markdown_artifact(
         markdown=projected["markdown"],
         key="capacity-projection",
         description="Observed growth vs the seed's storage projections; thresholds within the horizon",
     )
-    log.info(
+    get_logger(job=JOB).info(
         "capacity recorded",
         metrics=written,
         projections=projected["projected"],
         within_horizon=projected["within_horizon"],
-        operation_id=str(op.operation_id),
     )
-    return {
-        "operation_id": str(op.operation_id),
+    result = {
+        "operation_id": str(run.operation_id),
         "metrics_written": written,
         "projections": projected["projected"],
         "within_horizon": projected["within_horizon"],
         "comparison": projected["comparison"],
     }
+    return Done(result=result, message=f"{written} measurements, {projected['projected']} projections")
+
+
+@flow(name="capacity", log_prints=False)
+def capacity_flow() -> State[Any]:
+    """Daily capacity snapshot, growth fits and projections into capacity_planning_metrics."""
+    return lifecycle.run_flow(JOB, capacity_run)

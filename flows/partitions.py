@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -27,15 +27,19 @@ import structlog
 from prefect import flow
 from psycopg import sql
 
-from flows.core import clock, locks, metrics, runtime, settings
+from flows.core import clock, lifecycle, locks, metrics, runtime, settings
 from flows.core.catalog import Child, Target, horizon_days, read_children, resolve_targets
 from flows.core.db import load_sql
 from flows.core.ddl import expect_equal, run_locked
-from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
+from flows.core.errors import InfrastructureError, raise_worst
 from flows.core.intervals import add_intervals, floor_to, partition_name, subtract_age
 from flows.core.logs import get_logger
+from flows.core.outcomes import Done, Outcome
 from flows.core.partition_policy import DdlRetry, PartitionsPolicy
 from flows.core.replay import ReplayContext, Replayed
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -455,62 +459,52 @@ def table_task(table: str, measured_at: datetime, operation_id: UUID, dry_run: b
     return result.summary()
 
 
-def _skip(conn: Conn, reason: str, dry_run: bool) -> dict[str, Any]:
-    skipped = runtime.skip_run(conn, JOB, reason, params={"dry_run": dry_run})
-    return {"skipped": reason, "operation_id": skipped["operation_id"]}
+def _validate() -> None:
+    """Every policy table checked against the catalog before the lock or the ledger is touched."""
+    with runtime.connection() as conn:
+        resolve_targets(conn, settings.current_policy().partitions.enabled_tables())
 
 
-def _raise_for(failures: dict[str, BaseException]) -> None:
-    if not failures:
-        return
-    detail = "; ".join(f"{t}: {e}" for t, e in failures.items())
-    errors = list(failures.values())
-    if any(isinstance(e, ConfigError) for e in errors):
-        raise ConfigError(f"{JOB} failed for {detail}")
-    if any(isinstance(e, ProblemsFound) for e in errors):
-        raise ProblemsFound(f"{JOB} failed for {detail}")
-    raise InfrastructureError(f"{JOB} failed for {detail}")
+def partitions_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
+    """The job's work inside the lifecycle: one task per table."""
+    log = get_logger(job=JOB)
+    policy = run.policy.partitions
+    with runtime.connection() as conn:
+        targets = resolve_targets(conn, policy.enabled_tables())
+    measured_at = run.started_at.replace(microsecond=0)
+    results: dict[str, dict[str, Any]] = {}
+    failures: dict[str, BaseException] = {}
+    for target in targets:
+        state = table_task.with_options(name=f"partitions-{target.name}", retries=policy.task_retries)(
+            target.name, measured_at, run.operation_id, dry_run, return_state=True
+        )
+        if state.is_completed():
+            results[target.name] = state.result()
+        else:
+            exc = state.result(raise_on_failure=False)
+            failures[target.name] = exc if isinstance(exc, BaseException) else InfrastructureError(str(exc))
+    run.counts.update(
+        {
+            "dry_run": dry_run,
+            "tables": len(targets),
+            "partitions_created": sum(len(r["created"]) for r in results.values()),
+            "rows_moved": sum(r["rows_moved"] for r in results.values()),
+            "default_rows_left": sum(r["default_rows"] for r in results.values()),
+            "failed_tables": sorted(failures),
+        }
+    )
+    raise_worst(JOB, failures)
+    log.info("partitions done", **{k: v for k, v in run.counts.items() if k != "failed_tables"})
+    counts = run.counts
+    message = f"{counts['partitions_created']} partition(s) created, {counts['rows_moved']} rows moved"
+    return Done(
+        result={"operation_id": str(run.operation_id), **counts, "tables_detail": results}, message=message
+    )
 
 
 @flow(name="partitions", log_prints=False)
-def partitions_flow(dry_run: bool = False) -> dict[str, Any]:
+def partitions_flow(dry_run: bool = False) -> State[Any]:
     """Create missing partitions through the premake horizon and rescue DEFAULT rows."""
-    log = get_logger(job=JOB)
-    policy = settings.current_policy().partitions
-    with runtime.connection() as conn:
-        if (on_replica := runtime.replica_skip(JOB, conn)) is not None:
-            return on_replica
-        targets = resolve_targets(conn, policy.enabled_tables())  # ConfigError before any change
-        with locks.job_lock(conn, JOB) as got:
-            if not got:
-                reason = "another partitions run holds the advisory lock"
-                log.warning(reason)
-                return _skip(conn, reason, dry_run)
-            measured_at = clock.db_now(conn)
-            with runtime.ledger_entry(JOB, {"dry_run": dry_run}) as op:
-                results: dict[str, dict[str, Any]] = {}
-                failures: dict[str, BaseException] = {}
-                for target in targets:
-                    state = table_task.with_options(
-                        name=f"partitions-{target.name}", retries=policy.task_retries
-                    )(target.name, measured_at, op.operation_id, dry_run, return_state=True)
-                    if state.is_completed():
-                        results[target.name] = state.result()
-                    else:
-                        exc = state.result(raise_on_failure=False)
-                        failures[target.name] = (
-                            exc if isinstance(exc, BaseException) else InfrastructureError(str(exc))
-                        )
-                op.counts.update(
-                    {
-                        "dry_run": dry_run,
-                        "tables": len(targets),
-                        "partitions_created": sum(len(r["created"]) for r in results.values()),
-                        "rows_moved": sum(r["rows_moved"] for r in results.values()),
-                        "default_rows_left": sum(r["default_rows"] for r in results.values()),
-                        "failed_tables": sorted(failures),
-                    }
-                )
-                _raise_for(failures)
-    log.info("partitions done", **{k: v for k, v in op.counts.items() if k != "failed_tables"})
-    return {"operation_id": str(op.operation_id), **op.counts, "tables_detail": results}
+    return lifecycle.run_flow(
+        JOB, lambda run: partitions_run(run, dry_run), params={"dry_run": dry_run}, validate=_validate
+    )

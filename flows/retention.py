@@ -25,23 +25,27 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from uuid import UUID
 
 import psycopg
 import structlog
-from prefect import flow, task
+from prefect import flow
 from psycopg import sql
 
-from flows.core import clock, locks, metrics, runtime, settings
+from flows.core import clock, lifecycle, locks, metrics, runtime, settings
 from flows.core.catalog import KEY_TYPES, Target, resolve_targets
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
-from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
+from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound, raise_worst
 from flows.core.intervals import floor_to, subtract_age
 from flows.core.logs import get_logger
+from flows.core.outcomes import Done, Outcome
 from flows.core.partition_policy import DdlRetry, PlainTablePolicy, RetentionPolicy
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -551,15 +555,6 @@ def run_once(
 # --------------------------------------------------------------------------- Prefect
 
 
-_TASK_OPTS: dict[str, Any] = {
-    "retries": 1,
-    "retry_delay_seconds": [2, 10],
-    "retry_jitter_factor": 0.5,
-    "retry_condition_fn": runtime.retry_transient_only,
-    "tags": ["pgtender", "retention"],
-}
-
-
 def _record(outcome: TableOutcome, measured_at: datetime, operation_id: UUID) -> None:
     with runtime.connection() as conn:
         metrics.record(
@@ -571,7 +566,7 @@ def _record(outcome: TableOutcome, measured_at: datetime, operation_id: UUID) ->
         )
 
 
-@task(name="retention-partitioned", **_TASK_OPTS)
+@runtime.db_task("retention-partitioned", JOB, retries=1)
 def partitioned_task(table: str, measured_at: datetime, operation_id: UUID, dry_run: bool) -> dict[str, Any]:
     policy = settings.current_policy()
     log = get_logger(job=JOB)
@@ -594,7 +589,7 @@ def partitioned_task(table: str, measured_at: datetime, operation_id: UUID, dry_
     return outcome.summary()
 
 
-@task(name="retention-plain", **_TASK_OPTS)
+@runtime.db_task("retention-plain", JOB, retries=1)
 def plain_task(
     table: str, measured_at: datetime, deadline_epoch: float, operation_id: UUID, dry_run: bool
 ) -> dict[str, Any]:
@@ -619,62 +614,63 @@ def _failure(state: Any) -> BaseException:
     return exc if isinstance(exc, BaseException) else InfrastructureError(str(exc))
 
 
-@flow(name="retention", log_prints=False)
-def retention_flow(dry_run: bool = False) -> dict[str, Any]:
-    """Expire partitions per policy and batch-delete old rows of plain tables."""
-    log = get_logger(job=JOB)
-    policy = settings.current_policy()
+def _validate() -> None:
+    """Every policy table checked against the catalog before the lock or the ledger is touched."""
     with runtime.connection() as conn:
-        if (on_replica := runtime.replica_skip(JOB, conn)) is not None:
-            return on_replica
-        parts, plain = retention_targets(conn, policy)  # ConfigError before any change
-        with locks.job_lock(conn, JOB) as got:
-            if not got:
-                reason = "another retention run holds the advisory lock"
-                skipped = runtime.skip_run(conn, JOB, reason, params={"dry_run": dry_run})
-                return {"skipped": reason, "operation_id": skipped["operation_id"]}
-            measured_at = clock.db_now(conn)
-            deadline_epoch = time.time() + policy.retention.max_seconds
-            retries = policy.retention.task_retries
-            with runtime.ledger_entry(JOB, {"dry_run": dry_run}) as op:
-                results: dict[str, dict[str, Any]] = {}
-                failures: dict[str, BaseException] = {}
-                for t in parts:
-                    state = partitioned_task.with_options(name=f"retention-{t.name}", retries=retries)(
-                        t.name, measured_at, op.operation_id, dry_run, return_state=True
-                    )
-                    if state.is_completed():
-                        results[t.name] = state.result()
-                    else:
-                        failures[t.name] = _failure(state)
-                for p in plain:
-                    state = plain_task.with_options(name=f"retention-{p.name}", retries=retries)(
-                        p.name, measured_at, deadline_epoch, op.operation_id, dry_run, return_state=True
-                    )
-                    if state.is_completed():
-                        results[p.name] = state.result()
-                    else:
-                        failures[p.name] = _failure(state)
-                op.counts.update(
-                    {
-                        "dry_run": dry_run,
-                        "partitions_expired": sum(len(r["actions"]) for r in results.values()),
-                        "rows_removed": sum(r["rows_removed"] for r in results.values()),
-                        "bytes_removed": sum(r["bytes_removed"] for r in results.values()),
-                        "rows_archived": sum(r["rows_archived"] for r in results.values()),
-                        "bytes_archived": sum(r["bytes_archived"] for r in results.values()),
-                        "rows_remaining": sum(
-                            r["rows_remaining"] for r in results.values() if r["kind"] == "plain"
-                        ),
-                        "failed_tables": sorted(failures),
-                    }
-                )
-                if failures:
-                    detail = "; ".join(f"{t}: {e}" for t, e in failures.items())
-                    if any(isinstance(e, ConfigError) for e in failures.values()):
-                        raise ConfigError(f"{JOB} failed for {detail}")
-                    if any(isinstance(e, ProblemsFound) for e in failures.values()):
-                        raise ProblemsFound(f"{JOB} failed for {detail}")
-                    raise InfrastructureError(f"{JOB} failed for {detail}")
-    log.info("retention done", **{k: v for k, v in op.counts.items() if k != "failed_tables"})
-    return {"operation_id": str(op.operation_id), **op.counts, "tables_detail": results}
+        retention_targets(conn, settings.current_policy())
+
+
+def retention_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
+    """The job's work inside the lifecycle: one task per table, the partitioned ones first."""
+    policy = run.policy
+    with runtime.connection() as conn:
+        parts, plain = retention_targets(conn, policy)
+    measured_at = run.started_at
+    deadline_epoch = time.time() + policy.retention.max_seconds
+    retries = policy.retention.task_retries
+    results: dict[str, dict[str, Any]] = {}
+    failures: dict[str, BaseException] = {}
+    for t in parts:
+        state = partitioned_task.with_options(name=f"retention-{t.name}", retries=retries)(
+            t.name, measured_at, run.operation_id, dry_run, return_state=True
+        )
+        if state.is_completed():
+            results[t.name] = state.result()
+        else:
+            failures[t.name] = _failure(state)
+    for p in plain:
+        state = plain_task.with_options(name=f"retention-{p.name}", retries=retries)(
+            p.name, measured_at, deadline_epoch, run.operation_id, dry_run, return_state=True
+        )
+        if state.is_completed():
+            results[p.name] = state.result()
+        else:
+            failures[p.name] = _failure(state)
+    run.counts.update(
+        {
+            "dry_run": dry_run,
+            "partitions_expired": sum(len(r["actions"]) for r in results.values()),
+            "rows_removed": sum(r["rows_removed"] for r in results.values()),
+            "bytes_removed": sum(r["bytes_removed"] for r in results.values()),
+            "rows_archived": sum(r["rows_archived"] for r in results.values()),
+            "bytes_archived": sum(r["bytes_archived"] for r in results.values()),
+            "rows_remaining": sum(r["rows_remaining"] for r in results.values() if r["kind"] == "plain"),
+            "failed_tables": sorted(failures),
+        }
+    )
+    raise_worst(JOB, failures)
+    get_logger(job=JOB).info(
+        "retention done", **{k: v for k, v in run.counts.items() if k != "failed_tables"}
+    )
+    counts = run.counts
+    message = f"{counts['partitions_expired']} partition(s) expired, {counts['rows_removed']} rows removed"
+    result = {"operation_id": str(run.operation_id), **counts, "tables_detail": results}
+    return Done(result=result, message=message)
+
+
+@flow(name="retention", log_prints=False)
+def retention_flow(dry_run: bool = False) -> State[Any]:
+    """Expire partitions per policy and batch-delete old rows of plain tables."""
+    return lifecycle.run_flow(
+        JOB, lambda run: retention_run(run, dry_run), params={"dry_run": dry_run}, validate=_validate
+    )

@@ -20,18 +20,22 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
 from prefect import flow
 from psycopg import sql
 
-from flows.core import locks, metrics, runtime, settings
+from flows.core import lifecycle, metrics, runtime, settings
 from flows.core.db import load_sql
-from flows.core.errors import ConfigError, ProblemsFound
+from flows.core.errors import ConfigError
 from flows.core.logs import get_logger
+from flows.core.outcomes import Done, Outcome, ProblemsFound
 from flows.core.replay import ReplayContext, Replayed
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -342,50 +346,55 @@ def refresh_task(
     return out
 
 
-@flow(name="views", log_prints=False)
-def views_flow(dry_run: bool = False) -> dict[str, Any]:
-    """Refresh the managed materialized views in dependency order, never two runs at once."""
+def _validate() -> None:
+    """A bad include/exclude list fails here, before the lock or the ledger is touched."""
+    with runtime.connection() as conn:
+        plan(conn, settings.current_policy().views)
+
+
+def refresh_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
+    """The job's work inside the lifecycle: plan, then one task per view in dependency order."""
     log = get_logger(job=JOB)
-    if (on_replica := runtime.replica_skip(JOB)) is not None:
-        return on_replica
-    with runtime.connection() as lock_conn, locks.job_lock(lock_conn, JOB) as got:
-        if not got:
-            reason = "previous views refresh is still running (advisory lock held): this run is skipped"
-            return runtime.skip_run(lock_conn, JOB, reason, params={"dry_run": dry_run})
-        planned = plan_task()  # a bad include/exclude list fails here, before the ledger is written
-        with runtime.ledger_entry(JOB, {"dry_run": dry_run}) as op:
-            op.counts["views"] = len(planned)
-            if dry_run:
-                for item in planned:
-                    log.info("would refresh", view=item["name"], mode=item["mode"])
-                return {"operation_id": str(op.operation_id), "dry_run": True, "plan": planned}
-            results = [
-                refresh_task(
-                    item["name"],
-                    item["populated"],
-                    item["unique_index"],
-                    op.operation_id,
-                    item["rollup_function"],
-                )
-                for item in planned
-            ]
-            failed = [r["view"] for r in results if r["status"] == "failed"]
-            op.counts.update(
-                refreshed=len(results) - len(failed),
-                failed=len(failed),
-                plain=sum(1 for r in results if r["mode"] == "plain"),
-                rollups=sum(1 for r in results if r["mode"] == "rollup"),
-            )
-            log.info("views refreshed", refreshed=len(results) - len(failed), failed=failed)
-            if failed:
-                raise ProblemsFound(
-                    f"{len(failed)} materialized view(s) failed to refresh: {', '.join(failed)}"
-                )
-    return {
-        "operation_id": str(op.operation_id),
-        "skipped": False,
+    planned = plan_task()
+    run.counts["views"] = len(planned)
+    if dry_run:
+        for item in planned:
+            log.info("would refresh", view=item["name"], mode=item["mode"])
+        return Done(result={"operation_id": str(run.operation_id), "dry_run": True, "plan": planned})
+    results = [
+        refresh_task(
+            item["name"], item["populated"], item["unique_index"], run.operation_id, item["rollup_function"]
+        )
+        for item in planned
+    ]
+    failed = [r["view"] for r in results if r["status"] == "failed"]
+    run.counts.update(
+        refreshed=len(results) - len(failed),
+        failed=len(failed),
+        plain=sum(1 for r in results if r["mode"] == "plain"),
+        rollups=sum(1 for r in results if r["mode"] == "rollup"),
+    )
+    log.info("views refreshed", refreshed=len(results) - len(failed), failed=failed)
+    result = {
+        "operation_id": str(run.operation_id),
         "refreshed": len(results) - len(failed),
         "failed": failed,
         "views": results,
         "warnings": [r["warning"] for r in results if r["warning"]],
     }
+    if failed:
+        errors = {r["view"]: r["error"] for r in results if r["status"] == "failed"}
+        return ProblemsFound(
+            findings=[f"{v}: {e}" for v, e in errors.items()],
+            summary=f"{len(failed)} materialized view(s) failed to refresh",
+            result=result,
+        )
+    return Done(result=result, message=f"{len(results)} view(s) refreshed")
+
+
+@flow(name="views", log_prints=False)
+def views_flow(dry_run: bool = False) -> State[Any]:
+    """Refresh the managed materialized views in dependency order, never two runs at once."""
+    return lifecycle.run_flow(
+        JOB, lambda run: refresh_run(run, dry_run), params={"dry_run": dry_run}, validate=_validate
+    )

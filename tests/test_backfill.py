@@ -173,11 +173,11 @@ def test_backfill_is_idempotent_and_resumable(demo_db: Database) -> None:
         current_after_three, dup = _current_quality(conn)
         assert dup == 0 and current_after_three > 0
 
-        # Resume: the three finished items are skipped, the other three run.
+        # Resume: the three finished items keep their recorded outcomes, the other three run.
         summary = backfill.backfill(conn, request, policy=policy)
         assert summary["items"] == 6
-        assert summary["outcomes"].get("skipped") == 3
-        assert sum(summary["outcomes"].get(k, 0) for k in ("done", "problems")) == 3
+        assert summary["already_done"] == 3
+        assert sum(summary["outcomes"].get(k, 0) for k in ("done", "problems")) == 6
         assert len(_item_rows(conn)) == 6
         current, dup = _current_quality(conn)
         assert dup == 0
@@ -195,14 +195,14 @@ def test_backfill_is_idempotent_and_resumable(demo_db: Database) -> None:
 
         # Everything done: a re-run does nothing; --force redoes every day, still one current row each.
         again = backfill.backfill(conn, request, policy=policy)
-        assert again["outcomes"] == {"skipped": 6}
+        assert again["already_done"] == 6 and again["outcomes"] == summary["outcomes"]
         superseded_before = conn.execute(
             "SELECT count(*) FROM data_quality_checks WHERE NOT is_current"
         ).fetchone()
         forced = backfill.backfill(
             conn, backfill.Request(request.start, request.end, request.jobs, True), policy=policy
         )
-        assert "skipped" not in forced["outcomes"] and forced["items"] == 6
+        assert forced["already_done"] == 0 and forced["items"] == 6
         assert _current_quality(conn) == (current, 0)
         superseded_after = conn.execute(
             "SELECT count(*) FROM data_quality_checks WHERE NOT is_current"
@@ -228,7 +228,7 @@ def test_held_job_lock_makes_items_busy_then_resume_finishes(demo_db: Database) 
         assert [r["quality"] for r in summary["table"]] == ["busy", "busy"]
         assert _current_quality(conn)[0] == 0  # no quality work happened under the held lock
         with pytest.raises(InfrastructureError, match="2 busy; run the same command again to resume"):
-            backfill.raise_for(summary)
+            backfill.outcome_of(summary)
         statuses = {(j, d): s for j, d, s, _ in _item_rows(conn)}
         assert statuses[("quality", _days_back(1))] == "skipped"
 
@@ -247,8 +247,8 @@ def test_held_job_lock_makes_items_busy_then_resume_finishes(demo_db: Database) 
         lock_taken.wait(5)
         waited = backfill.backfill(conn, request, policy=_policy(lock_wait_seconds=30))
         worker.join()
-        assert waited["outcomes"].get("skipped") == 2  # capacity items from the first run
-        assert sum(waited["outcomes"].get(k, 0) for k in ("done", "problems")) == 2
+        assert waited["already_done"] == 2  # capacity items from the first run
+        assert sum(waited["outcomes"].get(k, 0) for k in ("done", "problems")) == 4
         assert _current_quality(conn)[0] > 0 and _current_quality(conn)[1] == 0
 
 
@@ -345,7 +345,7 @@ def test_cli_local_run_shows_progress_and_table(
     assert "day" in out and "capacity" in out and _days_back(2) in out and "2 items: done 2" in out
     # The same command again resumes: nothing left to do.
     main(args)
-    assert "2 items: skipped 2" in capsys.readouterr().out
+    assert "2 items: done 2 (2 recorded earlier, not re-run)" in capsys.readouterr().out
 
 
 def test_config_file_sets_max_days(

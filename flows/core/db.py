@@ -12,7 +12,7 @@ import psycopg
 from psycopg import conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.errors import ConfigError, DatabaseUnavailable, InfrastructureError
 from flows.core.masking import mask_secrets
 from flows.core.settings import DatabasePolicy
 
@@ -76,7 +76,7 @@ def connect(
         message = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
         if "does not exist" in message or "authentication failed" in message:
             raise ConfigError(f"cannot connect to {_describe(dsn)}: {message}") from None
-        raise InfrastructureError(f"cannot connect to {_describe(dsn)}: {message}") from None
+        raise DatabaseUnavailable(f"cannot connect to {_describe(dsn)}: {message}") from None
 
 
 _pools: dict[tuple[str, str], ConnectionPool[psycopg.Connection[tuple[object, ...]]]] = {}
@@ -118,7 +118,7 @@ def pooled(
         with pool.connection(timeout=30) as conn:
             yield conn
     except PoolTimeout as exc:
-        raise InfrastructureError(
+        raise DatabaseUnavailable(
             f"no database connection to {_describe(dsn)} within 30 s: {mask_secrets(str(exc))}"
         ) from None
 

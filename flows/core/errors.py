@@ -25,13 +25,25 @@ class InfrastructureError(PgtenderError):
     exit_code = 3
 
 
+class DatabaseUnavailable(InfrastructureError):
+    """The database could not be reached (connect failed, no pooled connection in time): transient."""
+
+
 class ProblemsFound(PgtenderError):
     """The job ran and found problems (failed checks, breached thresholds)."""
 
     exit_code = 1
 
 
-class JobSkipped(PgtenderError):
-    """Another run of the same job holds its lock (or this is a replica): nothing to do."""
-
-    exit_code = 0
+def raise_worst(what: str, failures: dict[str, BaseException]) -> None:
+    """One error for several failed items (tables, targets), of the most telling kind: bad input,
+    then findings, then infrastructure. Nothing when nothing failed."""
+    if not failures:
+        return
+    detail = "; ".join(f"{name}: {exc}" for name, exc in failures.items())
+    errors = list(failures.values())
+    if any(isinstance(e, ConfigError) for e in errors):
+        raise ConfigError(f"{what} failed for {detail}")
+    if any(isinstance(e, ProblemsFound) for e in errors):
+        raise ProblemsFound(f"{what} failed for {detail}")
+    raise InfrastructureError(f"{what} failed for {detail}")

@@ -63,6 +63,17 @@ def _finish(conn: Conn, op: UUID, status: str, counts: dict[str, Any], error: st
         raise ValueError(f"operation {op} is not open in the ledger")
 
 
+def finish_operation(
+    conn: Conn,
+    operation_id: UUID,
+    status: str,
+    counts: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    """Finish an open run with ``status`` (completed | problems | skipped | failed)."""
+    _finish(conn, operation_id, status, counts or {}, None if error is None else mask_secrets(error)[:2000])
+
+
 def complete_operation(conn: Conn, operation_id: UUID, counts: dict[str, Any] | None = None) -> None:
     _finish(conn, operation_id, "completed", counts or {}, None)
 

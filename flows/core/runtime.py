@@ -1,21 +1,30 @@
-"""What every flow needs at run time: the database connection, the ledger entry, retry rules.
+"""What tasks need at run time: a pooled connection and pgtender's one retry rule.
+
+One retry layer per kind of failure (docs/development.md):
+- the connection was lost, the server shut down or was not reachable, no pooled connection came
+  in time: **Prefect task retries** (``db_task``), each try on a fresh pooled connection, with
+  exponential backoff and jitter. Nothing else retries these.
+- a lock conflict (``lock_not_available``, deadlock, serialization failure) inside a DDL unit of
+  work: ``flows.core.ddl.run_locked``, inside the transaction, with backoff and jitter. When its
+  tries are exhausted (``LockRetriesExhausted``) that is final.
+- never retried: bad input and configuration, ``QueryCanceled`` (statement_timeout), exhausted
+  lock retries, row-count mismatches, findings. No flow-level retries.
 
 Nothing here runs at import; each call reads settings from the environment of the run.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import psycopg
-import psycopg.errors
-import structlog
 
-from flows.core import db, ledger, settings
-from flows.core.errors import InfrastructureError
+from flows.core import db, lifecycle, settings
+from flows.core.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from prefect import Task
@@ -26,14 +35,6 @@ R = TypeVar("R")
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-# Errors worth another try: the server went away, a lock or serialization conflict.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,  # connection lost, admin shutdown, LockNotAvailable, QueryCanceled ...
-    psycopg.errors.SerializationFailure,
-    psycopg.errors.DeadlockDetected,
-    InfrastructureError,
-)
-
 TELEMETRY_OFF = {
     # Nothing phones home: this machine (and many production hosts) has no internet.
     "DO_NOT_TRACK": "1",
@@ -41,6 +42,12 @@ TELEMETRY_OFF = {
     "GX_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }
+
+# SQLSTATEs of a session that ended under us: admin shutdown, crash shutdown, cannot connect now.
+_GONE = frozenset({"57P01", "57P02", "57P03"})
+
+# Pauses before task retries 1, 2, 3 (seconds; Prefect adds up to +-50 % jitter).
+RETRY_DELAYS = (1.0, 4.0, 16.0)
 
 
 def disable_telemetry() -> None:
@@ -50,11 +57,18 @@ def disable_telemetry() -> None:
 
 
 def is_transient(exc: BaseException | None) -> bool:
-    return isinstance(exc, TRANSIENT_ERRORS)
+    """Connection-level failures only: another try on a fresh connection may succeed."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate
+        # sqlstate None: the connection broke mid-statement; class 08: connection exceptions.
+        return state is None or state.startswith("08") or state in _GONE
+    return False
 
 
 def retry_transient_only(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
-    """Prefect ``retry_condition_fn``: retry lost connections and lock conflicts, nothing else."""
+    """Prefect ``retry_condition_fn``: retry lost connections, nothing else."""
     exc = state.data if isinstance(state.data, BaseException) else None
     if exc is None:
         try:
@@ -68,7 +82,7 @@ def retry_transient_only(task: Any, task_run: TaskRun, state: State[Any]) -> boo
 def db_task(
     name: str, job: str, *, retries: int = 2, task_run_name: str | None = None
 ) -> Callable[[Callable[P, R]], Task[P, R]]:
-    """pgtender's ``@task``: retries (with backoff and jitter) on transient database errors only.
+    """pgtender's ``@task``: stops when the run lost its lock, retries lost connections only.
 
     No task tags: Prefect looks up a tag concurrency limit for every tag of every task run, which
     measured 0.08-0.15 s a task run here (30 tagged runs 3.5-5.5 s, untagged 1.2 s) — 50 tables
@@ -79,21 +93,23 @@ def db_task(
 
     if not name.startswith(f"{job}-"):
         raise ValueError(f"task name {name!r} must start with its job {job!r}")
-    return task(
-        name=name,
-        retries=retries,
-        retry_delay_seconds=[2.0, 10.0, 30.0][: max(retries, 1)],
-        retry_jitter_factor=0.5,
-        retry_condition_fn=retry_transient_only,
-        task_run_name=task_run_name,
-    )
 
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        @functools.wraps(fn)
+        def step(*args: P.args, **kwargs: P.kwargs) -> R:
+            lifecycle.checkpoint()  # never start a step after the run lost its lock
+            return fn(*args, **kwargs)
 
-def current_flow_run_id() -> str | None:
-    from prefect.runtime import flow_run  # noqa: PLC0415 - runtime context, read at call time
+        return task(
+            name=name,
+            retries=retries,
+            retry_delay_seconds=list(RETRY_DELAYS[: max(retries, 1)]),
+            retry_jitter_factor=0.5,
+            retry_condition_fn=retry_transient_only,
+            task_run_name=task_run_name,
+        )(step)
 
-    run_id = flow_run.id
-    return str(run_id) if run_id else None
+    return decorate
 
 
 @contextmanager
@@ -107,45 +123,5 @@ def connection() -> Iterator[Conn]:
         yield conn
 
 
-def replica_skip(job: str, conn: Conn | None = None) -> dict[str, Any] | None:
-    """pg_partman's idiom: on a replica (hot standby) a job does nothing, and says so, instead of
-    failing on its first write. None on a primary. Borrows a connection unless given one."""
-    if conn is None:
-        with connection() as borrowed:
-            return replica_skip(job, borrowed)
-    if not db.is_replica(conn):
-        return None
-    from flows.core.logs import get_logger  # noqa: PLC0415
-
-    get_logger(job=job).info(f"this server is a replica: {job} does nothing here")
-    return {"skipped": "replica"}
-
-
-def skip_run(conn: Conn, job: str, reason: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Record a run that did nothing (another run holds the job's lock) and say why."""
-    from flows.core.logs import get_logger  # noqa: PLC0415
-
-    op = ledger.start_operation(conn, job, params=params, flow_run_id=current_flow_run_id())
-    ledger.skip_operation(conn, op.operation_id, reason)
-    get_logger(job=job).warning("skipped", reason=reason)
-    return {"operation_id": str(op.operation_id), "skipped": True, "reason": reason}
-
-
-@contextmanager
-def ledger_entry(job: str, params: dict[str, Any] | None = None) -> Iterator[ledger.Operation]:
-    """Start a ledger row for this flow run; complete it, or fail it and re-raise."""
-    run_id = current_flow_run_id()
-    with connection() as conn:
-        op = ledger.start_operation(conn, job, params=params, flow_run_id=run_id)
-    try:
-        # Every log line of the run carries its job, flow run and ledger operation.
-        with structlog.contextvars.bound_contextvars(
-            job=job, flow_run_id=run_id, operation_id=str(op.operation_id)
-        ):
-            yield op
-    except BaseException as exc:
-        with connection() as conn:
-            ledger.fail_operation(conn, op.operation_id, f"{type(exc).__name__}: {exc}", op.counts)
-        raise
-    with connection() as conn:
-        ledger.complete_operation(conn, op.operation_id, op.counts)
+def current_flow_run_id() -> str | None:
+    return lifecycle.current_flow_run_id()

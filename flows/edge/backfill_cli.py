@@ -57,7 +57,10 @@ def table_text(summary: dict[str, Any]) -> str:
     for row in summary["table"]:
         lines.append("  ".join(str(row[k]).ljust(w) for k, w in zip(["day", *jobs], widths, strict=True)))
     by = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
-    lines.append(f"{summary['items']} items: {by}")
+    earlier = summary.get("already_done", 0)
+    lines.append(
+        f"{summary['items']} items: {by}" + (f" ({earlier} recorded earlier, not re-run)" if earlier else "")
+    )
     return "\n".join(lines)
 
 

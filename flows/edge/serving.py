@@ -46,16 +46,6 @@ if TYPE_CHECKING:
 # Every other deployment also runs one at a time, but queues the next run (ENQUEUE).
 CANCEL_NEW: frozenset[str] = frozenset({"views", "health"})
 
-# Flow-level retries (attempts after the first, delay in seconds). The tasks already retry
-# transient database errors; a flow retry is for what is left. None for jobs whose failure is a
-# finding (a failed check: re-running finds it again) or whose next run comes within minutes.
-RETRIES: dict[str, tuple[int, float]] = {
-    "partitions": (2, 300.0),
-    "retention": (1, 600.0),
-    "capacity": (1, 300.0),
-    "report": (1, 900.0),  # the send task already retried; try once more a quarter later
-}
-
 TAGS: dict[str, tuple[str, ...]] = {
     "partitions": ("maintenance",),
     "retention": ("maintenance",),
@@ -344,10 +334,9 @@ def guard_late_runs(ids: Mapping[str, UUID], stop: threading.Event, *, every_sec
 
 
 def served_flow(job: str) -> Any:
-    """The flow object a deployment runs: the job's flow with its flow-level retries."""
-    flow = get_flow(job)
-    retries, delay = RETRIES.get(job, (0, 0.0))
-    return flow.with_options(retries=retries, retry_delay_seconds=delay) if retries else flow  # type: ignore[attr-defined]
+    """The flow object a deployment runs. No flow-level retries: transient database errors are
+    retried by the tasks, and nothing else is worth a retry (docs/development.md)."""
+    return get_flow(job)
 
 
 def serve_all(*, limit: int | None = None) -> None:

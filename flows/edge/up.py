@@ -63,12 +63,9 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
 
         from flows.capacity import capacity_flow  # noqa: PLC0415
 
-        result = capacity_flow()
-        typer.echo(
-            f"capacity: {result['metrics_written']} metrics recorded "
-            f"(ledger operation {result['operation_id']})"
-        )
-        log.info("first run complete", **result)
+        state = capacity_flow(return_state=True)
+        typer.echo(f"capacity: {state.name}: {state.message or ''}")
+        log.info("first run complete", state=state.name, message=state.message)
         if once:
             return
         from flows.edge.serving import serve_all  # noqa: PLC0415

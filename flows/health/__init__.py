@@ -14,18 +14,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
 from prefect import flow
 from psycopg.types.json import Jsonb
 
-from flows.core import locks, metrics, runtime, settings
+from flows.core import clock, lifecycle, metrics, runtime, settings
 from flows.core.db import load_sql
-from flows.core.errors import ProblemsFound
 from flows.core.logs import get_logger
+from flows.core.outcomes import Done, Outcome, ProblemsFound
 from flows.health import probes
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -54,12 +57,6 @@ def window_of(now: datetime) -> tuple[datetime, datetime]:
     """The 5-minute bucket (UTC, aligned to the epoch) that ``now`` falls in."""
     start = _EPOCH + ((now - _EPOCH) // WINDOW) * WINDOW
     return start, start + WINDOW
-
-
-def db_now(conn: Conn) -> datetime:
-    row = conn.execute("SELECT now()").fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
 
 
 def run_probes(
@@ -190,7 +187,7 @@ def probes_task(operation_id: UUID) -> dict[str, Any]:
 
     policy = settings.current_policy()
     with runtime.connection() as conn:
-        run = run_probes(conn, policy.health, now=db_now(conn), schedules=SCHEDULES)
+        run = run_probes(conn, policy.health, now=clock.db_now(conn), schedules=SCHEDULES)
         checks, metrics = record(
             conn, run, flow_run_id=runtime.current_flow_run_id(), operation_id=operation_id
         )
@@ -208,27 +205,19 @@ def probes_task(operation_id: UUID) -> dict[str, Any]:
     }
 
 
-@flow(name="health", log_prints=False)
-def health_flow() -> dict[str, Any]:
-    """Run every health probe once; Failed when any check failed."""
+def health_run(run: lifecycle.Run) -> Outcome:
+    """The job's work inside the lifecycle: every probe once, then a summary artifact."""
     from prefect.artifacts import create_table_artifact  # noqa: PLC0415
 
     log = get_logger(job=JOB)
-    budget_ms = settings.current_policy().health.budget_ms
-    if (on_replica := runtime.replica_skip(JOB)) is not None:
-        return on_replica
-    with runtime.connection() as lock_conn, locks.job_lock(lock_conn, JOB) as got:
-        if not got:
-            reason = "previous health run is still running (advisory lock held): this run is skipped"
-            return runtime.skip_run(lock_conn, JOB, reason)
-        with runtime.ledger_entry(JOB) as op:
-            out = probes_task(op.operation_id)
-            op.counts.update(
-                out["counts"],
-                checks=out["checks"],
-                metrics_written=out["metrics_written"],
-                db_ms=round(out["db_ms"], 1),
-            )
+    budget_ms = run.policy.health.budget_ms
+    out = probes_task(run.operation_id)
+    run.counts.update(
+        out["counts"],
+        checks=out["checks"],
+        metrics_written=out["metrics_written"],
+        db_ms=round(out["db_ms"], 1),
+    )
     counts = out["counts"]
     create_table_artifact(
         table=out["rows"],
@@ -243,15 +232,23 @@ def health_flow() -> dict[str, Any]:
         log.warning(
             "health run over its database-time budget", db_ms=round(out["db_ms"], 1), budget_ms=budget_ms
         )
-    failing = [
-        f"{r['check']}[{r['target']}]" for r in out["rows"] if r["status"] in (probes.FAILED, probes.ERROR)
-    ]
     log.info("health checked", **counts, db_ms=round(out["db_ms"], 1))
-    if failing:
-        raise ProblemsFound(f"{len(failing)} health check(s) failed: {', '.join(failing[:10])}")
     # the per-check rows are in the artifact and data_quality_checks; the result stays small
-    return {
-        "operation_id": str(op.operation_id),
-        "skipped": False,
-        **{k: v for k, v in out.items() if k != "rows"},
-    }
+    result = {"operation_id": str(run.operation_id), **{k: v for k, v in out.items() if k != "rows"}}
+    failing = [r for r in out["rows"] if r["status"] in (probes.FAILED, probes.ERROR)]
+    if failing:
+        return ProblemsFound(
+            findings=[
+                f"{r['check']}[{r['target']}] {r['status']}: observed {r['observed']}, limit {r['threshold']}"
+                for r in failing
+            ],
+            summary=f"{len(failing)} health check(s) failed",
+            result=result,
+        )
+    return Done(result=result, message=f"{counts['passed']} check(s) passed")
+
+
+@flow(name="health", log_prints=False)
+def health_flow() -> State[Any]:
+    """Run every health probe once; Failed ("Problems found") when any check failed."""
+    return lifecycle.run_flow(JOB, health_run)

@@ -26,16 +26,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from prefect import flow, task
+from prefect import flow
 from psycopg import sql
 
 from checks import Expectation, Suite, all_suites
-from flows.core import locks, runtime, settings
+from flows.core import clock, lifecycle, outcomes, runtime, settings
 from flows.core.db import load_sql
-from flows.core.errors import ConfigError, ProblemsFound
+from flows.core.errors import ConfigError
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
 from flows.core.replay import ReplayContext, Replayed
@@ -53,6 +53,9 @@ from flows.quality.compiler import (
 )
 from flows.quality.results import CheckRow, json_safe, replace_results
 
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
 Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "quality"
 VOLUME_KEY = "row_count_in_band"
@@ -67,7 +70,7 @@ GxRunner = Callable[[Suite, Window, list[Fact]], list[Outcome]]
 
 def parse_day(day: str | None, *, today: date | None = None) -> date:
     """``YYYY-MM-DD``; default: yesterday (UTC)."""
-    today = today or datetime.now(UTC).date()
+    today = today or clock.today()
     if day is None:
         return today - timedelta(days=1)
     if not isinstance(day, str) or not _DAY_RE.match(day.strip()):
@@ -655,7 +658,7 @@ def suite_task(suite_name: str, day_iso: str, now_iso: str) -> dict[str, Any]:
     return out
 
 
-@task(name="quality-data-docs", tags=["pgtender", "quality"])
+@runtime.db_task("quality-data-docs", JOB, retries=1)
 def docs_task(day_iso: str, now_iso: str, suite_names: list[str], run_name: str) -> str:
     current = settings.load_settings()
     window = day_window(date.fromisoformat(day_iso), datetime.fromisoformat(now_iso))
@@ -680,50 +683,55 @@ def _artifacts(day: date, summaries: list[dict[str, Any]], docs: str | None) -> 
         )
 
 
-@flow(name="quality", log_prints=False)
-def quality_flow(day: str | None = None, suite: str | None = None) -> dict[str, Any]:
-    """Validate the day's window (default: yesterday UTC) with every (or one) GX suite."""
+def quality_run(run: lifecycle.Run, the_day: date, suites: list[Suite]) -> outcomes.Outcome:
+    """The job's work inside the lifecycle: every suite over the day, Data Docs, artifacts."""
     log = get_logger(job=JOB)
-    policy = settings.current_policy().quality
-    the_day = parse_day(day)
-    suites = select_suites(suite, policy)
-    now = datetime.now(UTC)
-    params = {"day": the_day.isoformat(), "suite": suite}
-    if (on_replica := runtime.replica_skip(JOB)) is not None:
-        return on_replica
-    with runtime.ledger_entry(JOB, params) as op:
-        # One run per day's window at a time (a backfill item of the same day included); runs of
-        # other days, e.g. a backfill's, do not hold up the daily run.
-        lock_name = locks.day_key(JOB, the_day.isoformat())
-        with runtime.connection() as lock_conn, locks.job_lock(lock_conn, lock_name) as got:
-            if not got:
-                log.info("another quality run of this day holds the lock; skipping", **params)
-                op.counts["skipped"] = 1
-                return {
-                    "day": the_day.isoformat(),
-                    "skipped": f"another quality run of {the_day.isoformat()} holds the lock",
-                }
-            summaries = [suite_task(s.name, the_day.isoformat(), now.isoformat()) for s in suites]
-            docs: str | None = None
-            if policy.data_docs:
-                run_name = f"quality-{the_day.isoformat()}-{runtime.current_flow_run_id() or now.isoformat()}"
-                docs = docs_task(the_day.isoformat(), now.isoformat(), [s.name for s in suites], run_name)
-        _artifacts(the_day, summaries, docs)
-        failing = [s for s in summaries if s["status"] in ("failed", "error")]
-        op.counts.update(
-            suites=len(summaries),
-            suites_failed=len(failing),
-            rows_written=sum(s["rows_written"] for s in summaries),
-            expectations_not_passed=sum(len(s["not_passed"]) for s in summaries),
+    policy = run.policy.quality
+    now = run.started_at
+    day_iso = the_day.isoformat()
+    summaries = [suite_task(s.name, day_iso, now.isoformat()) for s in suites]
+    docs: str | None = None
+    if policy.data_docs:
+        run_name = f"quality-{day_iso}-{run.flow_run_id or run.operation_id}"
+        docs = docs_task(day_iso, now.isoformat(), [s.name for s in suites], run_name)
+    _artifacts(the_day, summaries, docs)
+    failing = [s for s in summaries if s["status"] in ("failed", "error")]
+    run.counts.update(
+        suites=len(summaries),
+        suites_failed=len(failing),
+        rows_written=sum(s["rows_written"] for s in summaries),
+        expectations_not_passed=sum(len(s["not_passed"]) for s in summaries),
+    )
+    log.info("quality checked", day=day_iso, suites=len(summaries), failed=len(failing))
+    result = {"day": day_iso, "suites": summaries, "data_docs": docs}
+    if failing:
+        return outcomes.ProblemsFound(
+            findings=[
+                f"{s['suite']} {s['status']}"
+                + ("" if s["score"] is None else f" (score {s['score']:.1f} < {s['threshold']:.0f})")
+                for s in failing
+            ],
+            summary=f"quality {day_iso}: {len(failing)} suite(s) failed",
+            result=result,
         )
-        log.info("quality checked", day=the_day.isoformat(), suites=len(summaries), failed=len(failing))
-        if failing:
-            raise ProblemsFound(
-                f"quality {the_day.isoformat()}: "
-                + "; ".join(
-                    f"{s['suite']} {s['status']}"
-                    + ("" if s["score"] is None else f" (score {s['score']:.1f} < {s['threshold']:.0f})")
-                    for s in failing
-                )
-            )
-    return {"day": the_day.isoformat(), "suites": summaries, "data_docs": docs}
+    return outcomes.Done(
+        result=result, message=f"quality {day_iso}: {len(summaries)} suite(s) passed or skipped"
+    )
+
+
+@flow(name="quality", log_prints=False)
+def quality_flow(day: str | None = None, suite: str | None = None) -> State[Any]:
+    """Validate the day's window (default: yesterday UTC) with every (or one) GX suite."""
+    try:
+        the_day = parse_day(day)
+        suites = select_suites(suite, settings.current_policy().quality)
+    except ConfigError as exc:
+        return lifecycle.error_state(exc)
+    # One run per day's window at a time (a backfill item of the same day included); runs of other
+    # days, e.g. a backfill's, do not hold up the daily run.
+    return lifecycle.run_flow(
+        JOB,
+        lambda run: quality_run(run, the_day, suites),
+        params={"day": the_day.isoformat(), "suite": suite},
+        day=the_day.isoformat(),
+    )

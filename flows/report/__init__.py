@@ -32,19 +32,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import psycopg
 from prefect import flow, task
 
-from flows.core import runtime, settings
+from flows.core import clock, lifecycle, runtime, settings
 from flows.core.db import load_sql
-from flows.core.errors import ConfigError
+from flows.core.errors import ConfigError, InfrastructureError
 from flows.core.logs import get_logger
+from flows.core.outcomes import Done, Outcome
 from flows.core.schedules import Schedule, all_schedules
 from flows.report import charts as report_charts
 from flows.report import mail as report_email
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "report"
@@ -126,7 +130,7 @@ def recipients_for(to: str | None, policy: settings.ReportPolicy, *, dry_run: bo
 def validate_options(week: str | None = None, to: str | None = None, dry_run: bool = False) -> None:
     """Pre-flight check for ``pgtender run report``: bad input fails before any flow run starts."""
     policy = settings.current_policy()
-    parse_week(week, policy.report.timezone, now=datetime.now(UTC))
+    parse_week(week, policy.report.timezone, now=clock.now())
     recipients_for(to, policy.report, dry_run=dry_run)
 
 
@@ -544,15 +548,56 @@ def build_task(week_label: str, recipients: list[str], now_iso: str) -> dict[str
     }
 
 
-@task(name="report-send", retry_condition_fn=runtime.retry_transient_only, tags=["pgtender", JOB, "smtp"])
+def _smtp_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a send the SMTP server or the network refused; never bad input (no recipients)."""
+    exc = state.result(raise_on_failure=False)
+    return isinstance(exc, InfrastructureError)
+
+
+@task(name="report-send", retry_condition_fn=_smtp_transient, retry_jitter_factor=0.5)
 def send_task(eml: str, recipients: list[str]) -> int:
     current = settings.load_settings()
     report_email.send(report_email.read_eml(Path(eml)), recipients, current)
     return len(recipients)
 
 
+def report_run(run: lifecycle.Run, chosen: Week, recipients: list[str], dry_run: bool) -> Outcome:
+    """The job's work inside the lifecycle: build, keep a copy as artifact, send."""
+    from prefect.artifacts import create_markdown_artifact  # noqa: PLC0415
+
+    log = get_logger(job=JOB)
+    policy = run.policy
+    built = build_task(chosen.label, recipients, run.started_at.isoformat())
+    run.counts.update(
+        {k: built[k] for k in ("pass_rate", "evaluated", "failing_checks", "health_alerts", "charts")}
+    )
+    create_markdown_artifact(
+        key="weekly-report",
+        markdown=(
+            f"## {built['subject']}\n\nKept in `{built['directory']}` (report.eml, report.html).\n\n"
+            f"```\n{built['text']}\n```\n"
+        ),
+        description=f"Weekly quality report {chosen.label}",
+    )
+    log.info("report rendered", week=chosen.label, directory=built["directory"], subject=built["subject"])
+    result = {k: v for k, v in built.items() if k != "text"}
+    if dry_run or not recipients:
+        run.counts["sent"] = 0
+        log.info("dry run: nothing sent", eml=built["eml"], html=built["html"])
+        return Done(result={**result, "sent": 0, "dry_run": True}, message=f"report {chosen.label} written")
+    sender = send_task.with_options(
+        retries=policy.report.send_retries, retry_delay_seconds=policy.report.send_retry_delay_seconds
+    )
+    sent = sender(built["eml"], recipients)
+    run.counts["sent"] = sent
+    log.info("report sent", week=chosen.label, recipients=sent)
+    return Done(
+        result={**result, "sent": sent, "dry_run": False}, message=f"report {chosen.label} sent to {sent}"
+    )
+
+
 @flow(name="report", log_prints=False)
-def report_flow(week: str | None = None, to: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+def report_flow(week: str | None = None, to: str | None = None, dry_run: bool = False) -> State[Any]:
     """Render the weekly quality report and send it by email (dry run: keep the files only).
 
     Args:
@@ -560,39 +605,11 @@ def report_flow(week: str | None = None, to: str | None = None, dry_run: bool = 
         to: comma-separated recipients instead of the policy's ``report.recipients``.
         dry_run: write the .eml and .html under the state directory and send nothing.
     """
-    from prefect.artifacts import create_markdown_artifact  # noqa: PLC0415
-
-    log = get_logger(job=JOB)
     policy = settings.current_policy()
-    now = datetime.now(UTC)
-    chosen = parse_week(week, policy.report.timezone, now=now)  # bad input: nothing written
-    recipients = recipients_for(to, policy.report, dry_run=dry_run)
+    try:
+        chosen = parse_week(week, policy.report.timezone, now=clock.now())
+        recipients = recipients_for(to, policy.report, dry_run=dry_run)
+    except ConfigError as exc:  # bad input: nothing written
+        return lifecycle.error_state(exc)
     params = {"week": chosen.label, "recipients": len(recipients), "dry_run": dry_run}
-    if (on_replica := runtime.replica_skip(JOB)) is not None:
-        return on_replica
-    with runtime.ledger_entry(JOB, params) as op:
-        built = build_task(chosen.label, recipients, now.isoformat())
-        op.counts.update(
-            {k: built[k] for k in ("pass_rate", "evaluated", "failing_checks", "health_alerts", "charts")}
-        )
-        create_markdown_artifact(
-            key="weekly-report",
-            markdown=(
-                f"## {built['subject']}\n\nKept in `{built['directory']}` (report.eml, report.html).\n\n"
-                f"```\n{built['text']}\n```\n"
-            ),
-            description=f"Weekly quality report {chosen.label}",
-        )
-        log.info("report rendered", week=chosen.label, directory=built["directory"], subject=built["subject"])
-        result = {k: v for k, v in built.items() if k != "text"}
-        if dry_run or not recipients:
-            op.counts["sent"] = 0
-            log.info("dry run: nothing sent", eml=built["eml"], html=built["html"])
-            return {**result, "sent": 0, "dry_run": True}
-        sender = send_task.with_options(
-            retries=policy.report.send_retries, retry_delay_seconds=policy.report.send_retry_delay_seconds
-        )
-        sent = sender(built["eml"], recipients)
-        op.counts["sent"] = sent
-    log.info("report sent", week=chosen.label, recipients=sent)
-    return {**result, "sent": sent, "dry_run": False}
+    return lifecycle.run_flow(JOB, lambda run: report_run(run, chosen, recipients, dry_run), params=params)

@@ -1,0 +1,298 @@
+"""The one run lifecycle every job goes through, whatever starts it (schedule, UI, CLI, backfill):
+
+    validate input -> replica check -> advisory lock (job[, day]) -> ledger start -> the job's work
+    -> typed outcome (Done / Skipped / ProblemsFound) -> ledger finish -> Prefect final state
+
+- Bad input fails before anything is touched (``ConfigError``: the run ends "Bad input").
+- On a hot standby the job does nothing and says so (pg_partman's idiom): ``Skipped``.
+- The lock is held by a session of its own for the whole run. Another run holding it: the run is
+  recorded as skipped and ends "Skipped" (never "completed"). Losing the session (terminated,
+  server restart) is noticed at the next step (``checkpoint()``, which every pgtender task calls)
+  and before the ledger is finished: the run fails and never reports success.
+- The ledger row is written by the lifecycle alone: completed, problems, skipped or failed, with
+  the run's counts; ``started`` rows left by runs that died are marked abandoned by the next run.
+- Findings are not crashes: ``ProblemsFound`` ends in a Failed state named "Problems found" with a
+  one-line message and no traceback; errors end "Bad input" or "Infrastructure error", one line.
+
+``execute`` is the lifecycle without Prefect (plain code, tests, backfill); ``run_flow`` wraps it
+for a ``@flow`` and returns the final state.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import psycopg
+import structlog
+
+from flows.core import clock, db, ledger, locks, settings
+from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
+from flows.core.errors import ProblemsFound as ProblemsError
+from flows.core.logs import get_logger
+from flows.core.masking import mask_secrets
+from flows.core.outcomes import (
+    BAD_INPUT_STATE,
+    INFRASTRUCTURE_STATE,
+    PROBLEMS_STATE,
+    SKIPPED_STATE,
+    Done,
+    Outcome,
+    ProblemsFound,
+    Skipped,
+    Status,
+)
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+class LockLost(InfrastructureError):
+    """The session holding the run's advisory lock is gone: another run may now be working."""
+
+
+@dataclass(kw_only=True)
+class Run:
+    """One run of a job, as its work sees it: ids, the instant it started, counts for the ledger."""
+
+    job: str
+    params: dict[str, Any]
+    operation_id: UUID
+    flow_run_id: str | None
+    started_at: datetime  # the database's now() when the run began
+    policy: settings.Policy
+    counts: dict[str, Any] = field(default_factory=dict)
+    _lock_conn: Conn
+    _lock_names: list[str]
+
+    def check_lock(self) -> None:
+        """Raise ``LockLost`` unless this run's session still holds every lock it took."""
+        if self._lock_conn.closed or not all(locks.holds(self._lock_conn, n) for n in self._lock_names):
+            raise LockLost(
+                f"{self.job} lost its advisory lock (its session ended): stopped before the next step;"
+                " another run may hold the lock now"
+            )
+
+
+_current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("pgtender_run", default=None)
+
+
+def current_run() -> Run | None:
+    return _current.get()
+
+
+def checkpoint() -> None:
+    """Between steps: stop when the run lost its lock (no-op outside a run)."""
+    run = _current.get()
+    if run is not None:
+        run.check_lock()
+
+
+def current_flow_run_id() -> str | None:
+    try:
+        from prefect.runtime import flow_run  # noqa: PLC0415 - runtime context, read at call time
+    except ImportError:  # pragma: no cover - prefect is a dependency
+        return None
+    run_id = flow_run.id
+    return str(run_id) if run_id else None
+
+
+@contextmanager
+def _ledger_connection() -> Iterator[Conn]:
+    current = settings.load_settings()
+    policy = settings.current_policy(current)
+    with db.pooled(
+        settings.dsn(current), policy=policy.database, application_name=current.application_name
+    ) as conn:
+        yield conn
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return mask_secrets(text)
+
+
+def as_pgtender_error(exc: BaseException) -> PgtenderError | None:
+    """The pgtender error an exception means (None: a bug, left to propagate with its traceback)."""
+    if isinstance(exc, PgtenderError):
+        return exc
+    if isinstance(exc, psycopg.Error):
+        return InfrastructureError(f"database error: {type(exc).__name__}: {_one_line(exc)}")
+    return None
+
+
+def execute(
+    job: str,
+    work: Callable[[Run], Outcome],
+    *,
+    params: dict[str, Any] | None = None,
+    day: object | None = None,
+    validate: Callable[[], None] | None = None,
+) -> Outcome:
+    """Run ``work`` through the lifecycle; returns its outcome, raises ``PgtenderError`` on errors.
+
+    ``day``: the run works on one day and locks (job, day) only — a run of another day (a backfill)
+    does not make it skip. Errors are recorded in the ledger before they are raised.
+    """
+    params = dict(params or {})
+    log = get_logger(job=job)
+    if validate is not None:
+        validate()  # ConfigError: nothing touched, no ledger row
+    current = settings.load_settings()
+    policy = settings.current_policy(current)
+    dsn = settings.dsn(current)
+    names = [locks.lock_name(job, day)]
+    flow_run_id = current_flow_run_id()
+    with db.connect(
+        dsn, policy=policy.database, application_name=f"{current.application_name}-lock", autocommit=True
+    ) as lock_conn:
+        if db.is_replica(lock_conn):
+            reason = f"this server is a replica (hot standby): {job} does nothing here"
+            log.info(reason)
+            return Skipped(reason=reason, result={"skipped": "replica"})
+        got = locks.try_locks(lock_conn, names)
+        if not all(got):
+            locks.unlock(lock_conn, [n for n, g in zip(names, got, strict=True) if g])
+            what = f"{job} for {day}" if day is not None else job
+            reason = f"another {what} run holds the advisory lock: this run did nothing"
+            with _ledger_connection() as conn:
+                op = ledger.start_operation(conn, job, params=params, flow_run_id=flow_run_id)
+                ledger.skip_operation(conn, op.operation_id, reason)
+            log.warning("skipped", reason=reason)
+            return Skipped(reason=reason, result={"operation_id": str(op.operation_id), "skipped": reason})
+        try:
+            return _locked(
+                job,
+                work,
+                params=params,
+                policy=policy,
+                flow_run_id=flow_run_id,
+                lock_conn=lock_conn,
+                names=names,
+            )
+        finally:
+            if not lock_conn.closed:
+                with suppress(psycopg.OperationalError):  # the session is gone, and its locks with it
+                    locks.unlock(lock_conn, names)
+
+
+def _locked(
+    job: str,
+    work: Callable[[Run], Outcome],
+    *,
+    params: dict[str, Any],
+    policy: settings.Policy,
+    flow_run_id: str | None,
+    lock_conn: Conn,
+    names: list[str],
+) -> Outcome:
+    # The lock session writes the ledger row: its pid is the run's proof of life (a later run marks
+    # the row abandoned once that session is gone).
+    op = ledger.start_operation(lock_conn, job, params=params, flow_run_id=flow_run_id)
+    started_at = clock.db_now(lock_conn)
+    run = Run(
+        job=job,
+        params=params,
+        operation_id=op.operation_id,
+        flow_run_id=flow_run_id,
+        started_at=started_at,
+        policy=policy,
+        _lock_conn=lock_conn,
+        _lock_names=names,
+    )
+    token = _current.set(run)
+    try:
+        with structlog.contextvars.bound_contextvars(
+            job=job, flow_run_id=flow_run_id, operation_id=str(op.operation_id)
+        ):
+            try:
+                outcome = work(run)
+            except ProblemsError as exc:  # raised deep inside (e.g. a count that did not add up)
+                outcome = ProblemsFound(findings=[_one_line(exc)], summary=f"{job} stopped on a problem")
+            run.check_lock()
+    except BaseException as exc:
+        _fail(op.operation_id, exc, run.counts)
+        raise
+    finally:
+        _current.reset(token)
+    with _ledger_connection() as conn:
+        error = outcome.message if isinstance(outcome, ProblemsFound | Skipped) else None
+        ledger.finish_operation(conn, op.operation_id, outcome.status, run.counts, error)
+    return outcome
+
+
+def _fail(operation_id: UUID, exc: BaseException, counts: dict[str, Any]) -> None:
+    try:
+        with _ledger_connection() as conn:
+            ledger.fail_operation(conn, operation_id, f"{type(exc).__name__}: {_one_line(exc)}", counts)
+    except (psycopg.Error, PgtenderError) as ledger_exc:  # the database may be what failed
+        get_logger().error("could not record the failure in the ledger", error=_one_line(ledger_exc))
+
+
+def to_state(outcome: Outcome) -> State[Any]:
+    """The flow run's final Prefect state for an outcome."""
+    from prefect.states import Completed, Failed  # noqa: PLC0415 - core stays importable without Prefect
+
+    if isinstance(outcome, ProblemsFound):
+        return Failed(name=PROBLEMS_STATE, message=outcome.message, data=ProblemsError(outcome.message))
+    if isinstance(outcome, Skipped):
+        return Completed(name=SKIPPED_STATE, message=outcome.reason, data=outcome.result)
+    return Completed(message=outcome.message or None, data=outcome.result)
+
+
+def error_state(exc: PgtenderError) -> State[Any]:
+    from prefect.states import Failed  # noqa: PLC0415
+
+    name = BAD_INPUT_STATE if isinstance(exc, ConfigError) else INFRASTRUCTURE_STATE
+    return Failed(name=name, message=_one_line(exc), data=exc)
+
+
+def run_flow(
+    job: str,
+    work: Callable[[Run], Outcome],
+    *,
+    params: dict[str, Any] | None = None,
+    day: object | None = None,
+    validate: Callable[[], None] | None = None,
+) -> State[Any]:
+    """``execute`` inside a ``@flow``: the final state, one line, no traceback for known errors."""
+    log = get_logger(job=job)
+    try:
+        outcome = execute(job, work, params=params, day=day, validate=validate)
+    except BaseException as exc:
+        known = as_pgtender_error(exc)
+        if known is None:
+            raise
+        log.error(f"{job} failed", error=str(known), exit_code=known.exit_code)
+        return error_state(known)
+    if isinstance(outcome, ProblemsFound):
+        log.warning(f"{job} found problems", message=outcome.message)
+    elif isinstance(outcome, Skipped):
+        log.info(f"{job} skipped", reason=outcome.reason)
+    return to_state(outcome)
+
+
+def done(result: dict[str, Any] | None = None, message: str = "") -> Done:
+    return Done(result=dict(result or {}), message=message)
+
+
+__all__ = [
+    "Done",
+    "LockLost",
+    "ProblemsFound",
+    "Run",
+    "Skipped",
+    "Status",
+    "checkpoint",
+    "current_run",
+    "execute",
+    "run_flow",
+    "to_state",
+]
