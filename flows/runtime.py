@@ -107,6 +107,16 @@ def connection() -> Iterator[Conn]:
         yield conn
 
 
+def check_database() -> None:
+    """Connect once, directly: ConfigError (exit 2) for a wrong password, an unknown database or a
+    bad option; InfrastructureError (exit 3) when the server cannot be reached."""
+    current = settings.load_settings()
+    policy = settings.current_policy(current)
+    db.connect(
+        settings.dsn(current), policy=policy.database, application_name=current.application_name
+    ).close()
+
+
 def replica_skip(job: str, conn: Conn | None = None) -> dict[str, Any] | None:
     """pg_partman's idiom: on a replica (hot standby) a job does nothing, and says so, instead of
     failing on its first write. None on a primary. Borrows a connection unless given one."""

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flows import masking
 from flows.errors import ConfigError
 from flows.partition_policy import PartitionsPolicy, RetentionPolicy
 
@@ -254,6 +255,10 @@ def dsn(settings: Settings | None = None) -> str:
         url = settings.database_url.get_secret_value().strip()
         if not url:
             raise ConfigError("PGTENDER_DATABASE_URL is set but empty")
+        masking.register_dsn(url)
+        reason = masking.malformed_url(url)
+        if reason is not None:
+            raise ConfigError(f"PGTENDER_DATABASE_URL is malformed: {reason}")
         return url
     from flows.embedded import embedded_dsn  # noqa: PLC0415 - only when no server is configured
 
