@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import conninfo
 
-from flows import db
+from flows import db, settings
 from flows.errors import ConfigError
 from tests.conftest import Database
 from tests.test_cli import run_cli
@@ -95,3 +96,65 @@ def test_bad_connection_options_are_exit_2(
     code, _, err = run_cli(["status"], capsys)
     assert code == 2, err
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_empty_pgtender_config_means_no_file(
+    migrated_db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PGTENDER_CONFIG", "")
+    assert settings.load_settings().config is None
+    assert settings.current_policy() == settings.Policy()
+    code, out, err = run_cli(["status"], capsys)
+    assert code == 0, err
+    assert "version" in out
+
+
+def test_blank_pgtender_config_means_no_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PGTENDER_CONFIG", "   ")
+    assert settings.load_settings().config is None
+    monkeypatch.setenv("PGTENDER_CONFIG", str(tmp_path / "p.toml"))
+    assert settings.load_settings().config == tmp_path / "p.toml"
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ('[partitions.tables.learning_events]\npremake = "3"\n', "partitions.tables.learning_events.premake"),
+        (
+            '[partitions.tables.learning_events]\nenabled = "yes"\n',
+            "partitions.tables.learning_events.enabled",
+        ),
+        ('[database]\nlock_timeout_ms = "100"\n', "database.lock_timeout_ms"),
+        ("[database]\nlock_timeout_ms = 1.5\n", "database.lock_timeout_ms"),
+        ('[quality]\nthreshold = "90"\n', "quality.threshold"),
+        ('[retention]\nmax_seconds = "600"\n', "retention.max_seconds"),
+        ('[views]\ninclude = "mv_x"\n', "views.include"),
+    ],
+)
+def test_policy_values_of_the_wrong_type_are_rejected(
+    content: str,
+    where: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "policy.toml"
+    config.write_text(content)
+    monkeypatch.setenv("PGTENDER_CONFIG", str(config))
+    code, _, err = run_cli(["status"], capsys)
+    assert code == 2
+    assert where in err and len(err.strip().splitlines()) == 1
+
+
+def test_policy_arrays_paths_and_whole_numbers_still_read(tmp_path: Path) -> None:
+    config = tmp_path / "policy.toml"
+    config.write_text(
+        '[views]\ninclude = ["mv_a", "mv_b"]\n[health]\nevent_lag_max_seconds = 300\naccuracy_metrics = ["f1"]\n'
+        '[report]\nrecipients = ["a@example.org"]\n[retention]\ndump_dir = "/var/lib/pgtender/archive"\n'
+    )
+    policy = settings.load_policy(config)
+    assert policy.views.include == ("mv_a", "mv_b")
+    assert policy.health.event_lag_max_seconds == 300.0
+    assert policy.health.accuracy_metrics == ("f1",)
+    assert policy.report.recipients == ("a@example.org",)
+    assert policy.retention.dump_dir == Path("/var/lib/pgtender/archive")
