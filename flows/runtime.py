@@ -131,31 +131,101 @@ def replica_skip(job: str, conn: Conn | None = None) -> dict[str, Any] | None:
     return {"skipped": "replica"}
 
 
+def _report_abandoned(job: str, found: list[ledger.Abandoned]) -> None:
+    from flows.logs import get_logger  # noqa: PLC0415
+
+    log = get_logger(job=job)
+    for gone in found:
+        log.warning(
+            "an earlier run was abandoned",
+            abandoned_operation_id=str(gone.operation_id),
+            started_at=gone.started_at.isoformat(),
+            found_at=gone.found_at.isoformat(),
+            reason=gone.reason,
+        )
+
+
+def abandon_ended_flow_runs(conn: Conn, job: str, *, found_by: Any) -> list[ledger.Abandoned]:
+    """Open ledger rows of ``job`` whose Prefect flow run has ended (Completed, Failed, Crashed,
+    Cancelled ...) without finishing them are abandoned. A flow run this Prefect API does not know
+    proves nothing (``pgtender run`` without PREFECT_API_URL uses a temporary server of its own):
+    such a row is judged by its database session alone. An unreachable API leaves rows as they are.
+    """
+    candidates = ledger.open_runs(conn, job, found_by=found_by)
+    if not candidates:
+        return []
+    import httpx  # noqa: PLC0415
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+
+    found: list[ledger.Abandoned] = []
+    try:
+        with get_client(sync_client=True) as client:
+            for operation_id, flow_run_id in candidates:
+                try:
+                    state = client.read_flow_run(flow_run_id).state
+                except ObjectNotFound:
+                    continue
+                if state is not None and state.is_final():
+                    reason = (
+                        f"abandoned: its flow run {flow_run_id} ended {state.name} without finishing"
+                        f" the run; found by the next {job} run (operation {found_by})"
+                    )
+                    gone = ledger.abandon(conn, operation_id, reason)
+                    if gone is not None:
+                        found.append(gone)
+    except (httpx.HTTPError, OSError) as exc:
+        from flows.logs import get_logger  # noqa: PLC0415
+
+        get_logger(job=job).warning(
+            "Prefect API unavailable: open runs judged by their session only", error=str(exc)
+        )
+    return found
+
+
 def skip_run(conn: Conn, job: str, reason: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Record a run that did nothing (another run holds the job's lock) and say why."""
     from flows.logs import get_logger  # noqa: PLC0415
 
     op = ledger.start_operation(conn, job, params=params, flow_run_id=current_flow_run_id())
+    _report_abandoned(job, op.abandoned)
     ledger.skip_operation(conn, op.operation_id, reason)
     get_logger(job=job).warning("skipped", reason=reason)
     return {"operation_id": str(op.operation_id), "skipped": True, "reason": reason}
 
 
+def _finish(conn: Conn, write: Callable[[Conn], None]) -> None:
+    """Write the ledger finish on the run's own session, or on a fresh one if that was lost."""
+    try:
+        if not conn.closed:
+            write(conn)
+            return
+    except psycopg.OperationalError:
+        pass  # the session died under the run (outage, pg_terminate_backend): use another
+    with connection() as fresh:
+        write(fresh)
+
+
 @contextmanager
 def ledger_entry(job: str, params: dict[str, Any] | None = None) -> Iterator[ledger.Operation]:
-    """Start a ledger row for this flow run; complete it, or fail it and re-raise."""
+    """Start a ledger row for this flow run; complete it, or fail it and re-raise.
+
+    The connection that starts the row is held until the row is finished: the ledger judges a run
+    alive by that session, and the next run of the job marks the row abandoned once it is gone.
+    """
     run_id = current_flow_run_id()
     with connection() as conn:
         op = ledger.start_operation(conn, job, params=params, flow_run_id=run_id)
-    try:
-        # Every log line of the run carries its job, flow run and ledger operation.
-        with structlog.contextvars.bound_contextvars(
-            job=job, flow_run_id=run_id, operation_id=str(op.operation_id)
-        ):
-            yield op
-    except BaseException as exc:
-        with connection() as conn:
-            ledger.fail_operation(conn, op.operation_id, f"{type(exc).__name__}: {exc}", op.counts)
-        raise
-    with connection() as conn:
-        ledger.complete_operation(conn, op.operation_id, op.counts)
+        op.abandoned += abandon_ended_flow_runs(conn, job, found_by=op.operation_id)
+        _report_abandoned(job, op.abandoned)
+        try:
+            # Every log line of the run carries its job, flow run and ledger operation.
+            with structlog.contextvars.bound_contextvars(
+                job=job, flow_run_id=run_id, operation_id=str(op.operation_id)
+            ):
+                yield op
+        except BaseException as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            _finish(conn, lambda c: ledger.fail_operation(c, op.operation_id, message, op.counts))
+            raise
+        _finish(conn, lambda c: ledger.complete_operation(c, op.operation_id, op.counts))
