@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from flows.core import db, ledger
@@ -61,12 +63,18 @@ def test_ledger_requires_autocommit(migrated_db: Database) -> None:
 def test_ledger_entry_binds_job_and_operation_to_every_log_line(migrated_db: Database) -> None:
     import structlog
 
-    from flows.core import runtime
+    from flows.core import lifecycle
 
-    with runtime.ledger_entry("views", params={"n": 1}) as op:
-        bound = structlog.contextvars.get_contextvars()
-        op.counts["refreshed"] = 2
-    assert bound["job"] == "views" and bound["operation_id"] == str(op.operation_id)
+    seen: dict[str, Any] = {}
+
+    def work(run: lifecycle.Run) -> lifecycle.Done:
+        seen.update(structlog.contextvars.get_contextvars(), run=run)
+        run.counts["refreshed"] = 2
+        return lifecycle.Done()
+
+    lifecycle.execute("views", work, params={"n": 1})
+    op = seen["run"]
+    assert seen["job"] == "views" and seen["operation_id"] == str(op.operation_id)
     assert "operation_id" not in structlog.contextvars.get_contextvars()
     with migrated_db.connect() as conn:
         row = conn.execute(

@@ -257,7 +257,9 @@ def test_report_arrives_with_charts_and_planted_numbers(
         assert "planted-offender-42" in part and "quality.learning_events.exp0" in part
         assert "health.event_lag" in part
     assert "1 of 7" in html  # partitions: Thursday's run is missing
-    assert "  partitions   6 / 5 / 1 / 0 / 1 of 7" in text
+    assert (
+        "  partitions   6 / 5 / 1 / 0 / 0 / 1 of 7" in text
+    )  # runs / ok / failed / skipped / abandoned / late
     # both charts attached as inline PNGs, each referenced by its Content-ID
     assert sorted(str(p.get_filename()) for p in images) == ["quality_scores.png", "table_growth.png"]
     for image in images:

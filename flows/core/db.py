@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,8 +13,8 @@ import psycopg
 from psycopg import conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from flows.core import masking
 from flows.core.errors import ConfigError, DatabaseUnavailable, InfrastructureError
-from flows.core.masking import mask_secrets
 from flows.core.settings import DatabasePolicy
 
 
@@ -31,12 +32,19 @@ def load_sql(relative: str) -> bytes:
     return (sql_dir() / relative).read_bytes()
 
 
+def check_dsn(dsn: str) -> None:
+    """Refuse a connection string libpq would misread (ConfigError, exit 2), before it is used; from
+    now on its password, in every form, is masked in this process's messages."""
+    masking.register_dsn(dsn)
+    reason = masking.malformed_url(dsn)
+    if reason is not None:
+        raise ConfigError(f"the database URL is malformed: {reason}")
+
+
 def connect_kwargs(dsn: str, policy: DatabasePolicy, application_name: str) -> dict[str, str]:
     """Validate the DSN and build the session options; raises ConfigError on a malformed DSN."""
-    try:
-        parsed = conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"invalid database URL: {mask_secrets(str(exc))}") from None
+    check_dsn(dsn)
+    parsed = conninfo.conninfo_to_dict(dsn)
     options = parsed.get("options") or ""
     options = (
         f"{options} -c statement_timeout={policy.statement_timeout_ms}"
@@ -47,11 +55,27 @@ def connect_kwargs(dsn: str, policy: DatabasePolicy, application_name: str) -> d
 
 
 def _describe(dsn: str) -> str:
+    """host:port/dbname of a DSN that passed ``check_dsn`` (never its user or password)."""
     try:
         info = conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "<invalid dsn>"
     return f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+
+
+# libpq / server messages that mean the settings are wrong, not that the server is unwell: wrong
+# password, unknown database or role, a rejected client, a bad option value (sslmode=bogus).
+_CONFIG_FAILURES = re.compile(
+    r"authentication failed|does not exist|no password supplied|pg_hba\.conf|"
+    r"invalid \w+ value|invalid port number|invalid integer value|invalid connection option|"
+    r"invalid URI|does not support SSL|certificate|is not permitted to log in",
+    re.I,
+)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return masking.mask_secrets(text.splitlines()[0] if text else repr(exc))
 
 
 def connect(
@@ -61,7 +85,8 @@ def connect(
     application_name: str = "pgtender",
     autocommit: bool = False,
 ) -> psycopg.Connection[tuple[object, ...]]:
-    """One connection with pgtender's session defaults. Errors come back masked and one-line."""
+    """One connection with pgtender's session defaults. Errors come back masked and one-line:
+    ConfigError (exit 2) for settings that can never work, InfrastructureError (exit 3) otherwise."""
     kwargs = connect_kwargs(dsn, policy or DatabasePolicy(), application_name)
     try:
         return psycopg.connect(
@@ -72,9 +97,11 @@ def connect(
             options=kwargs["options"],
             prepare_threshold=None,
         )
+    except psycopg.ProgrammingError as exc:  # an option libpq rejects before connecting
+        raise ConfigError(f"cannot connect to {_describe(dsn)}: {_first_line(exc)}") from None
     except psycopg.OperationalError as exc:
-        message = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
-        if "does not exist" in message or "authentication failed" in message:
+        message = _first_line(exc)
+        if _CONFIG_FAILURES.search(message):
             raise ConfigError(f"cannot connect to {_describe(dsn)}: {message}") from None
         raise DatabaseUnavailable(f"cannot connect to {_describe(dsn)}: {message}") from None
 
@@ -89,6 +116,12 @@ def get_pool(
     """A process-wide pool per DSN (thread-safe), opened on first use."""
     policy = policy or DatabasePolicy()
     key = (dsn, application_name)
+    with _pools_lock:
+        pool = _pools.get(key)
+    if pool is None:
+        # One direct connection first: a wrong password, an unknown database or a bad option is a
+        # one-line ConfigError now, not "couldn't get a connection after 30 s" from the pool later.
+        connect(dsn, policy=policy, application_name=application_name, autocommit=True).close()
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
@@ -119,7 +152,7 @@ def pooled(
             yield conn
     except PoolTimeout as exc:
         raise DatabaseUnavailable(
-            f"no database connection to {_describe(dsn)} within 30 s: {mask_secrets(str(exc))}"
+            f"no database connection to {_describe(dsn)} within 30 s: {masking.mask_secrets(str(exc))}"
         ) from None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flows.core.masking import mask_secrets
+
 
 class PgtenderError(Exception):
     """Base class: a one-line message meant for the operator, and an exit code."""
@@ -9,8 +11,9 @@ class PgtenderError(Exception):
     exit_code = 3
 
     def __init__(self, message: str) -> None:
-        # One line, always: operators read these in a terminal or a Prefect log.
-        super().__init__(" ".join(message.split()))
+        # One line, always: operators read these in a terminal or a Prefect log (and Prefect keeps
+        # the message as the run's state message): no password, whatever produced the text.
+        super().__init__(mask_secrets(" ".join(message.split())))
 
 
 class ConfigError(PgtenderError):

@@ -1,7 +1,9 @@
 """The operation ledger (seed: operation context): start, then complete or fail, with counts.
 
 Ledger writes go through their own autocommit connection so that a rolled-back job still leaves
-its 'failed' row behind.
+its 'failed' row behind. The session that starts a row is its run's proof of life: hold it until
+the row is finished. When a run starts, the rows of its job whose session is gone (kill -9, a crash,
+an outage) are marked ``abandoned``, with the time they were found as ``finished_at``.
 """
 
 from __future__ import annotations
@@ -23,12 +25,24 @@ from flows.core.masking import mask_secrets
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
+@dataclass(frozen=True)
+class Abandoned:
+    """A run found dead by a later run of its job."""
+
+    operation_id: UUID
+    started_at: datetime
+    flow_run_id: UUID | None
+    found_at: datetime
+    reason: str
+
+
 @dataclass
 class Operation:
     operation_id: UUID
     job: str
     started_at: datetime
     counts: dict[str, Any] = field(default_factory=dict)
+    abandoned: list[Abandoned] = field(default_factory=list)  # earlier runs this start found dead
 
 
 def _require_autocommit(conn: Conn) -> None:
@@ -50,7 +64,33 @@ def start_operation(
         },
     ).fetchone()
     assert row is not None
-    return Operation(operation_id=row[0], job=job, started_at=row[1])
+    op = Operation(operation_id=row[0], job=job, started_at=row[1])
+    op.abandoned = abandon_dead_runs(conn, job, found_by=op.operation_id)
+    return op
+
+
+def abandon_dead_runs(conn: Conn, job: str, *, found_by: UUID) -> list[Abandoned]:
+    """Mark ``job``'s open runs whose database session is gone as abandoned (found by ``found_by``)."""
+    rows = conn.execute(
+        load_sql("queries/ledger/abandon_dead.sql"), {"job": job, "found_by": found_by}
+    ).fetchall()
+    return [Abandoned(*row) for row in rows]
+
+
+def open_runs(conn: Conn, job: str, *, found_by: UUID) -> list[tuple[UUID, UUID]]:
+    """(operation id, flow run id) of ``job``'s other open runs that belong to a flow run."""
+    rows = conn.execute(load_sql("queries/ledger/open_runs.sql"), {"job": job, "found_by": found_by})
+    return [(r[0], r[1]) for r in rows.fetchall()]
+
+
+def abandon(conn: Conn, operation_id: UUID, reason: str) -> Abandoned | None:
+    """Mark one open run abandoned; None when it was no longer open."""
+    _require_autocommit(conn)
+    row = conn.execute(
+        load_sql("queries/ledger/abandon.sql"),
+        {"operation_id": operation_id, "reason": mask_secrets(reason)[:2000]},
+    ).fetchone()
+    return None if row is None else Abandoned(*row)
 
 
 def _finish(conn: Conn, op: UUID, status: str, counts: dict[str, Any], error: str | None) -> None:

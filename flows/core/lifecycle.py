@@ -69,6 +69,7 @@ class Run:
     started_at: datetime  # the database's now() when the run began
     policy: settings.Policy
     counts: dict[str, Any] = field(default_factory=dict)
+    abandoned: list[ledger.Abandoned] = field(default_factory=list)  # earlier runs found dead
     _lock_conn: Conn
     _lock_names: list[str]
 
@@ -196,6 +197,15 @@ def _locked(
     # The lock session writes the ledger row: its pid is the run's proof of life (a later run marks
     # the row abandoned once that session is gone).
     op = ledger.start_operation(lock_conn, job, params=params, flow_run_id=flow_run_id)
+    op.abandoned += abandon_ended_flow_runs(lock_conn, job, found_by=op.operation_id)
+    for gone in op.abandoned:
+        get_logger(job=job).warning(
+            "an earlier run was abandoned",
+            abandoned_operation_id=str(gone.operation_id),
+            started_at=gone.started_at.isoformat(),
+            found_at=gone.found_at.isoformat(),
+            reason=gone.reason,
+        )
     started_at = clock.db_now(lock_conn)
     run = Run(
         job=job,
@@ -204,6 +214,7 @@ def _locked(
         flow_run_id=flow_run_id,
         started_at=started_at,
         policy=policy,
+        abandoned=op.abandoned,
         _lock_conn=lock_conn,
         _lock_names=names,
     )
@@ -226,6 +237,41 @@ def _locked(
         error = outcome.message if isinstance(outcome, ProblemsFound | Skipped) else None
         ledger.finish_operation(conn, op.operation_id, outcome.status, run.counts, error)
     return outcome
+
+
+def abandon_ended_flow_runs(conn: Conn, job: str, *, found_by: UUID) -> list[ledger.Abandoned]:
+    """Open ledger rows of ``job`` whose Prefect flow run has ended (Completed, Failed, Crashed,
+    Cancelled ...) without finishing them are abandoned. A flow run this Prefect API does not know
+    proves nothing (it may be another server's): such a row is judged by its database session alone
+    (``ledger.start_operation``). An unreachable API leaves rows as they are."""
+    candidates = ledger.open_runs(conn, job, found_by=found_by)
+    if not candidates:
+        return []
+    import httpx  # noqa: PLC0415
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+
+    found: list[ledger.Abandoned] = []
+    try:
+        with get_client(sync_client=True) as client:
+            for operation_id, flow_run_id in candidates:
+                try:
+                    state = client.read_flow_run(flow_run_id).state
+                except ObjectNotFound:
+                    continue
+                if state is not None and state.is_final():
+                    reason = (
+                        f"abandoned: its flow run {flow_run_id} ended {state.name} without finishing"
+                        f" the run; found by the next {job} run (operation {found_by})"
+                    )
+                    gone = ledger.abandon(conn, operation_id, reason)
+                    if gone is not None:
+                        found.append(gone)
+    except (httpx.HTTPError, OSError) as exc:
+        get_logger(job=job).warning(
+            "Prefect API unavailable: open runs judged by their session only", error=str(exc)
+        )
+    return found
 
 
 def _fail(operation_id: UUID, exc: BaseException, counts: dict[str, Any]) -> None:

@@ -43,7 +43,8 @@ _MAX_NAME_BYTES = 63
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `premake = "3"` is rejected like any other wrong type (a TOML int still fills a float)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def parse_age(text: str) -> tuple[int, str]:
@@ -201,7 +202,7 @@ class RetentionPolicy(DdlRetry):
     """``[retention]``: archive destinations, the time budget and the plain tables."""
 
     archive_schema: str = "pgtender_archive"
-    dump_dir: Path | None = None  # default: <PGTENDER_STATE_DIR>/archive
+    dump_dir: Annotated[Path | None, Field(strict=False)] = None  # default: <PGTENDER_STATE_DIR>/archive
     max_seconds: Annotated[int, Field(gt=0, le=86_400)] = 600
     # drop mode: count the dropped rows exactly (a full scan) instead of the planner's estimate.
     exact_counts: bool = False

@@ -123,5 +123,15 @@ def connection() -> Iterator[Conn]:
         yield conn
 
 
+def check_database() -> None:
+    """Connect once, directly: ConfigError (exit 2) for a wrong password, an unknown database or a
+    bad option; DatabaseUnavailable (exit 3) when the server cannot be reached."""
+    current = settings.load_settings()
+    policy = settings.current_policy(current)
+    db.connect(
+        settings.dsn(current), policy=policy.database, application_name=current.application_name
+    ).close()
+
+
 def current_flow_run_id() -> str | None:
     return lifecycle.current_flow_run_id()

@@ -15,9 +15,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flows.core import masking
 from flows.core.errors import ConfigError
 from flows.core.partition_policy import PartitionsPolicy, RetentionPolicy
 
@@ -44,9 +53,23 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
 
+    @field_validator("config", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: Any) -> Any:
+        # PGTENDER_CONFIG="" (a cleared variable, a template's empty default) means no file, not ".".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `premake = "3"` or `enabled = "yes"` is an error, like any other wrong type; a TOML
+    # array still fills a tuple (Lax below) and an integer a float.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+Lax = Field(strict=False)
+Names = Annotated[tuple[str, ...], Lax]
 
 
 PositiveMs = Annotated[int, Field(gt=0, le=86_400_000)]
@@ -79,8 +102,8 @@ class ViewsPolicy(_Strict):
 
     schema_name: str = "public"
     # Empty include: every materialized view of the schema. Names, not patterns.
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
+    include: Names = ()
+    exclude: Names = ()
     # Trailing UTC days (today included) a scheduled run recomputes in each rollup table; events
     # that arrive later than that reach the rollup through `pgtender backfill --jobs views`.
     rollup_days: Annotated[int, Field(ge=1, le=366)] = 2
@@ -94,7 +117,7 @@ class HealthPolicy(_Strict):
 
     event_lag_max_seconds: Annotated[float, Field(gt=0)] = 300.0
     accuracy_drop_max_pct: Annotated[float, Field(gt=0, le=100)] = 20.0
-    accuracy_metrics: tuple[str, ...] = ("accuracy",)
+    accuracy_metrics: Names = ("accuracy",)
     query_slowdown_max_ratio: Annotated[float, Field(gt=0)] = 2.0
     quality_score_min_pct: Annotated[float, Field(ge=0, le=100)] = 90.0
     resource_utilization_max_pct: Annotated[float, Field(gt=0, le=100)] = 85.0
@@ -115,7 +138,7 @@ class HealthPolicy(_Strict):
     partition_min_intervals_ahead: Annotated[float, Field(ge=0)] = 1.0
     # A job is late when its last success is older than grace_factor x its schedule's period.
     watchdog_grace_factor: Annotated[float, Field(ge=1, le=100)] = 1.5
-    watchdog_ignore: tuple[str, ...] = ()
+    watchdog_ignore: Names = ()
     # failed runs of pg_cron jobs still scheduled (during a takeover) are reported over this window
     cron_lookback_minutes: Annotated[int, Field(ge=1, le=10_080)] = 60
     # Cheapness: per-probe timeouts, and the database-time budget of the whole run (warned above).
@@ -165,7 +188,7 @@ def _valid_timezone(name: str) -> str:
 class ReportPolicy(_Strict):
     """The weekly quality report (``[report]``); SMTP credentials live in the environment."""
 
-    recipients: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...] = ()
+    recipients: Annotated[tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...], Lax] = ()
     from_address: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] = "pgtender@localhost"
     # IANA zone of the report's schedule (Mon 08:00) and of its week boundaries.
     timezone: Annotated[str, AfterValidator(_valid_timezone)] = "UTC"
@@ -254,6 +277,10 @@ def dsn(settings: Settings | None = None) -> str:
         url = settings.database_url.get_secret_value().strip()
         if not url:
             raise ConfigError("PGTENDER_DATABASE_URL is set but empty")
+        masking.register_dsn(url)
+        reason = masking.malformed_url(url)
+        if reason is not None:
+            raise ConfigError(f"PGTENDER_DATABASE_URL is malformed: {reason}")
         return url
     from flows.core.embedded import embedded_dsn  # noqa: PLC0415 - only when no server is configured
 

@@ -25,6 +25,9 @@ def run_job(job: str, options: dict[str, Any]) -> Any:
     validate = getattr(importlib.import_module(JOBS[job].partition(":")[0]), "validate_options", None)
     if callable(validate):
         validate(**options)
+    from flows.core.runtime import check_database  # noqa: PLC0415
+
+    check_database()  # a wrong password or database: one line, exit 2, before any flow run exists
     state = flow(**options, return_state=True)
     if state.is_completed():
         return state.result()

@@ -7,7 +7,7 @@ and the operation ledger:
   (pass rate = passed / evaluated; skipped results are not evaluated, warnings are not passes);
 - failing checks (failed or error) with their samples;
 - a chart of the daily quality score per suite and a chart of table growth with projections;
-- per job: runs, completed / failed / skipped, and late runs (schedule firings with no run started
+- per job: runs, completed / failed / skipped / abandoned, and late runs (schedule firings with no run started
   within min(half the period, 30 min));
 - health alerts raised (checks that failed, errored or warned, by number of 5-minute windows).
 
@@ -170,6 +170,7 @@ class JobStats:
     completed: int = 0
     failed: int = 0
     skipped: int = 0
+    abandoned: int = 0  # died without finishing (found dead, or its session is gone)
     running: int = 0
     expected: int | None = None  # schedule firings in the week (up to now)
     late: int | None = None  # firings with no run started within the tolerance
