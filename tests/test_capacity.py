@@ -119,8 +119,8 @@ def test_capacity_flow_skips_while_another_run_holds_the_lock(migrated_db: Datab
 
     with db.connect(migrated_db.dsn, autocommit=True) as holder, locks.job_lock(holder, "capacity") as got:
         assert got
-        result = capacity.capacity_flow()
-    assert result["skipped"] is True and "holds the lock" in result["reason"]
+        state = capacity.capacity_flow(return_state=True)
+    assert state.is_completed() and state.name == "Skipped" and "holds the advisory lock" in state.message
     with migrated_db.connect() as conn:
         rows = conn.execute("SELECT status FROM pgtender_operations WHERE job = 'capacity'").fetchall()
         metrics = conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0]

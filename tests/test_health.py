@@ -530,9 +530,7 @@ def test_watchdog_flags_a_stale_job_and_quiets_after_success(migrated_db: Databa
         assert quiet["views"].status == "passed" and quiet["views"].observed is not None
         assert quiet["views"].observed["age_seconds"] == 300.0
         # A run that did its work and found problems still ran: its findings alert on their own.
-        _ledger(
-            conn, "views", "failed", now - timedelta(minutes=2), "ProblemsFound: 1 view failed to refresh"
-        )
+        _ledger(conn, "views", "problems", now - timedelta(minutes=2), "1 view failed to refresh")
         found = {r.target: r for r in _probe(conn, "job_watchdog", now, schedules)}
         assert found["views"].status == "passed" and found["views"].observed is not None
         assert found["views"].observed["age_seconds"] == 120.0
@@ -630,8 +628,10 @@ def _artifact(key: str) -> Any:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_passes_on_a_quiet_database(migrated_db: Database) -> None:
-    result = health.health_flow()
-    assert result["skipped"] is False and result["counts"]["failed"] == 0 and result["counts"]["error"] == 0
+    state = health.health_flow(return_state=True)
+    assert state.is_completed() and state.name == "Completed"
+    result = state.result()
+    assert result["counts"]["failed"] == 0 and result["counts"]["error"] == 0
     assert result["counts"]["passed"] >= 6
     with migrated_db.connect() as conn:
         status, counts = conn.execute(
@@ -665,8 +665,9 @@ def test_flow_with_a_breach_ends_failed_with_an_artifact(migrated_db: Database) 
             "SELECT status, (observed_value->>'lag_seconds')::float8, flow_run_id FROM data_quality_checks"
             " WHERE check_name = 'health.event_lag' AND is_current"
         ).fetchone()
-    # The job itself ran fine (ledger completed); its finding fails the flow run.
-    assert status == "completed" and counts["failed"] == 1
+    # The job ran to the end and found a problem: its own ledger status, and the flow run ends
+    # "Problems found" (a finding, not a crash).
+    assert status == "problems" and counts["failed"] == 1
     assert row[0] == "failed" and row[1] >= 3600.0 and row[2] is not None
     artifacts = [a for a in _artifact("health-summary") if str(a.flow_run_id) == str(row[2])]
     assert len(artifacts) == 1 and artifacts[0].type == "table"

@@ -390,11 +390,9 @@ def test_flow_lock_is_per_day(migrated_db: Database, tmp_path: Path, monkeypatch
     with db.connect(migrated_db.dsn, autocommit=True) as holder:
         with locks.job_lock(holder, locks.day_key("quality", DAY.isoformat())) as got:
             assert got
-            skipped = quality.quality_flow(day=DAY.isoformat(), suite="learning_events")
-        assert skipped == {
-            "day": DAY.isoformat(),
-            "skipped": f"another quality run of {DAY.isoformat()} holds the lock",
-        }
+            skipped = quality.quality_flow(day=DAY.isoformat(), suite="learning_events", return_state=True)
+        assert skipped.name == "Skipped" and skipped.is_completed()
+        assert f"another quality for {DAY.isoformat()} run holds the advisory lock" in skipped.message
         with (
             locks.job_lock(holder, "quality") as got,
             locks.job_lock(
@@ -406,10 +404,10 @@ def test_flow_lock_is_per_day(migrated_db: Database, tmp_path: Path, monkeypatch
     assert ran["suites"][0]["status"] == "passed" and ran["suites"][0]["rows_written"] > 0
     with migrated_db.connect() as conn:
         ops = conn.execute(
-            "SELECT status, counts ->> 'skipped' FROM pgtender_operations WHERE job = 'quality'"
-            " ORDER BY started_at"
+            "SELECT status FROM pgtender_operations WHERE job = 'quality' ORDER BY started_at"
         ).fetchall()
-    assert ops == [("completed", "1"), ("completed", None)]
+    # the run the day lock skipped is recorded as skipped, never as completed
+    assert ops == [("skipped",), ("completed",)]
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -447,7 +445,7 @@ def test_flow_threshold_decides_state_and_docs(
             "SELECT count(*), count(DISTINCT flow_run_id) FROM data_quality_checks"
             " WHERE is_current AND suite = 'learning_events'"
         ).fetchone()
-    assert [o[0] for o in ops] == ["failed", "completed"]
+    assert [o[0] for o in ops] == ["problems", "completed"]
     assert ops[1][1]["suites"] == 1 and ops[1][1]["rows_written"] == current[0] and current[1] == 1
 
     from prefect.client.orchestration import get_client

@@ -258,8 +258,8 @@ def test_report_arrives_with_charts_and_planted_numbers(
         assert "health.event_lag" in part
     assert "1 of 7" in html  # partitions: Thursday's run is missing
     assert (
-        "  partitions   6 / 5 / 1 / 0 / 0 / 1 of 7" in text
-    )  # runs / ok / failed / skipped / abandoned / late
+        "  partitions   6 / 5 / 0 / 1 / 0 / 0 / 1 of 7" in text
+    )  # runs / ok / problems / failed / skipped / abandoned / late
     # both charts attached as inline PNGs, each referenced by its Content-ID
     assert sorted(str(p.get_filename()) for p in images) == ["quality_scores.png", "table_growth.png"]
     for image in images:

@@ -5,7 +5,8 @@ import pytest
 from prefect.states import Failed
 
 from flows.core import runtime
-from flows.core.errors import ConfigError
+from flows.core.ddl import LockRetriesExhausted
+from flows.core.errors import ConfigError, DatabaseUnavailable
 
 
 def _noop() -> int:
@@ -24,9 +25,16 @@ def test_db_task_retries_only_transient_errors_and_carries_no_tags() -> None:
 @pytest.mark.parametrize(
     ("exc", "retry"),
     [
-        (psycopg.errors.LockNotAvailable("lock timeout"), True),
-        (psycopg.errors.SerializationFailure("conflict"), True),
+        # connection-level failures: a fresh connection may succeed (Prefect task retries)
         (psycopg.OperationalError("server closed the connection"), True),
+        (psycopg.errors.AdminShutdown("terminating connection due to administrator command"), True),
+        (DatabaseUnavailable("cannot connect"), True),
+        # lock conflicts are retried inside the DDL transaction (ddl.run_locked), not here
+        (psycopg.errors.LockNotAvailable("lock timeout"), False),
+        (psycopg.errors.SerializationFailure("conflict"), False),
+        (LockRetriesExhausted("gave up"), False),
+        # statement_timeout: a query that is too slow stays too slow
+        (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), False),
         (psycopg.errors.CheckViolation("bad row"), False),
         (ConfigError("bad input"), False),
         (ValueError("bug"), False),

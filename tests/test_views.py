@@ -158,8 +158,10 @@ def test_allow_and_deny_lists(migrated_db: Database) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_refreshes_seed_views_concurrently(migrated_db: Database) -> None:
-    result = views.views_flow()
-    assert result["skipped"] is False and result["failed"] == [] and result["warnings"] == []
+    state = views.views_flow(return_state=True)
+    assert state.is_completed() and state.name == "Completed"
+    result = state.result()
+    assert result["failed"] == [] and result["warnings"] == []
     assert result["views"][0]["view"] == ROLLUP  # rollups first: views may read them
     assert {r["view"]: r["mode"] for r in result["views"]} == {
         **dict.fromkeys(SEED_VIEWS, "concurrently"),
@@ -182,12 +184,12 @@ def test_flow_refreshes_seed_views_concurrently(migrated_db: Database) -> None:
 def test_flow_overlapping_a_running_refresh_is_skipped(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as holder, locks.job_lock(holder, "views") as got:
         assert got  # this session plays the running refresh
-        result = views.views_flow()
-    assert result["skipped"] is True and "still running" in result["reason"]
+        state = views.views_flow(return_state=True)
+    assert state.is_completed() and state.name == "Skipped" and "holds the advisory lock" in state.message
     with migrated_db.connect() as conn:
         rows = conn.execute("SELECT status, error FROM pgtender_operations WHERE job = 'views'").fetchall()
         metrics = conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0]
-    assert rows == [("skipped", result["reason"])]
+    assert rows == [("skipped", state.message)]
     assert metrics == 0
 
 
@@ -214,7 +216,7 @@ def test_flow_with_a_failing_view_ends_failed(
                 "SELECT resource_name FROM capacity_planning_metrics WHERE metric_name = 'view_refresh_ms'"
             ).fetchall()
         }
-    assert status == "failed" and counts["failed"] == 1 and counts["refreshed"] == 3 and "mv_bad" in error
+    assert status == "problems" and counts["failed"] == 1 and counts["refreshed"] == 3 and "mv_bad" in error
     assert refreshed == MANAGED - {"mv_llm_usage_daily"}
 
 

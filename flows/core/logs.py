@@ -57,10 +57,16 @@ def configure_logging(*, json: bool | None = None, level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared_processors(), structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # stderr as it is when a line is written (a test runner or a daemon may swap it), not as it
+        # was when logging was configured
+        logger_factory=_stderr_logger,
+        cache_logger_on_first_use=False,
     )
     _configured = True
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(file=sys.stderr)
 
 
 def get_logger(**initial: Any) -> Any:

@@ -168,6 +168,7 @@ class JobStats:
     schedule: str | None
     runs: int = 0
     completed: int = 0
+    problems: int = 0  # ran to the end and found problems (failed checks, failed views)
     failed: int = 0
     skipped: int = 0
     abandoned: int = 0  # died without finishing (found dead, or its session is gone)
