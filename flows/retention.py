@@ -18,10 +18,14 @@ Every DDL step runs under ``lock_timeout`` with retries (``flows.ddl.run_locked`
 
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import json
+import os
+import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +46,7 @@ from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound, r
 from flows.core.intervals import floor_to, subtract_age
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
-from flows.core.partition_policy import DdlRetry, PlainTablePolicy, RetentionPolicy
+from flows.core.partition_policy import DdlRetry, PlainTablePolicy, RetentionPolicy, TablePolicy
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
@@ -64,6 +68,7 @@ class Expired:
     rows: int
     rows_exact: bool
     bytes: int
+    oid: int = 0
 
 
 def _count(conn: Conn, table: sql.Composable) -> int:
@@ -79,14 +84,14 @@ def expired_partitions(conn: Conn, target: Target, *, now: datetime, exact: bool
     cutoff = min(subtract_age(now, policy.retention), floor_to(now, policy.interval))
     out: list[Expired] = []
     rows = conn.execute(load_sql("queries/retention/children.sql"), {"oid": target.oid}).fetchall()
-    for name, is_default, lo, hi, size, estimate in rows:
+    for name, is_default, lo, hi, size, estimate, oid in rows:
         if is_default or lo is None or hi is None or hi > cutoff:
             continue
         if exact or int(estimate) < 0:
             n, is_exact = _count(conn, sql.Identifier(target.schema, name)), True
         else:
             n, is_exact = int(estimate), False
-        out.append(Expired(name, lo, hi, n, is_exact, int(size)))
+        out.append(Expired(name, lo, hi, n, is_exact, int(size), int(oid)))
     return sorted(out, key=lambda e: e.lo)
 
 
@@ -179,7 +184,7 @@ def verify_dump(manifest_path: Path) -> dict[str, Any]:
     """Re-read a dump: its checksum and its row count must match the manifest. Returns the manifest."""
     manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
     data = manifest_path.parent / manifest["file"]
-    if _sha256(data) != manifest["sha256"]:
+    if not data.is_file() or _sha256(data) != manifest["sha256"]:
         raise RowCountMismatch(f"dump {data} does not match its checksum; nothing dropped")
     lines = 0
     with gzip.open(data, "rb") as fh:
@@ -192,18 +197,122 @@ def verify_dump(manifest_path: Path) -> dict[str, Any]:
     return manifest
 
 
-def dump_partition(
-    conn: Conn, target: Target, exp: Expired, *, dump_dir: Path, retry: DdlRetry, log: Any
-) -> Path:
-    """COPY the partition to ``<dump_dir>/<schema>.<partition>.<stamp>.copy.gz`` + manifest; verified."""
-    dump_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    stem = f"{quote(target.schema, safe='')}.{quote(exp.name, safe='')}.{stamp}"
-    data = dump_dir / f"{stem}.copy.gz"
+# Dump mode, step by step, so that a run killed anywhere is finished by the next one:
+#   1. COPY into <stem>.<stamp>.copy.gz.partial, then rename it to <stem>.<stamp>.copy.gz;
+#   2. write <stem>.json.partial and rename it over <stem>.json (one manifest per partition:
+#      a re-dump replaces it atomically), then remove the stem's other data and partial files;
+#   3. DETACH, and mark the detached table (a comment) in the same transaction;
+#   4. DROP after recounting against the manifest;
+#   5. record dropped_at in the manifest.
+# <stem> names the database, schema, partition and its oid. A re-run drops a marked table (step 4),
+# re-dumps a partition still attached (steps 1-2) and records a drop it missed (step 5).
+StepHook = Callable[[str], None]
+
+
+def _no_hook(_step: str) -> None:
+    return None
+
+
+def _part(text: str) -> str:
+    return quote(text, safe="").replace(".", "%2E")
+
+
+def dump_stem(database: str, schema: str, partition: str, oid: int) -> str:
+    return f"{_part(database)}.{_part(schema)}.{_part(partition)}.{oid}"
+
+
+def _marker_prefix(target: Target) -> str:
+    return f"pgtender retention: detached from {target.schema}.{target.name} after its dump; drop pending;"
+
+
+def detach_marker(target: Target, lo: datetime, hi: datetime) -> str:
+    """The comment a detached, not yet dropped table carries (with the range it had)."""
+    return f"{_marker_prefix(target)} range [{lo.isoformat()}, {hi.isoformat()})"
+
+
+def _marked_range(marker: str) -> tuple[datetime, datetime]:
+    found = re.search(r"range \[(?P<lo>[^,\]]+), (?P<hi>[^)]+)\)$", marker)
+    if found is None:
+        raise ProblemsFound(f"unreadable retention marker {marker!r}; drop the table by hand once checked")
+    return datetime.fromisoformat(found["lo"]), datetime.fromisoformat(found["hi"])
+
+
+def _durable_replace(tmp: Path, final: Path) -> None:
+    """fsync ``tmp``, rename it over ``final`` and fsync the directory: after this returns, a crash
+    leaves either the old file or the new one, never a torn one."""
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    tmp.replace(final)
+    fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    _durable_replace(tmp, path)
+
+
+def tidy_stem(dump_dir: Path, stem: str) -> list[Path]:
+    """Remove a stem's ``*.partial`` files and the data files its manifest does not name."""
     manifest_path = dump_dir / f"{stem}.json"
-    table = sql.Identifier(target.schema, exp.name)
-    columns = _columns(conn, target.schema, exp.name)
-    partial = data.with_suffix(".partial")
+    keep = None
+    if manifest_path.is_file():
+        keep = json.loads(manifest_path.read_text(encoding="utf-8")).get("file")
+    removed = []
+    for path in dump_dir.glob(f"{glob.escape(stem)}.*"):
+        if path.name.endswith(".partial") or (path.name.endswith(".copy.gz") and path.name != keep):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _remove_legacy_partials(dump_dir: Path, schema: str, name: str) -> None:
+    """Partial files of this partition in the naming of pgtender before resumable dumps."""
+    legacy = re.compile(
+        re.escape(f"{quote(schema, safe='')}.{quote(name, safe='')}.") + r"\d{8}T\d{6}Z\.copy\.partial"
+    )
+    for path in dump_dir.glob("*.copy.partial"):
+        if legacy.fullmatch(path.name):
+            path.unlink()
+
+
+def _database(conn: Conn) -> str:
+    row = conn.execute("SELECT current_database()").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def dump_partition(
+    conn: Conn,
+    target: Target,
+    exp: Expired,
+    *,
+    dump_dir: Path,
+    retry: DdlRetry,
+    log: Any,
+    on_step: StepHook = _no_hook,
+) -> Path:
+    """COPY the partition (attached, or detached by a killed run) to a verified gzip file and
+    manifest ``<stem>.json``, replacing an earlier dump of the same table. Returns the manifest."""
+    dump_dir.mkdir(parents=True, exist_ok=True)
+    name = exp.name
+    stem = dump_stem(_database(conn), target.schema, name, exp.oid)
+    manifest_path = dump_dir / f"{stem}.json"
+    if manifest_path.is_file() and json.loads(manifest_path.read_text(encoding="utf-8")).get("dropped_at"):
+        raise ProblemsFound(
+            f"{manifest_path} is the archive of a dropped table with the same oid; move it away"
+        )
+    tidy_stem(dump_dir, stem)
+    _remove_legacy_partials(dump_dir, target.schema, name)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    data = dump_dir / f"{stem}.{stamp}.copy.gz"
+    partial = data.with_name(data.name + ".partial")
+    table = sql.Identifier(target.schema, name)
+    columns = _columns(conn, target.schema, name)
 
     def work(c: Conn) -> int:
         # Writes into this (expired) partition wait; the parent and other partitions are untouched.
@@ -217,16 +326,23 @@ def dump_partition(
         ):
             for chunk in copy:
                 out.write(chunk)
+                on_step("copying")
         return rows
 
-    rows = run_locked(conn, work, retry=retry, what=f"dump {target.schema}.{exp.name}", log=log)
-    partial.replace(data)
+    rows = run_locked(conn, work, retry=retry, what=f"dump {target.schema}.{name}", log=log)
+    on_step("copied")
+    _durable_replace(partial, data)
+    on_step("data-renamed")
     manifest = {
         "format": DUMP_FORMAT,
         "file": data.name,
+        "database": _database(conn),
         "schema": target.schema,
         "parent": target.name,
-        "partition": exp.name,
+        "partition": name,
+        "oid": exp.oid,
+        "key": target.key,
+        "key_type": target.key_type,
         "lower": exp.lo.isoformat(),
         "upper": exp.hi.isoformat(),
         "columns": columns,
@@ -234,25 +350,64 @@ def dump_partition(
         "sha256": _sha256(data),
         "created_at": datetime.now(UTC).isoformat(),
     }
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    _write_manifest(manifest_path, manifest)
+    on_step("manifest-written")
     verify_dump(manifest_path)
+    tidy_stem(dump_dir, stem)  # the data of the dump this one replaced
     return manifest_path
 
 
-def drop_after_dump(
-    conn: Conn, target: Target, exp: Expired, manifest: dict[str, Any], *, retry: DdlRetry, log: Any
+def _drop_counted(
+    conn: Conn,
+    target: Target,
+    name: str,
+    manifest_path: Path,
+    *,
+    retry: DdlRetry,
+    log: Any,
+    on_step: StepHook,
 ) -> None:
-    """Detach, recount against the dump (re-attach on mismatch), then drop."""
+    """Drop a detached table when it still holds exactly its dump's rows; record the drop."""
+    manifest = verify_dump(manifest_path)
+    table = sql.Identifier(target.schema, name)
+
+    def drop(c: Conn) -> None:
+        c.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
+        expect_equal(f"{name} against its dump {manifest_path.name}", int(manifest["rows"]), _count(c, table))
+        c.execute(sql.SQL("DROP TABLE {}").format(table))
+
+    run_locked(conn, drop, retry=retry, what=f"drop {target.schema}.{name}", log=log)
+    on_step("dropped")
+    _write_manifest(manifest_path, {**manifest, "dropped_at": datetime.now(UTC).isoformat()})
+
+
+def drop_after_dump(
+    conn: Conn,
+    target: Target,
+    exp: Expired,
+    manifest_path: Path,
+    *,
+    retry: DdlRetry,
+    log: Any,
+    on_step: StepHook = _no_hook,
+) -> None:
+    """Detach (and mark, in the same transaction), recount against the dump (re-attach on a
+    mismatch), then drop and record the drop in the manifest."""
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     table = sql.Identifier(target.schema, exp.name)
+    marker = detach_marker(target, exp.lo, exp.hi)
 
     def detach(c: Conn) -> None:
         _detach(c, target, exp.name)
+        c.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(table, sql.Literal(marker)))
 
     run_locked(conn, detach, retry=retry, what=f"detach {target.schema}.{exp.name}", log=log)
+    on_step("detached")
     now_rows = _count(conn, table)
     if now_rows != manifest["rows"]:
 
         def reattach(c: Conn) -> None:
+            c.execute(sql.SQL("COMMENT ON TABLE {} IS NULL").format(table))
             c.execute(
                 sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
                     target.ident, table, target.bound(exp.lo), target.bound(exp.hi)
@@ -264,21 +419,123 @@ def drop_after_dump(
             f"{exp.name} changed after its dump ({now_rows} rows, dump {manifest['rows']});"
             " re-attached, nothing dropped"
         )
-
-    def drop(c: Conn) -> None:
-        c.execute(sql.SQL("DROP TABLE {}").format(table))
-
-    run_locked(conn, drop, retry=retry, what=f"drop {target.schema}.{exp.name}", log=log)
+    _drop_counted(conn, target, exp.name, manifest_path, retry=retry, log=log, on_step=on_step)
 
 
-def restore_dump(conn: Conn, manifest_path: Path, *, schema: str, table: str) -> int:
-    """Load a verified dump into an existing table with the same columns; returns rows loaded."""
+def _manifests(dump_dir: Path, database: str, target: Target) -> list[tuple[Path, dict[str, Any]]]:
+    """This database's manifests of ``target`` written by the step-wise dump (they carry an oid)."""
+    out = []
+    for path in sorted(dump_dir.glob("*.json")) if dump_dir.is_dir() else []:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue  # not ours, or unreadable: restore_dump will say so if it is ever used
+        if (
+            isinstance(manifest, dict)
+            and "oid" in manifest
+            and (manifest.get("database"), manifest.get("schema"), manifest.get("parent"))
+            == (database, target.schema, target.name)
+        ):
+            out.append((path, manifest))
+    return out
+
+
+def finish_interrupted_dumps(
+    conn: Conn,
+    target: Target,
+    *,
+    dump_dir: Path,
+    retry: DdlRetry,
+    log: Any,
+    dry_run: bool = False,
+    on_step: StepHook = _no_hook,
+) -> list[PartitionAction]:
+    """Finish what a killed dump-mode run left: drop each table it detached and marked (re-dumping
+    it first if its dump is missing or does not match), record drops it missed in their manifests,
+    and remove partial and orphaned files. A partition still attached is simply expired again."""
+    database = _database(conn)
+    actions: list[PartitionAction] = []
+    manifests = {int(m["oid"]): (path, m) for path, m in _manifests(dump_dir, database, target)}
+    pending = conn.execute(
+        load_sql("queries/retention/pending_drops.sql"),
+        {"schema": target.schema, "prefix": _marker_prefix(target)},
+    ).fetchall()
+    for oid, name, marker in pending:
+        rows = _count(conn, sql.Identifier(target.schema, name))
+        path, manifest = manifests.pop(int(oid), (None, None))
+        lo, hi = _marked_range(marker)
+        action = PartitionAction(
+            target.name, name, lo.isoformat(), hi.isoformat(), "dump", rows, True, 0, ["finish: drop"]
+        )
+        actions.append(action)
+        if dry_run:
+            log.info("would finish an interrupted dump", partition=name, rows=rows)
+            continue
+        try:
+            if path is None or manifest is None:
+                raise RowCountMismatch(f"{name} has no dump")
+            verify_dump(path)
+            if rows != manifest["rows"]:
+                raise RowCountMismatch(f"{name} changed after its dump")
+        except RowCountMismatch as exc:
+            log.warning("re-dumping a detached table before its drop", partition=name, reason=str(exc))
+            exp = Expired(name, lo, hi, rows, True, 0, int(oid))
+            path = dump_partition(conn, target, exp, dump_dir=dump_dir, retry=retry, log=log, on_step=on_step)
+            action.steps = ["finish: dump", "finish: drop"]
+        _drop_counted(conn, target, name, path, retry=retry, log=log, on_step=on_step)
+        action.archived_to = str(path)
+        log.info("finished an interrupted dump", partition=name, rows=rows, archived_to=str(path))
+    relation = load_sql("queries/retention/relation.sql")
+    for oid, (path, manifest) in manifests.items():
+        if manifest.get("dropped_at") or dry_run:
+            continue
+        row = conn.execute(relation, {"oid": oid}).fetchone()
+        if row is None:  # dropped by the killed run just before it could write that down
+            _write_manifest(path, {**manifest, "dropped_at": datetime.now(UTC).isoformat()})
+        tidy_stem(dump_dir, path.name.removesuffix(".json"))
+    return actions
+
+
+def restore_dump(conn: Conn, manifest_path: Path, *, schema: str, table: str, key: str | None = None) -> int:
+    """Load a verified dump into an existing table with the same columns; returns rows loaded.
+
+    Refused (ConfigError, nothing loaded) when the table already holds rows of the dump's range on
+    the partition key: the partition was restored before, or never dropped. Restores into the same
+    table wait for each other.
+    """
     manifest = verify_dump(manifest_path)
     data = manifest_path.parent / manifest["file"]
+    key = key or manifest.get("key")
+    if not key:
+        raise ConfigError(f"{manifest_path.name} does not name its partition key: pass key=")
+    ident = sql.Identifier(schema, table)
     cols = sql.SQL(", ").join(sql.Identifier(col) for col in manifest["columns"])
+    lo, hi = datetime.fromisoformat(manifest["lower"]), datetime.fromisoformat(manifest["upper"])
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('pgtender.restore'), hashtext(%s))",
+            (ident.as_string(conn),),
+        )
+        row = cur.execute(
+            load_sql("queries/retention/key_type.sql"), {"table": ident.as_string(conn), "key": key}
+        )
+        found = row.fetchone()
+        if found is None:
+            raise ConfigError(f"{schema}.{table} has no column {key}")
+        bound = Target(schema, table, 0, key, str(found[0]), "", None, TablePolicy()).bound
+        present = cur.execute(
+            sql.SQL("SELECT count(*) FROM {t} WHERE {k} >= {lo} AND {k} < {hi}").format(
+                t=ident, k=sql.Identifier(key), lo=bound(lo), hi=bound(hi)
+            )
+        ).fetchone()
+        if present and present[0]:
+            raise ConfigError(
+                f"{schema}.{table} already holds {present[0]} rows of {manifest['partition']}'s range"
+                f" [{manifest['lower']}, {manifest['upper']}): restored before, or never dropped;"
+                " nothing loaded"
+            )
         with (
-            cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(schema, table), cols)) as copy,
+            cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(ident, cols)) as copy,
             gzip.open(data, "rb") as fh,
         ):
             for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -329,13 +586,23 @@ def expire_partitions(
     dump_dir: Path,
     dry_run: bool = False,
     log: Any = None,
+    on_step: StepHook = _no_hook,
 ) -> TableOutcome:
-    """Archive per policy, detach and drop every expired partition of one table (oldest first)."""
+    """Finish what a killed run left half-done, then archive per policy, detach and drop every
+    expired partition of one table (oldest first). ``on_step`` is called after each step of the
+    dump mode (tests stop a run there)."""
     log = (log or get_logger(job=JOB)).bind(table=f"{target.schema}.{target.name}")
     mode = target.policy.archive
     exact = policy.exact_counts or dry_run or mode != "drop"
     outcome = TableOutcome(target.name, target.schema, "partitioned", dry_run)
     label = f"{target.schema}.{target.name}"
+    for action in finish_interrupted_dumps(
+        conn, target, dump_dir=dump_dir, retry=policy, log=log, dry_run=dry_run, on_step=on_step
+    ):
+        outcome.actions.append(action)
+        if not dry_run:
+            outcome.rows_archived += action.rows
+            outcome.rows_removed += action.rows
     found = run_locked(
         conn,
         lambda c: expired_partitions(c, target, now=now, exact=exact),
@@ -366,11 +633,13 @@ def expire_partitions(
             outcome.rows_archived += exp.rows
             outcome.bytes_archived += exp.bytes
         else:
-            manifest_path = dump_partition(conn, target, exp, dump_dir=dump_dir, retry=policy, log=log)
+            manifest_path = dump_partition(
+                conn, target, exp, dump_dir=dump_dir, retry=policy, log=log, on_step=on_step
+            )
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             action.archived_to = str(manifest_path)
             action.rows = int(manifest["rows"])
-            drop_after_dump(conn, target, exp, manifest, retry=policy, log=log)
+            drop_after_dump(conn, target, exp, manifest_path, retry=policy, log=log, on_step=on_step)
             outcome.rows_archived += action.rows
             outcome.rows_removed += action.rows
             outcome.bytes_removed += exp.bytes

@@ -51,3 +51,18 @@ def test_capture_logs_sees_structured_events() -> None:
     with structlog.testing.capture_logs() as logs:
         get_logger(job="views").warning("missing unique index", view="mv_x")
     assert logs == [{"job": "views", "view": "mv_x", "event": "missing unique index", "log_level": "warning"}]
+
+
+def test_tracebacks_in_log_lines_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(json=True)
+    try:
+        try:
+            raise RuntimeError("cannot reach postgresql://app:Tr4ceback-pw@db:5432/x")
+        except RuntimeError:
+            get_logger(job="views").error("refresh failed", exc_info=True)
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:
+        structlog.reset_defaults()
+    record = json.loads(line)
+    assert "RuntimeError" in record["exception"]
+    assert "Tr4ceback-pw" not in line

@@ -233,10 +233,12 @@ def test_dump_mode_reattaches_when_rows_change_after_the_dump(migrated_db: Datab
         )
         conn.execute("INSERT INTO learning_events (occurred_at, event_type) VALUES (%s, 'late')", (exp.lo,))
         with pytest.raises(RowCountMismatch, match="re-attached, nothing dropped"):
-            retention.drop_after_dump(
-                conn, target, exp, json.loads(manifest_path.read_text()), retry=pol.retention, log=log
-            )
+            retention.drop_after_dump(conn, target, exp, manifest_path, retry=pol.retention, log=log)
         assert exp.name in partitions_of(conn, LE)
+        # re-attached without the detach marker: no later run takes it for a half-done drop
+        assert conn.execute("SELECT obj_description(%s::regclass, 'pg_class')", (exp.name,)).fetchone() == (
+            None,
+        )
         assert count(conn, exp.name) == exp.rows + 1
 
 

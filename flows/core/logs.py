@@ -55,7 +55,8 @@ def configure_logging(*, json: bool | None = None, level: str = "INFO") -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        processors=[*shared_processors(), structlog.processors.format_exc_info, renderer],
+        # masked again after format_exc_info: a traceback carries exception messages of its own
+        processors=[*shared_processors(), structlog.processors.format_exc_info, mask_processor, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         # stderr as it is when a line is written (a test runner or a daemon may swap it), not as it
         # was when logging was configured

@@ -8,7 +8,8 @@ SELECT c.relname::text                                 AS name,
        CASE WHEN format_type(a.atttypid, NULL) = 'timestamp with time zone' THEN b[2]::timestamptz
             ELSE b[2]::timestamp AT TIME ZONE 'UTC' END AS hi,
        pg_total_relation_size(c.oid)                   AS bytes,
-       c.reltuples::bigint                             AS estimated_rows
+       c.reltuples::bigint                             AS estimated_rows,
+       c.oid::bigint                                   AS oid
   FROM pg_inherits i
   JOIN pg_class c ON c.oid = i.inhrelid
   JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
