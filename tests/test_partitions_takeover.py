@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from flows import partitions
-from flows.core import db
+from flows.core import catalog, db, intervals
 from flows.core.partition_policy import PartitionsPolicy
 from tests.conftest import Database
 
@@ -28,8 +28,8 @@ POLICY = PartitionsPolicy.model_validate(
 
 
 def _bounds(conn: Any) -> dict[str, tuple[datetime, datetime]]:
-    (target,) = partitions.resolve_targets(conn, POLICY.enabled_tables())
-    children = partitions.read_children(conn, [target.oid])[target.oid]
+    (target,) = catalog.resolve_targets(conn, POLICY.enabled_tables())
+    children = catalog.read_children(conn, [target.oid])[target.oid]
     return {c.name: (c.lo, c.hi) for c in children if not c.is_default}
 
 
@@ -73,14 +73,14 @@ def test_takeover_of_local_time_partitions(zone: str, gap_at_most: timedelta, mi
         for name in created:
             lo, hi = after[name]
             assert lo == lo.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            assert hi == partitions.add_intervals(lo, "month", 1)
+            assert hi == intervals.add_intervals(lo, "month", 1)
         # no overlap; but between the last local partition and the first UTC one there is a gap
         last_local_hi = max(hi for _, hi in before.values())
         first_utc_lo = after[created[0]][0]
         gap = first_utc_lo - last_local_hi
         assert timedelta(0) < gap <= gap_at_most
         # the UTC interval the gap lies in is reported as a conflict, never created over it
-        gap_month = partitions.floor_to(last_local_hi, "month")
+        gap_month = intervals.floor_to(last_local_hi, "month")
         assert result.conflicts == [f"{gap_month.date()}..{first_utc_lo.date()}"]
         # a row in the gap lands in DEFAULT, and stays there (counted as conflicting)
         conn.execute("INSERT INTO ev (id, ts) VALUES (1, %s)", (last_local_hi,))

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from flows import partitions, retention
-from flows.core import db, settings
+from flows import retention
+from flows.core import catalog, clock, db, settings
 from flows.core.errors import ConfigError
 from tests.conftest import Database
 from tests.partitions_fixtures import count, partitions_of, rows_digest
@@ -44,8 +44,8 @@ def _dump_policy(tmp_path: Path) -> settings.Policy:
     )
 
 
-def _target(conn: Any, pol: settings.Policy) -> partitions.Target:
-    (target,) = partitions.resolve_targets(conn, {LE: pol.partitions.tables[LE]})
+def _target(conn: Any, pol: settings.Policy) -> catalog.Target:
+    (target,) = catalog.resolve_targets(conn, {LE: pol.partitions.tables[LE]})
     return target
 
 
@@ -56,7 +56,7 @@ def _killed_run(conn: Any, pol: settings.Policy, dump_dir: Path, step: str) -> N
             conn,
             _target(conn, pol),
             pol.retention,
-            now=partitions.db_now(conn),
+            now=clock.db_now(conn),
             dump_dir=dump_dir,
             log=retention.get_logger(),
             on_step=kill_at(step),
@@ -205,8 +205,8 @@ def test_restore_into_the_parent_after_the_drop_happens_once(migrated_db: Databa
 
 KILLER = """
 import os, signal, sys
-from flows.core import db, settings
-from flows import partitions, retention
+from flows.core import catalog, clock, db, settings
+from flows import retention
 
 def hook(step):
     if step == sys.argv[1]:
@@ -214,8 +214,8 @@ def hook(step):
 
 policy = settings.current_policy()
 with db.connect(settings.dsn(), autocommit=True) as conn:
-    (target,) = partitions.resolve_targets(conn, {"learning_events": policy.partitions.tables["learning_events"]})
-    retention.expire_partitions(conn, target, policy.retention, now=partitions.db_now(conn),
+    (target,) = catalog.resolve_targets(conn, {"learning_events": policy.partitions.tables["learning_events"]})
+    retention.expire_partitions(conn, target, policy.retention, now=clock.db_now(conn),
                                 dump_dir=policy.retention.dump_dir, on_step=hook)
 print("not killed")
 """
