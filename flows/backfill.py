@@ -26,31 +26,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import psycopg
 from prefect import flow, task
+from prefect.client.schemas.objects import State
 from psycopg.types.json import Jsonb
 
 from flows.core import clock, db, lifecycle, locks, runtime, settings
 from flows.core.db import load_sql
 from flows.core.errors import ConfigError, InfrastructureError
 from flows.core.errors import ProblemsFound as ProblemsError
+from flows.core.forms import BackfillJob
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
 from flows.core.outcomes import Done, Outcome, ProblemsFound
 from flows.core.replay import ReplayContext, replay_for
-
-if TYPE_CHECKING:
-    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -61,7 +59,6 @@ RANGE_LAST = ("views",)  # once, after the days
 KNOWN_JOBS = RANGE_FIRST + DAY_JOBS + RANGE_LAST
 DEFAULT_JOBS = ("quality", "capacity")
 RANGE = "range"  # the `day` of a range job's item
-_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Outcomes of one item. done: ran and found nothing wrong; problems: ran and found problems
 # (failed checks, failed view refresh); busy: the job's lock stayed held; error: it raised.
@@ -135,18 +132,6 @@ class ItemResult:
         }
 
 
-def _parse_day(value: Any, what: str) -> date:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    text = str(value).strip() if value is not None else ""
-    if not _DAY_RE.match(text):
-        raise ConfigError(f"--{what} must be a date YYYY-MM-DD, got {value!r}")
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"--{what} {value!r} is not a valid calendar date") from None
-
-
 def parse_jobs(jobs: Sequence[str] | str | None) -> tuple[str, ...]:
     """``["quality", "capacity"]`` or ``"quality,capacity"``; None: the default jobs."""
     if jobs is None:
@@ -154,7 +139,7 @@ def parse_jobs(jobs: Sequence[str] | str | None) -> tuple[str, ...]:
     raw = [jobs] if isinstance(jobs, str) else list(jobs)
     names = [part.strip() for item in raw for part in str(item).split(",") if part.strip()]
     if not names:
-        raise ConfigError(f"--jobs is empty; known jobs: {','.join(KNOWN_JOBS)}")
+        raise ConfigError(f"jobs is empty; known jobs: {','.join(KNOWN_JOBS)}")
     unknown = [n for n in names if n not in KNOWN_JOBS]
     if unknown:
         raise ConfigError(f"unknown backfill job {unknown[0]!r}; known jobs: {','.join(KNOWN_JOBS)}")
@@ -172,16 +157,17 @@ def validate(
 ) -> Request:
     """Check a backfill request before anything is touched; ConfigError names the first problem."""
     policy = policy or settings.BackfillPolicy()
-    first, last = _parse_day(start, "start"), _parse_day(end, "end")
-    today = today or datetime.now(UTC).date()
+    first, last = clock.parse_day(start, "start"), clock.parse_day(end, "end")
+    today = today or clock.today()
     if first > last:
-        raise ConfigError(f"--start {first} is after --end {last}")
+        raise ConfigError(f"start {first} is after end {last}")
     if last > today:
-        raise ConfigError(f"--end {last} is in the future (today is {today} UTC)")
+        raise ConfigError(f"end {last} is in the future (today is {today} UTC)")
     span = (last - first).days + 1
     if span > policy.max_days and not force:
         raise ConfigError(
-            f"{span} days exceed backfill.max_days = {policy.max_days}; use --force to backfill them anyway"
+            f"{span} days exceed backfill.max_days = {policy.max_days};"
+            " set force (--force) to backfill them anyway"
         )
     return Request(first, last, parse_jobs(jobs), force)
 
@@ -549,11 +535,19 @@ def backfill_run(run: lifecycle.Run, request: Request) -> Outcome:
 
 
 @flow(name="backfill", log_prints=False)
-def backfill_flow(start: str, end: str, jobs: list[str] | None = None, force: bool = False) -> State[Any]:
-    """Re-run quality/capacity (and partitions, views) for the UTC days start..end (YYYY-MM-DD).
+def backfill_flow(
+    start: date, end: date, jobs: list[BackfillJob] | None = None, force: bool = False
+) -> State[Any]:
+    """Re-run quality/capacity (and partitions, views) for the UTC days start..end.
 
-    Days already done by the same backfill (same range and jobs) are skipped unless ``force``;
-    ``force`` also lifts the backfill.max_days limit.
+    Days already done by the same backfill (same range and jobs) keep their recorded outcome
+    unless ``force``; ``force`` also lifts the backfill.max_days limit.
+
+    Args:
+        start: First UTC day to re-run (YYYY-MM-DD).
+        end: Last UTC day to re-run (YYYY-MM-DD), included; not in the future.
+        jobs: Jobs to re-run for each day. Empty: quality and capacity.
+        force: Re-run days this backfill already did, and allow more than backfill.max_days days.
     """
     try:
         request = validate(start, end, jobs, force=force, policy=settings.current_policy().backfill)

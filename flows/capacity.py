@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
 from prefect import flow
+from prefect.client.schemas.objects import State
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -26,9 +27,6 @@ from flows.core.logs import get_logger
 from flows.core.metrics import Measurement, record
 from flows.core.outcomes import Done, Outcome
 from flows.core.replay import ReplayContext, Replayed
-
-if TYPE_CHECKING:
-    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

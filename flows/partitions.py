@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
 import psycopg.errors
 import structlog
 from prefect import flow
+from prefect.client.schemas.objects import State
 from psycopg import sql
 
 from flows.core import clock, lifecycle, locks, metrics, runtime, settings
@@ -32,14 +33,12 @@ from flows.core.catalog import Child, Target, horizon_days, read_children, resol
 from flows.core.db import load_sql
 from flows.core.ddl import expect_equal, run_locked
 from flows.core.errors import InfrastructureError, raise_worst
+from flows.core.forms import DryRun
 from flows.core.intervals import add_intervals, floor_to, partition_name, subtract_age
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
 from flows.core.partition_policy import DdlRetry, PartitionsPolicy
 from flows.core.replay import ReplayContext, Replayed
-
-if TYPE_CHECKING:
-    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -503,8 +502,12 @@ def partitions_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
 
 
 @flow(name="partitions", log_prints=False)
-def partitions_flow(dry_run: bool = False) -> State[Any]:
-    """Create missing partitions through the premake horizon and rescue DEFAULT rows."""
+def partitions_flow(dry_run: DryRun = False) -> State[Any]:
+    """Create missing partitions through the premake horizon and rescue DEFAULT rows.
+
+    Args:
+        dry_run: Report what would change; change nothing.
+    """
     return lifecycle.run_flow(
         JOB, lambda run: partitions_run(run, dry_run), params={"dry_run": dry_run}, validate=_validate
     )

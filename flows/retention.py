@@ -29,13 +29,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
 import psycopg
 import structlog
 from prefect import flow
+from prefect.client.schemas.objects import State
 from psycopg import sql
 
 from flows.core import clock, lifecycle, locks, metrics, runtime, settings
@@ -43,13 +44,11 @@ from flows.core.catalog import KEY_TYPES, Target, resolve_targets
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
 from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound, raise_worst
+from flows.core.forms import DryRun
 from flows.core.intervals import floor_to, subtract_age
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
 from flows.core.partition_policy import DdlRetry, PlainTablePolicy, RetentionPolicy, TablePolicy
-
-if TYPE_CHECKING:
-    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -938,8 +937,12 @@ def retention_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
 
 
 @flow(name="retention", log_prints=False)
-def retention_flow(dry_run: bool = False) -> State[Any]:
-    """Expire partitions per policy and batch-delete old rows of plain tables."""
+def retention_flow(dry_run: DryRun = False) -> State[Any]:
+    """Expire partitions per policy and batch-delete old rows of plain tables.
+
+    Args:
+        dry_run: Report what would change; change nothing.
+    """
     return lifecycle.run_flow(
         JOB, lambda run: retention_run(run, dry_run), params={"dry_run": dry_run}, validate=_validate
     )

@@ -20,22 +20,21 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
 from prefect import flow
+from prefect.client.schemas.objects import State
 from psycopg import sql
 
 from flows.core import lifecycle, metrics, runtime, settings
 from flows.core.db import load_sql
 from flows.core.errors import ConfigError
+from flows.core.forms import DryRun
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome, ProblemsFound
 from flows.core.replay import ReplayContext, Replayed
-
-if TYPE_CHECKING:
-    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -393,8 +392,12 @@ def refresh_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
 
 
 @flow(name="views", log_prints=False)
-def views_flow(dry_run: bool = False) -> State[Any]:
-    """Refresh the managed materialized views in dependency order, never two runs at once."""
+def views_flow(dry_run: DryRun = False) -> State[Any]:
+    """Refresh the managed materialized views in dependency order, never two runs at once.
+
+    Args:
+        dry_run: Report what would change; change nothing.
+    """
     return lifecycle.run_flow(
         JOB, lambda run: refresh_run(run, dry_run), params={"dry_run": dry_run}, validate=_validate
     )

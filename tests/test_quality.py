@@ -50,7 +50,7 @@ def test_parse_day_and_suite_selection() -> None:
     assert quality.parse_day("2026-11-20") == date(2026, 11, 20)
     assert quality.parse_day(None, today=date(2026, 3, 1)) == date(2026, 2, 28)
     for bad in ("2026-13-01", "2026-02-30", "yesterday", "20261120", "2026-11-20; DROP TABLE x"):
-        with pytest.raises(ConfigError, match="--day"):
+        with pytest.raises(ConfigError, match="day"):
             quality.parse_day(bad)
     with pytest.raises(ConfigError, match="in the future"):
         quality.parse_day("2026-11-21", today=date(2026, 11, 20))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,19 +53,6 @@ def test_one_deployment_per_job_with_schedule_tags_and_concurrency() -> None:
     assert {"maintenance"} <= set(deps["retention"].tags)
 
 
-def test_parameter_models_match_flow_signatures() -> None:
-    assert sorted(serving.PARAMETERS) == sorted(JOBS), "every job has a form"
-    for job, model in serving.PARAMETERS.items():
-        assert sorted(model.model_fields) == sorted(serving.flow_parameters(job)), job
-        flow = get_flow(job)
-        params = inspect.signature(flow.fn).parameters  # type: ignore[attr-defined]
-        for name, info in model.model_fields.items():
-            if info.is_required():
-                assert params[name].default is inspect.Parameter.empty, f"{job}.{name}"
-            else:
-                assert info.default == params[name].default, f"{job}.{name} default differs from the flow's"
-
-
 def test_parameter_schema_is_a_form_with_descriptions() -> None:
     deps = _by_name()
     quality = deps["quality"]._parameter_openapi_schema
@@ -85,6 +71,15 @@ def test_parameter_schema_is_a_form_with_descriptions() -> None:
     for job, dep in deps.items():
         for name, prop in dep._parameter_openapi_schema.properties.items():
             assert prop.get("description"), f"{job}.{name}"
+    # the types and constraints come from the flow signatures: the server refuses what breaks them
+    backfill = deps["backfill"]._parameter_openapi_schema
+    assert backfill.required == ["start", "end"]
+    assert backfill.properties["start"]["format"] == "date" == backfill.properties["end"]["format"]
+    (listed,) = [a for a in backfill.properties["jobs"]["anyOf"] if a.get("type") == "array"]
+    assert sorted(listed["items"]["enum"]) == ["capacity", "partitions", "quality", "views"]
+    (week,) = [a for a in report.properties["week"]["anyOf"] if a.get("type") == "string"]
+    assert week["pattern"] == r"^\d{4}-W\d{2}$"
+    assert quality.properties["day"]["anyOf"][0]["format"] == "date"
 
 
 def test_retries_on_the_served_flows() -> None:
@@ -196,3 +191,53 @@ def test_prefect_yaml_mirrors_the_served_deployments() -> None:
         assert d["concurrency_limit"]["limit"] == 1
         assert strategy == ("CANCEL_NEW" if job in serving.CANCEL_NEW else "ENQUEUE"), job
         assert getattr(entrypoints, attr).retries == 0, job
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_prefect_deploy_and_serve_expose_the_same_forms(tmp_path: Path) -> None:
+    """`prefect deploy` (deployments/prefect.yaml, work pools) builds each form from the flow the
+    way `pgtender serve` does: the same parameter schema, with types, constraints and descriptions."""
+    import contextlib
+    import os
+    import subprocess
+    import sys
+
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.settings import PREFECT_API_URL
+
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name="pgtender", type="process"))
+    root = Path(__file__).parents[1]
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PREFECT_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "--no-prompt",
+            "deploy",
+            "--all",
+            "--prefect-file",
+            "deployments/prefect.yaml",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    served = _by_name()
+    with get_client(sync_client=True) as client:
+        for job in sorted(JOBS):
+            flow_name = get_flow(job).name  # type: ignore[attr-defined]
+            deployed = client.read_deployment_by_name(f"{flow_name}/{job}")
+            assert deployed.work_pool_name == "pgtender", job
+            expected = served[job]._parameter_openapi_schema.model_dump()
+            for key in ("definitions", "required"):  # the server drops them when empty
+                if not expected.get(key):
+                    expected.pop(key, None)
+            assert deployed.parameter_openapi_schema == expected, job

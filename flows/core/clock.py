@@ -11,6 +11,7 @@ Nothing is read at import time.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +19,10 @@ from typing import Any
 
 import psycopg
 
+from flows.core.errors import ConfigError
+
 _shift: timedelta | None = None
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _offset() -> timedelta:
@@ -67,3 +71,17 @@ def db_now(conn: psycopg.Connection[Any]) -> datetime:
         raise RuntimeError("SELECT now() returned no row")
     moment: datetime = row[0]
     return moment.astimezone(UTC)
+
+
+def parse_day(value: object, field: str) -> date:
+    """A UTC day given as ``YYYY-MM-DD`` (or a ``date``): the one day parser of every job, CLI and
+    form. A ConfigError names the field as the form and the CLI call it (``start``, ``day``)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    text = str(value).strip() if value is not None else ""
+    if not _DAY.match(text):
+        raise ConfigError(f"{field} must be a date YYYY-MM-DD, got {value!r}")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{field} {value!r} is not a valid calendar date") from None

@@ -26,10 +26,8 @@ import json
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from flows.core.jobs import JOBS, get_flow
 from flows.core.logs import get_logger
@@ -62,120 +60,10 @@ LATE_GRACE = timedelta(minutes=2)
 PAGE = 200  # the API's maximum page size
 
 
-# --------------------------------------------------------------------------- parameter forms
-# One model per job: the Prefect UI builds its run form (types, defaults, descriptions) from the
-# deployment's parameter schema, which is taken from these models. Field names are the flow's
-# parameters (tests/test_serving.py keeps them in step with the flow signatures).
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NoParameters(_Params):
-    """The job takes no parameters."""
-
-
-class DryRunParameters(_Params):
-    dry_run: bool = Field(False, title="Dry run", description="Report what would change; change nothing.")
-
-
-class QualityParameters(_Params):
-    day: str | None = Field(
-        None,
-        title="Day",
-        description="The UTC day to validate, YYYY-MM-DD. Empty: yesterday.",
-        pattern=r"^\d{4}-\d{2}-\d{2}$",
-        examples=["2026-11-16"],
-    )
-    suite: str | None = Field(
-        None,
-        title="Suite",
-        description="Run only this GX suite (e.g. learning_events). Empty: every enabled suite.",
-        examples=["learning_events"],
-    )
-
-
-class ReportParameters(_Params):
-    week: str | None = Field(
-        None,
-        title="ISO week",
-        description="The week to report, as an ISO week YYYY-Www. Empty: the last complete week "
-        "in the report's time zone.",
-        pattern=r"^\d{4}-W\d{2}$",
-        examples=["2026-W47"],
-    )
-    to: str | None = Field(
-        None,
-        title="Recipients",
-        description="Comma-separated addresses instead of the policy's report.recipients.",
-        examples=["oncall@example.com"],
-    )
-    dry_run: bool = Field(
-        False,
-        title="Dry run",
-        description="Write the .eml and .html under the state directory; send nothing.",
-    )
-
-
-class BackfillParameters(_Params):
-    start: str = Field(
-        title="First day",
-        description="First UTC day to re-run, YYYY-MM-DD.",
-        pattern=r"^\d{4}-\d{2}-\d{2}$",
-        examples=["2026-11-01"],
-    )
-    end: str = Field(
-        title="Last day",
-        description="Last UTC day to re-run, YYYY-MM-DD (inclusive; not in the future).",
-        pattern=r"^\d{4}-\d{2}-\d{2}$",
-        examples=["2026-11-07"],
-    )
-    jobs: list[Literal["partitions", "views", "quality", "capacity"]] | None = Field(
-        None,
-        title="Jobs",
-        description="Jobs to re-run for each day. Empty: quality and capacity.",
-    )
-    force: bool = Field(
-        False,
-        title="Force",
-        description="Re-run days this backfill already did, and allow more than backfill.max_days days.",
-    )
-
-
-PARAMETERS: dict[str, type[_Params]] = {
-    "backfill": BackfillParameters,
-    "capacity": NoParameters,
-    "health": NoParameters,
-    "partitions": DryRunParameters,
-    "retention": DryRunParameters,
-    "views": DryRunParameters,
-    "quality": QualityParameters,
-    "report": ReportParameters,
-}
-
-
-def parameter_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI parameter schema Prefect stores on a deployment, from a pydantic model."""
-    schema = model.model_json_schema()
-    properties: dict[str, Any] = schema.get("properties", {})
-    for position, prop in enumerate(properties.values()):
-        prop["position"] = position  # the UI orders the form by it
-    return {
-        "title": "Parameters",
-        "type": "object",
-        "properties": properties,
-        "required": list(schema.get("required", [])),
-        "definitions": dict(schema.get("$defs", {})),
-    }
-
-
-def flow_parameters(job: str) -> list[str]:
-    flow = get_flow(job)
-    return list(inspect.signature(getattr(flow, "fn", flow)).parameters)
-
-
 # --------------------------------------------------------------------------- deployments
+# The run form of each deployment is Prefect's own, from the flow's signature (types, constraints:
+# flows/core/forms.py) and docstring (descriptions): `serve`, `up` and `prefect deploy` therefore
+# show the same form, and the server refuses a submission that breaks its schema.
 
 
 def _description(flow: Any) -> str:
@@ -183,34 +71,30 @@ def _description(flow: Any) -> str:
     return doc.split("\n\n")[0].replace("\n", " ")
 
 
-def deployment_for(job: str, policy: Policy | None = None) -> RunnerDeployment:
+def deployment_options(job: str, policy: Policy | None = None) -> dict[str, Any]:
+    """What a deployment of ``job`` is, beside its flow: schedule, tags, concurrency, description."""
     from prefect.client.schemas.objects import (  # noqa: PLC0415
         ConcurrencyLimitConfig,
         ConcurrencyLimitStrategy,
     )
     from prefect.schedules import Cron  # noqa: PLC0415
-    from prefect.utilities.callables import ParameterSchema  # noqa: PLC0415
+    from prefect.types.entrypoint import EntrypointType  # noqa: PLC0415
 
-    flow = served_flow(job)
     strategy = ConcurrencyLimitStrategy.CANCEL_NEW if job in CANCEL_NEW else ConcurrencyLimitStrategy.ENQUEUE
     schedule = schedule_for(job, policy)
-    deployment: RunnerDeployment = flow.to_deployment(
-        name=job,
-        schedules=[Cron(schedule.cron, timezone=schedule.timezone)] if schedule else None,
-        tags=["pgtender", job, *TAGS.get(job, ())],
-        description=_description(flow),
-        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=strategy),
-    )
-    model = PARAMETERS.get(job)
-    if model is not None:
-        if set(model.model_fields) == set(flow_parameters(job)):
-            deployment._parameter_openapi_schema = ParameterSchema(**parameter_schema(model))
-        else:  # the flow changed and its form did not: Prefect's own form from the signature
-            get_logger(job=job).warning(
-                "parameter model out of step with the flow signature; using the signature",
-                model=sorted(model.model_fields),
-                flow=flow_parameters(job),
-            )
+    return {
+        "name": job,
+        "schedules": [Cron(schedule.cron, timezone=schedule.timezone)] if schedule else None,
+        "tags": ["pgtender", job, *(t for t in TAGS.get(job, ()) if t != job)],
+        "description": _description(served_flow(job)),
+        "concurrency_limit": ConcurrencyLimitConfig(limit=1, collision_strategy=strategy),
+        # the installed package, not a file path on the machine that registered the deployment
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
+
+
+def deployment_for(job: str, policy: Policy | None = None) -> RunnerDeployment:
+    deployment: RunnerDeployment = served_flow(job).to_deployment(**deployment_options(job, policy))
     return deployment
 
 
@@ -346,17 +230,14 @@ def serve_all(*, limit: int | None = None) -> None:
     from prefect.runner import Runner  # noqa: PLC0415
 
     log = get_logger(component="serve")
-    deps = deployments()
     # Schedules stay active while pgtender is down (no pause on shutdown): the UI shows the runs
     # that were missed as Late, and the late-run rule below turns them into one catch-up run.
     runner = Runner(name="pgtender", limit=limit, pause_on_shutdown=False)
     ids: dict[str, UUID] = {}
-    for dep in deps:
-        # add_deployment upserts it (Prefect then deletes its *future* auto-scheduled runs and keeps
-        # the overdue ones). The flow object is registered with it, as Runner.add_flow does, so the
-        # runner starts this object (with its retries) rather than re-importing the entrypoint.
-        ids[dep.name] = runner.add_deployment(dep)  # type: ignore[assignment]
-        runner._deployment_registry.register_flow(ids[dep.name], served_flow(dep.name))
+    for job in sorted(JOBS):
+        # add_flow upserts the deployment (Prefect then deletes its *future* auto-scheduled runs and
+        # keeps the overdue ones) and runs this flow object when a run of it comes due.
+        ids[job] = runner.add_flow(served_flow(job), **deployment_options(job))  # type: ignore[assignment]
     cancelled = collapse_late_runs_now(ids)
     log.info("deployments registered", deployments=sorted(ids), late_runs_cancelled=cancelled)
     stop = threading.Event()

@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
 from prefect import flow
+from prefect.client.schemas.objects import State
 from psycopg.types.json import Jsonb
 
 from flows.core import clock, lifecycle, metrics, runtime, settings
@@ -26,9 +27,6 @@ from flows.core.db import load_sql
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome, ProblemsFound
 from flows.health import probes
-
-if TYPE_CHECKING:
-    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

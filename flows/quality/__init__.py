@@ -20,22 +20,23 @@ threshold.
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from prefect import flow
+from prefect.client.schemas.objects import State
 from psycopg import sql
 
 from checks import Expectation, Suite, all_suites
 from flows.core import clock, lifecycle, outcomes, runtime, settings
 from flows.core.db import load_sql
 from flows.core.errors import ConfigError
+from flows.core.forms import SuiteName
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
 from flows.core.replay import ReplayContext, Replayed
@@ -53,13 +54,9 @@ from flows.quality.compiler import (
 )
 from flows.quality.results import CheckRow, json_safe, replace_results
 
-if TYPE_CHECKING:
-    from prefect.client.schemas.objects import State
-
 Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "quality"
 VOLUME_KEY = "row_count_in_band"
-_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Runs expectations the fused scan does not support through GX: (suite, window, facts) -> outcomes.
 GxRunner = Callable[[Suite, Window, list[Fact]], list[Outcome]]
@@ -68,19 +65,14 @@ GxRunner = Callable[[Suite, Window, list[Fact]], list[Outcome]]
 # ---------------------------------------------------------------- input
 
 
-def parse_day(day: str | None, *, today: date | None = None) -> date:
-    """``YYYY-MM-DD``; default: yesterday (UTC)."""
+def parse_day(day: str | date | None, *, today: date | None = None) -> date:
+    """``YYYY-MM-DD``; default: yesterday (UTC). Never a day after today."""
     today = today or clock.today()
     if day is None:
         return today - timedelta(days=1)
-    if not isinstance(day, str) or not _DAY_RE.match(day.strip()):
-        raise ConfigError(f"--day must be a date YYYY-MM-DD, got {day!r}")
-    try:
-        parsed = date.fromisoformat(day.strip())
-    except ValueError:
-        raise ConfigError(f"--day {day!r} is not a valid calendar date") from None
+    parsed = clock.parse_day(day, "day")
     if parsed > today:
-        raise ConfigError(f"--day {parsed.isoformat()} is in the future (today is {today.isoformat()} UTC)")
+        raise ConfigError(f"day {parsed.isoformat()} is in the future (today is {today.isoformat()} UTC)")
     return parsed
 
 
@@ -720,8 +712,13 @@ def quality_run(run: lifecycle.Run, the_day: date, suites: list[Suite]) -> outco
 
 
 @flow(name="quality", log_prints=False)
-def quality_flow(day: str | None = None, suite: str | None = None) -> State[Any]:
-    """Validate the day's window (default: yesterday UTC) with every (or one) GX suite."""
+def quality_flow(day: date | None = None, suite: SuiteName | None = None) -> State[Any]:
+    """Validate the day's window (default: yesterday UTC) with every (or one) GX suite.
+
+    Args:
+        day: The UTC day to validate (YYYY-MM-DD). Empty: yesterday.
+        suite: Run only this GX suite (e.g. learning_events). Empty: every enabled suite.
+    """
     try:
         the_day = parse_day(day)
         suites = select_suites(suite, settings.current_policy().quality)

@@ -32,23 +32,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
 from prefect import flow, task
+from prefect.client.schemas.objects import State
 
 from flows.core import clock, lifecycle, runtime, settings
 from flows.core.db import load_sql
 from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.forms import DryRun, IsoWeek, Recipients
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
 from flows.core.schedules import Schedule, all_schedules
 from flows.report import charts as report_charts
 from flows.report import mail as report_email
-
-if TYPE_CHECKING:
-    from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "report"
@@ -108,14 +107,14 @@ def parse_week(week: str | None, tz: str, *, now: datetime) -> Week:
         return week_of(local_today - timedelta(days=7), tz, complete=True)
     match = _WEEK_RE.match(week.strip()) if isinstance(week, str) else None
     if match is None:
-        raise ConfigError(f"--week must be an ISO week like 2026-W47, got {week!r}")
+        raise ConfigError(f"week must be an ISO week like 2026-W47, got {week!r}")
     try:
         monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
     except ValueError:
-        raise ConfigError(f"--week {week!r} does not exist (ISO years have 52 or 53 weeks)") from None
+        raise ConfigError(f"week {week!r} does not exist (ISO years have 52 or 53 weeks)") from None
     found = week_of(monday, tz, complete=True)
     if found.start > now:
-        raise ConfigError(f"--week {week} has not started yet in {tz}")
+        raise ConfigError(f"week {week} has not started yet in {tz}")
     return Week(found.label, found.monday, tz, complete=found.end <= now)
 
 
@@ -599,13 +598,16 @@ def report_run(run: lifecycle.Run, chosen: Week, recipients: list[str], dry_run:
 
 
 @flow(name="report", log_prints=False)
-def report_flow(week: str | None = None, to: str | None = None, dry_run: bool = False) -> State[Any]:
+def report_flow(
+    week: IsoWeek | None = None, to: Recipients | None = None, dry_run: DryRun = False
+) -> State[Any]:
     """Render the weekly quality report and send it by email (dry run: keep the files only).
 
     Args:
-        week: ISO week ``YYYY-Www``; default: the last complete week in the report's time zone.
-        to: comma-separated recipients instead of the policy's ``report.recipients``.
-        dry_run: write the .eml and .html under the state directory and send nothing.
+        week: The week to report, as an ISO week YYYY-Www. Empty: the last complete week in the
+            report's time zone.
+        to: Comma-separated addresses instead of the policy's report.recipients.
+        dry_run: Write the .eml and .html under the state directory; send nothing.
     """
     policy = settings.current_policy()
     try:

@@ -1,0 +1,22 @@
+"""Types of the jobs' flow parameters. Prefect builds every deployment's run form from the flow
+signatures (``serve``, ``up`` and ``prefect deploy`` alike), so the types and their constraints
+live on the parameters themselves and the server refuses a submission that breaks them when the
+run is created; what a schema cannot say (start <= end, not in the future) the flow checks first,
+naming the form's fields. Descriptions come from each flow's docstring (``Args:``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+# A day is a ``datetime.date``: the UI shows a date picker; the CLI passes YYYY-MM-DD.
+DryRun = Annotated[bool, Field(json_schema_extra={"examples": [False]})]
+IsoWeek = Annotated[str, Field(pattern=r"^\d{4}-W\d{2}$", examples=["2026-W47"])]
+Recipients = Annotated[
+    str,
+    Field(pattern=r"^\s*[^@\s,]+@[^@\s,]+(\s*,\s*[^@\s,]+@[^@\s,]+)*\s*$", examples=["oncall@example.com"]),
+]
+SuiteName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", examples=["learning_events"])]
+BackfillJob = Literal["partitions", "quality", "capacity", "views"]
