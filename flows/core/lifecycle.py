@@ -73,6 +73,11 @@ class Run:
     _lock_conn: Conn
     _lock_names: list[str]
 
+    @property
+    def lock_pid(self) -> int:
+        """The backend pid of the session holding the run's locks."""
+        return self._lock_conn.info.backend_pid
+
     def check_lock(self) -> None:
         """Raise ``LockLost`` unless this run's session still holds every lock it took."""
         if self._lock_conn.closed or not all(locks.holds(self._lock_conn, n) for n in self._lock_names):
