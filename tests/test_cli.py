@@ -146,3 +146,32 @@ def test_bad_job_input_is_rejected_before_any_flow_run(
     assert code == 2
     assert needle in err
     assert len(err.strip().splitlines()) == 1  # no traceback: the flow never started
+
+
+def test_unreachable_prefect_api_is_one_line_and_exit_3(migrated_db: Database, tmp_path: Path) -> None:
+    """No 138-line traceback and no exit 1 ("found problems"): the API is infrastructure."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "PGTENDER_DATABASE_URL": migrated_db.dsn,
+        "PREFECT_API_URL": "http://127.0.0.1:1/api",
+        "PGTENDER_STATE_DIR": str(tmp_path),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.edge.cli", "run", "health"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [lines[-1]] and "Prefect API at http://127.0.0.1:1/api" in lines[-1], done.stderr
+    assert "Traceback" not in done.stderr
+    with migrated_db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pgtender_operations").fetchone() == (0,)  # nothing ran

@@ -88,6 +88,12 @@ class Run:
 
 
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("pgtender_run", default=None)
+_last: dict[str, Outcome] = {}  # job -> the outcome of its latest run in this process
+
+
+def last_outcome(job: str) -> Outcome | None:
+    """The outcome the latest run of ``job`` in this process recorded (None: none ran here)."""
+    return _last.get(job)
 
 
 def current_run() -> Run | None:
@@ -241,6 +247,7 @@ def _locked(
     with _ledger_connection() as conn:
         error = outcome.message if isinstance(outcome, ProblemsFound | Skipped) else None
         ledger.finish_operation(conn, op.operation_id, outcome.status, run.counts, error)
+    _last[job] = outcome
     return outcome
 
 
@@ -337,6 +344,7 @@ def done(result: dict[str, Any] | None = None, message: str = "") -> Done:
 __all__ = [
     "Done",
     "LockLost",
+    "Outcome",
     "ProblemsFound",
     "Run",
     "Skipped",
