@@ -12,7 +12,7 @@ from psycopg import sql
 
 from checks import Suite, all_suites, between, not_null
 from flows import quality
-from flows.core import db, locks, settings
+from flows.core import clock, db, locks, settings
 from flows.core.errors import ConfigError, ProblemsFound
 from flows.quality.compiler import build_scan
 from tests import quality_fixtures as fx
@@ -465,8 +465,11 @@ def test_flow_threshold_decides_state_and_docs(
 
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_bad_input_is_config_error_and_changes_nothing(migrated_db: Database) -> None:
+    # not a calendar date: refused by the form's type (the field named), before the flow body runs
     state = quality.quality_flow(day="2026-02-30", return_state=True)
-    assert state.is_failed() and isinstance(state.result(raise_on_failure=False), ConfigError)
+    assert state.is_failed() and "day" in (state.message or "")
+    state = quality.quality_flow(day=(clock.today() + timedelta(days=1)).isoformat(), return_state=True)
+    assert state.name == "Bad input" and "day" in (state.message or "") and "future" in (state.message or "")
     state = quality.quality_flow(suite="no_such_suite", return_state=True)
     assert isinstance(state.result(raise_on_failure=False), ConfigError)
     with migrated_db.connect() as conn:
@@ -474,3 +477,33 @@ def test_flow_bad_input_is_config_error_and_changes_nothing(migrated_db: Databas
             conn.execute("SELECT count(*) FROM pgtender_operations WHERE job = 'quality'").fetchone()[0] == 0
         )
         assert conn.execute("SELECT count(*) FROM data_quality_checks").fetchone()[0] == 0
+
+
+def test_the_days_partition_is_found_from_catalog_bounds(migrated_db: Database) -> None:
+    """Weekly partitions, and names that follow no convention (or were cut to 63 bytes): the
+    partition is the one whose bounds hold the day, read from the catalog."""
+    from datetime import date as date_
+
+    from checks import Suite
+
+    long_name = "w" * 63
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE weekly_events (id bigint, at timestamptz NOT NULL) PARTITION BY RANGE (at);"
+            " CREATE TABLE weekly_events_default PARTITION OF weekly_events DEFAULT;"
+            " CREATE TABLE this_week PARTITION OF weekly_events"
+            "  FOR VALUES FROM ('2027-03-22 00:00+00') TO ('2027-03-29 00:00+00');"
+            f' CREATE TABLE "{long_name}" PARTITION OF weekly_events'
+            "  FOR VALUES FROM ('2027-03-29 00:00+00') TO ('2027-04-05 00:00+00')"
+        )
+        suite = Suite("weekly", "weekly_events", "at", ())
+        assert quality.partition_info(conn, suite, date_(2027, 3, 28)) == {
+            "partitioned": True,
+            "partition": "this_week",
+        }
+        assert quality.partition_info(conn, suite, date_(2027, 4, 4))["partition"] == long_name
+        uncovered = quality.partition_info(conn, suite, date_(2027, 5, 1))
+        assert uncovered["partition"] == "weekly_events_default" and "no partition" in uncovered["note"]
+        assert (
+            quality.partition_info(conn, Suite("none", "no_such_table", "at", ()), date_(2027, 5, 1)) is None
+        )

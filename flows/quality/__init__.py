@@ -34,6 +34,7 @@ from psycopg import sql
 
 from checks import Expectation, Suite, all_suites
 from flows.core import clock, lifecycle, outcomes, runtime, settings
+from flows.core.catalog import read_children
 from flows.core.db import load_sql
 from flows.core.errors import ConfigError
 from flows.core.forms import SuiteName
@@ -129,18 +130,27 @@ def check_name(suite: Suite, key: str | None = None) -> str:
 
 
 def partition_info(conn: Conn, suite: Suite, day: date) -> dict[str, Any] | None:
-    """None when the table does not exist; otherwise whether it is partitioned and the day's partition."""
-    names = [f"{suite.table}_p{day:%Y%m%d}", f"{suite.table}_p{day.replace(day=1):%Y%m%d}"]
-    row = conn.execute(
-        load_sql("queries/quality/partition.sql"), {"table": suite.table, "names": names}
-    ).fetchone()
+    """None when the table does not exist; otherwise whether it is partitioned and the partition
+    whose bounds (read from the catalog, whatever its name or interval) hold the whole day."""
+    row = conn.execute(load_sql("queries/quality/partition.sql"), {"table": suite.table}).fetchone()
     if row is None:
         return None
-    info: dict[str, Any] = {"partitioned": bool(row[0])}
-    if row[0]:
-        info["partition"] = row[1] or f"{suite.table}_default"
-        if row[1] is None:
-            info["note"] = "no partition covers the day: only the DEFAULT partition can hold its rows"
+    oid, partitioned = int(row[0]), bool(row[1])
+    info: dict[str, Any] = {"partitioned": partitioned}
+    if not partitioned:
+        return info
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    end = start + timedelta(days=1)
+    children = read_children(conn, [oid]).get(oid, [])
+    holding = [
+        c.name for c in children if c.lo is not None and c.hi is not None and c.lo <= start and end <= c.hi
+    ]
+    default = [c.name for c in children if c.is_default]
+    if holding:
+        info["partition"] = holding[0]
+    else:
+        info["partition"] = default[0] if default else None
+        info["note"] = "no partition covers the day: only the DEFAULT partition can hold its rows"
     return info
 
 
