@@ -122,7 +122,7 @@ def snapshot(
         out.append(Measurement("index_bytes", rel.resource_type, rel.name, rel.index_bytes, "bytes", meta))
         out.append(Measurement("toast_bytes", rel.resource_type, rel.name, rel.toast_bytes, "bytes", meta))
         out.append(Measurement("total_bytes", rel.resource_type, rel.name, rel.total_bytes, "bytes", meta))
-    row = conn.execute("SELECT current_database(), pg_database_size(current_database())").fetchone()
+    row = conn.execute(load_sql("queries/capacity/database_size.sql")).fetchone()
     assert row is not None
     out.append(Measurement("total_bytes", "database", str(row[0]), int(row[1]), "bytes"))
     return out

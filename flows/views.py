@@ -29,7 +29,7 @@ from prefect.client.schemas.objects import State
 from psycopg import sql
 
 from flows.core import lifecycle, metrics, runtime, settings
-from flows.core.db import load_sql
+from flows.core.db import load_sql, set_local
 from flows.core.errors import ConfigError
 from flows.core.forms import DryRun
 from flows.core.logs import get_logger
@@ -175,8 +175,8 @@ def refresh_view(
     else:
         statement = sql.SQL("REFRESH MATERIALIZED VIEW {}").format(ident)
     with conn.transaction():
-        conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_ms}ms",))
-        conn.execute("SELECT set_config('statement_timeout', %s, true)", (f"{statement_timeout_ms}ms",))
+        set_local(conn, "lock_timeout", f"{lock_timeout_ms}ms")
+        set_local(conn, "statement_timeout", f"{statement_timeout_ms}ms")
         started = time.perf_counter()
         conn.execute(statement, params)
         duration_ms = (time.perf_counter() - started) * 1000.0

@@ -163,6 +163,11 @@ def close_pools() -> None:
         _pools.clear()
 
 
+def set_local(conn: psycopg.Connection[tuple[object, ...]], name: str, value: str) -> None:
+    """``SET LOCAL name = value`` for the current transaction (a parameter, never formatted SQL)."""
+    conn.execute(load_sql("queries/session/set_local.sql"), {"name": name, "value": value})
+
+
 def is_replica(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
     row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
     return bool(row and row[0])

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg.errors
 
+from flows.core.db import set_local
 from flows.core.errors import InfrastructureError, ProblemsFound
 from flows.core.partition_policy import DdlRetry
 
@@ -71,7 +72,7 @@ def run_locked(
     for attempt in range(1, retry.attempts + 1):
         try:
             with conn.transaction():
-                conn.execute("SELECT set_config('lock_timeout', %s, true)", (timeout,))
+                set_local(conn, "lock_timeout", timeout)
                 return work(conn)
         except RETRYABLE as exc:
             kind = type(exc).__name__

@@ -85,7 +85,7 @@ def discover(directory: Path | None = None) -> list[Migration]:
 
 
 def _has_ledger_table(conn: Conn) -> bool:
-    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    row = conn.execute(load_sql("queries/migrations/has_ledger.sql")).fetchone()
     return bool(row and row[0])
 
 

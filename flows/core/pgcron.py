@@ -88,7 +88,7 @@ def cron_connection(conn: Conn) -> Iterator[tuple[Conn | None, str]]:
         application_name=f"{current.application_name}-cron",
         autocommit=True,
     ) as other:
-        installed = other.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')")
+        installed = other.execute(load_sql("queries/cron/installed.sql"))
         row = installed.fetchone()
         yield (other if row and row[0] else None), this_db
 

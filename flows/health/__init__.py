@@ -23,7 +23,7 @@ from prefect.client.schemas.objects import State
 from psycopg.types.json import Jsonb
 
 from flows.core import clock, lifecycle, metrics, runtime, settings
-from flows.core.db import load_sql
+from flows.core.db import load_sql, set_local
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome, ProblemsFound
 from flows.health import probes
@@ -76,14 +76,9 @@ def run_probes(
         started = time.perf_counter()
         try:
             with conn.transaction():
-                conn.execute("SET TRANSACTION READ ONLY")
-                conn.execute(
-                    "SELECT set_config('statement_timeout', %s, true)",
-                    (f"{policy.probe_statement_timeout_ms}ms",),
-                )
-                conn.execute(
-                    "SELECT set_config('lock_timeout', %s, true)", (f"{policy.probe_lock_timeout_ms}ms",)
-                )
+                set_local(conn, "transaction_read_only", "on")
+                set_local(conn, "statement_timeout", f"{policy.probe_statement_timeout_ms}ms")
+                set_local(conn, "lock_timeout", f"{policy.probe_lock_timeout_ms}ms")
                 results.extend(probe(conn, policy, ctx))
         except psycopg.Error as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__

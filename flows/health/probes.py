@@ -149,7 +149,7 @@ def model_accuracy(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Check
 
 def _pg_stat_statements(conn: Conn) -> tuple[list[tuple[Any, ...]], str | None]:
     """Rows of pg_stat_statements, or none and why not (not installed / not loaded / no rights)."""
-    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone()
+    row = conn.execute(_q("has_pg_stat_statements")).fetchone()
     if row is None:
         return [], "pg_stat_statements is not installed in this database"
     try:
