@@ -175,3 +175,28 @@ def test_unreachable_prefect_api_is_one_line_and_exit_3(migrated_db: Database, t
     assert "Traceback" not in done.stderr
     with migrated_db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM pgtender_operations").fetchone() == (0,)  # nothing ran
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_finished_job_is_reported_finished_when_prefect_fails_afterwards(
+    migrated_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's work ended (ledger completed) and then Prefect's bookkeeping failed: the job is
+    reported as what it did, not as an error."""
+    import httpx
+
+    from flows.edge import runner
+
+    real = runner.get_flow("capacity")
+
+    def flaky_bookkeeping(**kwargs: object) -> object:
+        real(**kwargs)  # the job runs to its end
+        raise httpx.ConnectError("database is locked")  # then the API fails
+
+    monkeypatch.setattr(runner, "get_flow", lambda job: flaky_bookkeeping)
+    result = runner.run_job("capacity", {})
+    assert result["metrics_written"] > 0
+    with migrated_db.connect() as conn:
+        assert conn.execute("SELECT status FROM pgtender_operations WHERE job = 'capacity'").fetchall() == [
+            ("completed",)
+        ]
