@@ -32,7 +32,7 @@ from flows.core import clock, lifecycle, locks, metrics, runtime, settings
 from flows.core.catalog import Child, Target, horizon_days, read_children, resolve_targets
 from flows.core.db import load_sql
 from flows.core.ddl import expect_equal, run_locked
-from flows.core.errors import InfrastructureError, raise_worst
+from flows.core.errors import raise_worst
 from flows.core.forms import DryRun
 from flows.core.intervals import add_intervals, floor_to, partition_name, subtract_age
 from flows.core.logs import get_logger
@@ -471,17 +471,15 @@ def partitions_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
     with runtime.connection() as conn:
         targets = resolve_targets(conn, policy.enabled_tables())
     measured_at = run.started_at.replace(microsecond=0)
-    results: dict[str, dict[str, Any]] = {}
-    failures: dict[str, BaseException] = {}
-    for target in targets:
-        state = table_task.with_options(name=f"partitions-{target.name}", retries=policy.task_retries)(
-            target.name, measured_at, run.operation_id, dry_run, return_state=True
-        )
-        if state.is_completed():
-            results[target.name] = state.result()
-        else:
-            exc = state.result(raise_on_failure=False)
-            failures[target.name] = exc if isinstance(exc, BaseException) else InfrastructureError(str(exc))
+    results, failures = runtime.run_each(
+        table_task,
+        JOB,
+        [t.name for t in targets],
+        measured_at,
+        run.operation_id,
+        dry_run,
+        retries=policy.task_retries,
+    )
     run.counts.update(
         {
             "dry_run": dry_run,

@@ -43,7 +43,7 @@ from flows.core import clock, lifecycle, locks, metrics, runtime, settings
 from flows.core.catalog import KEY_TYPES, Target, resolve_targets
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
-from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound, raise_worst
+from flows.core.errors import ConfigError, ProblemsFound, raise_worst
 from flows.core.forms import DryRun
 from flows.core.intervals import floor_to, subtract_age
 from flows.core.logs import get_logger
@@ -877,11 +877,6 @@ def plain_task(
     return outcome.summary()
 
 
-def _failure(state: Any) -> BaseException:
-    exc = state.result(raise_on_failure=False)
-    return exc if isinstance(exc, BaseException) else InfrastructureError(str(exc))
-
-
 def _validate() -> None:
     """Every policy table checked against the catalog before the lock or the ledger is touched."""
     with runtime.connection() as conn:
@@ -896,24 +891,22 @@ def retention_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
     measured_at = run.started_at
     deadline_epoch = time.time() + policy.retention.max_seconds
     retries = policy.retention.task_retries
-    results: dict[str, dict[str, Any]] = {}
-    failures: dict[str, BaseException] = {}
-    for t in parts:
-        state = partitioned_task.with_options(name=f"retention-{t.name}", retries=retries)(
-            t.name, measured_at, run.operation_id, dry_run, return_state=True
-        )
-        if state.is_completed():
-            results[t.name] = state.result()
-        else:
-            failures[t.name] = _failure(state)
-    for p in plain:
-        state = plain_task.with_options(name=f"retention-{p.name}", retries=retries)(
-            p.name, measured_at, deadline_epoch, run.operation_id, dry_run, return_state=True
-        )
-        if state.is_completed():
-            results[p.name] = state.result()
-        else:
-            failures[p.name] = _failure(state)
+    names = [t.name for t in parts]
+    results, failures = runtime.run_each(
+        partitioned_task, JOB, names, measured_at, run.operation_id, dry_run, retries=retries
+    )
+    plain_results, plain_failures = runtime.run_each(
+        plain_task,
+        JOB,
+        [p.name for p in plain],
+        measured_at,
+        deadline_epoch,
+        run.operation_id,
+        dry_run,
+        retries=retries,
+    )
+    results.update(plain_results)
+    failures.update(plain_failures)
     run.counts.update(
         {
             "dry_run": dry_run,

@@ -117,7 +117,8 @@ def current_flow_run_id() -> str | None:
 
 
 @contextmanager
-def _ledger_connection() -> Iterator[Conn]:
+def connection() -> Iterator[Conn]:
+    """An autocommit connection to the tended database, from the process pool."""
     current = settings.load_settings()
     policy = settings.current_policy(current)
     with db.pooled(
@@ -174,7 +175,7 @@ def execute(
             locks.unlock(lock_conn, [n for n, g in zip(names, got, strict=True) if g])
             what = f"{job} for {day}" if day is not None else job
             reason = f"another {what} run holds the advisory lock: this run did nothing"
-            with _ledger_connection() as conn:
+            with connection() as conn:
                 op = ledger.start_operation(conn, job, params=params, flow_run_id=flow_run_id)
                 ledger.skip_operation(conn, op.operation_id, reason)
             log.warning("skipped", reason=reason)
@@ -244,7 +245,7 @@ def _locked(
         raise
     finally:
         _current.reset(token)
-    with _ledger_connection() as conn:
+    with connection() as conn:
         error = outcome.message if isinstance(outcome, ProblemsFound | Skipped) else None
         ledger.finish_operation(conn, op.operation_id, outcome.status, run.counts, error)
     _last[job] = outcome
@@ -288,7 +289,7 @@ def abandon_ended_flow_runs(conn: Conn, job: str, *, found_by: UUID) -> list[led
 
 def _fail(operation_id: UUID, exc: BaseException, counts: dict[str, Any]) -> None:
     try:
-        with _ledger_connection() as conn:
+        with connection() as conn:
             ledger.fail_operation(conn, operation_id, f"{type(exc).__name__}: {_one_line(exc)}", counts)
     except (psycopg.Error, PgtenderError) as ledger_exc:  # the database may be what failed
         get_logger().error("could not record the failure in the ledger", error=_one_line(ledger_exc))

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import psycopg
 
@@ -112,15 +111,28 @@ def db_task(
     return decorate
 
 
-@contextmanager
-def connection() -> Iterator[Conn]:
-    """An autocommit connection to the tended database, from the process pool."""
-    current = settings.load_settings()
-    policy = settings.current_policy(current)
-    with db.pooled(
-        settings.dsn(current), policy=policy.database, application_name=current.application_name
-    ) as conn:
-        yield conn
+def run_each(
+    step: Task[..., Any], job: str, items: list[str], *args: Any, retries: int
+) -> tuple[dict[str, Any], dict[str, BaseException]]:
+    """``step(item, *args)`` for each item (a table), one task run each, one after another: the
+    results by item, and the failures by item (one item failing never stops the others)."""
+    from flows.core.errors import InfrastructureError  # noqa: PLC0415
+
+    results: dict[str, Any] = {}
+    failures: dict[str, BaseException] = {}
+    for item in items:
+        named = step.with_options(name=f"{job}-{item}", retries=retries)
+        state = cast("State[Any]", named(item, *args, return_state=True))
+        if state.is_completed():
+            results[item] = state.result()
+        else:
+            exc = state.result(raise_on_failure=False)
+            failures[item] = exc if isinstance(exc, BaseException) else InfrastructureError(str(exc))
+    return results, failures
+
+
+# An autocommit connection to the tended database, from the process pool.
+connection = lifecycle.connection
 
 
 def check_database() -> None:
