@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -60,9 +61,18 @@ KNOWN_JOBS = RANGE_FIRST + DAY_JOBS + RANGE_LAST
 DEFAULT_JOBS = ("quality", "capacity")
 RANGE = "range"  # the `day` of a range job's item
 
-# Outcomes of one item. done: ran and found nothing wrong; problems: ran and found problems
-# (failed checks, failed view refresh); busy: the job's lock stayed held; error: it raised.
-DONE, PROBLEMS, BUSY, ERROR = "done", "problems", "busy", "error"
+
+class ItemOutcome(StrEnum):
+    """done: ran and found nothing wrong; problems: ran and found problems (failed checks, failed
+    view refresh); busy: the job's lock stayed held; error: it raised."""
+
+    DONE = "done"
+    PROBLEMS = "problems"
+    BUSY = "busy"
+    ERROR = "error"
+
+
+DONE, PROBLEMS, BUSY, ERROR = ItemOutcome.DONE, ItemOutcome.PROBLEMS, ItemOutcome.BUSY, ItemOutcome.ERROR
 FINISHED = (DONE, PROBLEMS)  # what a resume does not repeat
 
 

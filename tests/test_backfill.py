@@ -77,7 +77,7 @@ def _item_rows(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str, str |
         ("2026-06-10", "2026-06-16", None, "end 2026-06-16 is in the future"),
         ("2026-02-30", "2026-03-01", None, "start '2026-02-30' is not a valid calendar date"),
         ("June 1", "2026-06-01", None, "start must be a date YYYY-MM-DD"),
-        ("2026-01-01", "2026-06-01", None, "152 days exceed backfill.max_days = 92; use --force"),
+        ("2026-01-01", "2026-06-01", None, "152 days exceed backfill.max_days = 92; set force (--force)"),
         ("2026-06-01", "2026-06-02", "quality,nope", "unknown backfill job 'nope'"),
         ("2026-06-01", "2026-06-02", " , ", "jobs is empty"),
     ],

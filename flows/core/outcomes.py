@@ -26,6 +26,18 @@ class Status(StrEnum):
     ABANDONED = "abandoned"
 
 
+class CheckStatus(StrEnum):
+    """The status of one check in ``data_quality_checks`` (quality expectations, health probes)."""
+
+    PASSED = "passed"
+    WARNING = "warning"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+NOT_PASSED = (CheckStatus.FAILED, CheckStatus.ERROR)
+
 # Names of the final Prefect states (the UI's run list shows them; the CLI maps them to exit codes).
 PROBLEMS_STATE = "Problems found"
 SKIPPED_STATE = "Skipped"

@@ -19,12 +19,19 @@ from psycopg import sql
 
 from flows.core import pgcron
 from flows.core.db import load_sql
+from flows.core.outcomes import CheckStatus
 from flows.core.schedules import expected_period
 from flows.core.settings import HealthPolicy
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-PASSED, WARNING, FAILED, ERROR, SKIPPED = "passed", "warning", "failed", "error", "skipped"
+PASSED, WARNING, FAILED, ERROR, SKIPPED = (
+    CheckStatus.PASSED,
+    CheckStatus.WARNING,
+    CheckStatus.FAILED,
+    CheckStatus.ERROR,
+    CheckStatus.SKIPPED,
+)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from flows.core.errors import ConfigError
 from flows.core.forms import SuiteName
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
+from flows.core.outcomes import NOT_PASSED, CheckStatus
 from flows.core.replay import ReplayContext, Replayed
 from flows.core.settings import QualityPolicy, QualitySuitePolicy
 from flows.quality.compiler import (
@@ -204,18 +205,18 @@ class SuiteRun:
     outcomes: list[Outcome] = field(default_factory=list)
     row_count: int | None = None
     score: float | None = None
-    status: str = "passed"
+    status: CheckStatus = CheckStatus.PASSED
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def below_threshold(self) -> bool:
-        return self.status in ("failed", "error")
+        return self.status in NOT_PASSED
 
 
 def _error_outcome(exp: Expectation, kwargs: dict[str, Any], weight: float, message: str) -> Outcome:
     # GX/SQLAlchemy messages may quote the connection URL: mask before it reaches a table or a log.
     text = mask_secrets(" ".join(message.split()))[:2000]
-    return Outcome(exp, kwargs, weight, "error", False, {}, None, {"error": text})
+    return Outcome(exp, kwargs, weight, CheckStatus.ERROR, False, {}, None, {"error": text})
 
 
 def _scan_isolated(
@@ -273,7 +274,7 @@ def evaluate_suite(
         run.outcomes = [
             _error_outcome(e, dict(e.kwargs), w, message) for e, w in zip(exps, weights, strict=True)
         ]
-        run.status, run.score = "error", 0.0
+        run.status, run.score = CheckStatus.ERROR, 0.0
         run.details["error"] = message
         return run
     run.details.update(info)
@@ -304,7 +305,7 @@ def evaluate_suite(
                 fact.exp,
                 fact.kwargs,
                 weight,
-                "skipped",
+                CheckStatus.SKIPPED,
                 None,
                 {"element_count": 0},
                 None,
@@ -312,7 +313,14 @@ def evaluate_suite(
             )
             continue
         success, result = evaluate(fact, row_count, metrics[fact.index])
-        outcome = Outcome(fact.exp, fact.kwargs, weight, "passed" if success else "failed", success, result)
+        outcome = Outcome(
+            fact.exp,
+            fact.kwargs,
+            weight,
+            CheckStatus.PASSED if success else CheckStatus.FAILED,
+            success,
+            result,
+        )
         outcomes[fact.index] = outcome
         if not success and "sample" in metrics[fact.index]:
             outcome.sample = list(metrics[fact.index]["sample"] or [])
@@ -345,7 +353,7 @@ def evaluate_suite(
                     fact.exp,
                     fact.kwargs,
                     weights[fact.index],
-                    "skipped",
+                    CheckStatus.SKIPPED,
                     None,
                     {},
                     None,
@@ -363,20 +371,20 @@ def evaluate_suite(
                 outcomes[fact.index] = outcome
 
     run.outcomes = [o for o in outcomes if o is not None]
-    evaluated = [o for o in run.outcomes if o.status != "skipped"]
+    evaluated = [o for o in run.outcomes if o.status != CheckStatus.SKIPPED]
     total = sum(o.weight for o in evaluated)
     if evaluated and total > 0:
         run.score = round(100.0 * sum(o.weight for o in evaluated if o.success) / total, 4)
     if row_count == 0:
         run.details["reason"] = "no rows in the window"
         if suite.requires_rows:
-            run.status, run.score = "failed", 0.0
+            run.status, run.score = CheckStatus.FAILED, 0.0
         elif run.score is None:
-            run.status = "skipped"
-    if run.status == "passed" and run.score is not None and run.score < run.threshold:
-        run.status = "failed"
-    if run.status == "passed" and any(o.status == "error" for o in run.outcomes):
-        run.details["errors"] = [o.key for o in run.outcomes if o.status == "error"]
+            run.status = CheckStatus.SKIPPED
+    if run.status == CheckStatus.PASSED and run.score is not None and run.score < run.threshold:
+        run.status = CheckStatus.FAILED
+    if run.status == CheckStatus.PASSED and any(o.status == CheckStatus.ERROR for o in run.outcomes):
+        run.details["errors"] = [o.key for o in run.outcomes if o.status == CheckStatus.ERROR]
     return run
 
 
@@ -421,7 +429,7 @@ def gx_outcomes(
                 fact.exp,
                 fact.kwargs,
                 fact.exp.weight,
-                "passed" if success else "failed",
+                CheckStatus.PASSED if success else CheckStatus.FAILED,
                 success,
                 result,
                 None if success else sample,
@@ -471,7 +479,7 @@ def to_rows(run: SuiteRun) -> list[CheckRow]:
                 },
             )
         )
-    failed = [o.key for o in run.outcomes if o.status in ("failed", "error")]
+    failed = [o.key for o in run.outcomes if o.status in NOT_PASSED]
     rows.append(
         CheckRow(
             check_name=check_name(suite),
@@ -485,9 +493,9 @@ def to_rows(run: SuiteRun) -> list[CheckRow]:
             details={
                 **run.details,
                 "expectations": len(run.outcomes),
-                "passed": sum(1 for o in run.outcomes if o.status == "passed"),
+                "passed": sum(1 for o in run.outcomes if o.status == CheckStatus.PASSED),
                 "not_passed": failed,
-                "skipped": sum(1 for o in run.outcomes if o.status == "skipped"),
+                "skipped": sum(1 for o in run.outcomes if o.status == CheckStatus.SKIPPED),
             },
         )
     )
@@ -534,7 +542,7 @@ def summary(run: SuiteRun) -> dict[str, Any]:
         "score": run.score,
         "threshold": run.threshold,
         "rows": run.row_count,
-        "not_passed": [o.key for o in run.outcomes if o.status in ("failed", "error")],
+        "not_passed": [o.key for o in run.outcomes if o.status in NOT_PASSED],
         "expectations": len(run.outcomes),
     }
 
@@ -625,7 +633,7 @@ def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed:
         flow_run_id=ctx.flow_run_id,
         gx_runner=gx_runner(policy),
     )
-    failing = [r for r in runs if r.status in ("failed", "error")]
+    failing = [r for r in runs if r.status in NOT_PASSED]
     counts = {
         "suites": len(runs),
         "suites_failed": len(failing),
@@ -697,7 +705,7 @@ def quality_run(run: lifecycle.Run, the_day: date, suites: list[Suite]) -> outco
         run_name = f"quality-{day_iso}-{run.flow_run_id or run.operation_id}"
         docs = docs_task(day_iso, now.isoformat(), [s.name for s in suites], run_name)
     _artifacts(the_day, summaries, docs)
-    failing = [s for s in summaries if s["status"] in ("failed", "error")]
+    failing = [s for s in summaries if s["status"] in NOT_PASSED]
     run.counts.update(
         suites=len(summaries),
         suites_failed=len(failing),
