@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,6 @@ from flows.errors import ConfigError, InfrastructureError
 from tests.conftest import Database
 
 TODAY = date(2026, 6, 15)
-
-
-@pytest.fixture(autouse=True)
-def _logs_to_real_stderr() -> Iterator[None]:
-    """The CLI configures logging onto capsys's stderr: point it back at the real one afterwards."""
-    yield
-    from flows.logs import configure_logging
-
-    configure_logging()
 
 
 def _today() -> date:

@@ -230,6 +230,7 @@ def _statement_stats(conn: psycopg.Connection[Any]) -> tuple[str, float]:
     return str(row[0]), float(row[1])
 
 
+@pytest.mark.real_clock  # on the pg_cron cluster
 def test_query_response_with_pg_stat_statements(pgss_db: Database) -> None:
     now = _now()
     policy = _policy()
