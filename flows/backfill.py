@@ -42,6 +42,7 @@ from prefect import flow, task
 from psycopg.types.json import Jsonb
 
 from flows import db, locks, runtime, settings
+from flows.core import clock
 from flows.db import load_sql
 from flows.errors import ConfigError, InfrastructureError, ProblemsFound
 from flows.logs import get_logger
@@ -166,7 +167,7 @@ def validate(
     """Check a backfill request before anything is touched; ConfigError names the first problem."""
     policy = policy or settings.BackfillPolicy()
     first, last = _parse_day(start, "start"), _parse_day(end, "end")
-    today = today or datetime.now(UTC).date()
+    today = today or clock.today()
     if first > last:
         raise ConfigError(f"--start {first} is after --end {last}")
     if last > today:
@@ -532,7 +533,7 @@ def backfill(
         raise ConfigError("this server is a replica: backfill writes results and must run on the primary")
     ctx = Context(
         policy,
-        now or datetime.now(UTC),
+        now or clock.db_now(conn),
         flow_run_id,
         operation_id,
         _gx_runner_factory,
@@ -621,12 +622,13 @@ def backfill_flow(start: str, end: str, jobs: list[str] | None = None, force: bo
 
     log = get_logger(job=JOB)
     policy = settings.current_policy()
-    request = validate(start, end, jobs, force=force, policy=policy.backfill)
     with runtime.connection() as conn:
+        now = clock.db_now(conn)
+        # "No future days" by the database's today: the days' rows and results are its.
+        request = validate(start, end, jobs, force=force, policy=policy.backfill, today=now.date())
         if db.is_replica(conn):
             raise ConfigError("this server is a replica: backfill must run on the primary")
         items, done = plan(conn, request)
-    now = datetime.now(UTC)
     with runtime.ledger_entry(JOB, request.params()) as op:
         todo = [i for i in items if i not in done]
         outcomes: dict[Item, ItemResult] = {
@@ -754,7 +756,8 @@ def cli_deployment(
 
     request = _policy_and_request(start, end, jobs, force)
     params = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
-    since = datetime.now(UTC) - timedelta(seconds=5)
+    with runtime.connection() as conn:  # the ledger's clock: its rows say when items finished
+        since = clock.db_now(conn) - timedelta(seconds=5)
     flow_run: FlowRun = run_deployment(  # type: ignore[assignment]
         name, parameters=params, timeout=0, as_subflow=False
     )

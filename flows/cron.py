@@ -24,6 +24,7 @@ import psycopg
 from psycopg import conninfo, sql
 
 from flows import db, ledger, settings
+from flows.core import clock
 from flows.db import load_sql
 from flows.ddl import expect_equal
 from flows.errors import ConfigError
@@ -198,7 +199,7 @@ def classify(job: CronJob, tended_database: str, schedules: dict[str, str]) -> t
 
 def analyze(conn: Conn, *, since: datetime | None = None) -> Analysis:
     """Every pg_cron job with its pgtender replacement (if any) and its recent run history."""
-    since = since or datetime.now(UTC) - timedelta(days=30)
+    since = since or clock.db_now(conn) - timedelta(days=30)
     schedules = _schedules()
     with cron_connection(conn) as (cron_conn, tended):
         if cron_conn is None:

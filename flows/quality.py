@@ -34,6 +34,7 @@ from psycopg import sql
 
 from checks import Expectation, Suite, all_suites
 from flows import locks, runtime, settings
+from flows.core import clock
 from flows.db import load_sql
 from flows.errors import ConfigError, ProblemsFound
 from flows.logs import get_logger
@@ -65,8 +66,8 @@ GxRunner = Callable[[Suite, Window, list[Fact]], list[Outcome]]
 
 
 def parse_day(day: str | None, *, today: date | None = None) -> date:
-    """``YYYY-MM-DD``; default: yesterday (UTC)."""
-    today = today or datetime.now(UTC).date()
+    """``YYYY-MM-DD``; default: yesterday (UTC) of ``today`` (default: pgtender's clock)."""
+    today = today or clock.today()
     if day is None:
         return today - timedelta(days=1)
     if not isinstance(day, str) or not _DAY_RE.match(day.strip()):
@@ -648,9 +649,11 @@ def quality_flow(day: str | None = None, suite: str | None = None) -> dict[str, 
     """Validate the day's window (default: yesterday UTC) with every (or one) GX suite."""
     log = get_logger(job=JOB)
     policy = settings.current_policy().quality
-    the_day = parse_day(day)
     suites = select_suites(suite, policy)
-    now = datetime.now(UTC)
+    with runtime.connection() as conn:
+        now = clock.db_now(conn)
+    # The day is the database's: its yesterday, and no day after its today (the rows are its too).
+    the_day = parse_day(day, today=now.date())  # bad input: nothing written
     params = {"day": the_day.isoformat(), "suite": suite}
     if (on_replica := runtime.replica_skip(JOB)) is not None:
         return on_replica

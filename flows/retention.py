@@ -23,7 +23,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +35,7 @@ from prefect import flow, task
 from psycopg import sql
 
 from flows import locks, runtime, settings
+from flows.core import clock
 from flows.db import load_sql
 from flows.ddl import RowCountMismatch, expect_equal, run_locked
 from flows.errors import ConfigError, InfrastructureError, ProblemsFound
@@ -200,7 +201,7 @@ def dump_partition(
 ) -> Path:
     """COPY the partition to ``<dump_dir>/<schema>.<partition>.<stamp>.copy.gz`` + manifest; verified."""
     dump_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
     stem = f"{quote(target.schema, safe='')}.{quote(exp.name, safe='')}.{stamp}"
     data = dump_dir / f"{stem}.copy.gz"
     manifest_path = dump_dir / f"{stem}.json"
@@ -235,7 +236,7 @@ def dump_partition(
         "columns": columns,
         "rows": rows,
         "sha256": _sha256(data),
-        "created_at": datetime.now(UTC).isoformat(),
+        "created_at": clock.now().isoformat(),
     }
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     verify_dump(manifest_path)

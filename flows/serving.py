@@ -26,12 +26,13 @@ import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.core import clock
 from flows.jobs import JOBS, get_flow
 from flows.logs import get_logger
 
@@ -289,7 +290,7 @@ def collapse_late_runs(
     from prefect.states import Cancelled  # noqa: PLC0415
 
     log = get_logger(component="late-runs")
-    now = now or datetime.now(UTC)
+    now = now or clock.now()  # compared with Prefect's expected start times: the real clock in production
     cancelled: dict[str, int] = {}
     for job, deployment_id in deployment_ids.items():
         runs: list[Any] = []

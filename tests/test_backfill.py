@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from flows import backfill, db, settings
+from flows.core import clock
 from flows.errors import ConfigError, InfrastructureError
 from tests.conftest import Database
 
@@ -18,7 +19,7 @@ TODAY = date(2026, 6, 15)
 
 
 def _today() -> date:
-    return datetime.now(UTC).date()
+    return clock.today()  # a calendar session moves it with the database's clock
 
 
 def _days_back(n: int) -> str:
@@ -282,6 +283,7 @@ def _summary_items(summary: dict[str, Any]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the flow and the CLI
 
 
+@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_progress_and_table_artifacts(demo_db: Database) -> None:
     from prefect.client.orchestration import get_client
@@ -319,6 +321,25 @@ def test_flow_progress_and_table_artifacts(demo_db: Database) -> None:
 
     bad = backfill.backfill_flow(start=_days_back(1), end=_days_back(3), return_state=True)
     assert bad.is_failed() and isinstance(bad.result(raise_on_failure=False), ConfigError)
+
+
+@pytest.mark.calendar
+@pytest.mark.usefixtures("prefect_api")
+def test_flow_future_days_by_the_databases_clock(migrated_db: Database) -> None:
+    """ "No future days" is the database's today, also when pgtender's own clock is a day off."""
+    with migrated_db.connect() as conn:
+        today = clock.db_now(conn).date()
+    with clock.travel(timedelta(days=-1)):  # pgtender's clock behind: the database's today is fine
+        ran = backfill.backfill_flow(
+            start=today.isoformat(), end=today.isoformat(), jobs=["capacity"], return_state=True
+        )
+    assert ran.is_completed(), ran.message
+    tomorrow = (today + timedelta(days=2)).isoformat()  # a day after the database's (and its midnight)
+    with clock.travel(timedelta(days=3)):  # pgtender's clock ahead: still the future for the database
+        bad = backfill.backfill_flow(start=tomorrow, end=tomorrow, jobs=["capacity"], return_state=True)
+    assert bad.is_failed()
+    error = bad.result(raise_on_failure=False)
+    assert isinstance(error, ConfigError) and "in the future" in str(error)
 
 
 @pytest.mark.usefixtures("prefect_api")
