@@ -68,10 +68,15 @@ def run_probes(
     now: datetime,
     schema: str = "public",
     schedules: dict[str, str] | None = None,
+    timezones: dict[str, str] | None = None,
     only: tuple[str, ...] | None = None,
 ) -> Run:
-    """Every probe (or ``only`` these) in its own read-only transaction; a probe error is a row."""
-    ctx = probes.Context(now=now, schema=schema, schedules=dict(schedules or {}))
+    """Every probe (or ``only`` these) in its own read-only transaction; a probe error is a row.
+
+    ``schedules``: job -> cron for the watchdog, read in ``timezones[job]`` (default UTC)."""
+    ctx = probes.Context(
+        now=now, schema=schema, schedules=dict(schedules or {}), timezones=dict(timezones or {})
+    )
     results: list[probes.CheckResult] = []
     timings: dict[str, float] = {}
     for name, probe in probes.PROBES.items():
@@ -185,11 +190,18 @@ def summary_rows(run: Run) -> list[dict[str, Any]]:
 
 @runtime.db_task("health-probes", JOB)
 def probes_task(operation_id: UUID) -> dict[str, Any]:
-    from flows.serving import SCHEDULES  # noqa: PLC0415 - the schedules the watchdog expects
+    from flows.serving import schedules_for  # noqa: PLC0415 - the schedules the watchdog expects
 
     policy = settings.current_policy()
+    planned = schedules_for(policy)
     with runtime.connection() as conn:
-        run = run_probes(conn, policy.health, now=db_now(conn), schedules=SCHEDULES)
+        run = run_probes(
+            conn,
+            policy.health,
+            now=db_now(conn),
+            schedules={job: cron for job, (cron, _tz) in planned.items()},
+            timezones={job: tz for job, (_cron, tz) in planned.items()},
+        )
         checks, metrics = record(
             conn, run, flow_run_id=runtime.current_flow_run_id(), operation_id=operation_id
         )

@@ -7,7 +7,6 @@ from ``settings.HealthPolicy`` (the seed README's alerting thresholds are its de
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 
+from flows import firings
 from flows.db import load_sql
 from flows.settings import HealthPolicy
 
@@ -32,6 +32,8 @@ class Context:
     schema: str = "public"
     # job -> cron, for the watchdog (flows.serving.SCHEDULES by default)
     schedules: dict[str, str] = field(default_factory=dict)
+    # job -> the IANA zone its cron is read in (absent: UTC), as the deployment reads it
+    timezones: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -556,16 +558,11 @@ def partition_horizon(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Ch
     return out
 
 
-def expected_period(cron: str, now: datetime) -> timedelta:
-    """The longest gap between consecutive fire times of ``cron`` over its next 32 firings.
-
-    Uses the croniter Prefect vendors for its own cron schedules (same parsing as the deployment).
-    """
-    from prefect._vendor.croniter.croniter import croniter  # noqa: PLC0415
-
-    it = croniter(cron, now)  # type: ignore[no-untyped-call]
-    fires: list[datetime] = [it.get_next(datetime) for _ in range(32)]  # type: ignore[no-untyped-call]
-    return max(b - a for a, b in itertools.pairwise(fires))
+def expected_period(cron: str, now: datetime, tz: str = "UTC") -> timedelta:
+    """The longest gap between consecutive fire times of ``cron`` (read in ``tz``) among the 32
+    before ``now`` and the 32 after: across a DST change, the longer of the two lengths (a daily
+    local job is 25 hours apart once a year, a weekly one 169)."""
+    return firings.longest_gap(cron, tz, now)
 
 
 def job_watchdog(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
@@ -581,7 +578,7 @@ def job_watchdog(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckRe
     out = []
     rows = conn.execute(_q("job_runs"), {"jobs": jobs}).fetchall()
     for job, last_success, last_start, first_op in rows:
-        period = expected_period(ctx.schedules[job], ctx.now)
+        period = expected_period(ctx.schedules[job], ctx.now, ctx.timezones.get(job, "UTC"))
         allowed = period * policy.watchdog_grace_factor
         observed: dict[str, Any] = {
             "last_success": last_success.isoformat() if last_success else None,

@@ -228,6 +228,16 @@ def _description(flow: Any) -> str:
     return doc.split("\n\n")[0].replace("\n", " ")
 
 
+def schedules_for(policy: Policy | None = None) -> dict[str, tuple[str, str]]:
+    """job -> (cron, time zone) of every scheduled job, as its deployment reads it."""
+    out: dict[str, tuple[str, str]] = {}
+    for job in SCHEDULES:
+        sched = schedule_for(job, policy)
+        if sched is not None:
+            out[job] = (sched.cron, sched.timezone)
+    return out
+
+
 def deployment_for(job: str, policy: Policy | None = None) -> RunnerDeployment:
     from prefect.client.schemas.objects import (  # noqa: PLC0415
         ConcurrencyLimitConfig,
