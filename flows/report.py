@@ -38,7 +38,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 from prefect import flow, task
 
-from flows import report_charts, report_email, runtime, settings
+from flows import firings, report_charts, report_email, runtime, serving, settings
+from flows.core import clock
 from flows.db import load_sql
 from flows.errors import ConfigError
 from flows.logs import get_logger
@@ -74,6 +75,22 @@ class Week:
     @property
     def end(self) -> datetime:
         return datetime.combine(self.monday + timedelta(days=7), time(0), tzinfo=ZoneInfo(self.tz))
+
+    @property
+    def hours(self) -> int:
+        """168, or 167 / 169 when the report's zone changes its clocks during the week."""
+        # in UTC: between two datetimes of the same zone Python subtracts wall-clock times
+        return round((self.end.astimezone(UTC) - self.start.astimezone(UTC)).total_seconds() / 3600)
+
+    def ranges_text(self) -> str:
+        """The UTC ranges the report counted: seven local days for job runs and alerts, seven UTC
+        days for quality (its results are per UTC day)."""
+        fmt = "%Y-%m-%d %H:%M"
+        return (
+            f"job runs and alerts {self.start.astimezone(UTC):{fmt}} to {self.end.astimezone(UTC):{fmt}} UTC"
+            f" ({self.hours} h: Monday 00:00 to Monday 00:00 {self.tz}); quality by UTC day,"
+            f" {self.days[0].isoformat()} to {self.days[-1].isoformat()}"
+        )
 
     @property
     def utc_start(self) -> datetime:
@@ -123,7 +140,7 @@ def recipients_for(to: str | None, policy: settings.ReportPolicy, *, dry_run: bo
 def validate_options(week: str | None = None, to: str | None = None, dry_run: bool = False) -> None:
     """Pre-flight check for ``pgtender run report``: bad input fails before any flow run starts."""
     policy = settings.current_policy()
-    parse_week(week, policy.report.timezone, now=datetime.now(UTC))
+    parse_week(week, policy.report.timezone, now=clock.now())
     recipients_for(to, policy.report, dry_run=dry_run)
 
 
@@ -255,20 +272,11 @@ def late_runs(
     A firing is late when no run started between one minute before it and the tolerance after it
     (min(half the schedule's period, 30 minutes)).
     """
-    from prefect._vendor.croniter.croniter import croniter  # noqa: PLC0415
-
-    from flows.probes import expected_period  # noqa: PLC0415 - same cron parsing as the watchdog
-
-    zone = ZoneInfo(tz)
-    tolerance = min(expected_period(cron, start.astimezone(zone)) / 2, timedelta(minutes=30))
+    tolerance = min(firings.longest_gap(cron, tz, start) / 2, timedelta(minutes=30))
     until = min(end, now - tolerance)
     ordered = sorted(starts)
-    it = croniter(cron, start.astimezone(zone) - timedelta(seconds=1))  # type: ignore[no-untyped-call]
     expected = late = 0
-    while True:
-        fire: datetime = it.get_next(datetime)  # type: ignore[no-untyped-call]
-        if fire >= until:
-            break
+    for fire in firings.fires_between(cron, tz, start, until):
         expected += 1
         i = bisect.bisect_left(ordered, fire - timedelta(minutes=1))
         if i >= len(ordered) or ordered[i] > fire + tolerance:
@@ -505,6 +513,8 @@ def build(
     overall = data.overall
     summary = {
         "week": week.label,
+        "range_utc": [week.start.astimezone(UTC).isoformat(), week.end.astimezone(UTC).isoformat()],
+        "hours": week.hours,
         "pass_rate": None if overall.rate is None else round(overall.rate, 2),
         "change_pts": None if data.change is None else round(data.change, 2),
         "evaluated": overall.evaluated,
@@ -514,17 +524,6 @@ def build(
         "charts": len(images),
     }
     return Rendered(out, eml, out / "report.html", out / "report.txt", title, recipients, summary)
-
-
-def schedules_for(policy: settings.Policy) -> dict[str, tuple[str, str]]:
-    from flows.serving import SCHEDULES, schedule_for  # noqa: PLC0415 - the deployments' schedules
-
-    out: dict[str, tuple[str, str]] = {}
-    for job in SCHEDULES:
-        sched = schedule_for(job, policy)
-        if sched is not None:
-            out[job] = (sched.cron, sched.timezone)
-    return out
 
 
 # ---------------------------------------------------------------- Prefect
@@ -542,7 +541,7 @@ def build_task(week_label: str, recipients: list[str], now_iso: str) -> dict[str
             week,
             recipients,
             policy=policy,
-            schedules=schedules_for(policy),
+            schedules=serving.schedules_for(policy),
             state_dir=current.state_dir,
             now=now,
         )
@@ -576,7 +575,8 @@ def report_flow(week: str | None = None, to: str | None = None, dry_run: bool = 
 
     log = get_logger(job=JOB)
     policy = settings.current_policy()
-    now = datetime.now(UTC)
+    with runtime.connection() as conn:
+        now = clock.db_now(conn)  # the week and "complete" by the database's clock, as its rows
     chosen = parse_week(week, policy.report.timezone, now=now)  # bad input: nothing written
     recipients = recipients_for(to, policy.report, dry_run=dry_run)
     params = {"week": chosen.label, "recipients": len(recipients), "dry_run": dry_run}
@@ -585,7 +585,10 @@ def report_flow(week: str | None = None, to: str | None = None, dry_run: bool = 
     with runtime.ledger_entry(JOB, params) as op:
         built = build_task(chosen.label, recipients, now.isoformat())
         op.counts.update(
-            {k: built[k] for k in ("pass_rate", "evaluated", "failing_checks", "health_alerts", "charts")}
+            {
+                k: built[k]
+                for k in ("range_utc", "pass_rate", "evaluated", "failing_checks", "health_alerts", "charts")
+            }
         )
         create_markdown_artifact(
             key="weekly-report",
