@@ -35,9 +35,10 @@ def fires_between(cron: str, tz: str, start: datetime, end: datetime) -> list[da
 
 
 def fires_around(cron: str, tz: str, now: datetime, n: int = 32) -> list[datetime]:
-    """The ``n`` fire times before ``now`` and the ``n`` after it, in order, in UTC."""
+    """The ``n`` fire times up to ``now`` (a fire at ``now`` included) and the ``n`` after it, in
+    order, in UTC. (Skipping a fire at exactly ``now`` would join the gaps on either side of it.)"""
     local = _local(now, tz)
-    before = list(itertools.islice(CronSim(cron, local, reverse=True), n))
+    before = list(itertools.islice(CronSim(cron, local + timedelta(seconds=1), reverse=True), n))
     after = list(itertools.islice(CronSim(cron, local), n))
     return [f.astimezone(UTC) for f in [*reversed(before), *after]]
 

@@ -563,6 +563,10 @@ def test_expected_period_from_cron() -> None:
     assert probes.expected_period("*/5 * * * *", at) == timedelta(minutes=5)
     assert probes.expected_period("0 2 * * *", at) == timedelta(days=1)
     assert probes.expected_period("0 8 * * 1", at) == timedelta(days=7)
+    # now exactly on a fire (the leap-day instant of the matrix found it): still one period
+    on_fire = datetime(2028, 2, 29, 12, 0, tzinfo=UTC)
+    assert probes.expected_period("*/15 * * * *", on_fire) == timedelta(minutes=15)
+    assert probes.expected_period("0 12 * * *", on_fire) == timedelta(days=1)
     # Read in a zone with DST: the longer of the two lengths around a change.
     fall = datetime(2027, 10, 31, 12, 0, tzinfo=UTC)  # Europe/Berlin fell back at 01:00 UTC
     assert probes.expected_period("0 8 * * *", fall, "Europe/Berlin") == timedelta(hours=25)
