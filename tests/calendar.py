@@ -19,7 +19,10 @@ to move both clocks again; tests that use it are deselected on the real clock.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -36,6 +39,7 @@ INSTANT_ENV = "PGTENDER_TEST_INSTANT"
 CLOCK_FILE_ENV = "PGTENDER_CLOCK_FILE"
 DEFAULT_CLOCK_FILE = "/var/lib/postgresql/pgtender-clock/offset"
 OFFSET_ENV = "PGTENDER_CLOCK_OFFSET_SECONDS"
+HOLDER_ENV = "PGTENDER_CLOCK_SESSION_PID"  # the process whose session holds the cluster's clock
 TOLERANCE = timedelta(seconds=1)
 
 
@@ -72,6 +76,7 @@ class _Clocks:
     clock_file: Path
     shift: timedelta = timedelta(0)
     travelling: ExitStack = field(default_factory=ExitStack)
+    lock_fd: int | None = None
 
 
 _state: _Clocks | None = None
@@ -143,7 +148,26 @@ def start(server_dsn: str | None) -> None:
             f"calendar session: {_state.clock_file.parent} does not exist (run .ci/setup-pg-clock.sh)",
             returncode=3,
         )
+    _hold_the_cluster(_state)
     move_clock(instant)
+
+
+def _hold_the_cluster(state: _Clocks) -> None:
+    """One calendar session at a time moves the cluster's clock: wait for another one to end. A
+    session a test starts inside a calendar session (tests/test_calendar.py) borrows its parent's."""
+    if os.environ.get(HOLDER_ENV) == str(os.getppid()):
+        return
+    path = state.clock_file.with_name("session.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    with contextlib.suppress(PermissionError):
+        os.fchmod(fd, 0o666)  # whoever runs the next session may take it too
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"calendar session: waiting for another calendar session to end ({path})", file=sys.stderr)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    state.lock_fd = fd  # released when the process ends
+    os.environ[HOLDER_ENV] = str(os.getpid())
 
 
 def stop() -> None:
@@ -154,6 +178,9 @@ def stop() -> None:
     _write_offset(_state.clock_file, 0.0)
     _state.travelling.close()
     os.environ.pop(OFFSET_ENV, None)
+    if _state.lock_fd is not None:
+        os.close(_state.lock_fd)  # closing the descriptor releases the lock
+        os.environ.pop(HOLDER_ENV, None)
     _state = None
 
 

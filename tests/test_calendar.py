@@ -4,10 +4,12 @@ need the clock cluster, so they run in calendar sessions only (.ci/calendar)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -78,3 +80,26 @@ def test_server_timeouts_fire_on_a_moved_clock(
     finally:
         release.set()
         holder.join()
+
+
+@pytest.mark.parametrize(
+    ("instant", "outcome"),
+    [("2027-01-01T00:00:30Z", "1 failed"), ("2027-01-20T12:00:00Z", "1 passed")],
+)
+def test_the_matrix_catches_a_date_dependent_test(
+    calendar_clock: CalendarClock, instant: str, outcome: str
+) -> None:
+    """tests/calendar_canary.py assumes, like the retention test of issue 10 did, that the day of the
+    month is late enough: on the 1st it fails, on the 20th it passes."""
+    env = {**os.environ, "PGTENDER_TEST_INSTANT": instant}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/calendar_canary.py"],
+        cwd=Path(__file__).parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert outcome in run.stdout, run.stdout[-2000:]
+    if outcome == "1 failed":
+        assert "learning_events_default" in run.stdout

@@ -22,7 +22,7 @@ def test_partitioned_tables_have_default_and_current_partitions(migrated_db: Dat
             assert default == [(f"{table}_default",)]
             current = conn.execute(
                 "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                " WHERE i.inhparent = %s::regclass AND c.relname = %s || '_p' || to_char(date_trunc('month', now()), 'YYYYMMDD')",
+                " WHERE i.inhparent = %s::regclass AND c.relname = %s || '_p' || to_char(date_trunc('month', now() AT TIME ZONE 'UTC'), 'YYYYMMDD')",
                 (table, table),
             ).fetchone()[0]
             assert current == 1
