@@ -137,6 +137,7 @@ def test_cli_bad_request_exits_2_and_changes_nothing(
 # ---------------------------------------------------------------- the plain core
 
 
+@pytest.mark.calendar
 def test_backfill_is_idempotent_and_resumable(demo_db: Database) -> None:
     policy = _policy(chunk_days=2)
     request = backfill.validate(_days_back(4), _days_back(2), "quality,capacity")
@@ -241,6 +242,7 @@ def test_held_job_lock_makes_items_busy_then_resume_finishes(demo_db: Database) 
         assert _current_quality(conn)[0] > 0 and _current_quality(conn)[1] == 0
 
 
+@pytest.mark.calendar
 def test_range_jobs_run_once_around_the_days(demo_db: Database) -> None:
     request = backfill.validate(_days_back(2), _days_back(1), "partitions,quality,views")
     with db.connect(demo_db.dsn, autocommit=True) as conn:
@@ -342,6 +344,7 @@ def test_flow_future_days_by_the_databases_clock(migrated_db: Database) -> None:
     assert isinstance(error, ConfigError) and "in the future" in str(error)
 
 
+@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_cli_local_run_shows_progress_and_table(
     demo_db: Database, capsys: pytest.CaptureFixture[str]

@@ -18,6 +18,8 @@ from flows.core import clock
 from tests.calendar import CalendarClock
 from tests.conftest import Database
 
+pytestmark = pytest.mark.calendar
+
 CLOSE = timedelta(seconds=2)
 
 

@@ -120,6 +120,7 @@ def test_interval_arithmetic_and_names() -> None:
 # ------------------------------------------------------------------ creation, idempotence
 
 
+@pytest.mark.calendar
 def test_creates_through_horizon_like_the_parent_and_second_run_is_noop(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 5}, "system_performance_metrics": {"enabled": False}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -181,6 +182,7 @@ def _migration_partitions(now: datetime) -> set[str]:
     }
 
 
+@pytest.mark.calendar
 def test_dry_run_changes_nothing(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 6}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -200,6 +202,7 @@ def test_dry_run_changes_nothing(migrated_db: Database) -> None:
 # ------------------------------------------------------------------ DEFAULT rescue
 
 
+@pytest.mark.calendar
 def test_default_rescue_moves_exact_counts_and_leaves_out_of_range_rows(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 3, "retention": "none"}, "system_performance_metrics": {"enabled": False}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -243,6 +246,7 @@ def test_default_rescue_moves_exact_counts_and_leaves_out_of_range_rows(migrated
         assert warned and warned[0]["rows"] == 13 and warned[0]["table"] == "public.learning_events"
 
 
+@pytest.mark.calendar
 def test_default_rescue_mismatch_rolls_back(migrated_db: Database) -> None:
     pol = policy({LE: {"retention": "none"}, "system_performance_metrics": {"enabled": False}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -303,6 +307,7 @@ def test_lock_held_on_parent_fails_cleanly_after_retries(migrated_db: Database) 
         )
 
 
+@pytest.mark.calendar
 def test_lock_released_while_retrying_then_succeeds(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 4}, "system_performance_metrics": {"enabled": False}}, attempts=60)
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -314,6 +319,7 @@ def test_lock_released_while_retrying_then_succeeds(migrated_db: Database) -> No
         assert set(result.created) <= set(partitions_of(conn, LE))
 
 
+@pytest.mark.calendar
 def test_two_concurrent_maintainers_create_each_partition_once(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 12}, "system_performance_metrics": {"enabled": False}}, attempts=50)
     results: list[partitions.TableResult] = []
@@ -440,6 +446,7 @@ def test_writers_are_not_blocked_by_a_noop_pass(migrated_db: Database) -> None:
 # ------------------------------------------------------------------ hostile names
 
 
+@pytest.mark.calendar
 def test_table_names_with_quotes_spaces_and_semicolons(migrated_db: Database) -> None:
     pol = policy({WEIRD: {"interval": "week", "premake": 3, "retention": "8 weeks"}, LE: {"enabled": False},
                   "system_performance_metrics": {"enabled": False}})  # fmt: skip
@@ -481,6 +488,7 @@ def _write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) ->
     monkeypatch.setenv("PGTENDER_CONFIG", str(path))
 
 
+@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_partitions_flow_records_ledger_and_metrics(
     migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -154,6 +154,7 @@ def test_learning_events_planted_defects_exact_counts(migrated_db: Database) -> 
     assert run.details["partition"] == f"learning_events_p{DAY.replace(day=1):%Y%m%d}"
 
 
+@pytest.mark.calendar
 def test_tenth_of_normal_volume_fails_the_band(migrated_db: Database) -> None:
     suite = all_suites()["learning_events"]
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -173,6 +174,7 @@ def test_tenth_of_normal_volume_fails_the_band(migrated_db: Database) -> None:
     assert rerun.score == pytest.approx(100 * 12 / 17, abs=1e-3) and rerun.status == "failed"
 
 
+@pytest.mark.calendar
 def test_volume_band_learned_from_recorded_history(migrated_db: Database) -> None:
     """Once earlier days are recorded, the band comes from their results, not from recounting."""
     suite = all_suites()["learning_events"]
@@ -188,6 +190,7 @@ def test_volume_band_learned_from_recorded_history(migrated_db: Database) -> Non
     assert (low, high) == (300, 1200)
 
 
+@pytest.mark.calendar
 def test_clean_day_passes_every_expectation(migrated_db: Database) -> None:
     suite = all_suites()["learning_events"]
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -199,6 +202,7 @@ def test_clean_day_passes_every_expectation(migrated_db: Database) -> None:
     assert run.score == 100.0 and run.status == "passed"
 
 
+@pytest.mark.calendar
 def test_other_families_planted_defects(migrated_db: Database) -> None:
     suites = all_suites()
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -385,6 +389,7 @@ def test_rerun_keeps_one_current_row_per_check(migrated_db: Database) -> None:
 # ---------------------------------------------------------------- the Prefect flow
 
 
+@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_lock_is_per_day(migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run of the same day skips; the job-wide lock a backfill of other days holds does not."""

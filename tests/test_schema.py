@@ -9,6 +9,7 @@ from tests.conftest import Database
 PARTITIONED = {"learning_events": "occurred_at", "system_performance_metrics": "recorded_at"}
 
 
+@pytest.mark.calendar
 def test_partitioned_tables_have_default_and_current_partitions(migrated_db: Database) -> None:
     with migrated_db.connect() as conn:
         for table, column in PARTITIONED.items():
