@@ -43,7 +43,7 @@ from psycopg.types.json import Jsonb
 
 from flows.core import clock, db, lifecycle, locks, runtime, settings
 from flows.core.db import load_sql
-from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.errors import ProblemsFound as ProblemsError
 from flows.core.forms import BackfillJob
 from flows.core.logs import get_logger
@@ -560,8 +560,12 @@ def backfill_flow(
         force: Re-run days this backfill already did, and allow more than backfill.max_days days.
     """
     try:
-        request = validate(start, end, jobs, force=force, policy=settings.current_policy().backfill)
-    except ConfigError as exc:
+        with runtime.connection() as conn:  # "no future days" by the database's today: the rows are its
+            today = clock.db_now(conn).date()
+        request = validate(
+            start, end, jobs, force=force, policy=settings.current_policy().backfill, today=today
+        )
+    except PgtenderError as exc:
         return lifecycle.error_state(exc)
     # One run of the same request at a time; backfills of other ranges may run side by side (their
     # items take the jobs' own locks).

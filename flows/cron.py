@@ -20,7 +20,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from flows.core import ledger
+from flows.core import clock, ledger
 from flows.core.db import load_sql
 from flows.core.ddl import expect_equal
 from flows.core.errors import ConfigError
@@ -119,7 +119,7 @@ def classify(job: CronJob, tended_database: str, schedules: dict[str, str]) -> t
 
 def analyze(conn: Conn, *, since: datetime | None = None) -> Analysis:
     """Every pg_cron job with its pgtender replacement (if any) and its recent run history."""
-    since = since or datetime.now(UTC) - timedelta(days=30)
+    since = since or clock.db_now(conn) - timedelta(days=30)
     schedules = _schedules()
     with cron_connection(conn) as (cron_conn, tended):
         if cron_conn is None:

@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -307,7 +307,7 @@ def dump_partition(
         )
     tidy_stem(dump_dir, stem)
     _remove_legacy_partials(dump_dir, target.schema, name)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
     data = dump_dir / f"{stem}.{stamp}.copy.gz"
     partial = data.with_name(data.name + ".partial")
     table = sql.Identifier(target.schema, name)
@@ -347,7 +347,7 @@ def dump_partition(
         "columns": columns,
         "rows": rows,
         "sha256": _sha256(data),
-        "created_at": datetime.now(UTC).isoformat(),
+        "created_at": clock.now().isoformat(),
     }
     _write_manifest(manifest_path, manifest)
     on_step("manifest-written")
@@ -377,7 +377,7 @@ def _drop_counted(
 
     run_locked(conn, drop, retry=retry, what=f"drop {target.schema}.{name}", log=log)
     on_step("dropped")
-    _write_manifest(manifest_path, {**manifest, "dropped_at": datetime.now(UTC).isoformat()})
+    _write_manifest(manifest_path, {**manifest, "dropped_at": clock.now().isoformat()})
 
 
 def drop_after_dump(
@@ -490,7 +490,7 @@ def finish_interrupted_dumps(
             continue
         row = conn.execute(relation, {"oid": oid}).fetchone()
         if row is None:  # dropped by the killed run just before it could write that down
-            _write_manifest(path, {**manifest, "dropped_at": datetime.now(UTC).isoformat()})
+            _write_manifest(path, {**manifest, "dropped_at": clock.now().isoformat()})
         tidy_stem(dump_dir, path.name.removesuffix(".json"))
     return actions
 

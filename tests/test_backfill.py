@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import psycopg
 import pytest
 
 from flows import backfill, capacity
-from flows.core import db, settings
+from flows.core import clock, db, settings
 from flows.core.errors import ConfigError, InfrastructureError
 from flows.edge import backfill_cli
 from tests.conftest import Database
@@ -20,17 +19,8 @@ from tests.conftest import Database
 TODAY = date(2026, 6, 15)
 
 
-@pytest.fixture(autouse=True)
-def _logs_to_real_stderr() -> Iterator[None]:
-    """The CLI configures logging onto capsys's stderr: point it back at the real one afterwards."""
-    yield
-    from flows.core.logs import configure_logging
-
-    configure_logging()
-
-
 def _today() -> date:
-    return datetime.now(UTC).date()
+    return clock.today()  # a calendar session moves it with the database's clock
 
 
 def _days_back(n: int) -> str:
@@ -148,6 +138,7 @@ def test_cli_bad_request_exits_2_and_changes_nothing(
 # ---------------------------------------------------------------- the plain core
 
 
+@pytest.mark.calendar
 def test_backfill_is_idempotent_and_resumable(demo_db: Database) -> None:
     policy = _policy(chunk_days=2)
     request = backfill.validate(_days_back(4), _days_back(2), "quality,capacity")
@@ -252,6 +243,7 @@ def test_held_job_lock_makes_items_busy_then_resume_finishes(demo_db: Database) 
         assert _current_quality(conn)[0] > 0 and _current_quality(conn)[1] == 0
 
 
+@pytest.mark.calendar
 def test_range_jobs_run_once_around_the_days(demo_db: Database) -> None:
     request = backfill.validate(_days_back(2), _days_back(1), "partitions,quality,views")
     with db.connect(demo_db.dsn, autocommit=True) as conn:
@@ -294,6 +286,7 @@ def _summary_items(summary: dict[str, Any]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the flow and the CLI
 
 
+@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_progress_and_table_artifacts(demo_db: Database) -> None:
     from prefect.client.orchestration import get_client
@@ -333,6 +326,26 @@ def test_flow_progress_and_table_artifacts(demo_db: Database) -> None:
     assert bad.is_failed() and isinstance(bad.result(raise_on_failure=False), ConfigError)
 
 
+@pytest.mark.calendar
+@pytest.mark.usefixtures("prefect_api")
+def test_flow_future_days_by_the_databases_clock(migrated_db: Database) -> None:
+    """ "No future days" is the database's today, also when pgtender's own clock is a day off."""
+    with migrated_db.connect() as conn:
+        today = clock.db_now(conn).date()
+    with clock.travel(timedelta(days=-1)):  # pgtender's clock behind: the database's today is fine
+        ran = backfill.backfill_flow(
+            start=today.isoformat(), end=today.isoformat(), jobs=["capacity"], return_state=True
+        )
+    assert ran.is_completed(), ran.message
+    tomorrow = (today + timedelta(days=2)).isoformat()  # a day after the database's (and its midnight)
+    with clock.travel(timedelta(days=3)):  # pgtender's clock ahead: still the future for the database
+        bad = backfill.backfill_flow(start=tomorrow, end=tomorrow, jobs=["capacity"], return_state=True)
+    assert bad.is_failed()
+    error = bad.result(raise_on_failure=False)
+    assert isinstance(error, ConfigError) and "in the future" in str(error)
+
+
+@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_cli_local_run_shows_progress_and_table(
     demo_db: Database, capsys: pytest.CaptureFixture[str]

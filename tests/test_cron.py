@@ -31,6 +31,7 @@ from tests.conftest import Database
 
 CRON_URL = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")
 needs_cron = pytest.mark.skipif(not CRON_URL, reason="PGTENDER_CRON_TEST_DATABASE_URL is not set")
+pytestmark = pytest.mark.real_clock  # the pg_cron cluster's clock is not the one the matrix moves
 
 FUNCTIONS = """
 CREATE FUNCTION create_monthly_partitions() RETURNS integer LANGUAGE plpgsql AS $$
@@ -174,15 +175,6 @@ def cron_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[CronEnv]:
             _cleanup(cron_conn, name)
         with psycopg.connect(CRON_URL, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture(autouse=True)
-def _logs_to_real_stderr() -> Iterator[None]:
-    """The CLI configures logging onto capsys's stderr: point it back at the real one afterwards."""
-    yield
-    from flows.core.logs import configure_logging
-
-    configure_logging()
 
 
 # ---------------------------------------------------------------- no database needed

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from flows import health
-from flows.core import db, migrations, schedules, settings
+from flows.core import clock, db, migrations, schedules, settings
 from flows.core.errors import ProblemsFound
 from flows.health import probes
 from tests.conftest import Database, fresh_database
@@ -21,8 +21,9 @@ PGSS_SERVER = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")
 
 
 def _now() -> datetime:
-    # Inside the partitions 0005 created (3 months back .. 2 ahead of the real month).
-    return datetime.now(UTC).replace(microsecond=0)
+    # pgtender's clock, which a calendar session moves with the database's: inside the partitions
+    # 0005 created (3 months back .. 2 ahead of the month the template was migrated in).
+    return clock.now().replace(microsecond=0)
 
 
 def _policy(**kw: Any) -> settings.HealthPolicy:
@@ -232,6 +233,7 @@ def _statement_stats(conn: psycopg.Connection[Any]) -> tuple[str, float]:
     return str(row[0]), float(row[1])
 
 
+@pytest.mark.real_clock  # on the pg_cron cluster
 def test_query_response_with_pg_stat_statements(pgss_db: Database) -> None:
     now = _now()
     policy = _policy()
@@ -302,6 +304,7 @@ def _quality(conn: psycopg.Connection[Any], window_end: datetime, statuses: list
         )
 
 
+@pytest.mark.calendar
 def test_quality_score_both_ways(migrated_db: Database) -> None:
     now = _now()
     day = now.replace(hour=0, minute=0, second=0)
@@ -467,6 +470,7 @@ def test_default_partition_rows_both_ways(migrated_db: Database) -> None:
 # --- partition horizon ------------------------------------------------------------------------------
 
 
+@pytest.mark.calendar
 def test_partition_horizon_both_ways(migrated_db: Database) -> None:
     day0 = _now().replace(hour=0, minute=0, second=0)
     now = day0 + timedelta(hours=12)
@@ -510,6 +514,7 @@ def _ledger(
     )
 
 
+@pytest.mark.calendar
 def test_watchdog_flags_a_stale_job_and_quiets_after_success(migrated_db: Database) -> None:
     now = _now()
     schedules = {"views": "*/15 * * * *", "capacity": "0 2 * * *"}
@@ -557,6 +562,57 @@ def test_expected_period_from_cron() -> None:
     assert schedules.expected_period("*/5 * * * *", at) == timedelta(minutes=5)
     assert schedules.expected_period("0 2 * * *", at) == timedelta(days=1)
     assert schedules.expected_period("0 8 * * 1", at) == timedelta(days=7)
+    # now exactly on a fire (the leap-day instant of the matrix found it): still one period
+    on_fire = datetime(2028, 2, 29, 12, 0, tzinfo=UTC)
+    assert schedules.expected_period("*/15 * * * *", on_fire) == timedelta(minutes=15)
+    assert schedules.expected_period("0 12 * * *", on_fire) == timedelta(days=1)
+    # Read in a zone with DST: the longer of the two lengths around a change.
+    fall = datetime(2027, 10, 31, 12, 0, tzinfo=UTC)  # Europe/Berlin fell back at 01:00 UTC
+    assert schedules.expected_period("0 8 * * *", fall, "Europe/Berlin") == timedelta(hours=25)
+    assert schedules.expected_period("0 8 * * 1", fall, "Europe/Berlin") == timedelta(days=7, hours=1)
+    assert schedules.expected_period("0 8 * * *", fall) == timedelta(days=1)  # UTC has no DST
+
+
+@pytest.mark.parametrize(
+    ("cron", "last_success", "now", "allowed_hours"),
+    [
+        # daily at 08:00 Berlin: Saturday 08:00 CEST to Sunday 08:00 CET is 25 hours
+        (
+            "0 8 * * *",
+            datetime(2027, 10, 30, 6, 0, 20, tzinfo=UTC),
+            datetime(2027, 10, 31, 7, 0, 10, tzinfo=UTC),
+            25,
+        ),
+        # weekly, Monday 08:00 Berlin: the report's own schedule, 169 hours across the change
+        (
+            "0 8 * * 1",
+            datetime(2027, 10, 25, 6, 1, tzinfo=UTC),
+            datetime(2027, 11, 1, 7, 0, 30, tzinfo=UTC),
+            169,
+        ),
+    ],
+)
+def test_watchdog_reads_a_zoned_schedule_across_dst(
+    migrated_db: Database, cron: str, last_success: datetime, now: datetime, allowed_hours: int
+) -> None:
+    """A job that ran at its last firing is on time at the next one, also when the clocks changed in
+    between (grace factor 1: no slack to hide an hour); read in UTC the same age looks late."""
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        _ledger(conn, "report", "completed", last_success)
+        zoned = health.run_probes(
+            conn,
+            _policy(watchdog_grace_factor=1),
+            now=now,
+            only=("job_watchdog",),
+            schedules={"report": cron},
+            timezones={"report": "Europe/Berlin"},
+        )
+        in_utc = _probe(conn, "job_watchdog", now, {"report": cron}, watchdog_grace_factor=1)
+    (r,) = zoned.results
+    assert r.status == "passed", r.observed
+    assert r.observed is not None and r.observed["allowed_seconds"] == allowed_hours * 3600.0
+    assert r.observed["age_seconds"] > (allowed_hours - 1) * 3600.0  # longer than the plain period
+    assert _one(in_utc).status == "failed"
 
 
 # --- writing: one current row per (check, target, window) -------------------------------------------
@@ -626,6 +682,7 @@ def _artifact(key: str) -> Any:
     return found
 
 
+@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_passes_on_a_quiet_database(migrated_db: Database) -> None:
     state = health.health_flow(return_state=True)
@@ -647,6 +704,7 @@ def test_flow_passes_on_a_quiet_database(migrated_db: Database) -> None:
     assert budget == pytest.approx(result["db_ms"])
 
 
+@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_with_a_breach_ends_failed_with_an_artifact(migrated_db: Database) -> None:
     from flows.edge.runner import run_job

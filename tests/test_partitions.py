@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -15,6 +16,7 @@ from flows.core.ddl import Backoff, LockRetriesExhausted, RowCountMismatch
 from flows.core.errors import ConfigError
 from flows.core.partition_policy import PartitionsPolicy, TablePolicy
 from flows.edge import runner
+from tests.calendar import CalendarClock
 from tests.conftest import Database
 from tests.partitions_fixtures import WEIRD, count, create_weird_table, lock_held, partitions_of, policy
 
@@ -119,6 +121,7 @@ def test_interval_arithmetic_and_names() -> None:
 # ------------------------------------------------------------------ creation, idempotence
 
 
+@pytest.mark.calendar
 def test_creates_through_horizon_like_the_parent_and_second_run_is_noop(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 5}, "system_performance_metrics": {"enabled": False}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -178,6 +181,7 @@ def _migration_partitions(now: datetime) -> set[str]:
     return {intervals.partition_name(LE, intervals.add_intervals(current, "month", k)) for k in range(-3, 3)}
 
 
+@pytest.mark.calendar
 def test_dry_run_changes_nothing(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 6}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -197,17 +201,18 @@ def test_dry_run_changes_nothing(migrated_db: Database) -> None:
 # ------------------------------------------------------------------ DEFAULT rescue
 
 
+@pytest.mark.calendar
 def test_default_rescue_moves_exact_counts_and_leaves_out_of_range_rows(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 3, "retention": "none"}, "system_performance_metrics": {"enabled": False}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO learning_events (occurred_at, event_type, payload)"
-            " SELECT date_trunc('month', now() - interval '5 months') + g * interval '1 minute', 'old', jsonb_build_object('g', g)"
+            " SELECT date_trunc('month', now() - interval '5 months', 'UTC') + g * interval '1 minute', 'old', jsonb_build_object('g', g)"
             " FROM generate_series(0, 136) g"
         )  # 137 rows in a month that has no partition
         conn.execute(
             "INSERT INTO learning_events (occurred_at, event_type)"
-            " SELECT date_trunc('month', now() + interval '8 months') + g * interval '1 hour', 'early'"
+            " SELECT date_trunc('month', now() + interval '8 months', 'UTC') + g * interval '1 hour', 'early'"
             " FROM generate_series(1, 11) g"
         )  # 11 rows beyond the horizon: they wait in DEFAULT
         conn.execute(
@@ -220,7 +225,7 @@ def test_default_rescue_moves_exact_counts_and_leaves_out_of_range_rows(migrated
         with capture_logs() as logs:
             (result,) = partitions.run_once(conn, pol)
         month = conn.execute(
-            "SELECT date_trunc('month', now() - interval '5 months') AT TIME ZONE 'UTC'"
+            "SELECT date_trunc('month', now() - interval '5 months', 'UTC') AT TIME ZONE 'UTC'"
         ).fetchone()[0]
         rescued = intervals.partition_name(LE, month.replace(tzinfo=UTC))
         assert rescued in result.created
@@ -240,12 +245,13 @@ def test_default_rescue_moves_exact_counts_and_leaves_out_of_range_rows(migrated
         assert warned and warned[0]["rows"] == 13 and warned[0]["table"] == "public.learning_events"
 
 
+@pytest.mark.calendar
 def test_default_rescue_mismatch_rolls_back(migrated_db: Database) -> None:
     pol = policy({LE: {"retention": "none"}, "system_performance_metrics": {"enabled": False}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO learning_events (occurred_at, event_type)"
-            " SELECT date_trunc('month', now() - interval '6 months') + g * interval '1 hour', CASE WHEN g % 2 = 0 THEN 'keep' ELSE 'x' END"
+            " SELECT date_trunc('month', now() - interval '6 months', 'UTC') + g * interval '1 hour', CASE WHEN g % 2 = 0 THEN 'keep' ELSE 'x' END"
             " FROM generate_series(0, 9) g"
         )
         # A trigger that silently refuses some deletes: the counts disagree -> everything rolls back.
@@ -261,7 +267,7 @@ def test_default_rescue_mismatch_rolls_back(migrated_db: Database) -> None:
         with pytest.raises(RowCountMismatch, match="rolled back"):
             partitions.maintain_table(conn, target, now=clock.db_now(conn), retry=pol)
         month = conn.execute(
-            "SELECT date_trunc('month', now() - interval '6 months') AT TIME ZONE 'UTC'"
+            "SELECT date_trunc('month', now() - interval '6 months', 'UTC') AT TIME ZONE 'UTC'"
         ).fetchone()[0]
         name = intervals.partition_name(LE, month.replace(tzinfo=UTC))
         assert conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None
@@ -300,6 +306,7 @@ def test_lock_held_on_parent_fails_cleanly_after_retries(migrated_db: Database) 
         )
 
 
+@pytest.mark.calendar
 def test_lock_released_while_retrying_then_succeeds(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 4}, "system_performance_metrics": {"enabled": False}}, attempts=60)
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -311,11 +318,13 @@ def test_lock_released_while_retrying_then_succeeds(migrated_db: Database) -> No
         assert set(result.created) <= set(partitions_of(conn, LE))
 
 
+@pytest.mark.calendar
 def test_two_concurrent_maintainers_create_each_partition_once(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 12}, "system_performance_metrics": {"enabled": False}}, attempts=50)
     results: list[partitions.TableResult] = []
     errors: list[BaseException] = []
-    now = datetime.now(UTC)
+    with migrated_db.connect() as conn:
+        now = clock.db_now(conn)
 
     def worker() -> None:
         try:
@@ -334,6 +343,72 @@ def test_two_concurrent_maintainers_create_each_partition_once(migrated_db: Data
     assert len(created) == len(set(created)) == 10  # +3 .. +12, each by exactly one of them
     with migrated_db.connect() as conn:
         assert set(created) <= set(partitions_of(conn, LE))
+
+
+@pytest.mark.calendar
+def test_month_boundary_crossed_by_writers_and_runs(
+    calendar_clock: CalendarClock, migrated_db: Database
+) -> None:
+    """Two seconds before the month ends: a run keeps the next months' partitions in place (from
+    its one reading of now), rows written across midnight all land in their month's partition, and
+    after midnight the rescue moves exactly the DEFAULT rows the new horizon covers."""
+    pol = policy({LE: {"premake": 3, "retention": "none"}, "system_performance_metrics": {"enabled": False}})
+    boundary = intervals.add_intervals(intervals.floor_to(calendar_clock.instant, "month"), "month", 1)
+    entering = intervals.add_intervals(boundary, "month", 3)  # joins the horizon at midnight
+    beyond = intervals.add_intervals(boundary, "month", 4)  # beyond it on both sides
+    calendar_clock.move_to(boundary - timedelta(seconds=2))
+    stop = threading.Event()
+    written: list[int] = []
+
+    def write() -> None:  # one row a transaction, stamped with the server's clock, across midnight
+        with psycopg.connect(migrated_db.dsn, autocommit=True) as w:
+            while not stop.is_set():
+                w.execute(
+                    "INSERT INTO learning_events (occurred_at, event_type) VALUES (clock_timestamp(), 'w')"
+                )
+                written.append(1)
+                stop.wait(0.01)
+
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        for at, n in ((entering, 5), (beyond, 7)):
+            conn.execute(
+                "INSERT INTO learning_events (occurred_at, event_type)"
+                " SELECT %s + g * interval '1 hour', 'early' FROM generate_series(1, %s) g",
+                (at, n),
+            )
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            before = partitions.run_once(conn, pol)
+            assert before is not None
+            assert intervals.partition_name(LE, boundary) in partitions_of(conn, LE)
+            while clock.db_now(conn) < boundary + timedelta(seconds=1):
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            writer.join()
+        (le_before,) = before
+        assert le_before.rows_moved == 0 and le_before.rows_beyond_horizon == 12
+        old_month, new_month = (
+            conn.execute(
+                "SELECT count(*) FROM learning_events WHERE event_type = 'w' AND occurred_at >= %s"
+                " AND occurred_at < %s",
+                (lo, hi),
+            ).fetchone()[0]
+            for lo, hi in ((boundary - timedelta(days=1), boundary), (boundary, boundary + timedelta(days=1)))
+        )
+        assert old_month > 0 and new_month > 0 and old_month + new_month == len(written)
+        assert count(conn, f"{LE}_default") == 12  # not one writer row
+        for month in (intervals.floor_to(boundary - timedelta(seconds=1), "month"), boundary):
+            name = intervals.partition_name(LE, month)
+            assert conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE event_type = 'w'").format(sql.Identifier(name))
+            ).fetchone()[0] == (old_month if month < boundary else new_month)
+
+        (after,) = partitions.run_once(conn, pol)  # after midnight: a new current month
+        assert intervals.partition_name(LE, entering) in after.created
+        assert after.rows_moved == 5 and after.default_rows == 7 and after.rows_beyond_horizon == 7
+        assert count(conn, intervals.partition_name(LE, entering)) == 5
 
 
 def test_second_run_exits_cleanly_while_first_holds_the_advisory_lock(migrated_db: Database) -> None:
@@ -370,6 +445,7 @@ def test_writers_are_not_blocked_by_a_noop_pass(migrated_db: Database) -> None:
 # ------------------------------------------------------------------ hostile names
 
 
+@pytest.mark.calendar
 def test_table_names_with_quotes_spaces_and_semicolons(migrated_db: Database) -> None:
     pol = policy({WEIRD: {"interval": "week", "premake": 3, "retention": "8 weeks"}, LE: {"enabled": False},
                   "system_performance_metrics": {"enabled": False}})  # fmt: skip
@@ -411,6 +487,7 @@ def _write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) ->
     monkeypatch.setenv("PGTENDER_CONFIG", str(path))
 
 
+@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_partitions_flow_records_ledger_and_metrics(
     migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

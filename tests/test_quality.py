@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +16,16 @@ from flows.core import clock, db, locks, settings
 from flows.core.errors import ConfigError, ProblemsFound
 from flows.quality.compiler import build_scan
 from tests import quality_fixtures as fx
+from tests.calendar import session_today
 from tests.conftest import Database
 
-DAY = datetime.now(UTC).date() - timedelta(days=2)  # inside the migrated partitions, fully in the past
+# Two days before the session's day (tests/calendar.py): inside the partitions the template was
+# migrated with, fully in the past, and its history (up to 14 days back) too.
+DAY = session_today() - timedelta(days=2)
 
 
 def _window(day: date = DAY) -> quality.Window:
-    return quality.day_window(day, datetime.now(UTC))
+    return quality.day_window(day, clock.now())
 
 
 def _policy(**kw: Any) -> settings.QualityPolicy:
@@ -49,6 +52,8 @@ def _current(conn: psycopg.Connection[Any], suite: str, day: date = DAY) -> dict
 def test_parse_day_and_suite_selection() -> None:
     assert quality.parse_day("2026-11-20") == date(2026, 11, 20)
     assert quality.parse_day(None, today=date(2026, 3, 1)) == date(2026, 2, 28)
+    assert quality.parse_day(None, today=date(2028, 3, 1)) == date(2028, 2, 29)
+    assert quality.parse_day(None, today=date(2027, 1, 1)) == date(2026, 12, 31)
     for bad in ("2026-13-01", "2026-02-30", "yesterday", "20261120", "2026-11-20; DROP TABLE x"):
         with pytest.raises(ConfigError, match="day"):
             quality.parse_day(bad)
@@ -109,6 +114,7 @@ def test_no_gx_import_at_module_import() -> None:
 # ---------------------------------------------------------------- planted defects
 
 
+@pytest.mark.calendar
 def test_learning_events_planted_defects_exact_counts(migrated_db: Database) -> None:
     suite = all_suites()["learning_events"]
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -148,6 +154,7 @@ def test_learning_events_planted_defects_exact_counts(migrated_db: Database) -> 
     assert run.details["partition"] == f"learning_events_p{DAY.replace(day=1):%Y%m%d}"
 
 
+@pytest.mark.calendar
 def test_tenth_of_normal_volume_fails_the_band(migrated_db: Database) -> None:
     suite = all_suites()["learning_events"]
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -167,6 +174,7 @@ def test_tenth_of_normal_volume_fails_the_band(migrated_db: Database) -> None:
     assert rerun.score == pytest.approx(100 * 12 / 17, abs=1e-3) and rerun.status == "failed"
 
 
+@pytest.mark.calendar
 def test_volume_band_learned_from_recorded_history(migrated_db: Database) -> None:
     """Once earlier days are recorded, the band comes from their results, not from recounting."""
     suite = all_suites()["learning_events"]
@@ -182,6 +190,7 @@ def test_volume_band_learned_from_recorded_history(migrated_db: Database) -> Non
     assert (low, high) == (300, 1200)
 
 
+@pytest.mark.calendar
 def test_clean_day_passes_every_expectation(migrated_db: Database) -> None:
     suite = all_suites()["learning_events"]
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -193,6 +202,7 @@ def test_clean_day_passes_every_expectation(migrated_db: Database) -> None:
     assert run.score == 100.0 and run.status == "passed"
 
 
+@pytest.mark.calendar
 def test_other_families_planted_defects(migrated_db: Database) -> None:
     suites = all_suites()
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -317,6 +327,7 @@ def test_unsupported_type_runs_through_gx(migrated_db: Database, state_dir: Path
     assert out["bad_gx"].status == "error"
 
 
+@pytest.mark.calendar
 def test_fused_scan_is_pruned_to_the_days_partition(migrated_db: Database) -> None:
     suite = all_suites()["learning_events"]
     window = _window()
@@ -378,6 +389,7 @@ def test_rerun_keeps_one_current_row_per_check(migrated_db: Database) -> None:
 # ---------------------------------------------------------------- the Prefect flow
 
 
+@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_lock_is_per_day(migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run of the same day skips; the job-wide lock a backfill of other days holds does not."""
@@ -461,6 +473,36 @@ def test_flow_threshold_decides_state_and_docs(
     kinds = {a.key: a for a in arts}
     assert "quality-summary" in kinds and "learning_events" in str(kinds["quality-summary"].data)
     assert "quality-data-docs" in kinds and "index.html" in str(kinds["quality-data-docs"].data)
+
+
+@pytest.mark.calendar
+@pytest.mark.usefixtures("prefect_api")
+def test_flow_days_are_the_databases(
+    migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --day: the database's yesterday (on 1 January, 31 December), and --day may be the database's
+    today, also when pgtender's own clock is a day off (another machine, a drifting clock)."""
+    config = tmp_path / "policy.toml"
+    config.write_text("[quality]\ndata_docs = false\n", encoding="utf-8")
+    monkeypatch.setenv("PGTENDER_CONFIG", str(config))
+
+    def db_today() -> date:
+        with migrated_db.connect() as conn:
+            return clock.db_now(conn).date()
+
+    before = db_today()
+    with clock.travel(timedelta(days=1)):  # pgtender's clock a day ahead of the database's
+        default = quality.quality_flow(suite="ml_models")
+    with clock.travel(timedelta(days=-1)):  # a day behind: the database's today is not the future
+        today = quality.quality_flow(day=before.isoformat(), suite="ml_models", return_state=True)
+    after = db_today()  # a run may cross the database's midnight
+    assert default["day"] in {(d - timedelta(days=1)).isoformat() for d in (before, after)}
+    assert today.is_completed(), today
+    with migrated_db.connect() as conn:
+        days = [r[0] for r in conn.execute(
+            "SELECT params ->> 'day' FROM pgtender_operations WHERE job = 'quality' ORDER BY started_at"
+        )]  # fmt: skip
+    assert days == [default["day"], before.isoformat()]
 
 
 @pytest.mark.usefixtures("prefect_api")

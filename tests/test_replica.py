@@ -24,6 +24,7 @@ from tests.conftest import Database, fresh_database
 
 PRIMARY = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")
 REPLICA = os.environ.get("PGTENDER_REPLICA_TEST_DATABASE_URL")
+pytestmark = pytest.mark.real_clock  # the pg_cron cluster's clock is not the one the matrix moves
 
 
 def _replayed(primary: psycopg.Connection[Any], replica_dsn: str, timeout: float = 30.0) -> None:

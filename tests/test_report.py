@@ -11,11 +11,13 @@ from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from psycopg.types.json import Jsonb
 
 from flows import report
+from flows.core import clock
 from flows.core.errors import ConfigError
 from flows.edge.prefect_server import free_port
 from tests.conftest import Database
@@ -227,7 +229,114 @@ def test_late_runs_counts_missed_firings() -> None:
     assert report.late_runs(starts, "5 0 * * *", "UTC", start=start, end=end, now=now) == (3, 0)
 
 
+BERLIN = "Europe/Berlin"
+
+
+@pytest.mark.parametrize(
+    ("week", "hours", "first", "last"),
+    [
+        ("2027-W12", 167, datetime(2027, 3, 21, 23, 0, tzinfo=UTC), datetime(2027, 3, 28, 22, 0, tzinfo=UTC)),
+        (
+            "2027-W43",
+            169,
+            datetime(2027, 10, 24, 22, 0, tzinfo=UTC),
+            datetime(2027, 10, 31, 23, 0, tzinfo=UTC),
+        ),
+        ("2027-W20", 168, datetime(2027, 5, 16, 22, 0, tzinfo=UTC), datetime(2027, 5, 23, 22, 0, tzinfo=UTC)),
+    ],
+)
+def test_week_with_a_dst_change_is_seven_local_days(
+    week: str, hours: int, first: datetime, last: datetime
+) -> None:
+    w = report.parse_week(week, BERLIN, now=datetime(2028, 1, 1, tzinfo=UTC))
+    assert (w.start, w.end, w.hours) == (first, last, hours)
+    assert w.start.astimezone(ZoneInfo(BERLIN)).hour == w.end.astimezone(ZoneInfo(BERLIN)).hour == 0
+    assert len(w.days) == 7 and w.days[0].weekday() == 0
+    text = w.ranges_text()
+    assert f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC ({hours} h" in text
+    assert f"quality by UTC day, {w.days[0].isoformat()} to {w.days[-1].isoformat()}" in text
+
+
+@pytest.mark.parametrize(
+    ("cron", "week", "runs_local"),
+    [
+        # the report's own schedule: one Monday 08:00 (local) firing in the week after each change
+        ("0 8 * * 1", "2027-W13", [datetime(2027, 3, 29, 8, 0, 20)]),
+        ("0 8 * * 1", "2027-W44", [datetime(2027, 11, 1, 8, 0, 20)]),
+        # daily 08:00 local through the week of each change: seven firings, each on time
+        ("0 8 * * *", "2027-W12", [datetime(2027, 3, 22 + d, 8, 0, 20) for d in range(7)]),
+        ("0 8 * * *", "2027-W43", [datetime(2027, 10, 25 + d, 8, 0, 20) for d in range(7)]),
+    ],
+)
+def test_late_runs_across_dst(cron: str, week: str, runs_local: list[datetime]) -> None:
+    """Runs at their local fire time are on time across a DST change (Prefect's croniter, which this
+    replaced, put the firing after a change an hour off and counted these runs late)."""
+    w = report.parse_week(week, BERLIN, now=datetime(2028, 1, 1, tzinfo=UTC))
+    starts = [r.replace(tzinfo=ZoneInfo(BERLIN)).astimezone(UTC) for r in runs_local]
+    assert report.late_runs(starts, cron, BERLIN, start=w.start, end=w.end, now=w.end) == (len(starts), 0)
+
+
+def test_report_on_a_dst_monday_counts_its_local_week(migrated_db: Database, tmp_path: Path) -> None:
+    """Monday 08:00 after the spring change: the week is Monday to Monday in Berlin (167 hours); a
+    run late on Sunday evening counts, one just after the following midnight does not, and the report
+    says which UTC range it used."""
+    from flows.core import settings
+
+    policy = settings.Policy.model_validate({"report": {"timezone": BERLIN}})
+    now = datetime(2027, 3, 29, 6, 0, tzinfo=UTC)  # 08:00 CEST
+    week = report.parse_week(None, BERLIN, now=now)
+    assert week.label == "2027-W12" and week.complete
+    with migrated_db.connect() as conn:
+        for local in (
+            datetime(2027, 3, 22, 0, 10),
+            datetime(2027, 3, 28, 23, 50),
+            datetime(2027, 3, 29, 0, 10),
+        ):
+            at = local.replace(tzinfo=ZoneInfo(BERLIN))
+            conn.execute(
+                "INSERT INTO pgtender_operations (job, status, started_at, finished_at)"
+                " VALUES ('capacity', 'completed', %s, %s)",
+                (at, at + timedelta(seconds=3)),
+            )
+        built = report.build(
+            conn,
+            week,
+            [],
+            policy=policy,
+            schedules=report.schedules_for(policy),
+            state_dir=tmp_path,
+            now=now,
+        )
+    assert built.summary["hours"] == 167
+    assert built.summary["range_utc"] == ["2027-03-21T23:00:00+00:00", "2027-03-28T22:00:00+00:00"]
+    text = built.text.read_text(encoding="utf-8")
+    assert (
+        "2027-03-21 23:00 to 2027-03-28 22:00 UTC (167 h: Monday 00:00 to Monday 00:00 Europe/Berlin)" in text
+    )
+    # runs / ok / problems / failed / skipped / abandoned / late
+    assert "  capacity     2 / 2 / 0 / 0 / 0 / 0 / 7 of 7" in text  # Monday 00:10 and Sunday 23:50 local
+    assert "  health       0 / 0 / 0 / 0 / 0 / 0 / 2004 of 2004" in text  # 167 hours of 5-minute firings
+    assert "2027-03-21 23:00 to 2027-03-28 22:00 UTC" in built.html.read_text(encoding="utf-8")
+
+
 # ---------------------------------------------------------------- the flow
+
+
+@pytest.mark.calendar
+@pytest.mark.usefixtures("prefect_api")
+def test_default_week_is_the_databases_last_complete_week(migrated_db: Database, report_env: Path) -> None:
+    """No --week: the last complete week in the report's zone by the database's clock (at New Year:
+    the ISO week-year's), also when pgtender's own clock is a week off."""
+    with migrated_db.connect() as conn:
+        before = report.parse_week(None, BERLIN, now=clock.db_now(conn)).label
+    with clock.travel(timedelta(days=7)):
+        result = report.report_flow(dry_run=True)
+    with migrated_db.connect() as conn:
+        after = report.parse_week(None, BERLIN, now=clock.db_now(conn)).label
+    assert result["week"] in {before, after}
+    start, end = (datetime.fromisoformat(t) for t in result["range_utc"])
+    assert end - start in {timedelta(hours=h) for h in (167, 168, 169)}
+    assert start.astimezone(ZoneInfo(BERLIN)).strftime("%a %H:%M") == "Mon 00:00"
 
 
 @pytest.mark.usefixtures("prefect_api")

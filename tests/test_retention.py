@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg import sql
 from structlog.testing import capture_logs
@@ -16,6 +19,7 @@ from flows.core.ddl import LockRetriesExhausted, RowCountMismatch
 from flows.core.errors import ConfigError
 from flows.core.partition_policy import RetentionPolicy
 from flows.edge import runner
+from tests.calendar import CalendarClock
 from tests.catalog import fingerprint
 from tests.conftest import Database
 from tests.partitions_fixtures import (
@@ -51,21 +55,29 @@ def _only_plain(**enabled: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+# The oldest partition migration 0005 made: three months before the month the template was
+# migrated in (the session's instant; tests start there).
+OLDEST = "(date_trunc('month', now() AT TIME ZONE 'UTC') - interval '3 months') AT TIME ZONE 'UTC'"
+
+
 def _load_months(conn, table: str = LE) -> None:
-    """One row an hour for the last 4 months (ending an hour ago) and 2 rows in each future month."""
+    """One row an hour from the start of the oldest partition until an hour ago (three to four
+    months, whatever the day of the month: no row falls into DEFAULT), and 2 rows in each of the
+    next two months."""
+    hours = f"generate_series({OLDEST}, now() - interval '1 hour', interval '1 hour') g"
     if table == LE:
         conn.execute(
             "INSERT INTO learning_events (occurred_at, event_type, payload)"
-            " SELECT now() - g * interval '1 hour', 'e', jsonb_build_object('g', g) FROM generate_series(1, 24 * 110) g"
+            f" SELECT g, 'e', jsonb_build_object('g', g) FROM {hours}"
         )
         conn.execute(
             "INSERT INTO learning_events (occurred_at, event_type)"
-            " SELECT date_trunc('month', now()) + m * interval '1 month' + interval '1 day', 'future' FROM generate_series(1, 2) m"
+            " SELECT date_trunc('month', now(), 'UTC') + m * interval '1 month' + interval '1 day', 'future' FROM generate_series(1, 2) m"
         )
     else:
         conn.execute(
             "INSERT INTO system_performance_metrics (recorded_at, metric_name, value)"
-            " SELECT now() - g * interval '1 hour', 'cpu', g FROM generate_series(1, 24 * 110) g"
+            f" SELECT g, 'cpu', extract(epoch FROM g) FROM {hours}"
         )
 
 
@@ -84,6 +96,7 @@ def _expired_names(conn, table: str, age: str) -> list[str]:
 # ------------------------------------------------------------------ dry run
 
 
+@pytest.mark.calendar
 def test_dry_run_lists_everything_and_changes_nothing(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy(
         {
@@ -122,6 +135,7 @@ def test_dry_run_lists_everything_and_changes_nothing(migrated_db: Database, tmp
 # ------------------------------------------------------------------ drop / keep / dump
 
 
+@pytest.mark.calendar
 def test_drop_mode_detaches_and_drops_only_expired(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy({LE: {"retention": "1 month", "premake": 1, "archive": "drop"}, SPM: {"enabled": False}},
                   tmp_path, plain=_only_plain(), exact_counts=True)  # fmt: skip
@@ -152,6 +166,7 @@ def test_drop_mode_detaches_and_drops_only_expired(migrated_db: Database, tmp_pa
         assert again.actions == [] and count(conn, LE) == total - doomed
 
 
+@pytest.mark.calendar
 def test_keep_mode_moves_partitions_into_archive_schema(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy({SPM: {"retention": "2 months", "premake": 1, "archive": "keep"}, LE: {"enabled": False}},
                   tmp_path, plain=_only_plain(), archive_schema="old stuff")  # fmt: skip
@@ -170,6 +185,7 @@ def test_keep_mode_moves_partitions_into_archive_schema(migrated_db: Database, t
         assert not set(expired) & set(partitions_of(conn, SPM))
 
 
+@pytest.mark.calendar
 def test_dump_mode_round_trips_and_verifies(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy({LE: {"retention": "2 months", "premake": 1, "archive": "dump"}, SPM: {"enabled": False}},
                   tmp_path, plain=_only_plain())  # fmt: skip
@@ -177,8 +193,8 @@ def test_dump_mode_round_trips_and_verifies(migrated_db: Database, tmp_path: Pat
         _load_months(conn)
         conn.execute(
             "INSERT INTO learning_events (occurred_at, event_type, source, payload) VALUES"
-            " (now() - interval '100 days', 'tricky', E'tab\\there\\nnewline \\\\ back', '{\"q\": \"\\\"\"}'),"
-            " (now() - interval '100 days', 'nulls', NULL, NULL)"
+            f" ({OLDEST} + interval '1 day', 'tricky', E'tab\\there\\nnewline \\\\ back', '{{\"q\": \"\\\"\"}}'),"
+            f" ({OLDEST} + interval '1 day', 'nulls', NULL, NULL)"
         )
         expired = _expired_names(conn, LE, "2 months")
         digests = {p: rows_digest(conn, p) for p in expired}
@@ -195,8 +211,12 @@ def test_dump_mode_round_trips_and_verifies(migrated_db: Database, tmp_path: Pat
             assert retention.restore_dump(conn, manifest_path, schema="public", table=restored) == action.rows
             assert rows_digest(conn, restored) == digests[action.partition]
         assert outcome.rows_archived == outcome.rows_removed == sum(a.rows for a in outcome.actions) > 0
+        # the rows that need escaping were in an expired partition: dumped, restored, gone here
+        tricky = "SELECT count(*) FROM learning_events WHERE event_type IN ('tricky', 'nulls')"
+        assert conn.execute(tricky).fetchone()[0] == 0
 
 
+@pytest.mark.calendar
 def test_dump_verification_catches_a_damaged_file(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy({LE: {"retention": "2 months", "premake": 1, "archive": "dump"}}, tmp_path)
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -221,6 +241,7 @@ def test_dump_verification_catches_a_damaged_file(migrated_db: Database, tmp_pat
         assert exp.name in partitions_of(conn, LE)
 
 
+@pytest.mark.calendar
 def test_dump_mode_reattaches_when_rows_change_after_the_dump(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy({LE: {"retention": "2 months", "premake": 1, "archive": "dump"}}, tmp_path)
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -240,6 +261,69 @@ def test_dump_mode_reattaches_when_rows_change_after_the_dump(migrated_db: Datab
             None,
         )
         assert count(conn, exp.name) == exp.rows + 1
+
+
+@pytest.mark.calendar
+def test_midnight_never_drops_the_current_partition(
+    calendar_clock: CalendarClock, migrated_db: Database, tmp_path: Path
+) -> None:
+    """Daily partitions, 1 day kept: a run a second before midnight and one just after drop exactly
+    the partitions wholly older than a day before their own reading of now, never the day the run
+    started in (nor, after midnight, the one it ended), while a writer inserts across midnight."""
+    name = "by_day"
+    pol = _policy({name: {"interval": "day", "premake": 1, "retention": "1 day", "archive": "drop"},
+                   LE: {"enabled": False}, SPM: {"enabled": False}}, tmp_path, plain=_only_plain())  # fmt: skip
+    midnight = intervals.floor_to(calendar_clock.instant, "day") + timedelta(days=1)
+    day = timedelta(days=1)
+    calendar_clock.move_to(midnight - timedelta(seconds=1.5))
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        create_weird_table(conn, name)
+        for back in range(-1, 4):  # yesterday-2 .. tomorrow (the last day before midnight is "today")
+            lo = midnight - (back + 1) * day
+            conn.execute(
+                sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                    sql.Identifier(intervals.partition_name(name, lo)),
+                    sql.Identifier(name),
+                    sql.Literal(lo),
+                    sql.Literal(lo + day),
+                )
+            )
+            conn.execute(
+                sql.SQL("INSERT INTO {} (ts, note) VALUES (%s, 'old')").format(sql.Identifier(name)),
+                (lo + timedelta(hours=12),),
+            )
+        stop = threading.Event()
+
+        def write() -> None:
+            with psycopg.connect(migrated_db.dsn, autocommit=True) as w:
+                while not stop.is_set():
+                    w.execute(sql.SQL("INSERT INTO {} (ts, note) VALUES (clock_timestamp(), 'w')").format(
+                        sql.Identifier(name)))  # fmt: skip
+                    stop.wait(0.01)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            started = clock.db_now(conn)
+            (before,) = retention.run_once(conn, pol)
+            while clock.db_now(conn) < midnight + timedelta(seconds=0.5):
+                time.sleep(0.05)
+            after_started = clock.db_now(conn)
+            (after,) = retention.run_once(conn, pol)
+        finally:
+            stop.set()
+            writer.join()
+        assert started < midnight <= after_started  # the runs really were on both sides
+        today = intervals.partition_name(name, midnight - day)
+        yesterday = intervals.partition_name(name, midnight - 2 * day)
+        assert [a.partition for a in before.actions] == [
+            intervals.partition_name(name, midnight - 4 * day),
+            intervals.partition_name(name, midnight - 3 * day),
+        ]
+        assert [a.partition for a in after.actions] == [yesterday]
+        left = partitions_of(conn, name)
+        assert today in left and intervals.partition_name(name, midnight) in left
+        assert count(conn, name + "_default") == 0  # the writer's rows all had their day's partition
 
 
 # ------------------------------------------------------------------ locks
@@ -282,6 +366,7 @@ def test_lock_held_on_parent_fails_cleanly(migrated_db: Database, tmp_path: Path
 # ------------------------------------------------------------------ plain tables
 
 
+@pytest.mark.calendar
 def test_plain_tables_batched_delete_with_exact_counts(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy({LE: {"enabled": False}, SPM: {"enabled": False}}, tmp_path,
                   plain=_only_plain(query_performance_logs={"column": "logged_at", "retention": "30 days", "batch_size": 7}))  # fmt: skip
@@ -363,6 +448,7 @@ def test_plain_policy_errors_are_config_errors(migrated_db: Database) -> None:
 # ------------------------------------------------------------------ hostile names
 
 
+@pytest.mark.calendar
 def test_hostile_names_in_drop_and_dump(migrated_db: Database, tmp_path: Path) -> None:
     name = WEIRD + "/x"
     pol = _policy({name: {"interval": "week", "premake": 1, "retention": "2 weeks", "archive": "dump"},
@@ -389,6 +475,7 @@ def test_hostile_names_in_drop_and_dump(migrated_db: Database, tmp_path: Path) -
 # ------------------------------------------------------------------ Prefect flow
 
 
+@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_retention_flow_ledger_and_metrics(
     migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -9,6 +9,7 @@ from tests.conftest import Database
 PARTITIONED = {"learning_events": "occurred_at", "system_performance_metrics": "recorded_at"}
 
 
+@pytest.mark.calendar
 def test_partitioned_tables_have_default_and_current_partitions(migrated_db: Database) -> None:
     with migrated_db.connect() as conn:
         for table, column in PARTITIONED.items():
@@ -22,7 +23,7 @@ def test_partitioned_tables_have_default_and_current_partitions(migrated_db: Dat
             assert default == [(f"{table}_default",)]
             current = conn.execute(
                 "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                " WHERE i.inhparent = %s::regclass AND c.relname = %s || '_p' || to_char(date_trunc('month', now()), 'YYYYMMDD')",
+                " WHERE i.inhparent = %s::regclass AND c.relname = %s || '_p' || to_char(date_trunc('month', now() AT TIME ZONE 'UTC'), 'YYYYMMDD')",
                 (table, table),
             ).fetchone()[0]
             assert current == 1

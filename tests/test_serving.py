@@ -127,6 +127,7 @@ def test_late_runs_collapse_to_one_catch_up_run_per_job() -> None:
 
     deps = _by_name()
     ids = {job: deps[job].apply() for job in ("health", "views")}
+    # Prefect's clock (its test server runs on the real one, also in a calendar session)
     now = datetime.now(UTC).replace(microsecond=0)
     with get_client(sync_client=True) as client:
         # two hours of downtime: 24 health runs and 8 views runs are overdue

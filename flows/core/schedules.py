@@ -10,8 +10,9 @@ across a DST switch too.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -35,27 +36,54 @@ SCHEDULES: dict[str, str] = {
 REPORT_TZ_JOBS: frozenset[str] = frozenset({"report"})
 
 
+def _walk(cron: str, tz: str, moment: datetime, *, forward: bool) -> Iterator[datetime]:
+    """Fire times after (or, backwards, at and before) ``moment``, in UTC.
+
+    Like cron and like Prefect's own cron schedules, the expression is read on the schedule's wall
+    clock: croniter walks naive local times, each is then placed in the zone. A time the autumn
+    change repeats fires once (its first occurrence); a time the spring change skips fires at the
+    same distance after the gap. Daily 08:00 Europe/Berlin is 08:00 local on both sides of a change
+    (23 or 25 hours apart), never 09:00.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("fire times need an aware datetime")
+    zone = ZoneInfo(tz)
+    local = moment.astimezone(zone).replace(tzinfo=None)
+    it = croniter(cron, local if forward else local + timedelta(microseconds=1))
+    while True:
+        naive: datetime = it.get_next(datetime) if forward else it.get_prev(datetime)
+        yield naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
 @dataclass(frozen=True)
 class Schedule:
     cron: str
     timezone: str
 
     def fires(self, after: datetime, count: int) -> list[datetime]:
-        """The next ``count`` fire times strictly after ``after`` (aware, in the schedule's zone)."""
-        it = croniter(self.cron, after.astimezone(ZoneInfo(self.timezone)))
-        return [it.get_next(datetime) for _ in range(count)]
+        """The next ``count`` fire times strictly after ``after``, in UTC."""
+        return list(itertools.islice(_walk(self.cron, self.timezone, after, forward=True), count))
 
     def fires_between(self, start: datetime, end: datetime) -> list[datetime]:
-        """Fire times in ``[start, end)``."""
-        it = croniter(self.cron, start.astimezone(ZoneInfo(self.timezone)) - timedelta(microseconds=1))
+        """Every fire time in ``[start, end)``, in UTC."""
         out: list[datetime] = []
-        while (moment := it.get_next(datetime)) < end:
-            out.append(moment)
-        return out
+        for fire in _walk(self.cron, self.timezone, start - timedelta(microseconds=1), forward=True):
+            if fire >= end:
+                return out
+            if fire >= start:
+                out.append(fire)
+        return out  # pragma: no cover - a cron schedule never ends
+
+    def fires_around(self, now: datetime, count: int = 32) -> list[datetime]:
+        """The ``count`` fire times up to ``now`` (a fire at ``now`` included) and the ``count``
+        after it, in order. (Skipping a fire at exactly ``now`` would join the gaps beside it.)"""
+        before = list(itertools.islice(_walk(self.cron, self.timezone, now, forward=False), count))
+        return [*reversed(before), *self.fires(now, count)]
 
     def period(self, around: datetime) -> timedelta:
-        """The longest gap between consecutive fire times over the next 32 firings."""
-        fires = self.fires(around, 32)
+        """The longest time between consecutive fires around ``around``: the schedule's period,
+        and across a DST change the longer of its two lengths (25 h for a daily local job)."""
+        fires = self.fires_around(around)
         return max(b - a for a, b in itertools.pairwise(fires))
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flows.backfill import JOB, ItemResult, Request, finished_since, progress_listener, validate
-from flows.core import runtime, settings
+from flows.core import clock, runtime, settings
 from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
 
 DEPLOYMENT = "backfill/backfill"
@@ -83,7 +83,8 @@ def cli_deployment(
 
     request = _policy_and_request(start, end, jobs, force)
     params = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
-    since = datetime.now(UTC) - timedelta(seconds=5)
+    with runtime.connection() as conn:  # the ledger's clock: its rows say when items finished
+        since = clock.db_now(conn) - timedelta(seconds=5)
     flow_run: FlowRun = run_deployment(  # type: ignore[assignment]
         name, parameters=params, timeout=0, as_subflow=False
     )

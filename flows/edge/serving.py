@@ -25,10 +25,11 @@ import inspect
 import json
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from flows.core import clock
 from flows.core.jobs import JOBS, get_flow
 from flows.core.logs import get_logger
 from flows.core.schedules import schedule_for
@@ -129,7 +130,7 @@ def collapse_late_runs(
     from prefect.states import Cancelled  # noqa: PLC0415
 
     log = get_logger(component="late-runs")
-    now = now or datetime.now(UTC)
+    now = now or clock.now()  # compared with Prefect's expected start times: the real clock in production
     cancelled: dict[str, int] = {}
     for job, deployment_id in deployment_ids.items():
         runs: list[Any] = []

@@ -26,6 +26,7 @@ from flows.core import clock, lifecycle, metrics, runtime, settings
 from flows.core.db import load_sql, set_local
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome, ProblemsFound
+from flows.core.schedules import all_schedules
 from flows.health import probes
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -64,10 +65,15 @@ def run_probes(
     now: datetime,
     schema: str = "public",
     schedules: dict[str, str] | None = None,
+    timezones: dict[str, str] | None = None,
     only: tuple[str, ...] | None = None,
 ) -> Run:
-    """Every probe (or ``only`` these) in its own read-only transaction; a probe error is a row."""
-    ctx = probes.Context(now=now, schema=schema, schedules=dict(schedules or {}))
+    """Every probe (or ``only`` these) in its own read-only transaction; a probe error is a row.
+
+    ``schedules``: job -> cron for the watchdog, read in ``timezones[job]`` (default UTC)."""
+    ctx = probes.Context(
+        now=now, schema=schema, schedules=dict(schedules or {}), timezones=dict(timezones or {})
+    )
     results: list[probes.CheckResult] = []
     timings: dict[str, float] = {}
     for name, probe in probes.PROBES.items():
@@ -176,11 +182,16 @@ def summary_rows(run: Run) -> list[dict[str, Any]]:
 
 @runtime.db_task("health-probes", JOB)
 def probes_task(operation_id: UUID) -> dict[str, Any]:
-    from flows.core.schedules import SCHEDULES  # noqa: PLC0415 - the schedules the watchdog expects
-
     policy = settings.current_policy()
+    planned = all_schedules(policy)  # what the watchdog expects, each in its own time zone
     with runtime.connection() as conn:
-        run = run_probes(conn, policy.health, now=clock.db_now(conn), schedules=SCHEDULES)
+        run = run_probes(
+            conn,
+            policy.health,
+            now=clock.db_now(conn),
+            schedules={job: s.cron for job, s in planned.items()},
+            timezones={job: s.timezone for job, s in planned.items()},
+        )
         checks, metrics = record(
             conn, run, flow_run_id=runtime.current_flow_run_id(), operation_id=operation_id
         )

@@ -40,6 +40,8 @@ class Context:
     schema: str = "public"
     # job -> cron, for the watchdog (flows.core.schedules.SCHEDULES by default)
     schedules: dict[str, str] = field(default_factory=dict)
+    # job -> the IANA zone its cron is read in (absent: UTC), as the deployment reads it
+    timezones: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -577,7 +579,7 @@ def job_watchdog(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckRe
     out = []
     rows = conn.execute(_q("job_runs"), {"jobs": jobs}).fetchall()
     for job, last_success, last_start, first_op in rows:
-        period = expected_period(ctx.schedules[job], ctx.now)
+        period = expected_period(ctx.schedules[job], ctx.now, ctx.timezones.get(job, "UTC"))
         allowed = period * policy.watchdog_grace_factor
         observed: dict[str, Any] = {
             "last_success": last_success.isoformat() if last_success else None,

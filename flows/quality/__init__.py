@@ -36,7 +36,7 @@ from checks import Expectation, Suite, all_suites
 from flows.core import clock, lifecycle, outcomes, runtime, settings
 from flows.core.catalog import read_children
 from flows.core.db import load_sql
-from flows.core.errors import ConfigError
+from flows.core.errors import ConfigError, PgtenderError
 from flows.core.forms import SuiteName
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
@@ -738,9 +738,11 @@ def quality_flow(day: date | None = None, suite: SuiteName | None = None) -> Sta
         suite: Run only this GX suite (e.g. learning_events). Empty: every enabled suite.
     """
     try:
-        the_day = parse_day(day)
+        with runtime.connection() as conn:  # the day is the database's: its yesterday, never after its today
+            today = clock.db_now(conn).date()
+        the_day = parse_day(day, today=today)
         suites = select_suites(suite, settings.current_policy().quality)
-    except ConfigError as exc:
+    except PgtenderError as exc:
         return lifecycle.error_state(exc)
     # One run per day's window at a time (a backfill item of the same day included); runs of other
     # days, e.g. a backfill's, do not hold up the daily run.

@@ -41,7 +41,7 @@ from prefect.client.schemas.objects import State
 
 from flows.core import clock, lifecycle, runtime, settings
 from flows.core.db import load_sql
-from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.forms import DryRun, IsoWeek, Recipients
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
@@ -80,6 +80,22 @@ class Week:
     @property
     def end(self) -> datetime:
         return datetime.combine(self.monday + timedelta(days=7), time(0), tzinfo=ZoneInfo(self.tz))
+
+    @property
+    def hours(self) -> int:
+        """168, or 167 / 169 when the report's zone changes its clocks during the week."""
+        # in UTC: between two datetimes of the same zone Python subtracts wall-clock times
+        return round((self.end.astimezone(UTC) - self.start.astimezone(UTC)).total_seconds() / 3600)
+
+    def ranges_text(self) -> str:
+        """The UTC ranges the report counted: seven local days for job runs and alerts, seven UTC
+        days for quality (its results are per UTC day)."""
+        fmt = "%Y-%m-%d %H:%M"
+        return (
+            f"job runs and alerts {self.start.astimezone(UTC):{fmt}} to {self.end.astimezone(UTC):{fmt}} UTC"
+            f" ({self.hours} h: Monday 00:00 to Monday 00:00 {self.tz}); quality by UTC day,"
+            f" {self.days[0].isoformat()} to {self.days[-1].isoformat()}"
+        )
 
     @property
     def utc_start(self) -> datetime:
@@ -505,6 +521,8 @@ def build(
     overall = data.overall
     summary = {
         "week": week.label,
+        "range_utc": [week.start.astimezone(UTC).isoformat(), week.end.astimezone(UTC).isoformat()],
+        "hours": week.hours,
         "pass_rate": None if overall.rate is None else round(overall.rate, 2),
         "change_pts": None if data.change is None else round(data.change, 2),
         "evaluated": overall.evaluated,
@@ -611,9 +629,11 @@ def report_flow(
     """
     policy = settings.current_policy()
     try:
-        chosen = parse_week(week, policy.report.timezone, now=clock.now())
+        with runtime.connection() as conn:  # the week and "complete" by the database's clock, as its rows
+            now = clock.db_now(conn)
+        chosen = parse_week(week, policy.report.timezone, now=now)
         recipients = recipients_for(to, policy.report, dry_run=dry_run)
-    except ConfigError as exc:  # bad input: nothing written
+    except PgtenderError as exc:  # bad input: nothing written
         return lifecycle.error_state(exc)
     params = {"week": chosen.label, "recipients": len(recipients), "dry_run": dry_run}
     return lifecycle.run_flow(JOB, lambda run: report_run(run, chosen, recipients, dry_run), params=params)
