@@ -29,10 +29,10 @@ import psycopg
 import structlog
 from psycopg import conninfo, sql
 
-from flows import retention
 from flows.core import catalog, intervals
 from flows.core.logs import get_logger
 from flows.core.partition_policy import PartitionsPolicy, RetentionPolicy
+from flows.retention import partitioned
 
 ADMIN = os.environ.get("PGTENDER_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLE = "bench_events"
@@ -140,7 +140,7 @@ def pgtender(db: str) -> tuple[float, int]:
     with psycopg.connect(dsn(db), autocommit=True) as c:
         t0 = time.perf_counter()
         (target,) = catalog.resolve_targets(c, pol.enabled_tables())
-        out = retention.expire_partitions(
+        out = partitioned.expire_partitions(
             c, target, rp, now=datetime.now(UTC), dump_dir=Path("/nonexistent"), log=get_logger(job="bench")
         )
         elapsed = time.perf_counter() - t0

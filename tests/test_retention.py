@@ -19,6 +19,7 @@ from flows.core.ddl import LockRetriesExhausted, RowCountMismatch
 from flows.core.errors import ConfigError
 from flows.core.partition_policy import RetentionPolicy
 from flows.edge import runner
+from flows.retention import archive, expired, partitioned, plain
 from tests.calendar import CalendarClock
 from tests.catalog import fingerprint
 from tests.conftest import Database
@@ -208,7 +209,7 @@ def test_dump_mode_round_trips_and_verifies(migrated_db: Database, tmp_path: Pat
             # restore into a fresh table shaped like the parent and compare every row
             restored = "restored_" + action.partition
             conn.execute(sql.SQL("CREATE TABLE {} (LIKE learning_events)").format(sql.Identifier(restored)))
-            assert retention.restore_dump(conn, manifest_path, schema="public", table=restored) == action.rows
+            assert archive.restore_dump(conn, manifest_path, schema="public", table=restored) == action.rows
             assert rows_digest(conn, restored) == digests[action.partition]
         assert outcome.rows_archived == outcome.rows_removed == sum(a.rows for a in outcome.actions) > 0
         # the rows that need escaping were in an expired partition: dumped, restored, gone here
@@ -222,8 +223,8 @@ def test_dump_verification_catches_a_damaged_file(migrated_db: Database, tmp_pat
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         _load_months(conn)
         target = catalog.resolve_targets(conn, {LE: pol.partitions.tables[LE]})[0]
-        exp = retention.expired_partitions(conn, target, now=clock.db_now(conn), exact=True)[0]
-        manifest_path = retention.dump_partition(
+        exp = expired.expired_partitions(conn, target, now=clock.db_now(conn), exact=True)[0]
+        manifest_path = archive.dump_partition(
             conn, target, exp, dump_dir=tmp_path / "d", retry=pol.retention, log=retention.get_logger()
         )
         manifest = json.loads(manifest_path.read_text())
@@ -233,11 +234,11 @@ def test_dump_verification_catches_a_damaged_file(migrated_db: Database, tmp_pat
         with gzip.open(data, "wb") as fh:
             fh.writelines(lines[:-1])  # one row lost
         with pytest.raises(RowCountMismatch, match="checksum"):
-            retention.verify_dump(manifest_path)
-        manifest["sha256"] = retention._sha256(data)
+            archive.verify_dump(manifest_path)
+        manifest["sha256"] = archive._sha256(data)
         manifest_path.write_text(json.dumps(manifest))
         with pytest.raises(RowCountMismatch, match=f"holds {len(lines) - 1} rows"):
-            retention.verify_dump(manifest_path)
+            archive.verify_dump(manifest_path)
         assert exp.name in partitions_of(conn, LE)
 
 
@@ -247,14 +248,14 @@ def test_dump_mode_reattaches_when_rows_change_after_the_dump(migrated_db: Datab
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         _load_months(conn)
         target = catalog.resolve_targets(conn, {LE: pol.partitions.tables[LE]})[0]
-        exp = retention.expired_partitions(conn, target, now=clock.db_now(conn), exact=True)[0]
+        exp = expired.expired_partitions(conn, target, now=clock.db_now(conn), exact=True)[0]
         log = retention.get_logger()
-        manifest_path = retention.dump_partition(
+        manifest_path = archive.dump_partition(
             conn, target, exp, dump_dir=tmp_path / "d", retry=pol.retention, log=log
         )
         conn.execute("INSERT INTO learning_events (occurred_at, event_type) VALUES (%s, 'late')", (exp.lo,))
         with pytest.raises(RowCountMismatch, match="re-attached, nothing dropped"):
-            retention.drop_after_dump(conn, target, exp, manifest_path, retry=pol.retention, log=log)
+            archive.drop_after_dump(conn, target, exp, manifest_path, retry=pol.retention, log=log)
         assert exp.name in partitions_of(conn, LE)
         # re-attached without the detach marker: no later run takes it for a half-done drop
         assert conn.execute("SELECT obj_description(%s::regclass, 'pg_class')", (exp.name,)).fetchone() == (
@@ -343,7 +344,7 @@ def test_lock_held_on_parent_fails_cleanly(migrated_db: Database, tmp_path: Path
             capture_logs() as logs,
             pytest.raises(LockRetriesExhausted, match="gave up after 2 tries"),
         ):
-            retention.expire_partitions(
+            partitioned.expire_partitions(
                 conn,
                 target,
                 pol.retention,
@@ -355,7 +356,7 @@ def test_lock_held_on_parent_fails_cleanly(migrated_db: Database, tmp_path: Path
         assert partitions_of(conn, LE) == before and count(conn, LE) == total
         with lock_held(migrated_db.dsn, LE, mode="ACCESS SHARE", release_after=0.5):
             slow = pol.retention.model_copy(update={"attempts": 60})
-            outcome = retention.expire_partitions(
+            outcome = partitioned.expire_partitions(
                 conn, target, slow, now=clock.db_now(conn), dump_dir=tmp_path, log=retention.get_logger()
             )
         assert outcome.actions and not set(a.partition for a in outcome.actions) & set(
@@ -397,8 +398,8 @@ def test_plain_delete_stops_at_the_time_budget(migrated_db: Database) -> None:
             "INSERT INTO query_performance_logs (logged_at, query_fingerprint, execution_ms)"
             " SELECT now() - interval '2 days', 'q', 1 FROM generate_series(1, 20)"
         )
-        (target,) = retention.resolve_plain(conn, pol.retention.enabled_plain())
-        out = retention.purge_plain(
+        (target,) = plain.resolve_plain(conn, pol.retention.enabled_plain())
+        out = plain.purge_plain(
             conn, target, now=clock.db_now(conn), deadline=time.monotonic() - 1, retry=pol.retention
         )
         assert out.rows_removed == 0 and out.rows_remaining == 20 and not out.complete

@@ -17,6 +17,7 @@ from psycopg import sql
 from flows import retention
 from flows.core import catalog, clock, db, settings
 from flows.core.errors import ConfigError
+from flows.retention import archive, partitioned
 from tests.conftest import Database
 from tests.partitions_fixtures import count, partitions_of, rows_digest
 from tests.test_retention import LE, SPM, _expired_names, _load_months, _only_plain, _policy
@@ -52,7 +53,7 @@ def _target(conn: Any, pol: settings.Policy) -> catalog.Target:
 def _killed_run(conn: Any, pol: settings.Policy, dump_dir: Path, step: str) -> None:
     """One dump-mode expiry of learning_events, stopped dead at ``step``."""
     with pytest.raises(Killed):
-        retention.expire_partitions(
+        partitioned.expire_partitions(
             conn,
             _target(conn, pol),
             pol.retention,
@@ -100,10 +101,10 @@ def _assert_finished(conn: Any, dump_dir: Path, expired: list[str], digests: dic
         name = json.loads(manifest_path.read_text())["partition"]
         restored = f"restored_{name}"
         conn.execute(sql.SQL("CREATE TABLE {} (LIKE learning_events)").format(sql.Identifier(restored)))
-        retention.restore_dump(conn, manifest_path, schema="public", table=restored)
+        archive.restore_dump(conn, manifest_path, schema="public", table=restored)
         assert rows_digest(conn, restored) == digests[name]
         with pytest.raises(ConfigError, match="restored before, or never dropped"):
-            retention.restore_dump(conn, manifest_path, schema="public", table=restored)
+            archive.restore_dump(conn, manifest_path, schema="public", table=restored)
         assert rows_digest(conn, restored) == digests[name]
 
 
@@ -181,7 +182,7 @@ def test_restore_refuses_a_partition_that_is_still_there(migrated_db: Database, 
         _killed_run(conn, pol, dump_dir, "manifest-written")
         (manifest_path,) = dump_dir.glob("*.json")
         with pytest.raises(ConfigError, match="already holds"):
-            retention.restore_dump(conn, manifest_path, schema="public", table=LE)
+            archive.restore_dump(conn, manifest_path, schema="public", table=LE)
         assert count(conn, LE) == total
 
 
@@ -195,18 +196,18 @@ def test_restore_into_the_parent_after_the_drop_happens_once(migrated_db: Databa
         after = count(conn, LE)
         assert after == total - outcome.rows_removed
         for manifest_path in sorted(dump_dir.glob("*.json")):  # rows land in DEFAULT
-            retention.restore_dump(conn, manifest_path, schema="public", table=LE)
+            archive.restore_dump(conn, manifest_path, schema="public", table=LE)
         assert count(conn, LE) == total
         for manifest_path in sorted(dump_dir.glob("*.json")):
             with pytest.raises(ConfigError, match="already holds"):
-                retention.restore_dump(conn, manifest_path, schema="public", table=LE)
+                archive.restore_dump(conn, manifest_path, schema="public", table=LE)
         assert count(conn, LE) == total
 
 
 KILLER = """
 import os, signal, sys
 from flows.core import catalog, clock, db, settings
-from flows import retention
+from flows.retention import partitioned
 
 def hook(step):
     if step == sys.argv[1]:
@@ -215,7 +216,7 @@ def hook(step):
 policy = settings.current_policy()
 with db.connect(settings.dsn(), autocommit=True) as conn:
     (target,) = catalog.resolve_targets(conn, {"learning_events": policy.partitions.tables["learning_events"]})
-    retention.expire_partitions(conn, target, policy.retention, now=clock.db_now(conn),
+    partitioned.expire_partitions(conn, target, policy.retention, now=clock.db_now(conn),
                                 dump_dir=policy.retention.dump_dir, on_step=hook)
 print("not killed")
 """

@@ -1,0 +1,170 @@
+"""Partitioned tables"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from flows.core.catalog import Target
+from flows.core.db import load_sql
+from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
+from flows.core.errors import ProblemsFound
+from flows.core.logs import get_logger
+from flows.core.partition_policy import DdlRetry, RetentionPolicy
+from flows.retention.archive import (
+    StepHook,
+    drop_after_dump,
+    dump_partition,
+    finish_interrupted_dumps,
+    no_hook,
+)
+from flows.retention.expired import (
+    Expired,
+    count_rows,
+    detach_partition,
+    expired_partitions,
+    range_rows_in_parent,
+)
+from flows.retention.results import PartitionAction, TableOutcome
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+JOB = "retention"
+
+
+def drop_partitions(conn: Conn, target: Target, expired: list[Expired], *, retry: DdlRetry, log: Any) -> None:
+    """DETACH + DROP every expired partition of one table in one transaction (one commit per table,
+    a few milliseconds of ACCESS EXCLUSIVE on the parent); after the detaches the parent must show
+    no rows of those ranges, else everything rolls back."""
+
+    def work(c: Conn) -> None:
+        for exp in expired:
+            detach_partition(c, target, exp.name)
+            left = range_rows_in_parent(c, target, exp)
+            expect_equal(f"rows of {exp.name}'s range still in {target.name}", 0, left)
+        for exp in expired:
+            c.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(target.schema, exp.name)))
+
+    names = ", ".join(e.name for e in expired)
+    run_locked(conn, work, retry=retry, what=f"drop {target.schema}.{{{names}}}", log=log)
+
+
+def keep_partition(
+    conn: Conn, target: Target, exp: Expired, *, archive_schema: str, retry: DdlRetry, log: Any
+) -> str:
+    """DETACH and move into the archive schema (one transaction); counts compared. Returns its name."""
+    before = count_rows(conn, sql.Identifier(target.schema, exp.name))
+    exists = conn.execute(
+        load_sql("queries/partitions/relation_exists.sql"), {"schema": archive_schema, "name": exp.name}
+    ).fetchone()
+    if exists is not None:
+        raise ProblemsFound(
+            f"archive schema {archive_schema} already holds a table {exp.name}; nothing moved"
+        )
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(archive_schema)))
+
+    def work(c: Conn) -> None:
+        detach_partition(c, target, exp.name)
+        expect_equal(
+            f"rows of {exp.name}'s range still in {target.name}", 0, range_rows_in_parent(c, target, exp)
+        )
+        c.execute(
+            sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                sql.Identifier(target.schema, exp.name), sql.Identifier(archive_schema)
+            )
+        )
+
+    run_locked(conn, work, retry=retry, what=f"archive {target.schema}.{exp.name}", log=log)
+    after = count_rows(conn, sql.Identifier(archive_schema, exp.name))
+    if after < before:
+        raise RowCountMismatch(
+            f"{archive_schema}.{exp.name} holds {after} rows, {before} before the move (nothing was deleted)"
+        )
+    return f"{archive_schema}.{exp.name}"
+
+
+def expire_partitions(
+    conn: Conn,
+    target: Target,
+    policy: RetentionPolicy,
+    *,
+    now: datetime,
+    dump_dir: Path,
+    dry_run: bool = False,
+    log: Any = None,
+    on_step: StepHook = no_hook,
+) -> TableOutcome:
+    """Finish what a killed run left half-done, then archive per policy, detach and drop every
+    expired partition of one table (oldest first). ``on_step`` is called after each step of the
+    dump mode (tests stop a run there)."""
+    log = (log or get_logger(job=JOB)).bind(table=f"{target.schema}.{target.name}")
+    mode = target.policy.archive
+    exact = policy.exact_counts or dry_run or mode != "drop"
+    outcome = TableOutcome(target.name, target.schema, "partitioned", dry_run)
+    label = f"{target.schema}.{target.name}"
+    for action in finish_interrupted_dumps(
+        conn, target, dump_dir=dump_dir, retry=policy, log=log, dry_run=dry_run, on_step=on_step
+    ):
+        outcome.actions.append(action)
+        if not dry_run:
+            outcome.rows_archived += action.rows
+            outcome.rows_removed += action.rows
+    found = run_locked(
+        conn,
+        lambda c: expired_partitions(c, target, now=now, exact=exact),
+        retry=policy,
+        what=f"inspect {label}",
+        log=log,
+    )
+    for exp in found:
+        steps = {
+            "drop": ["detach", "drop"],
+            "keep": ["detach", "archive"],
+            "dump": ["dump", "detach", "drop"],
+        }
+        action = PartitionAction(
+            target.name, exp.name, exp.lo.isoformat(), exp.hi.isoformat(), mode, exp.rows, exp.rows_exact,
+            exp.bytes, steps[mode],
+        )  # fmt: skip
+        outcome.actions.append(action)
+        if dry_run:
+            log.info("would expire partition", partition=exp.name, mode=mode, rows=exp.rows, bytes=exp.bytes)
+            continue
+        if mode == "drop":
+            continue  # all of this table's expired partitions at once, below
+        if mode == "keep":
+            action.archived_to = keep_partition(
+                conn, target, exp, archive_schema=policy.archive_schema, retry=policy, log=log
+            )
+            outcome.rows_archived += exp.rows
+            outcome.bytes_archived += exp.bytes
+        else:
+            manifest_path = dump_partition(
+                conn, target, exp, dump_dir=dump_dir, retry=policy, log=log, on_step=on_step
+            )
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            action.archived_to = str(manifest_path)
+            action.rows = int(manifest["rows"])
+            drop_after_dump(conn, target, exp, manifest_path, retry=policy, log=log, on_step=on_step)
+            outcome.rows_archived += action.rows
+            outcome.rows_removed += action.rows
+            outcome.bytes_removed += exp.bytes
+            outcome.bytes_archived += (manifest_path.parent / manifest["file"]).stat().st_size
+        log.info(
+            "partition expired",
+            partition=exp.name,
+            mode=mode,
+            rows=action.rows,
+            archived_to=action.archived_to,
+        )
+    if mode == "drop" and found and not dry_run:
+        drop_partitions(conn, target, found, retry=policy, log=log)
+        outcome.rows_removed = sum(e.rows for e in found)
+        outcome.bytes_removed = sum(e.bytes for e in found)
+        log.info("partitions dropped", partitions=[e.name for e in found], rows=outcome.rows_removed)
+    return outcome
