@@ -39,9 +39,9 @@ from psycopg import conninfo, sql
 
 from checks import Suite, all_suites
 from checks.learning_events import EVENT_TYPES
-from flows import quality
 from flows.core import db, migrations, settings
 from flows.core.runtime import disable_telemetry
+from flows.quality import compiler, evaluate, options, recording
 
 SOURCES = ["api", "worker", "scheduler", "ui", "git", "user_session"]
 
@@ -177,7 +177,7 @@ def main() -> int:
 def run(dsn: str, state_dir: Path, rows: int, repeat: int, *, load: bool = True) -> int:
     day = datetime.now(UTC).date() - timedelta(days=1)
     now = datetime.now(UTC)
-    window = quality.day_window(day, now)
+    window = options.day_window(day, now)
     suite = all_suites()["learning_events"]
     policy = settings.QualityPolicy()
 
@@ -192,7 +192,7 @@ def run(dsn: str, state_dir: Path, rows: int, repeat: int, *, load: bool = True)
         return run_phases(conn, dsn, state_dir, suite, window, policy, repeat)
 
 
-def load_day(conn: Any, window: quality.Window, rows: int) -> None:
+def load_day(conn: Any, window: compiler.Window, rows: int) -> None:
     migrations.migrate(conn)
     mid = conn.execute(
         "INSERT INTO ml_models (name, version, model_type) VALUES ('m', 'v1', 'clf') RETURNING id"
@@ -210,7 +210,7 @@ def run_phases(
     dsn: str,
     state_dir: Path,
     suite: Suite,
-    window: quality.Window,
+    window: compiler.Window,
     policy: settings.QualityPolicy,
     repeat: int,
 ) -> int:
@@ -218,9 +218,9 @@ def run_phases(
     fq, fp = floor_query(now, window.start, window.end)
     f4p = {"types": EVENT_TYPES, "now": now, "s": window.start, "e": window.end}
 
-    def core() -> quality.SuiteRun:
-        run = quality.evaluate_suite(conn, suite, window, policy)
-        quality.record(conn, run, flow_run_id=None)
+    def core() -> evaluate.SuiteRun:
+        run = evaluate.evaluate_suite(conn, suite, window, policy)
+        recording.record(conn, run, flow_run_id=None)
         return run
 
     run = core()

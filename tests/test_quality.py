@@ -14,6 +14,7 @@ from checks import Suite, all_suites, between, not_null
 from flows import quality
 from flows.core import clock, db, locks, settings
 from flows.core.errors import ConfigError, ProblemsFound
+from flows.quality import compiler, evaluate, options, recording
 from flows.quality.compiler import build_scan
 from tests import quality_fixtures as fx
 from tests.calendar import session_today
@@ -24,15 +25,15 @@ from tests.conftest import Database
 DAY = session_today() - timedelta(days=2)
 
 
-def _window(day: date = DAY) -> quality.Window:
-    return quality.day_window(day, clock.now())
+def _window(day: date = DAY) -> compiler.Window:
+    return options.day_window(day, clock.now())
 
 
 def _policy(**kw: Any) -> settings.QualityPolicy:
     return settings.QualityPolicy(**kw)
 
 
-def _by_key(run: quality.SuiteRun) -> dict[str, quality.Outcome]:
+def _by_key(run: evaluate.SuiteRun) -> dict[str, compiler.Outcome]:
     return {o.key: o for o in run.outcomes}
 
 
@@ -50,21 +51,21 @@ def _current(conn: psycopg.Connection[Any], suite: str, day: date = DAY) -> dict
 
 
 def test_parse_day_and_suite_selection() -> None:
-    assert quality.parse_day("2026-11-20") == date(2026, 11, 20)
-    assert quality.parse_day(None, today=date(2026, 3, 1)) == date(2026, 2, 28)
-    assert quality.parse_day(None, today=date(2028, 3, 1)) == date(2028, 2, 29)
-    assert quality.parse_day(None, today=date(2027, 1, 1)) == date(2026, 12, 31)
+    assert options.parse_day("2026-11-20") == date(2026, 11, 20)
+    assert options.parse_day(None, today=date(2026, 3, 1)) == date(2026, 2, 28)
+    assert options.parse_day(None, today=date(2028, 3, 1)) == date(2028, 2, 29)
+    assert options.parse_day(None, today=date(2027, 1, 1)) == date(2026, 12, 31)
     for bad in ("2026-13-01", "2026-02-30", "yesterday", "20261120", "2026-11-20; DROP TABLE x"):
         with pytest.raises(ConfigError, match="day"):
-            quality.parse_day(bad)
+            options.parse_day(bad)
     with pytest.raises(ConfigError, match="in the future"):
-        quality.parse_day("2026-11-21", today=date(2026, 11, 20))
-    assert quality.parse_day("2026-11-20", today=date(2026, 11, 20)) == date(2026, 11, 20)
+        options.parse_day("2026-11-21", today=date(2026, 11, 20))
+    assert options.parse_day("2026-11-20", today=date(2026, 11, 20)) == date(2026, 11, 20)
     with pytest.raises(ConfigError, match="unknown quality suite 'nope'"):
-        quality.select_suites("nope", _policy())
+        options.select_suites("nope", _policy())
     with pytest.raises(ConfigError, match=r"quality\.suites\.typo"):
-        quality.select_suites(None, _policy(suites={"typo": settings.QualitySuitePolicy()}))
-    names = [s.name for s in quality.select_suites(None, _policy())]
+        options.select_suites(None, _policy(suites={"typo": settings.QualitySuitePolicy()}))
+    names = [s.name for s in options.select_suites(None, _policy())]
     for family in (
         "learning_events",
         "system_performance_metrics",
@@ -77,8 +78,8 @@ def test_parse_day_and_suite_selection() -> None:
     ):
         assert family in names
     off = _policy(suites={"ml_models": settings.QualitySuitePolicy(enabled=False)})
-    assert "ml_models" not in [s.name for s in quality.select_suites(None, off)]
-    assert [s.name for s in quality.select_suites("ml_models", off)] == ["ml_models"]
+    assert "ml_models" not in [s.name for s in options.select_suites(None, off)]
+    assert [s.name for s in options.select_suites("ml_models", off)] == ["ml_models"]
 
 
 def test_sqlalchemy_url_for_tcp_and_socket_dsns() -> None:
@@ -121,7 +122,7 @@ def test_learning_events_planted_defects_exact_counts(migrated_db: Database) -> 
         fx.history(conn, DAY)
         fx.clean_events(conn, DAY)
         fx.defective_events(conn, DAY)
-        run = quality.evaluate_suite(conn, suite, _window(), _policy())
+        run = evaluate.evaluate_suite(conn, suite, _window(), _policy())
     assert run.row_count == fx.LE_BAD_TOTAL
     out = _by_key(run)
     expected_failures = {
@@ -145,7 +146,7 @@ def test_learning_events_planted_defects_exact_counts(migrated_db: Database) -> 
     for key in ("occurred_at_not_in_future", "source_in_set", "user_id_not_null", "occurred_at_fresh"):
         assert out[key].status == "passed", key
         assert out[key].sample is None
-    volume = out[quality.VOLUME_KEY]
+    volume = out[evaluate.VOLUME_KEY]
     assert volume.status == "passed" and volume.observed_value == fx.LE_BAD_TOTAL
     assert volume.kwargs == {"min_value": 500, "max_value": 2000}
     # weights: 13 in all, failing: event_type 2 + session 1 + ingested 1 + unique 2 + references 1
@@ -160,17 +161,19 @@ def test_tenth_of_normal_volume_fails_the_band(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         fx.history(conn, DAY)
         fx.clean_events(conn, DAY, rows=fx.CLEAN_ROWS // 10)
-        run = quality.evaluate_suite(conn, suite, _window(), _policy())
+        run = evaluate.evaluate_suite(conn, suite, _window(), _policy())
     out = _by_key(run)
-    assert out[quality.VOLUME_KEY].status == "failed"
-    assert out[quality.VOLUME_KEY].observed_value == 100
-    assert out[quality.VOLUME_KEY].kwargs["min_value"] == 500
-    assert [o.key for o in run.outcomes if o.status != "passed"] == [quality.VOLUME_KEY]
+    assert out[evaluate.VOLUME_KEY].status == "failed"
+    assert out[evaluate.VOLUME_KEY].observed_value == 100
+    assert out[evaluate.VOLUME_KEY].kwargs["min_value"] == 500
+    assert [o.key for o in run.outcomes if o.status != "passed"] == [evaluate.VOLUME_KEY]
     assert run.score == pytest.approx(100 * 12 / 13, abs=1e-3)
     assert run.status == "passed"  # 92.3 >= 90: one volume miss alone does not fail the day
-    strict = _policy(suites={"learning_events": settings.QualitySuitePolicy(weights={quality.VOLUME_KEY: 5})})
+    strict = _policy(
+        suites={"learning_events": settings.QualitySuitePolicy(weights={evaluate.VOLUME_KEY: 5})}
+    )
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
-        rerun = quality.evaluate_suite(conn, suite, _window(), strict)
+        rerun = evaluate.evaluate_suite(conn, suite, _window(), strict)
     assert rerun.score == pytest.approx(100 * 12 / 17, abs=1e-3) and rerun.status == "failed"
 
 
@@ -181,11 +184,11 @@ def test_volume_band_learned_from_recorded_history(migrated_db: Database) -> Non
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         for back, rows in ((3, 400), (2, 600), (1, 800)):
             fx.clean_events(conn, DAY - timedelta(days=back), rows=rows)
-            quality.run_suites(conn, [suite], _window(DAY - timedelta(days=back)), _policy())
+            recording.run_suites(conn, [suite], _window(DAY - timedelta(days=back)), _policy())
         # Remove the rows behind those results: only the recorded history can explain the band.
         conn.execute("DELETE FROM learning_events")
         fx.clean_events(conn, DAY, rows=1000)
-        low, high, details = quality.volume_band(conn, suite, _window(), _policy())
+        low, high, details = evaluate.volume_band(conn, suite, _window(), _policy())
     assert details["days_with_rows"] == 3 and details["median"] == 600
     assert (low, high) == (300, 1200)
 
@@ -196,7 +199,7 @@ def test_clean_day_passes_every_expectation(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         fx.history(conn, DAY)
         fx.clean_events(conn, DAY)
-        run = quality.evaluate_suite(conn, suite, _window(), _policy())
+        run = evaluate.evaluate_suite(conn, suite, _window(), _policy())
     assert run.row_count == fx.CLEAN_ROWS
     assert [o.key for o in run.outcomes if o.status != "passed"] == []
     assert run.score == 100.0 and run.status == "passed"
@@ -208,8 +211,8 @@ def test_other_families_planted_defects(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         fx.predictions(conn, DAY)
         fx.pattern_occurrences(conn, DAY)
-        preds = _by_key(quality.evaluate_suite(conn, suites["predictions"], _window(), _policy()))
-        pats = _by_key(quality.evaluate_suite(conn, suites["pattern_occurrences"], _window(), _policy()))
+        preds = _by_key(evaluate.evaluate_suite(conn, suites["predictions"], _window(), _policy()))
+        pats = _by_key(evaluate.evaluate_suite(conn, suites["pattern_occurrences"], _window(), _policy()))
     assert preds["confidence_not_null"].unexpected_count == 2
     assert preds["target_entity_type_in_set"].unexpected_count == 3
     assert {s["value"] for s in preds["target_entity_type_in_set"].sample or []} == {"spaceship"}
@@ -234,7 +237,7 @@ def test_fused_scan_agrees_with_gx(migrated_db: Database, state_dir: Path) -> No
         window = _window()
         for name in ("learning_events", "predictions", "pattern_occurrences"):
             suite = suites[name]
-            run = quality.evaluate_suite(conn, suite, window, _policy())
+            run = evaluate.evaluate_suite(conn, suite, window, _policy())
             configs = [gx_runtime.expectation_configuration(o.exp, o.kwargs) for o in run.outcomes]
             validation = gx_runtime.validate_with_gx(state_dir, migrated_db.dsn, suite, window, configs)
             gx = {r.expectation_config.meta["pgtender_key"]: r for r in validation.results}
@@ -261,13 +264,13 @@ def test_day_without_partition_or_rows(migrated_db: Database) -> None:
     old = date(2001, 1, 1)  # no partition: only the (empty) DEFAULT partition could hold it
     suites = all_suites()
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
-        le = quality.evaluate_suite(conn, suites["learning_events"], _window(old), _policy())
-        po = quality.evaluate_suite(conn, suites["pattern_occurrences"], _window(old), _policy())
+        le = evaluate.evaluate_suite(conn, suites["learning_events"], _window(old), _policy())
+        po = evaluate.evaluate_suite(conn, suites["pattern_occurrences"], _window(old), _policy())
     assert le.row_count == 0 and le.status == "failed" and le.score == 0.0
     assert le.details["partition"] == "learning_events_default" and "no partition" in le.details["note"]
     out = _by_key(le)
-    assert out[quality.VOLUME_KEY].status == "failed" and out[quality.VOLUME_KEY].observed_value == 0
-    assert {o.status for k, o in out.items() if k != quality.VOLUME_KEY} == {"skipped"}
+    assert out[evaluate.VOLUME_KEY].status == "failed" and out[evaluate.VOLUME_KEY].observed_value == 0
+    assert {o.status for k, o in out.items() if k != evaluate.VOLUME_KEY} == {"skipped"}
     assert po.status == "skipped" and po.score is None
     assert {o.status for o in po.outcomes} == {"skipped"}
 
@@ -281,8 +284,8 @@ def test_broken_expectation_is_an_error_row_not_a_pass(migrated_db: Database) ->
     )
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         fx.clean_events(conn, DAY, rows=10)
-        run = quality.evaluate_suite(conn, suite, _window(), _policy())
-        quality.record(conn, run, flow_run_id=None)
+        run = evaluate.evaluate_suite(conn, suite, _window(), _policy())
+        recording.record(conn, run, flow_run_id=None)
         rows = _current(conn, "learning_events")
     out = _by_key(run)
     assert out["session_id_not_null"].status == "passed"
@@ -315,10 +318,10 @@ def test_unsupported_type_runs_through_gx(migrated_db: Database, state_dir: Path
         fx.clean_events(conn, DAY, rows=20)
         fx.defective_events(conn, DAY)  # adds rows with user_id 'u'
 
-        def runner(s: Suite, w: quality.Window, facts: list[Any]) -> list[quality.Outcome]:
-            return quality.gx_outcomes(state_dir, migrated_db.dsn, s, w, facts, sample_size=3)
+        def runner(s: Suite, w: compiler.Window, facts: list[Any]) -> list[compiler.Outcome]:
+            return evaluate.gx_outcomes(state_dir, migrated_db.dsn, s, w, facts, sample_size=3)
 
-        run = quality.evaluate_suite(conn, suite, _window(), _policy(), gx_runner=runner)
+        run = evaluate.evaluate_suite(conn, suite, _window(), _policy(), gx_runner=runner)
     out = _by_key(run)
     pattern = out["user_id_pattern"]
     assert pattern.engine == "gx" and pattern.status == "failed"
@@ -358,8 +361,8 @@ def test_rerun_keeps_one_current_row_per_check(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         fx.clean_events(conn, DAY)
         fx.defective_events(conn, DAY)
-        first = quality.run_suites(conn, [suite], _window(), _policy())
-        second = quality.run_suites(conn, [suite], _window(), _policy())
+        first = recording.run_suites(conn, [suite], _window(), _policy())
+        second = recording.run_suites(conn, [suite], _window(), _policy())
         rows = _current(conn, "learning_events")
         total = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE is_current) FROM data_quality_checks WHERE suite = 'learning_events'"
@@ -539,13 +542,13 @@ def test_the_days_partition_is_found_from_catalog_bounds(migrated_db: Database) 
             "  FOR VALUES FROM ('2027-03-29 00:00+00') TO ('2027-04-05 00:00+00')"
         )
         suite = Suite("weekly", "weekly_events", "at", ())
-        assert quality.partition_info(conn, suite, date_(2027, 3, 28)) == {
+        assert evaluate.partition_info(conn, suite, date_(2027, 3, 28)) == {
             "partitioned": True,
             "partition": "this_week",
         }
-        assert quality.partition_info(conn, suite, date_(2027, 4, 4))["partition"] == long_name
-        uncovered = quality.partition_info(conn, suite, date_(2027, 5, 1))
+        assert evaluate.partition_info(conn, suite, date_(2027, 4, 4))["partition"] == long_name
+        uncovered = evaluate.partition_info(conn, suite, date_(2027, 5, 1))
         assert uncovered["partition"] == "weekly_events_default" and "no partition" in uncovered["note"]
         assert (
-            quality.partition_info(conn, Suite("none", "no_such_table", "at", ()), date_(2027, 5, 1)) is None
+            evaluate.partition_info(conn, Suite("none", "no_such_table", "at", ()), date_(2027, 5, 1)) is None
         )

@@ -20,6 +20,12 @@ JOBS: dict[str, str] = {
     "backfill": "flows.backfill:backfill_flow",
 }
 
+# job name -> "module:function" that checks a run's options before a flow run exists (CLI).
+VALIDATORS: dict[str, str] = {
+    "quality": "flows.quality.options:validate_options",
+    "report": "flows.report:validate_options",
+}
+
 
 def job_names() -> list[str]:
     return sorted(JOBS)
@@ -32,3 +38,11 @@ def get_flow(job: str) -> Callable[..., Any]:
     module_name, _, attr = target.partition(":")
     flow: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
     return flow
+
+
+def validate_options(job: str, options: dict[str, Any]) -> None:
+    """One line (ConfigError) for bad input before any flow run exists; jobs without a validator pass."""
+    target = VALIDATORS.get(job)
+    if target is not None:
+        module_name, _, attr = target.partition(":")
+        getattr(importlib.import_module(module_name), attr)(**options)

@@ -8,7 +8,6 @@ answered "database is locked"), the outcome the lifecycle recorded in this proce
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Any
 
@@ -17,7 +16,7 @@ import httpx
 from flows.core import lifecycle
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.errors import ProblemsFound as ProblemsError
-from flows.core.jobs import JOBS, get_flow
+from flows.core.jobs import get_flow, validate_options
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
 from flows.core.outcomes import ProblemsFound, Skipped
@@ -55,10 +54,7 @@ def run_job(job: str, options: dict[str, Any]) -> Any:
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ConfigError(f"job {job!r} does not take --{unknown[0].replace('_', '-')}")
-    # A job module may check its input before a flow run exists (one line, nothing started).
-    validate = getattr(importlib.import_module(JOBS[job].partition(":")[0]), "validate_options", None)
-    if callable(validate):
-        validate(**options)
+    validate_options(job, options)  # one line, nothing started
     check_database()  # a wrong password or database: one line, exit 2, before any flow run exists
     check_prefect_api()
     before = lifecycle.last_outcome(job)

@@ -1,0 +1,72 @@
+"""Data Docs rendered from the recorded rows, and the GX runner for expectations the scan lacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from checks import Suite, all_suites
+from flows.core import settings
+from flows.core.settings import QualityPolicy
+from flows.quality.compiler import (
+    Window,
+)
+from flows.quality.evaluate import gx_outcomes
+from flows.quality.options import sample_size_for
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def build_docs(
+    conn: Conn, state_dir: Path, window: Window, suite_names: Sequence[str], run_name: str
+) -> Path:
+    """Render the recorded current results of the window as a GX Data Docs site."""
+    from flows.quality import gx as gx_runtime  # noqa: PLC0415
+
+    rows = conn.execute(
+        "SELECT suite, target, check_name, status, details, sample, expected"
+        "  FROM data_quality_checks"
+        " WHERE is_current AND starts_with(check_name, 'quality.')"
+        "   AND window_start = %(s)s AND window_end = %(e)s AND suite = ANY(%(suites)s)"
+        " ORDER BY suite, check_name",
+        {"s": window.start, "e": window.end, "suites": list(suite_names)},
+    ).fetchall()
+    known = all_suites()
+    docs: list[gx_runtime.DocsSuite] = []
+    by_suite: dict[str, gx_runtime.DocsSuite] = {}
+    for suite_name, target, name, status, details, sample, expected in rows:
+        if name == f"quality.{suite_name}" or suite_name not in known:
+            continue
+        entry = by_suite.get(suite_name)
+        if entry is None:
+            entry = by_suite[suite_name] = gx_runtime.DocsSuite(suite_name, target, window, [])
+            docs.append(entry)
+        kwargs = {k: v for k, v in (expected or {}).items() if k != "type"}
+        entry.results.append(
+            gx_runtime.DocsResult(
+                key=name.rsplit(".", 1)[-1],
+                type=details.get("gx_type", expected.get("type")),
+                kwargs=kwargs,
+                status=status,
+                result=details.get("result") or {},
+                sample=sample,
+                error=details.get("error"),
+            )
+        )
+    return gx_runtime.build_data_docs(state_dir, run_name, docs)
+
+
+def gx_runner(policy: QualityPolicy) -> Any:
+    """Expectation types the fused scan lacks run through GX (imported only when one does)."""
+    current = settings.load_settings()
+    dsn = settings.dsn(current)
+
+    def runner(suite: Suite, window: Any, facts: list[Any]) -> list[Any]:
+        return gx_outcomes(
+            current.state_dir, dsn, suite, window, facts, sample_size=sample_size_for(suite, policy)
+        )
+
+    return runner

@@ -1,0 +1,74 @@
+"""The quality job's input (day, suite) and the per-suite policy it applies."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import psycopg
+
+from checks import Expectation, Suite, all_suites
+from flows.core import clock, settings
+from flows.core.errors import ConfigError
+from flows.core.settings import QualityPolicy, QualitySuitePolicy
+from flows.quality.compiler import (
+    Window,
+)
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def parse_day(day: str | date | None, *, today: date | None = None) -> date:
+    """``YYYY-MM-DD``; default: yesterday (UTC). Never a day after today."""
+    today = today or clock.today()
+    if day is None:
+        return today - timedelta(days=1)
+    parsed = clock.parse_day(day, "day")
+    if parsed > today:
+        raise ConfigError(f"day {parsed.isoformat()} is in the future (today is {today.isoformat()} UTC)")
+    return parsed
+
+
+def select_suites(suite: str | None, policy: QualityPolicy) -> list[Suite]:
+    """The suites to run: one by name, or every enabled one. Unknown names are ConfigErrors."""
+    known = all_suites()
+    unknown = sorted(set(policy.suites) - set(known))
+    if unknown:
+        raise ConfigError(f"policy quality.suites.{unknown[0]}: unknown suite; known: {', '.join(known)}")
+    if suite is not None:
+        if suite not in known:
+            raise ConfigError(f"unknown quality suite {suite!r}; known suites: {', '.join(known)}")
+        return [known[suite]]
+    return [s for name, s in known.items() if _suite_policy(policy, name).enabled]
+
+
+def validate_options(day: str | None = None, suite: str | None = None) -> None:
+    """Pre-flight check for ``pgtender run quality``: bad input fails before any flow run starts."""
+    parse_day(day)
+    select_suites(suite, settings.current_policy().quality)
+
+
+def day_window(day: date, now: datetime) -> Window:
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    return Window(start=start, end=start + timedelta(days=1), now=now)
+
+
+def _suite_policy(policy: QualityPolicy, name: str) -> QualitySuitePolicy:
+    return policy.suites.get(name) or QualitySuitePolicy()
+
+
+def threshold_for(suite: Suite, policy: QualityPolicy) -> float:
+    own = _suite_policy(policy, suite.name).threshold
+    return policy.threshold if own is None else own
+
+
+def weight_for(exp: Expectation, suite: Suite, policy: QualityPolicy) -> float:
+    own = _suite_policy(policy, suite.name).weights
+    if exp.key in own:
+        return own[exp.key]
+    return policy.weights.get(exp.type, exp.weight)
+
+
+def sample_size_for(suite: Suite, policy: QualityPolicy) -> int:
+    own = _suite_policy(policy, suite.name).sample_size
+    return policy.sample_size if own is None else own
