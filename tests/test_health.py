@@ -13,7 +13,7 @@ import pytest
 from flows import health
 from flows.core import clock, db, migrations, schedules, settings
 from flows.core.errors import ProblemsFound
-from flows.health import probes
+from flows.health import checks
 from tests.conftest import Database, fresh_database
 
 # .ci/setup-pg-cron.sh makes this server with pg_stat_statements in shared_preload_libraries.
@@ -36,14 +36,14 @@ def _probe(
     now: datetime,
     schedules: dict[str, str] | None = None,
     **policy: Any,
-) -> list[probes.CheckResult]:
+) -> list[checks.CheckResult]:
     run = health.run_probes(conn, _policy(**policy), now=now, only=(name,), schedules=schedules)
     return run.results
 
 
 def _one(
-    results: list[probes.CheckResult], target: str | None = None, check: str | None = None
-) -> probes.CheckResult:
+    results: list[checks.CheckResult], target: str | None = None, check: str | None = None
+) -> checks.CheckResult:
     found = [
         r
         for r in results

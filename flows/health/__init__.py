@@ -27,7 +27,7 @@ from flows.core.db import load_sql, set_local
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome, ProblemsFound
 from flows.core.schedules import all_schedules
-from flows.health import probes
+from flows.health import checks, probes
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -41,7 +41,7 @@ class Run:
     now: datetime
     window_start: datetime
     window_end: datetime
-    results: list[probes.CheckResult]
+    results: list[checks.CheckResult]
     probe_ms: dict[str, float]
 
     @property
@@ -71,10 +71,10 @@ def run_probes(
     """Every probe (or ``only`` these) in its own read-only transaction; a probe error is a row.
 
     ``schedules``: job -> cron for the watchdog, read in ``timezones[job]`` (default UTC)."""
-    ctx = probes.Context(
+    ctx = checks.Context(
         now=now, schema=schema, schedules=dict(schedules or {}), timezones=dict(timezones or {})
     )
-    results: list[probes.CheckResult] = []
+    results: list[checks.CheckResult] = []
     timings: dict[str, float] = {}
     for name, probe in probes.PROBES.items():
         if only is not None and name not in only:
@@ -90,10 +90,10 @@ def run_probes(
             message = " ".join(str(exc).split()) or type(exc).__name__
             get_logger(job=JOB, probe=name).error("probe failed", error=message)
             results.append(
-                probes.CheckResult(
+                checks.CheckResult(
                     f"health.{name}",
                     "database",
-                    probes.ERROR,
+                    checks.ERROR,
                     details={"error": f"{type(exc).__name__}: {message}"},
                 )
             )
@@ -192,18 +192,18 @@ def probes_task(operation_id: UUID) -> dict[str, Any]:
             schedules={job: s.cron for job, s in planned.items()},
             timezones={job: s.timezone for job, s in planned.items()},
         )
-        checks, metrics = record(
+        written, metrics = record(
             conn, run, flow_run_id=runtime.current_flow_run_id(), operation_id=operation_id
         )
     return {
         "window_start": run.window_start.isoformat(),
-        "checks": checks,
+        "checks": written,
         "metrics_written": metrics,
         "db_ms": run.db_ms,
         "probe_ms": run.probe_ms,
         "counts": {
             s: run.count(s)
-            for s in (probes.PASSED, probes.WARNING, probes.FAILED, probes.ERROR, probes.SKIPPED)
+            for s in (checks.PASSED, checks.WARNING, checks.FAILED, checks.ERROR, checks.SKIPPED)
         },
         "rows": summary_rows(run),
     }
@@ -239,7 +239,7 @@ def health_run(run: lifecycle.Run) -> Outcome:
     log.info("health checked", **counts, db_ms=round(out["db_ms"], 1))
     # the per-check rows are in the artifact and data_quality_checks; the result stays small
     result = {"operation_id": str(run.operation_id), **{k: v for k, v in out.items() if k != "rows"}}
-    failing = [r for r in out["rows"] if r["status"] in (probes.FAILED, probes.ERROR)]
+    failing = [r for r in out["rows"] if r["status"] in (checks.FAILED, checks.ERROR)]
     if failing:
         return ProblemsFound(
             findings=[

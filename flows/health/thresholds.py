@@ -1,0 +1,311 @@
+"""Probes for the seed README's alerting thresholds"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import psycopg.errors
+
+from flows.core.settings import HealthPolicy
+from flows.health.checks import (
+    FAILED,
+    PASSED,
+    SKIPPED,
+    CheckResult,
+    Context,
+    health_sql,
+    over_limit,
+    seconds,
+)
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def event_lag(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
+    """Lag = now - newest event that has occurred; also the worst ingestion delay of recent events.
+
+    A stopped ingestion ages the newest event; late ingestion shows in both numbers.
+    """
+    limit = policy.event_lag_max_seconds
+    row = conn.execute(
+        health_sql("event_lag"), {"now": ctx.now, "lookback": timedelta(minutes=policy.lookback_minutes)}
+    ).fetchone()
+    assert row is not None
+    newest, max_delay, recent = row
+    name, target = "health.event_lag", "learning_events"
+    if newest is None:
+        return [CheckResult(name, target, SKIPPED, threshold=limit, details={"reason": "no events yet"})]
+    lag = (ctx.now - newest).total_seconds()
+    delay = seconds(max_delay)
+    worst = max(lag, delay or 0.0)
+    observed = {
+        "lag_seconds": lag,
+        "newest_event_at": newest.isoformat(),
+        "max_ingest_delay_seconds": delay,
+        "recent_events": int(recent),
+    }
+    metrics = [("health.event_lag_seconds", lag, "seconds")]
+    if delay is not None:
+        metrics.append(("health.event_ingest_delay_seconds", delay, "seconds"))
+    return [
+        CheckResult(name, target, over_limit(worst, limit), observed, limit, f"<= {limit:g} s", {}, metrics)
+    ]
+
+
+def model_accuracy(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
+    """Drop of the latest evaluation from the baseline, in percent of the baseline, per model."""
+    limit = policy.accuracy_drop_max_pct
+    rows = conn.execute(
+        health_sql("model_accuracy"), {"metrics": list(policy.accuracy_metrics), "now": ctx.now}
+    ).fetchall()
+    if not rows:
+        reason = "no model has both a baseline and a later evaluation"
+        return [
+            CheckResult(
+                "health.model_accuracy",
+                "model_evaluations",
+                SKIPPED,
+                threshold=limit,
+                details={"reason": reason},
+            )
+        ]
+    out = []
+    for name, version, metric, baseline, latest, evaluated_at in rows:
+        target = f"{name}@{version}:{metric}"
+        if baseline is None or baseline <= 0:
+            out.append(
+                CheckResult(
+                    "health.model_accuracy",
+                    target,
+                    SKIPPED,
+                    threshold=limit,
+                    details={"reason": "baseline <= 0"},
+                )
+            )
+            continue
+        drop = (float(baseline) - float(latest)) / float(baseline) * 100.0
+        observed = {
+            "drop_pct": drop,
+            "baseline": float(baseline),
+            "latest": float(latest),
+            "evaluated_at": evaluated_at.isoformat(),
+        }
+        out.append(
+            CheckResult(
+                "health.model_accuracy",
+                target,
+                over_limit(drop, limit),
+                observed,
+                limit,
+                f"drop <= {limit:g} %",
+                {},
+                [("health.model_accuracy_drop_pct", drop, "percent")],
+            )
+        )
+    return out
+
+
+def _pg_stat_statements(conn: Conn) -> tuple[list[tuple[Any, ...]], str | None]:
+    """Rows of pg_stat_statements, or none and why not (not installed / not loaded / no rights)."""
+    row = conn.execute(health_sql("has_pg_stat_statements")).fetchone()
+    if row is None:
+        return [], "pg_stat_statements is not installed in this database"
+    try:
+        with conn.transaction():  # a savepoint: an unusable view must not abort the probe
+            return conn.execute(health_sql("query_stats_pgss")).fetchall(), None
+    except (
+        psycopg.errors.ObjectNotInPrerequisiteState,
+        psycopg.errors.InsufficientPrivilege,
+        psycopg.errors.UndefinedColumn,
+    ) as exc:
+        return [], f"pg_stat_statements is unusable: {' '.join(str(exc).split())}"
+
+
+def query_response(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
+    """Mean execution time against baseline: pg_stat_statements when usable, else query logs."""
+    limit = policy.query_slowdown_max_ratio
+    name, target = "health.query_response", "queries"
+    baseline_window = timedelta(days=policy.query_baseline_days)
+    metrics: list[tuple[str, float, str]] = []
+    per_query: list[tuple[str, str, float, str]] = []
+    pgss_rows, why_not = _pg_stat_statements(conn)
+    compared: list[dict[str, Any]] = []
+    source = "pg_stat_statements"
+    if pgss_rows:
+        ids = [f"queryid:{r[0]}" for r in pgss_rows]
+        base: dict[str, float] = dict(
+            conn.execute(
+                health_sql("query_baseline_pgss"), {"now": ctx.now, "baseline": baseline_window, "ids": ids}
+            ).fetchall()
+        )
+        for queryid, calls, mean_ms in pgss_rows:
+            per_query.append(("health.query_mean_ms", f"queryid:{queryid}", float(mean_ms), "ms"))
+            b = base.get(f"queryid:{queryid}")
+            if b:
+                compared.append(
+                    {
+                        "query": str(queryid),
+                        "mean_ms": float(mean_ms),
+                        "baseline_ms": float(b),
+                        "calls": int(calls),
+                    }
+                )
+        if not compared:
+            why_not = "pg_stat_statements has no baseline yet (recorded by this run for the next ones)"
+    if not compared:
+        source = "query_performance_logs"
+        rows = conn.execute(
+            health_sql("query_logs"),
+            {
+                "now": ctx.now,
+                "lookback": timedelta(minutes=policy.query_lookback_minutes),
+                "baseline": baseline_window,
+            },
+        ).fetchall()
+        compared = [
+            {
+                "query": fp,
+                "mean_ms": float(mean),
+                "baseline_ms": float(b),
+                "calls": int(calls),
+                "baseline_source": bs,
+            }
+            for fp, mean, calls, b, bs in rows
+            if b is not None and b > 0
+        ]
+    details: dict[str, Any] = {"source": source}
+    if why_not:
+        details["pg_stat_statements"] = why_not
+    if not compared:
+        details["reason"] = "neither pg_stat_statements nor query_performance_logs has comparable data"
+        return [
+            CheckResult(
+                name,
+                target,
+                SKIPPED,
+                {"source": None},
+                limit,
+                f"<= {limit:g} x baseline",
+                details,
+                metrics,
+                per_query,
+            )
+        ]
+    for c in compared:
+        c["ratio"] = c["mean_ms"] / c["baseline_ms"]
+    compared.sort(key=lambda c: (-c["ratio"], c["query"]))
+    worst = compared[0]
+    observed = {
+        "max_ratio": worst["ratio"],
+        "query": worst["query"],
+        "queries_compared": len(compared),
+        "over_threshold": sum(1 for c in compared if c["ratio"] > limit),
+        "source": source,
+    }
+    details["worst"] = compared[:5]
+    metrics.append(("health.query_slowdown_ratio", worst["ratio"], "ratio"))
+    status = over_limit(worst["ratio"], limit)
+    return [
+        CheckResult(
+            name, target, status, observed, limit, f"<= {limit:g} x baseline", details, metrics, per_query
+        )
+    ]
+
+
+def quality_score(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
+    """Share of passing checks (passed or warning) among the latest window's quality results."""
+    limit = policy.quality_score_min_pct
+    name, target = "health.quality_score", "data_quality_checks"
+    row = conn.execute(health_sql("quality_score"), {"now": ctx.now}).fetchone()
+    if row is None or not row[2]:
+        return [
+            CheckResult(name, target, SKIPPED, threshold=limit, details={"reason": "no quality results yet"})
+        ]
+    window_end, passing, counted, failing = row
+    score = 100.0 * passing / counted
+    observed = {
+        "score_pct": score,
+        "passing": passing,
+        "counted": counted,
+        "failing": failing,
+        "window_end": window_end.isoformat(),
+    }
+    status = FAILED if score < limit else PASSED
+    return [
+        CheckResult(
+            name,
+            target,
+            status,
+            observed,
+            limit,
+            f">= {limit:g} %",
+            {},
+            [("health.quality_score_pct", score, "percent")],
+        )
+    ]
+
+
+def resource_utilization(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
+    """Latest resource_utilization sample per resource, and connections / max_connections."""
+    limit = policy.resource_utilization_max_pct
+    out: list[CheckResult] = []
+    rows = conn.execute(
+        health_sql("resource_utilization"),
+        {"now": ctx.now, "lookback": timedelta(minutes=policy.lookback_minutes)},
+    ).fetchall()
+    if not rows:
+        out.append(
+            CheckResult(
+                "health.resource_utilization",
+                "resource_utilization",
+                SKIPPED,
+                threshold=limit,
+                details={"reason": f"no samples in the last {policy.lookback_minutes} minutes"},
+            )
+        )
+    else:
+        samples = sorted(
+            (
+                {"resource": f"{t}:{n}" + (f"@{h}" if h else ""), "pct": float(p), "at": at.isoformat()}
+                for t, n, h, p, at in rows
+            ),
+            key=lambda s: (-s["pct"], s["resource"]),
+        )
+        worst = samples[0]
+        observed = {
+            "max_pct": worst["pct"],
+            "resource": worst["resource"],
+            "resources": len(samples),
+            "over_threshold": sum(1 for s in samples if s["pct"] > limit),
+        }
+        out.append(
+            CheckResult(
+                "health.resource_utilization",
+                "resource_utilization",
+                over_limit(worst["pct"], limit),
+                observed,
+                limit,
+                f"<= {limit:g} %",
+                {"worst": samples[:5]},
+                [("health.resource_utilization_max_pct", worst["pct"], "percent")],
+            )
+        )
+    row = conn.execute(health_sql("connections")).fetchone()
+    assert row is not None
+    used, max_conn, reserved = (int(v) for v in row)
+    pct = 100.0 * used / max_conn
+    out.append(
+        CheckResult(
+            "health.connection_utilization",
+            "connections",
+            over_limit(pct, limit),
+            {"pct": pct, "used": used, "max_connections": max_conn, "superuser_reserved": reserved},
+            limit,
+            f"<= {limit:g} %",
+            {},
+            [("health.connection_utilization_pct", pct, "percent")],
+        )
+    )
+    return out
