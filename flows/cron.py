@@ -32,7 +32,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "cron"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CronJob:
     jobid: int
     jobname: str | None
@@ -43,7 +43,7 @@ class CronJob:
     active: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JobAnalysis:
     job: CronJob
     replaced_by: str | None  # the pgtender job, when it replaces this one
@@ -57,7 +57,7 @@ class JobAnalysis:
     last_failure_message: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Analysis:
     installed: bool
     cron_database: str | None
@@ -70,7 +70,7 @@ class Analysis:
         return [j for j in self.jobs if j.replaced_by is not None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Migration:
     executed: bool
     jobs: list[CronJob]
@@ -93,7 +93,15 @@ def read_jobs(cron_conn: Conn, since: datetime) -> list[tuple[CronJob, dict[str,
     rows = cron_conn.execute(load_sql("queries/cron/jobs.sql"), {"since": since}).fetchall()
     out = []
     for r in rows:
-        job = CronJob(int(r[0]), r[1], str(r[2]), str(r[3]), str(r[4]), str(r[5]), bool(r[6]))
+        job = CronJob(
+            jobid=int(r[0]),
+            jobname=r[1],
+            schedule=str(r[2]),
+            command=str(r[3]),
+            database=str(r[4]),
+            username=str(r[5]),
+            active=bool(r[6]),
+        )
         stats = {
             "runs": int(r[7]),
             "failures": int(r[8]),
@@ -124,14 +132,16 @@ def analyze(conn: Conn, *, since: datetime | None = None) -> Analysis:
     with cron_connection(conn) as (cron_conn, tended):
         if cron_conn is None:
             _, cron_db, _ = location(conn)
-            return Analysis(False, cron_db, tended, since, [])
+            return Analysis(
+                installed=False, cron_database=cron_db, tended_database=tended, since=since, jobs=[]
+            )
         cron_db = str(cron_conn.info.dbname)
         jobs = []
         for job, stats in read_jobs(cron_conn, since):
             target, note = classify(job, tended, schedules)
             here = schedules.get(target) if target else schedules.get(replacement_for(job.command) or "")
-            jobs.append(JobAnalysis(job, target, note, here, **stats))
-    return Analysis(True, cron_db, tended, since, jobs)
+            jobs.append(JobAnalysis(job=job, replaced_by=target, note=note, schedule_here=here, **stats))
+    return Analysis(installed=True, cron_database=cron_db, tended_database=tended, since=since, jobs=jobs)
 
 
 def _when(moment: datetime | None) -> str:
@@ -222,7 +232,14 @@ def migrate(conn: Conn, *, execute: bool = False) -> Migration:
         unschedule = [f"SELECT cron.unschedule({j.jobid});" for j in jobs]
         kept = [a for a in analysis.jobs if a.replaced_by is None]
         if not execute or not jobs:
-            return Migration(False, jobs, unschedule, restore, None, kept)
+            return Migration(
+                executed=False,
+                jobs=jobs,
+                unschedule=unschedule,
+                restore=restore,
+                operation_id=None,
+                kept=kept,
+            )
         params = {
             "action": "migrate",
             "cron_database": cron_db,
@@ -242,7 +259,14 @@ def migrate(conn: Conn, *, execute: bool = False) -> Migration:
                 expect_equal("pg_cron jobs after unscheduling", before - len(jobs), after)
             op.counts.update(unscheduled=len(jobs), jobs_before=before, jobs_after=after)
         log.info("pg_cron jobs unscheduled", jobs=[j.jobid for j in jobs], operation_id=str(op.operation_id))
-        return Migration(True, jobs, unschedule, restore, op.operation_id, kept)
+        return Migration(
+            executed=True,
+            jobs=jobs,
+            unschedule=unschedule,
+            restore=restore,
+            operation_id=op.operation_id,
+            kept=kept,
+        )
 
 
 def _count(cron_conn: Conn) -> int:

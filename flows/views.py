@@ -41,7 +41,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "views"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MatView:
     name: str
     populated: bool
@@ -75,7 +75,7 @@ class MatView:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RefreshResult:
     view: str
     status: str  # refreshed | failed
@@ -93,8 +93,11 @@ def discover(conn: Conn, schema: str = "public") -> list[MatView]:
     """Rollup tables (see the module doc) and materialized views of the schema."""
     rollups = conn.execute(load_sql("queries/views/rollups.sql"), {"schema": schema}).fetchall()
     rows = conn.execute(load_sql("queries/views/matviews.sql"), {"schema": schema}).fetchall()
-    return [MatView(str(r[0]), True, None, (), str(r[1])) for r in rollups] + [
-        MatView(str(r[0]), bool(r[1]), r[2], tuple(r[3])) for r in rows
+    return [
+        MatView(name=str(r[0]), populated=True, unique_index=None, depends_on=(), rollup_function=str(r[1]))
+        for r in rollups
+    ] + [
+        MatView(name=str(r[0]), populated=bool(r[1]), unique_index=r[2], depends_on=tuple(r[3])) for r in rows
     ]
 
 
@@ -249,21 +252,30 @@ def refresh_and_record(
         message = " ".join(str(exc).split()) or type(exc).__name__
         log.error("refresh failed", error=message, mode=mode)
         result = RefreshResult(
-            view.name,
-            "failed",
-            mode,
-            0.0,
-            None,
-            staleness,
-            _now(conn),
-            f"{type(exc).__name__}: {message}",
-            warning,
-            span,
+            view=view.name,
+            status="failed",
+            mode=mode,
+            duration_ms=0.0,
+            rows=None,
+            staleness_seconds=staleness,
+            finished_at=_now(conn),
+            error=f"{type(exc).__name__}: {message}",
+            warning=warning,
+            days=span,
         )
     else:
         log.info("refreshed", mode=mode, duration_ms=round(duration_ms, 1), rows=rows, days=span)
         result = RefreshResult(
-            view.name, "refreshed", mode, duration_ms, rows, staleness, _now(conn), None, warning, span
+            view=view.name,
+            status="refreshed",
+            mode=mode,
+            duration_ms=duration_ms,
+            rows=rows,
+            staleness_seconds=staleness,
+            finished_at=_now(conn),
+            error=None,
+            warning=warning,
+            days=span,
         )
     metrics.record(
         conn,
@@ -331,7 +343,13 @@ def refresh_task(
     from prefect import get_run_logger  # noqa: PLC0415 - run context
 
     policy = settings.current_policy().views
-    view = MatView(name, populated, unique_index, (), rollup_function)
+    view = MatView(
+        name=name,
+        populated=populated,
+        unique_index=unique_index,
+        depends_on=(),
+        rollup_function=rollup_function,
+    )
     with runtime.connection() as conn:
         result = refresh_and_record(
             conn, view, policy=policy, flow_run_id=runtime.current_flow_run_id(), operation_id=operation_id

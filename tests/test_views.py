@@ -75,7 +75,11 @@ def test_view_on_view_refreshes_after_its_source(migrated_db: Database) -> None:
 
 
 def test_order_is_topological_with_chains() -> None:
-    mk = views.MatView
+    def mk(
+        name: str, populated: bool, unique_index: str | None, depends_on: tuple[str, ...]
+    ) -> views.MatView:
+        return views.MatView(name=name, populated=populated, unique_index=unique_index, depends_on=depends_on)
+
     ordered = views.refresh_order(
         [
             mk("a", True, "k", ("b",)),

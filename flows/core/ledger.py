@@ -25,7 +25,7 @@ from flows.core.masking import mask_secrets
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Abandoned:
     """A run found dead by a later run of its job."""
 
@@ -36,7 +36,7 @@ class Abandoned:
     reason: str
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Operation:
     operation_id: UUID
     job: str
@@ -74,7 +74,18 @@ def abandon_dead_runs(conn: Conn, job: str, *, found_by: UUID) -> list[Abandoned
     rows = conn.execute(
         load_sql("queries/ledger/abandon_dead.sql"), {"job": job, "found_by": found_by}
     ).fetchall()
-    return [Abandoned(*row) for row in rows]
+    return [_abandoned(row) for row in rows]
+
+
+def _abandoned(row: tuple[Any, ...]) -> Abandoned:
+    operation_id, started_at, flow_run_id, found_at, reason = row
+    return Abandoned(
+        operation_id=operation_id,
+        started_at=started_at,
+        flow_run_id=flow_run_id,
+        found_at=found_at,
+        reason=reason,
+    )
 
 
 def open_runs(conn: Conn, job: str, *, found_by: UUID) -> list[tuple[UUID, UUID]]:
@@ -90,7 +101,7 @@ def abandon(conn: Conn, operation_id: UUID, reason: str) -> Abandoned | None:
         load_sql("queries/ledger/abandon.sql"),
         {"operation_id": operation_id, "reason": mask_secrets(reason)[:2000]},
     ).fetchone()
-    return None if row is None else Abandoned(*row)
+    return None if row is None else _abandoned(row)
 
 
 def _finish(conn: Conn, op: UUID, status: str, counts: dict[str, Any], error: str | None) -> None:

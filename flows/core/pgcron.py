@@ -35,7 +35,7 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CronFailure:
     jobid: int
     jobname: str | None
@@ -107,5 +107,14 @@ def cron_failures(conn: Conn, since: datetime, *, limit: int = 100) -> list[Cron
             load_sql("queries/cron/failures.sql"), {"since": since, "database": tended, "limit": limit}
         ).fetchall()
     return [
-        CronFailure(int(r[0]), r[1], str(r[2]), replacement_for(str(r[2])), r[4], r[5], r[6]) for r in rows
+        CronFailure(
+            jobid=int(r[0]),
+            jobname=r[1],
+            command=str(r[2]),
+            replaced_by=replacement_for(str(r[2])),
+            return_message=r[4],
+            start_time=r[5],
+            end_time=r[6],
+        )
+        for r in rows
     ]

@@ -91,9 +91,9 @@ def run_probes(
             get_logger(job=JOB, probe=name).error("probe failed", error=message)
             results.append(
                 checks.CheckResult(
-                    f"health.{name}",
-                    "database",
-                    checks.ERROR,
+                    check_name=f"health.{name}",
+                    target="database",
+                    status=checks.ERROR,
                     details={"error": f"{type(exc).__name__}: {message}"},
                 )
             )

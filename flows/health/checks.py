@@ -33,7 +33,7 @@ class Context:
     timezones: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CheckResult:
     check_name: str
     target: str

@@ -46,14 +46,14 @@ def sessions(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult
             for s in offenders[:5]
         ]
         return CheckResult(
-            check,
-            "pg_stat_activity",
-            FAILED if offenders else PASSED,
-            observed,
-            limit,
-            f"no session over {limit:g} s",
-            {"offenders": sample},
-            [(metric, float(len(offenders)), "sessions")],
+            check_name=check,
+            target="pg_stat_activity",
+            status=FAILED if offenders else PASSED,
+            observed=observed,
+            threshold=limit,
+            expected=f"no session over {limit:g} s",
+            details={"offenders": sample},
+            metrics=[(metric, float(len(offenders)), "sessions")],
         )
 
     long_limit = policy.long_transaction_max_seconds
@@ -103,14 +103,14 @@ def xid_age(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]
     observed = {"age": worst, "database_age": db_age, "oldest_relation": oldest, "relation_age": rel_age}
     return [
         CheckResult(
-            "health.xid_age",
-            "database",
-            status,
-            observed,
-            float(policy.xid_age_max),
-            f"< {policy.xid_age_warning} (warning), < {policy.xid_age_max} (failed)",
-            {},
-            [("health.xid_age", float(worst), "xids")],
+            check_name="health.xid_age",
+            target="database",
+            status=status,
+            observed=observed,
+            threshold=float(policy.xid_age_max),
+            expected=f"< {policy.xid_age_warning} (warning), < {policy.xid_age_max} (failed)",
+            details={},
+            metrics=[("health.xid_age", float(worst), "xids")],
         )
     ]
 
@@ -126,21 +126,30 @@ def replication(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckRes
             "reason": "this server is a replica; replication lag is probed on the primary",
             "replay_age_seconds": replay_age,
         }
-        return [CheckResult(name, target, SKIPPED, threshold=limit, details=details)]
+        return [CheckResult(check_name=name, target=target, status=SKIPPED, threshold=limit, details=details)]
     if not replicas:
-        return [CheckResult(name, target, SKIPPED, {"replicas": 0}, limit, details={"reason": "no replicas"})]
+        return [
+            CheckResult(
+                check_name=name,
+                target=target,
+                status=SKIPPED,
+                observed={"replicas": 0},
+                threshold=limit,
+                details={"reason": "no replicas"},
+            )
+        ]
     lag = float(max_lag or 0.0)
     observed = {"max_replay_lag_seconds": lag, "replicas": int(replicas), "lagging": lagging}
     return [
         CheckResult(
-            name,
-            target,
-            over_limit(lag, limit),
-            observed,
-            limit,
-            f"<= {limit:g} s",
-            {},
-            [("health.replication_lag_seconds", lag, "seconds")],
+            check_name=name,
+            target=target,
+            status=over_limit(lag, limit),
+            observed=observed,
+            threshold=limit,
+            expected=f"<= {limit:g} s",
+            details={},
+            metrics=[("health.replication_lag_seconds", lag, "seconds")],
         )
     ]
 
@@ -160,14 +169,14 @@ def default_partitions(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[C
         status = WARNING if rows > limit else PASSED
         out.append(
             CheckResult(
-                "health.default_partition_rows",
-                parent,
-                status,
-                observed,
-                float(limit),
-                f"<= {limit} rows",
-                {},
-                [("health.default_partition_rows", float(rows), "rows")],
+                check_name="health.default_partition_rows",
+                target=parent,
+                status=status,
+                observed=observed,
+                threshold=float(limit),
+                expected=f"<= {limit} rows",
+                details={},
+                metrics=[("health.default_partition_rows", float(rows), "rows")],
             )
         )
     return out
@@ -193,7 +202,11 @@ def partition_horizon(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Ch
             reason = "no partitions on a time range (not range-partitioned by time, or none created)"
             out.append(
                 CheckResult(
-                    "health.partition_horizon", parent, SKIPPED, threshold=need, details={"reason": reason}
+                    check_name="health.partition_horizon",
+                    target=parent,
+                    status=SKIPPED,
+                    threshold=need,
+                    details={"reason": reason},
                 )
             )
             continue
@@ -218,14 +231,14 @@ def partition_horizon(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Ch
         }
         out.append(
             CheckResult(
-                "health.partition_horizon",
-                parent,
-                FAILED if ahead < need else PASSED,
-                observed,
-                need,
-                f">= {need:g} intervals ahead",
-                {},
-                [("health.partition_intervals_ahead", ahead, "intervals")],
+                check_name="health.partition_horizon",
+                target=parent,
+                status=FAILED if ahead < need else PASSED,
+                observed=observed,
+                threshold=need,
+                expected=f">= {need:g} intervals ahead",
+                details={},
+                metrics=[("health.partition_intervals_ahead", ahead, "intervals")],
             )
         )
     return out

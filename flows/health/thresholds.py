@@ -36,7 +36,15 @@ def event_lag(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResul
     newest, max_delay, recent = row
     name, target = "health.event_lag", "learning_events"
     if newest is None:
-        return [CheckResult(name, target, SKIPPED, threshold=limit, details={"reason": "no events yet"})]
+        return [
+            CheckResult(
+                check_name=name,
+                target=target,
+                status=SKIPPED,
+                threshold=limit,
+                details={"reason": "no events yet"},
+            )
+        ]
     lag = (ctx.now - newest).total_seconds()
     delay = seconds(max_delay)
     worst = max(lag, delay or 0.0)
@@ -50,7 +58,16 @@ def event_lag(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResul
     if delay is not None:
         metrics.append(("health.event_ingest_delay_seconds", delay, "seconds"))
     return [
-        CheckResult(name, target, over_limit(worst, limit), observed, limit, f"<= {limit:g} s", {}, metrics)
+        CheckResult(
+            check_name=name,
+            target=target,
+            status=over_limit(worst, limit),
+            observed=observed,
+            threshold=limit,
+            expected=f"<= {limit:g} s",
+            details={},
+            metrics=metrics,
+        )
     ]
 
 
@@ -64,9 +81,9 @@ def model_accuracy(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Check
         reason = "no model has both a baseline and a later evaluation"
         return [
             CheckResult(
-                "health.model_accuracy",
-                "model_evaluations",
-                SKIPPED,
+                check_name="health.model_accuracy",
+                target="model_evaluations",
+                status=SKIPPED,
                 threshold=limit,
                 details={"reason": reason},
             )
@@ -77,9 +94,9 @@ def model_accuracy(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Check
         if baseline is None or baseline <= 0:
             out.append(
                 CheckResult(
-                    "health.model_accuracy",
-                    target,
-                    SKIPPED,
+                    check_name="health.model_accuracy",
+                    target=target,
+                    status=SKIPPED,
                     threshold=limit,
                     details={"reason": "baseline <= 0"},
                 )
@@ -94,14 +111,14 @@ def model_accuracy(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Check
         }
         out.append(
             CheckResult(
-                "health.model_accuracy",
-                target,
-                over_limit(drop, limit),
-                observed,
-                limit,
-                f"drop <= {limit:g} %",
-                {},
-                [("health.model_accuracy_drop_pct", drop, "percent")],
+                check_name="health.model_accuracy",
+                target=target,
+                status=over_limit(drop, limit),
+                observed=observed,
+                threshold=limit,
+                expected=f"drop <= {limit:g} %",
+                details={},
+                metrics=[("health.model_accuracy_drop_pct", drop, "percent")],
             )
         )
     return out
@@ -182,15 +199,15 @@ def query_response(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Check
         details["reason"] = "neither pg_stat_statements nor query_performance_logs has comparable data"
         return [
             CheckResult(
-                name,
-                target,
-                SKIPPED,
-                {"source": None},
-                limit,
-                f"<= {limit:g} x baseline",
-                details,
-                metrics,
-                per_query,
+                check_name=name,
+                target=target,
+                status=SKIPPED,
+                observed={"source": None},
+                threshold=limit,
+                expected=f"<= {limit:g} x baseline",
+                details=details,
+                metrics=metrics,
+                resource_metrics=per_query,
             )
         ]
     for c in compared:
@@ -209,7 +226,15 @@ def query_response(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Check
     status = over_limit(worst["ratio"], limit)
     return [
         CheckResult(
-            name, target, status, observed, limit, f"<= {limit:g} x baseline", details, metrics, per_query
+            check_name=name,
+            target=target,
+            status=status,
+            observed=observed,
+            threshold=limit,
+            expected=f"<= {limit:g} x baseline",
+            details=details,
+            metrics=metrics,
+            resource_metrics=per_query,
         )
     ]
 
@@ -221,7 +246,13 @@ def quality_score(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckR
     row = conn.execute(health_sql("quality_score"), {"now": ctx.now}).fetchone()
     if row is None or not row[2]:
         return [
-            CheckResult(name, target, SKIPPED, threshold=limit, details={"reason": "no quality results yet"})
+            CheckResult(
+                check_name=name,
+                target=target,
+                status=SKIPPED,
+                threshold=limit,
+                details={"reason": "no quality results yet"},
+            )
         ]
     window_end, passing, counted, failing = row
     score = 100.0 * passing / counted
@@ -235,14 +266,14 @@ def quality_score(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckR
     status = FAILED if score < limit else PASSED
     return [
         CheckResult(
-            name,
-            target,
-            status,
-            observed,
-            limit,
-            f">= {limit:g} %",
-            {},
-            [("health.quality_score_pct", score, "percent")],
+            check_name=name,
+            target=target,
+            status=status,
+            observed=observed,
+            threshold=limit,
+            expected=f">= {limit:g} %",
+            details={},
+            metrics=[("health.quality_score_pct", score, "percent")],
         )
     ]
 
@@ -258,9 +289,9 @@ def resource_utilization(conn: Conn, policy: HealthPolicy, ctx: Context) -> list
     if not rows:
         out.append(
             CheckResult(
-                "health.resource_utilization",
-                "resource_utilization",
-                SKIPPED,
+                check_name="health.resource_utilization",
+                target="resource_utilization",
+                status=SKIPPED,
                 threshold=limit,
                 details={"reason": f"no samples in the last {policy.lookback_minutes} minutes"},
             )
@@ -282,14 +313,14 @@ def resource_utilization(conn: Conn, policy: HealthPolicy, ctx: Context) -> list
         }
         out.append(
             CheckResult(
-                "health.resource_utilization",
-                "resource_utilization",
-                over_limit(worst["pct"], limit),
-                observed,
-                limit,
-                f"<= {limit:g} %",
-                {"worst": samples[:5]},
-                [("health.resource_utilization_max_pct", worst["pct"], "percent")],
+                check_name="health.resource_utilization",
+                target="resource_utilization",
+                status=over_limit(worst["pct"], limit),
+                observed=observed,
+                threshold=limit,
+                expected=f"<= {limit:g} %",
+                details={"worst": samples[:5]},
+                metrics=[("health.resource_utilization_max_pct", worst["pct"], "percent")],
             )
         )
     row = conn.execute(health_sql("connections")).fetchone()
@@ -298,14 +329,14 @@ def resource_utilization(conn: Conn, policy: HealthPolicy, ctx: Context) -> list
     pct = 100.0 * used / max_conn
     out.append(
         CheckResult(
-            "health.connection_utilization",
-            "connections",
-            over_limit(pct, limit),
-            {"pct": pct, "used": used, "max_connections": max_conn, "superuser_reserved": reserved},
-            limit,
-            f"<= {limit:g} %",
-            {},
-            [("health.connection_utilization_pct", pct, "percent")],
+            check_name="health.connection_utilization",
+            target="connections",
+            status=over_limit(pct, limit),
+            observed={"pct": pct, "used": used, "max_connections": max_conn, "superuser_reserved": reserved},
+            threshold=limit,
+            expected=f"<= {limit:g} %",
+            details={},
+            metrics=[("health.connection_utilization_pct", pct, "percent")],
         )
     )
     return out

@@ -61,14 +61,14 @@ def job_watchdog(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckRe
             )
         out.append(
             CheckResult(
-                "health.job_watchdog",
-                job,
-                status,
-                observed,
-                allowed.total_seconds(),
-                f"last success within {allowed.total_seconds():g} s",
-                details,
-                metrics,
+                check_name="health.job_watchdog",
+                target=job,
+                status=status,
+                observed=observed,
+                threshold=allowed.total_seconds(),
+                expected=f"last success within {allowed.total_seconds():g} s",
+                details=details,
+                metrics=metrics,
             )
         )
     return out
@@ -80,7 +80,11 @@ def cron_jobs(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResul
     name, target = "health.cron_failures", "pg_cron"
     _here, cron_db, _this = pgcron.location(conn)
     if cron_db is None:
-        return [CheckResult(name, target, SKIPPED, details={"reason": "pg_cron is not installed"})]
+        return [
+            CheckResult(
+                check_name=name, target=target, status=SKIPPED, details={"reason": "pg_cron is not installed"}
+            )
+        ]
     since = ctx.now - timedelta(minutes=policy.cron_lookback_minutes)
     failures = pgcron.cron_failures(conn, since)
     jobs = sorted({f.jobname or str(f.jobid) for f in failures})
@@ -95,13 +99,13 @@ def cron_jobs(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResul
     status = FAILED if failures else PASSED
     return [
         CheckResult(
-            name,
-            target,
-            status,
-            observed,
-            0.0,
-            "no failed pg_cron runs",
-            details,
-            [("health.cron_failed_runs", float(len(failures)), "runs")],
+            check_name=name,
+            target=target,
+            status=status,
+            observed=observed,
+            threshold=0.0,
+            expected="no failed pg_cron runs",
+            details=details,
+            metrics=[("health.cron_failed_runs", float(len(failures)), "runs")],
         )
     ]

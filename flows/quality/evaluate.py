@@ -107,7 +107,7 @@ def volume_band(
     return low, high, details
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SuiteRun:
     suite: Suite
     window: Window
@@ -158,7 +158,7 @@ def evaluate_suite(
 ) -> SuiteRun:
     """Validate one suite over one window (no writes)."""
     log = get_logger(job=JOB, suite=suite.name)
-    run = SuiteRun(suite, window, threshold_for(suite, policy))
+    run = SuiteRun(suite=suite, window=window, threshold=threshold_for(suite, policy))
     run.details = {
         "table": suite.table,
         "time_column": suite.time_column,

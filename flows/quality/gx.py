@@ -210,7 +210,7 @@ def validate_with_gx(
     return batch.validate(gx_suite(suite.name, configs), result_format=result_format)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DocsResult:
     """One recorded expectation result, as Data Docs shows it."""
 

@@ -25,7 +25,7 @@ class ResultCountMismatch(RuntimeError):
     """The write did not leave exactly the expected current rows; the transaction rolled back."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CheckRow:
     check_name: str
     suite: str

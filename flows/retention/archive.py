@@ -335,7 +335,15 @@ def finish_interrupted_dumps(
         path, manifest = manifests.pop(int(oid), (None, None))
         lo, hi = _marked_range(marker)
         action = PartitionAction(
-            target.name, name, lo.isoformat(), hi.isoformat(), "dump", rows, True, 0, ["finish: drop"]
+            table=target.name,
+            partition=name,
+            lower=lo.isoformat(),
+            upper=hi.isoformat(),
+            mode="dump",
+            rows=rows,
+            rows_exact=True,
+            bytes=0,
+            steps=["finish: drop"],
         )
         actions.append(action)
         if dry_run:
@@ -349,7 +357,7 @@ def finish_interrupted_dumps(
                 raise RowCountMismatch(f"{name} changed after its dump")
         except RowCountMismatch as exc:
             log.warning("re-dumping a detached table before its drop", partition=name, reason=str(exc))
-            exp = Expired(name, lo, hi, rows, True, 0, int(oid))
+            exp = Expired(name=name, lo=lo, hi=hi, rows=rows, rows_exact=True, bytes=0, oid=int(oid))
             path = dump_partition(conn, target, exp, dump_dir=dump_dir, retry=retry, log=log, on_step=on_step)
             action.steps = ["finish: dump", "finish: drop"]
         _drop_counted(conn, target, name, path, retry=retry, log=log, on_step=on_step)

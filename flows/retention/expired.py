@@ -16,7 +16,7 @@ from flows.core.intervals import floor_to, subtract_age
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Expired:
     name: str
     lo: datetime
@@ -47,7 +47,9 @@ def expired_partitions(conn: Conn, target: Target, *, now: datetime, exact: bool
             n, is_exact = count_rows(conn, sql.Identifier(target.schema, name)), True
         else:
             n, is_exact = int(estimate), False
-        out.append(Expired(name, lo, hi, n, is_exact, int(size), int(oid)))
+        out.append(
+            Expired(name=name, lo=lo, hi=hi, rows=n, rows_exact=is_exact, bytes=int(size), oid=int(oid))
+        )
     return sorted(out, key=lambda e: e.lo)
 
 

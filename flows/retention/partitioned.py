@@ -105,7 +105,7 @@ def expire_partitions(
     log = (log or get_logger(job=JOB)).bind(table=f"{target.schema}.{target.name}")
     mode = target.policy.archive
     exact = policy.exact_counts or dry_run or mode != "drop"
-    outcome = TableOutcome(target.name, target.schema, "partitioned", dry_run)
+    outcome = TableOutcome(table=target.name, schema=target.schema, kind="partitioned", dry_run=dry_run)
     label = f"{target.schema}.{target.name}"
     for action in finish_interrupted_dumps(
         conn, target, dump_dir=dump_dir, retry=policy, log=log, dry_run=dry_run, on_step=on_step
@@ -128,9 +128,16 @@ def expire_partitions(
             "dump": ["dump", "detach", "drop"],
         }
         action = PartitionAction(
-            target.name, exp.name, exp.lo.isoformat(), exp.hi.isoformat(), mode, exp.rows, exp.rows_exact,
-            exp.bytes, steps[mode],
-        )  # fmt: skip
+            table=target.name,
+            partition=exp.name,
+            lower=exp.lo.isoformat(),
+            upper=exp.hi.isoformat(),
+            mode=mode,
+            rows=exp.rows,
+            rows_exact=exp.rows_exact,
+            bytes=exp.bytes,
+            steps=steps[mode],
+        )
         outcome.actions.append(action)
         if dry_run:
             log.info("would expire partition", partition=exp.name, mode=mode, rows=exp.rows, bytes=exp.bytes)

@@ -77,7 +77,9 @@ def purge_plain(
     )
     row = conn.execute(expired_q).fetchone()
     before = int(row[0]) if row else 0
-    outcome = TableOutcome(target.name, target.schema, "plain", dry_run, rows_remaining=before)
+    outcome = TableOutcome(
+        table=target.name, schema=target.schema, kind="plain", dry_run=dry_run, rows_remaining=before
+    )
     if dry_run or before == 0:
         if dry_run:
             log.info("would delete rows", rows=before, older_than=cutoff.isoformat())

@@ -12,7 +12,7 @@ from flows.core import metrics
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PartitionAction:
     table: str
     partition: str
@@ -26,7 +26,7 @@ class PartitionAction:
     archived_to: str | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TableOutcome:
     table: str
     schema: str
