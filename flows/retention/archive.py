@@ -390,10 +390,7 @@ def restore_dump(conn: Conn, manifest_path: Path, *, schema: str, table: str, ke
     cols = sql.SQL(", ").join(sql.Identifier(col) for col in manifest["columns"])
     lo, hi = datetime.fromisoformat(manifest["lower"]), datetime.fromisoformat(manifest["upper"])
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('pgtender.restore'), hashtext(%s))",
-            (ident.as_string(conn),),
-        )
+        cur.execute(load_sql("queries/locks/restore.sql"), {"table": ident.as_string(conn)})
         row = cur.execute(
             load_sql("queries/retention/key_type.sql"), {"table": ident.as_string(conn), "key": key}
         )
