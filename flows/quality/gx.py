@@ -21,7 +21,9 @@ from psycopg import conninfo
 
 from checks import Expectation, Suite
 from flows.core.errors import ConfigError
+from flows.core.logs import get_logger
 from flows.core.runtime import disable_telemetry
+from flows.quality.offline_docs import make_offline
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -307,6 +309,9 @@ def build_data_docs(state_dir: Path, run_name: str, suites: Sequence[DocsSuite])
         )
         ctx.validation_results_store.set(key, validation)
     ctx.build_data_docs()
+    remote = make_offline(docs_dir(state_dir))
+    if remote:
+        get_logger(job="quality").warning("data docs still load from the network", resources=remote[:10])
     return docs_dir(state_dir) / "index.html"
 
 
