@@ -35,15 +35,12 @@ from flows.core.forms import SuiteName
 from flows.core.logs import get_logger
 from flows.core.outcomes import NOT_PASSED
 from flows.core.replay import ReplayContext, Replayed
-from flows.quality.compiler import (
-    Fact,
-    Outcome,
-    Window,
-)
+from flows.quality.compiler import Fact, Window
 from flows.quality.docs import build_docs, gx_runner
 from flows.quality.evaluate import evaluate_suite, gx_outcomes
 from flows.quality.options import day_window, parse_day, sample_size_for, select_suites
 from flows.quality.recording import markdown_summary, record, run_suites, summary
+from flows.quality.verdicts import Outcome
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "quality"
