@@ -44,18 +44,18 @@ class Shape:
 
 
 def read_shape(conn: Conn, target: Target) -> Shape:
-    rows = conn.execute(load_sql("queries/partitions/parent_acl.sql"), {"oid": target.oid}).fetchall()
+    row = conn.execute(load_sql("queries/partitions/shape.sql"), {"oid": target.oid}).fetchone()
+    acl, names = row if row else ([], [])
     grouped: dict[tuple[str | None, bool], list[str]] = {}
-    for grantee, privilege, grantable in rows:
+    for grantee, privilege, grantable in acl:
         if privilege in _PRIVILEGES:
             grouped.setdefault((grantee, bool(grantable)), []).append(privilege)
     grants: list[tuple[sql.Composable, str | None, bool]] = [
         (sql.SQL(", ").join(sql.SQL(p) for p in sorted(privs)), grantee, grantable)
-        for (grantee, grantable), privs in grouped.items()
+        for (grantee, grantable), privs in sorted(grouped.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
     ]
-    names = conn.execute(load_sql("queries/partitions/columns.sql"), {"oid": target.oid}).fetchall()
     owner = None if target.me == target.owner else sql.Identifier(target.owner)
-    return Shape(owner, grants, sql.SQL(", ").join(sql.Identifier(n[0]) for n in names))
+    return Shape(owner, grants, sql.SQL(", ").join(sql.Identifier(n) for n in names))
 
 
 def new_table(target: Target, shape: Shape, p: Planned, *, bound_check: bool) -> list[sql.Composable]:

@@ -170,11 +170,15 @@ def maintain_table(
         result.created.append(name)
         result.rows_moved += moved
         log.info("partition created", partition=name, rows_moved=moved)
-    if result.created:
+    if result.rows_moved:  # DEFAULT changed: count it again
         again = look(conn, [target], retry=retry, dry_run=False, log=log)[target.oid]
         children = again.children
         result.default_rows = sum(again.buckets.values())
-    else:
+    else:  # only empty partitions: the plan's view plus what was created
+        planned = {p.name: p for p in plan.create}
+        children = children + [
+            Child(n, False, planned[n].lo, planned[n].hi) for n in result.created if n in planned
+        ]
         result.default_rows = plan.default_rows
     result.horizon_days = horizon_days(children, now)
     if result.default_rows:

@@ -157,9 +157,10 @@ def plan_table(target: Target, children: list[Child], buckets: Buckets, now: dat
             plan.rows_beyond_horizon += n
         else:
             wanted[bucket] = wanted.get(bucket, 0) + n
+    exact = {(c.lo, c.hi) for c in children if not c.is_default}  # the usual case, without a scan
     for lo in sorted(wanted):
         hi = add_intervals(lo, policy.interval, 1)
-        state = coverage(children, lo, hi)
+        state = "covered" if (lo, hi) in exact else coverage(children, lo, hi)
         if state == "free":
             plan.create.append(Planned(partition_name(target.name, lo), lo, hi, wanted[lo]))
         elif state == "conflict":
