@@ -18,6 +18,7 @@ from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.logs import configure_logging, get_logger
 from flows.core.masking import mask_secrets
 from flows.core.runtime import disable_telemetry
+from flows.edge.alerts_cli import alerts_app
 
 app = typer.Typer(
     name="pgtender",
@@ -227,6 +228,7 @@ def backfill(  # noqa: PLR0917 - typer options
         backfill_cli.cli_local(start, end, jobs, force, echo=typer.echo)
 
 
+app.add_typer(alerts_app, name="alerts")
 cron_app = typer.Typer(help="Take over pg_cron jobs.", no_args_is_help=True)
 app.add_typer(cron_app, name="cron")
 

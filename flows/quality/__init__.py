@@ -35,6 +35,7 @@ from flows.core.forms import SuiteName
 from flows.core.logs import get_logger
 from flows.core.outcomes import NOT_PASSED
 from flows.core.replay import ReplayContext, Replayed
+from flows.quality.alerts import alerts_task
 from flows.quality.compiler import (
     Fact,
     Outcome,
@@ -130,6 +131,7 @@ def quality_run(run: lifecycle.Run, the_day: date, suites: list[Suite]) -> outco
         run_name = f"quality-{day_iso}-{run.flow_run_id or run.operation_id}"
         docs = docs_task(day_iso, now.isoformat(), [s.name for s in suites], run_name)
     _artifacts(the_day, summaries, docs)
+    run.counts["alerts"] = alerts_task(day_iso, now.date().isoformat(), summaries)
     failing = [s for s in summaries if s["status"] in NOT_PASSED]
     run.counts.update(
         suites=len(summaries),
