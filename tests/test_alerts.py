@@ -317,3 +317,50 @@ def test_apply_creates_updates_and_leaves_blocks_alone(
 def test_channel_block_name() -> None:
     assert Channel(name="x", type="webhook", url_env="X").block_name == "pgtender-x"
     assert Channel(name="x", type="slack", block="mine").block_name == "mine"
+
+
+def test_late_jobs_and_a_short_partition_horizon_page_with_their_next_command(
+    migrated_db: Database, alert_policy: Path, receiver: Receiver
+) -> None:
+    from flows.health import alerts as health_alerts
+
+    rows = [
+        {
+            "check": "health.job_watchdog",
+            "target": "views",
+            "status": "failed",
+            "observed": 5400.0,
+            "threshold": 1350.0,
+            "expected": "last success within 1350 s",
+            "note": "",
+        },
+        {
+            "check": "health.partition_horizon",
+            "target": "learning_events",
+            "status": "failed",
+            "observed": 0.4,
+            "threshold": 1.0,
+            "expected": ">= 1 intervals ahead",
+            "note": "",
+        },
+        {
+            "check": "health.xid_age",
+            "target": "database",
+            "status": "passed",
+            "observed": 10,
+            "threshold": 1e9,
+            "expected": None,
+            "note": "",
+        },
+    ]
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        sent = alerting.evaluate(conn, "health", health_alerts.observations(rows))
+        assert len(sent) == 2 and all(d.delivered for d in sent)
+        # the same rows again (the next health run): nothing
+        assert alerting.evaluate(conn, "health", health_alerts.observations(rows)) == []
+    pages = {p["check"]: p for p in receiver.events("page")}
+    assert pages["health.job_watchdog"]["subject"] == "views"
+    assert pages["health.job_watchdog"]["next_command"].startswith("pgtender run views")
+    assert pages["health.job_watchdog"]["limit"] == "last success within 1350 s"
+    assert pages["health.partition_horizon"]["next_command"].startswith("pgtender run partitions")
+    assert pages["health.partition_horizon"]["observed"] == 0.4

@@ -197,6 +197,10 @@ def serve(
         serving.collapse_late_runs_now(ids)
         serving.guard_late_runs(ids, threading.Event())
         return
+    if settings.current_policy().alerts.channels:
+        from flows.edge.alerts_cli import apply_channels  # noqa: PLC0415
+
+        apply_channels()
     typer.echo("serving every deployment on its schedule (Ctrl-C stops)")
     serving.serve_all(limit=limit)
 
