@@ -156,7 +156,8 @@ def quality_run(run: lifecycle.Run, the_day: date, suites: list[Suite]) -> outco
     )
 
 
-@flow(name="quality", log_prints=False)
+# parse_day and select_suites check the form's values (one line, "Bad input"), not Prefect.
+@flow(name="quality", log_prints=False, validate_parameters=False)
 def quality_flow(day: date | None = None, suite: SuiteName | None = None) -> State[Any]:
     """Validate the day's window (default: yesterday UTC) with every (or one) GX suite.
 

@@ -615,7 +615,8 @@ def report_run(run: lifecycle.Run, chosen: Week, recipients: list[str], dry_run:
     )
 
 
-@flow(name="report", log_prints=False)
+# parse_week and recipients_for check the form's values (one line, "Bad input"), not Prefect.
+@flow(name="report", log_prints=False, validate_parameters=False)
 def report_flow(
     week: IsoWeek | None = None, to: Recipients | None = None, dry_run: DryRun = False
 ) -> State[Any]:
