@@ -82,11 +82,12 @@ STATEMENTS: tuple[tuple[str, str], ...] = (
     ("query_performance_logs", "19_query_performance_logs.sql"),
     ("query_performance_logs", "20_query_performance_logs_slow.sql"),
     ("resource_utilization", "21_resource_utilization.sql"),
-    ("capacity_planning_metrics", "22_capacity_planning_metrics.sql"),
     ("git_operation_learning_events", "23_git_operation_learning_events.sql"),
     ("git_operation_learning_events", "24_git_operation_learning_events_duplicate.sql"),
     ("user_session_learning_events", "25_user_session_learning_events.sql"),
     ("data_quality_checks", "26_data_quality_checks.sql"),
+    # last: the history is computed from the rows loaded above
+    ("capacity_planning_metrics", "27_capacity_history.sql"),
 )
 
 # Tables whose presence of rows means demo data (or real data) is already there.
@@ -116,7 +117,7 @@ def expected_counts(days: int, rows_per_day: int) -> dict[str, int]:
         "system_performance_metrics": 2304 * days,
         "query_performance_logs": 200 * days + 6,
         "resource_utilization": 144 * days,
-        "capacity_planning_metrics": 10 * days + 5,
+        "capacity_planning_metrics": 8 * days,  # 4 tables x (total_bytes, row_count) x days
         "git_operation_learning_events": 40 * days + 1,
         "user_session_learning_events": 30 * days,
         "data_quality_checks": 5 * days + 1,

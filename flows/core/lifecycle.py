@@ -31,7 +31,7 @@ from uuid import UUID
 import psycopg
 import structlog
 
-from flows.core import clock, db, ledger, locks, settings
+from flows.core import alert_hooks, clock, db, ledger, locks, settings
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.errors import ProblemsFound as ProblemsError
 from flows.core.logs import get_logger
@@ -330,7 +330,11 @@ def run_flow(
         if known is None:
             raise
         log.error(f"{job} failed", error=str(known), exit_code=known.exit_code)
+        if isinstance(known, InfrastructureError):
+            alert_hooks.after_run(job, _one_line(known), flow_run_id=current_flow_run_id())
         return error_state(known)
+    if not (isinstance(outcome, Skipped) and outcome.result.get("skipped") == "replica"):
+        alert_hooks.after_run(job, None, flow_run_id=current_flow_run_id())
     if isinstance(outcome, ProblemsFound):
         log.warning(f"{job} found problems", message=outcome.message)
     elif isinstance(outcome, Skipped):

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows.core import masking
+from flows.core.alerts_policy import AlertsPolicy
 from flows.core.errors import ConfigError
 from flows.core.partition_policy import PartitionsPolicy, RetentionPolicy
 
@@ -222,6 +223,7 @@ class Policy(_Strict):
     quality: QualityPolicy = QualityPolicy()
     report: ReportPolicy = ReportPolicy()
     backfill: BackfillPolicy = BackfillPolicy()
+    alerts: AlertsPolicy = AlertsPolicy()
 
 
 def load_policy(path: Path | None) -> Policy:

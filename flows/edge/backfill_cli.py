@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from flows.backfill import JOB, ItemResult, Request, finished_since, progress_listener, validate
-from flows.core import clock, runtime, settings
+from flows.core import clock, lifecycle, runtime, settings
 from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
 
 DEPLOYMENT = "backfill/backfill"
@@ -43,6 +43,12 @@ def cli_local(
                 summary: dict[str, Any] = run_job(
                     JOB, {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
                 )
+            except ProblemsFound:  # the table still shows which days found what (exit 1 follows)
+                found = lifecycle.last_outcome(JOB)
+                if found is not None and found.result.get("table"):
+                    bar.update(max(0, total - bar.pos))
+                    echo(table_text(found.result))
+                raise
             finally:
                 bar.update(max(0, total - bar.pos))
     echo(table_text(summary))

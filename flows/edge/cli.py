@@ -18,6 +18,7 @@ from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.logs import configure_logging, get_logger
 from flows.core.masking import mask_secrets
 from flows.core.runtime import disable_telemetry
+from flows.edge.alerts_cli import alerts_app
 
 app = typer.Typer(
     name="pgtender",
@@ -196,6 +197,10 @@ def serve(
         serving.collapse_late_runs_now(ids)
         serving.guard_late_runs(ids, threading.Event())
         return
+    if settings.current_policy().alerts.channels:
+        from flows.edge.alerts_cli import apply_channels  # noqa: PLC0415
+
+        apply_channels()
     typer.echo("serving every deployment on its schedule (Ctrl-C stops)")
     serving.serve_all(limit=limit)
 
@@ -227,6 +232,7 @@ def backfill(  # noqa: PLR0917 - typer options
         backfill_cli.cli_local(start, end, jobs, force, echo=typer.echo)
 
 
+app.add_typer(alerts_app, name="alerts")
 cron_app = typer.Typer(help="Take over pg_cron jobs.", no_args_is_help=True)
 app.add_typer(cron_app, name="cron")
 

@@ -60,6 +60,10 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
         stack.callback(_flush_prefect_logs)  # before the server stops: no "Error logging to API"
         typer.echo(f"prefect UI: {ui_url}")
+        if policy.alerts.channels:  # the channels' blocks, visible in the UI (pgtender alerts apply)
+            from flows.edge.alerts_cli import apply_channels  # noqa: PLC0415
+
+            apply_channels()
 
         from flows.capacity import capacity_flow  # noqa: PLC0415
 

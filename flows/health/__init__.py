@@ -22,12 +22,12 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 from psycopg.types.json import Jsonb
 
-from flows.core import clock, lifecycle, metrics, runtime, settings
+from flows.core import alerting, clock, lifecycle, metrics, runtime, settings
 from flows.core.db import load_sql, set_local
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome, ProblemsFound
 from flows.core.schedules import all_schedules
-from flows.health import checks, probes
+from flows.health import alerts, checks, probes
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -171,6 +171,7 @@ def summary_rows(run: Run) -> list[dict[str, Any]]:
                 "status": r.status,
                 "observed": round(head, 3) if isinstance(head, float) else head,
                 "threshold": r.threshold,
+                "expected": r.expected,
                 "note": r.details.get("reason") or r.details.get("error") or r.details.get("source") or "",
             }
         )
@@ -209,6 +210,25 @@ def probes_task(operation_id: UUID) -> dict[str, Any]:
     }
 
 
+@runtime.db_task("health-alerts", JOB, retries=0)
+def alerts_task(rows: list[dict[str, Any]], target: str = alerting.DEFAULT_TARGET) -> dict[str, int]:
+    """Pages for checks that started failing, resolves for those that cleared (nothing else)."""
+    with runtime.connection() as conn:
+        sent = alerting.evaluate(
+            conn,
+            JOB,
+            alerts.observations(rows),
+            target=target,
+            flow_run_id=runtime.current_flow_run_id(),
+        )
+    alerting.log_deliveries(sent, job=JOB)
+    return {
+        "pages": sum(1 for d in sent if d.delivered and d.notice.event == "page"),
+        "resolves": sum(1 for d in sent if d.delivered and d.notice.event == "resolve"),
+        "undelivered": sum(1 for d in sent if not d.delivered),
+    }
+
+
 def health_run(run: lifecycle.Run) -> Outcome:
     """The job's work inside the lifecycle: every probe once, then a summary artifact."""
     from prefect.artifacts import create_table_artifact  # noqa: PLC0415
@@ -223,6 +243,7 @@ def health_run(run: lifecycle.Run) -> Outcome:
         db_ms=round(out["db_ms"], 1),
     )
     counts = out["counts"]
+    run.counts.update(alerts=alerts_task(out["rows"]))
     create_table_artifact(
         table=out["rows"],
         key="health-summary",

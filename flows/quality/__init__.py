@@ -35,6 +35,7 @@ from flows.core.forms import SuiteName
 from flows.core.logs import get_logger
 from flows.core.outcomes import NOT_PASSED
 from flows.core.replay import ReplayContext, Replayed
+from flows.quality.alerts import alerts_task
 from flows.quality.compiler import Fact, Window
 from flows.quality.docs import build_docs, gx_runner
 from flows.quality.evaluate import evaluate_suite, gx_outcomes
@@ -127,6 +128,7 @@ def quality_run(run: lifecycle.Run, the_day: date, suites: list[Suite]) -> outco
         run_name = f"quality-{day_iso}-{run.flow_run_id or run.operation_id}"
         docs = docs_task(day_iso, now.isoformat(), [s.name for s in suites], run_name)
     _artifacts(the_day, summaries, docs)
+    run.counts["alerts"] = alerts_task(day_iso, now.date().isoformat(), summaries)
     failing = [s for s in summaries if s["status"] in NOT_PASSED]
     run.counts.update(
         suites=len(summaries),
@@ -151,7 +153,8 @@ def quality_run(run: lifecycle.Run, the_day: date, suites: list[Suite]) -> outco
     )
 
 
-@flow(name="quality", log_prints=False)
+# parse_day and select_suites check the form's values (one line, "Bad input"), not Prefect.
+@flow(name="quality", log_prints=False, validate_parameters=False)
 def quality_flow(day: date | None = None, suite: SuiteName | None = None) -> State[Any]:
     """Validate the day's window (default: yesterday UTC) with every (or one) GX suite.
 

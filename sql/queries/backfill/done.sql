@@ -1,6 +1,7 @@
 -- The (day, job) items of a backfill request already completed (resumability), newest outcome first.
 SELECT DISTINCT ON (params->>'day', params->>'job')
-       params->>'day' AS day, params->>'job' AS job, counts->>'outcome' AS outcome
+       params->>'day' AS day, params->>'job' AS job, counts->>'outcome' AS outcome,
+       coalesce(counts->>'detail', '') AS detail
   FROM pgtender_operations
  WHERE job = 'backfill'
    AND status = 'completed'

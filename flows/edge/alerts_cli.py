@@ -1,0 +1,93 @@
+"""``pgtender alerts apply | test | status``: the policy's alert channels as Prefect blocks, a test
+notice on each, and the checks failing now."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flows.core import settings
+from flows.core.alerts_policy import Channel
+from flows.core.errors import ConfigError, InfrastructureError
+
+alerts_app = typer.Typer(help="Alert channels (policy [[alerts.channels]]).", no_args_is_help=True)
+
+
+def _channels(only: str | None = None) -> list[Channel]:
+    channels = list(settings.current_policy().alerts.channels)
+    if not channels:
+        raise ConfigError("no alert channels: add [[alerts.channels]] to the policy file (PGTENDER_CONFIG)")
+    if only is not None:
+        channels = [c for c in channels if c.name == only]
+        if not channels:
+            raise ConfigError(f"no alert channel named {only!r}")
+    return channels
+
+
+def apply_channels(echo: bool = True) -> None:
+    """Create or update the channels' Prefect blocks (idempotent); one line a channel."""
+    from flows.core import channels  # noqa: PLC0415
+
+    configured = list(settings.current_policy().alerts.channels)
+    for applied in channels.apply(configured):
+        if echo:
+            typer.echo(f"{applied.channel:<20} {applied.block:<28} {applied.action}")
+
+
+@alerts_app.command("apply")
+def apply() -> None:
+    """Create or update the Prefect blocks of the policy's channels (secrets from the environment)."""
+    _channels()
+    apply_channels()
+
+
+@alerts_app.command("test")
+def test(
+    channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
+) -> None:
+    """Send a test notice on every channel (exit 3 when one did not accept it)."""
+    from flows.core import alerting, channels, clock  # noqa: PLC0415
+
+    now = clock.now()
+    notice = alerting.Notice(
+        event="test",
+        target=alerting.DEFAULT_TARGET,
+        check_name="pgtender.test",
+        subject="",
+        source="cli",
+        since=now,
+        at=now,
+        summary="a test notice from `pgtender alerts test`: this channel reaches the on-call engineer",
+        runbook=settings.current_policy().alerts.runbook_url,
+    )
+    failed = []
+    for ch in _channels(channel):
+        try:
+            channels.send(ch, notice)
+        except channels.DeliveryFailed as exc:
+            failed.append(ch.name)
+            typer.echo(f"{ch.name:<20} {ch.type:<10} FAILED: {exc}")
+        else:
+            typer.echo(f"{ch.name:<20} {ch.type:<10} ok")
+    if failed:
+        raise InfrastructureError(f"{len(failed)} channel(s) did not accept the test: {', '.join(failed)}")
+
+
+@alerts_app.command("status")
+def status() -> None:
+    """The checks failing now: since when, paged or not, the command to run next."""
+    from flows.core import alerting, lifecycle  # noqa: PLC0415
+
+    with lifecycle.connection() as conn:
+        rows = alerting.open_alerts(conn)
+    if not rows:
+        typer.echo("no check is failing")
+        return
+    for r in rows:
+        what = f"{r['check_name']}[{r['subject']}]" if r["subject"] else r["check_name"]
+        paged = r["paged_at"].isoformat(timespec="seconds") if r["paged_at"] else "not yet"
+        since = r["since"].isoformat(timespec="seconds")
+        typer.echo(f"{r['target']}  {what}  failing since {since} ({r['failures']} runs), paged {paged}")
+        if r["next_command"]:
+            typer.echo(f"    next: {r['next_command']}")

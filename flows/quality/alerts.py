@@ -1,0 +1,65 @@
+"""Quality suites as alert observations (one per suite, ``quality.<suite>``). Only the newest day
+pages: the daily run over yesterday (or a re-run of it). A backfill or a run over an older day
+records its results without paging about the past."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from flows.core import alerting, runtime
+from flows.core.outcomes import NOT_PASSED
+
+JOB = "quality"
+
+
+def observations(day: date, summaries: list[dict[str, Any]]) -> list[alerting.Observation]:
+    out = []
+    for s in summaries:
+        failing = s["status"] in NOT_PASSED
+        score = None if s["score"] is None else round(float(s["score"]), 1)
+        keys = ", ".join(s["not_passed"][:5]) or "-"
+        out.append(
+            alerting.Observation(
+                check_name=f"quality.{s['suite']}",
+                failing=failing,
+                observed={"score": score, "rows": s["rows"], "not_passed": s["not_passed"][:20]},
+                limit=f"score >= {s['threshold']:g}",
+                summary=(
+                    f"quality suite {s['suite']} {s['status']} for {day.isoformat()}: score {score},"
+                    f" limit {s['threshold']:g}; not passed: {keys}"
+                ),
+                next_command=(
+                    f"pgtender run quality --day {day.isoformat()} --suite {s['suite']}"
+                    "  # after fixing the data; Data Docs show the offending rows"
+                    if failing
+                    else ""
+                ),
+            )
+        )
+    return out
+
+
+@runtime.db_task("quality-alerts", JOB, retries=0)
+def alerts_task(
+    day_iso: str, today_iso: str, summaries: list[dict[str, Any]], target: str = alerting.DEFAULT_TARGET
+) -> dict[str, int]:
+    """Pages and resolves for the suites of yesterday's run; nothing for older days."""
+    day = date.fromisoformat(day_iso)
+    if day != date.fromisoformat(today_iso) - timedelta(days=1):
+        return {"pages": 0, "resolves": 0, "undelivered": 0}
+    with runtime.connection() as conn:
+        sent = alerting.evaluate(
+            conn,
+            JOB,
+            observations(day, summaries),
+            target=target,
+            complete=False,
+            flow_run_id=runtime.current_flow_run_id(),
+        )
+    alerting.log_deliveries(sent, job=JOB)
+    return {
+        "pages": sum(1 for d in sent if d.delivered and d.notice.event == "page"),
+        "resolves": sum(1 for d in sent if d.delivered and d.notice.event == "resolve"),
+        "undelivered": sum(1 for d in sent if not d.delivered),
+    }

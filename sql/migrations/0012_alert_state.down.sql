@@ -1,0 +1,1 @@
+DROP TABLE pgtender_alert_state;
