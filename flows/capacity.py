@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from flows.core import clock, lifecycle, runtime, settings
 from flows.core.db import load_sql
+from flows.core.forms import TargetName
 from flows.core.logs import get_logger
 from flows.core.metrics import Measurement, record
 from flows.core.outcomes import Done, Outcome
@@ -518,6 +519,10 @@ def capacity_run(run: lifecycle.Run) -> Outcome:
 
 
 @flow(name="capacity", log_prints=False)
-def capacity_flow() -> State[Any]:
-    """Daily capacity snapshot, growth fits and projections into capacity_planning_metrics."""
-    return lifecycle.run_flow(JOB, capacity_run)
+def capacity_flow(target: TargetName | None = None) -> State[Any]:
+    """Daily capacity snapshot, growth fits and projections into capacity_planning_metrics.
+
+    Args:
+        target: The database (a [targets] name of the policy file). Empty: every target.
+    """
+    return lifecycle.run_flow(JOB, capacity_run, target=target)

@@ -33,7 +33,7 @@ from flows.core.catalog import Child, Target, horizon_days, read_children, resol
 from flows.core.db import load_sql
 from flows.core.ddl import expect_equal, run_locked
 from flows.core.errors import raise_worst
-from flows.core.forms import DryRun
+from flows.core.forms import DryRun, TargetName
 from flows.core.intervals import add_intervals, floor_to, partition_name, subtract_age
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
@@ -500,12 +500,17 @@ def partitions_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
 
 
 @flow(name="partitions", log_prints=False)
-def partitions_flow(dry_run: DryRun = False) -> State[Any]:
+def partitions_flow(dry_run: DryRun = False, target: TargetName | None = None) -> State[Any]:
     """Create missing partitions through the premake horizon and rescue DEFAULT rows.
 
     Args:
         dry_run: Report what would change; change nothing.
+        target: The database (a [targets] name of the policy file). Empty: every target.
     """
     return lifecycle.run_flow(
-        JOB, lambda run: partitions_run(run, dry_run), params={"dry_run": dry_run}, validate=_validate
+        JOB,
+        lambda run: partitions_run(run, dry_run),
+        params={"dry_run": dry_run},
+        validate=_validate,
+        target=target,
     )

@@ -57,7 +57,7 @@ def test_parameter_schema_is_a_form_with_descriptions() -> None:
     deps = _by_name()
     quality = deps["quality"]._parameter_openapi_schema
     assert quality.title == "Parameters" and quality.type == "object"
-    assert set(quality.properties) == {"day", "suite"}
+    assert set(quality.properties) == {"day", "suite", "target"}
     day = quality.properties["day"]
     assert "YYYY-MM-DD" in day["description"] and day["default"] is None
     assert quality.properties["day"]["position"] == 0 and quality.properties["suite"]["position"] == 1
@@ -66,7 +66,11 @@ def test_parameter_schema_is_a_form_with_descriptions() -> None:
     assert "ISO week" in report.properties["week"]["description"]
     dry = deps["partitions"]._parameter_openapi_schema.properties["dry_run"]
     assert dry["type"] == "boolean" and dry["default"] is False and dry["description"]
-    assert deps["health"]._parameter_openapi_schema.properties == {}
+    # every job takes the target (a [targets] name; empty: every target of the fleet)
+    for job, dep in deps.items():
+        target = dep._parameter_openapi_schema.properties["target"]
+        assert target["default"] is None and "every target" in target["description"], job
+    assert set(deps["health"]._parameter_openapi_schema.properties) == {"target"}
     # every property of every form has a description (the UI shows it under the field)
     for job, dep in deps.items():
         for name, prop in dep._parameter_openapi_schema.properties.items():
