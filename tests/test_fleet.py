@@ -9,19 +9,23 @@ template); the replica cases use the streaming standby of the pg_cron cluster wh
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from prefect import flow
+from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 from psycopg import sql
 
-from flows.core import db, lifecycle, locks, settings, sweep, targets
+from flows.core import clock, db, lifecycle, locks, settings, sweep, targets
 from flows.core.errors import ConfigError
+from flows.core.jobs import JOBS, get_flow
 from flows.edge.cli import main
 from flows.health import health_flow, health_run
 from flows.views import views_flow
@@ -268,6 +272,46 @@ def test_cli_target_option_and_worst_exit_code(fleet: Fleet, capsys: pytest.Capt
     assert last.startswith("pgtender: capacity over 3 target(s)") and "charlie: error" in last, err
     for name in ("alpha", "bravo"):
         assert [r[0] for r in fleet.ledger(name, "capacity")] == ["completed"], name
+
+
+@pytest.mark.usefixtures("prefect_api")
+@pytest.mark.calendar
+def test_every_job_sweeps_every_target(fleet: Fleet) -> None:
+    """Each registered flow, started with no target, runs once on every target, all in one flow
+    run; each target's ledger row is in its own database and the fleet artifact names them all."""
+    from prefect.client.orchestration import get_client
+
+    yesterday = (clock.today() - timedelta(days=1)).isoformat()
+    cases: dict[str, dict[str, Any]] = {
+        "capacity": {},
+        "health": {},
+        "partitions": {"dry_run": True},
+        "retention": {"dry_run": True},
+        "views": {"dry_run": True},
+        "quality": {"day": yesterday},
+        "report": {"dry_run": True},
+        "backfill": {"start": yesterday, "end": yesterday, "jobs": ["capacity"]},
+    }
+    assert sorted(cases) == sorted(JOBS), "a new job needs a case here"
+    for job, params in cases.items():
+        state = get_flow(job)(**params, return_state=True)
+        assert state.name in ("Completed", "Problems found"), (job, state.name, state.message)
+        runs = set()
+        for name in NAMES:
+            rows = fleet.ledger(name, job)
+            assert [r[0] for r in rows][-1:] in (["completed"], ["problems"]), (job, name, rows)
+            runs.add(rows[-1][1])
+            assert f"{name}: " in (state.message or ""), (job, state.message)
+        assert len(runs) == 1, (job, "one flow run for the whole fleet")
+        with get_client(sync_client=True) as client:
+            artifact = client.read_latest_artifacts(
+                artifact_filter=ArtifactCollectionFilter(
+                    key=ArtifactCollectionFilterKey(any_=[f"fleet-{job}"])
+                )
+            )
+        assert artifact and str(artifact[0].flow_run_id) == str(next(iter(runs))), job
+        shown = json.dumps(artifact[0].data)
+        assert all(name in shown for name in NAMES) and "postgresql://" not in shown
 
 
 # ---------------------------------------------------------------- pgtender targets
