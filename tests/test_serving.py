@@ -183,11 +183,13 @@ def test_prefect_yaml_mirrors_the_served_deployments() -> None:
     spec = yaml.safe_load((Path(__file__).parents[1] / "deployments" / "prefect.yaml").read_text("utf-8"))
     listed = {d["name"]: d for d in spec["deployments"]}
     assert sorted(listed) == sorted(JOBS)
-    import deployments.entrypoints as entrypoints
+    from flows.edge import entrypoints
 
+    # no pull step: a worker imports the flows from the installed package, wherever it runs
+    assert spec["pull"] == []
     for job, d in listed.items():
-        module, _, attr = d["entrypoint"].partition(":")
-        assert module == "deployments/entrypoints.py"
+        module, _, attr = d["entrypoint"].rpartition(".")
+        assert module == "flows.edge.entrypoints"
         assert getattr(entrypoints, attr).name == getattr(get_flow(job), "name", None)
         assert set(d["tags"]) == {"pgtender", job, *serving.TAGS.get(job, ())}, job
         crons = [s["cron"] for s in d["schedules"]]
