@@ -22,6 +22,7 @@ from flows.capacity.measure import measure_and_record
 from flows.capacity.projection import Projection, day_end, history, project, project_and_record, theil_sen
 from flows.capacity.seed import comparison_markdown, seed_comparison
 from flows.core import clock, lifecycle, runtime, settings
+from flows.core.forms import TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
 from flows.core.replay import ReplayContext, Replayed
@@ -145,6 +146,10 @@ def capacity_run(run: lifecycle.Run) -> Outcome:
 
 
 @flow(name="capacity", log_prints=False)
-def capacity_flow() -> State[Any]:
-    """Daily capacity snapshot, growth fits and projections into capacity_planning_metrics."""
-    return lifecycle.run_flow(JOB, capacity_run)
+def capacity_flow(target: TargetName | None = None) -> State[Any]:
+    """Daily capacity snapshot, growth fits and projections into capacity_planning_metrics.
+
+    Args:
+        target: The database (a [targets] name of the policy file). Empty: every target.
+    """
+    return lifecycle.run_flow(JOB, capacity_run, target=target)

@@ -13,7 +13,7 @@ from prefect.client.schemas.objects import State
 from flows.core import lifecycle, metrics, runtime, settings
 from flows.core.catalog import resolve_targets
 from flows.core.errors import raise_worst
-from flows.core.forms import DryRun
+from flows.core.forms import DryRun, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
 from flows.partitions.maintain import JOB, maintain_table, measurements
@@ -88,12 +88,17 @@ def partitions_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
 
 
 @flow(name="partitions", log_prints=False)
-def partitions_flow(dry_run: DryRun = False) -> State[Any]:
+def partitions_flow(dry_run: DryRun = False, target: TargetName | None = None) -> State[Any]:
     """Create missing partitions through the premake horizon and rescue DEFAULT rows.
 
     Args:
         dry_run: Report what would change; change nothing.
+        target: The database (a [targets] name of the policy file). Empty: every target.
     """
     return lifecycle.run_flow(
-        JOB, lambda run: partitions_run(run, dry_run), params={"dry_run": dry_run}, validate=_validate
+        JOB,
+        lambda run: partitions_run(run, dry_run),
+        params={"dry_run": dry_run},
+        validate=_validate,
+        target=target,
     )

@@ -31,8 +31,8 @@ from prefect import flow, task
 from prefect.client.schemas.objects import State
 
 from flows.core import clock, lifecycle, runtime, settings
-from flows.core.errors import InfrastructureError, PgtenderError
-from flows.core.forms import DryRun, IsoWeek, Recipients
+from flows.core.errors import InfrastructureError
+from flows.core.forms import DryRun, IsoWeek, Recipients, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
 from flows.report import mail as report_email
@@ -122,7 +122,10 @@ def report_run(run: lifecycle.Run, chosen: Week, recipients: list[str], dry_run:
 # parse_week and recipients_for check the form's values (one line, "Bad input"), not Prefect.
 @flow(name="report", log_prints=False, validate_parameters=False)
 def report_flow(
-    week: IsoWeek | None = None, to: Recipients | None = None, dry_run: DryRun = False
+    week: IsoWeek | None = None,
+    to: Recipients | None = None,
+    dry_run: DryRun = False,
+    target: TargetName | None = None,
 ) -> State[Any]:
     """Render the weekly quality report and send it by email (dry run: keep the files only).
 
@@ -131,17 +134,19 @@ def report_flow(
             report's time zone.
         to: Comma-separated addresses instead of the policy's report.recipients.
         dry_run: Write the .eml and .html under the state directory; send nothing.
+        target: The database (a [targets] name of the policy file). Empty: every target.
     """
-    policy = settings.current_policy()
-    try:
+
+    def plan() -> lifecycle.Planned:  # in each target: its time zone, recipients and clock
+        policy = settings.current_policy()
         with runtime.connection() as conn:  # the week and "complete" by the database's clock, as its rows
             now = clock.db_now(conn)
         chosen = parse_week(week, policy.report.timezone, now=now)
-        recipients = recipients_for(to, policy.report, dry_run=dry_run)
-    except PgtenderError as exc:  # bad input: nothing written
-        return lifecycle.error_state(exc)
-    params = {"week": chosen.label, "recipients": len(recipients), "dry_run": dry_run}
-    return lifecycle.run_flow(JOB, lambda run: report_run(run, chosen, recipients, dry_run), params=params)
+        recipients = recipients_for(to, policy.report, dry_run=dry_run)  # bad input: nothing written
+        params = {"week": chosen.label, "recipients": len(recipients), "dry_run": dry_run}
+        return lifecycle.Planned(work=lambda run: report_run(run, chosen, recipients, dry_run), params=params)
+
+    return lifecycle.run_flow(JOB, plan=plan, target=target)
 
 
 __all__ = [
