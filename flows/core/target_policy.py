@@ -34,6 +34,7 @@ OVERRIDABLE = (
     "quality",
     "report",
     "backfill",
+    "alerts",
 )
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -69,6 +70,7 @@ class TargetSpec(_Strict):
     quality: Section | None = None
     report: Section | None = None
     backfill: Section | None = None
+    alerts: Section | None = None  # a target's own channels replace the file's [[alerts.channels]]
 
     @field_validator("url_env")
     @classmethod
