@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import psycopg.errors
 from psycopg import sql
 
 from flows.core.catalog import Target, read_children
@@ -43,9 +44,18 @@ class Shape:
     columns: sql.Composable
 
 
+def read_shapes(conn: Conn, targets: list[Target]) -> dict[int, Shape]:
+    """The shape of every target, one query."""
+    rows = conn.execute(load_sql("queries/partitions/shape.sql"), {"oids": [t.oid for t in targets]})
+    found = {int(oid): (acl, names) for oid, acl, names in rows.fetchall()}
+    return {t.oid: _shape(t, *found.get(t.oid, ([], []))) for t in targets}
+
+
 def read_shape(conn: Conn, target: Target) -> Shape:
-    row = conn.execute(load_sql("queries/partitions/shape.sql"), {"oid": target.oid}).fetchone()
-    acl, names = row if row else ([], [])
+    return read_shapes(conn, [target])[target.oid]
+
+
+def _shape(target: Target, acl: list[Any], names: list[str]) -> Shape:
     grouped: dict[tuple[str | None, bool], list[str]] = {}
     for grantee, privilege, grantable in acl:
         if privilege in _PRIVILEGES:
@@ -95,31 +105,45 @@ def attach(target: Target, p: Planned) -> sql.Composed:
     )
 
 
+LOCK_PARENT = sql.SQL("LOCK TABLE ONLY {} IN SHARE UPDATE EXCLUSIVE MODE")
+
+
 def lock_parent(c: Conn, target: Target) -> None:
     """SHARE UPDATE EXCLUSIVE on the parent: writers and readers go on; it serialises maintainers.
 
     ONLY: the partitions are not locked (``LOCK TABLE`` recurses by default), so a session holding
     one of them, or autovacuum working on one, does not hold the run up."""
-    c.execute(sql.SQL("LOCK TABLE ONLY {} IN SHARE UPDATE EXCLUSIVE MODE").format(target.ident))
+    c.execute(LOCK_PARENT.format(target.ident))
 
 
-def create_empty(c: Conn, target: Target, shape: Shape, batch: list[Planned]) -> list[str]:
-    """Create and attach partitions that DEFAULT holds no rows for, in ``c``'s open transaction.
+# What a DDL batch raises when another session created one of its partitions first (same name, or an
+# overlapping range): the transaction rolls back and the batch is tried again against the catalog.
+CONFLICTS: tuple[type[BaseException], ...] = (
+    psycopg.errors.DuplicateTable,
+    psycopg.errors.InvalidObjectDefinition,
+)
 
-    A range another session covered meanwhile is skipped. Rows that reached DEFAULT since the
-    plan make ATTACH fail with ``CheckViolation`` (the caller moves them instead)."""
-    lock_parent(c, target)
-    children = read_children(c, [target.oid])[target.oid]
-    ddl: list[sql.Composable] = []
-    done: list[str] = []
+
+def create_empty(
+    c: Conn, target: Target, shape: Shape, batch: list[Planned], *, recheck: bool = False
+) -> list[str]:
+    """Create and attach partitions that DEFAULT holds no rows for, in ``c``'s open transaction:
+    the parent's lock and every partition's DDL in one round trip.
+
+    ``recheck``: read the catalog under the lock first and skip ranges another session covered
+    meanwhile; without it a conflict raises one of ``CONFLICTS`` (the caller tries again with it).
+    Rows that reached DEFAULT since the plan make ATTACH fail with ``CheckViolation`` (the caller
+    moves them instead)."""
+    if recheck:
+        lock_parent(c, target)
+        children = read_children(c, [target.oid])[target.oid]
+        batch = [p for p in batch if coverage(children, p.lo, p.hi) == "free"]
+    ddl: list[sql.Composable] = [] if recheck else [LOCK_PARENT.format(target.ident)]
     for p in batch:
-        if coverage(children, p.lo, p.hi) != "free":
-            continue
         ddl += [*new_table(target, shape, p, bound_check=False), attach(target, p)]
-        done.append(p.name)
-    if ddl:
-        c.execute(sql.SQL("; ").join(ddl))  # one round trip for the table
-    return done
+    if batch:
+        c.execute(sql.SQL("; ").join(ddl))
+    return [p.name for p in batch]
 
 
 def empty_batches(empty: list[Planned], default_rows: int) -> list[list[Planned]]:

@@ -17,7 +17,7 @@ from flows.core.errors import PgtenderError
 from flows.core.logs import get_logger
 from flows.core.partition_policy import DdlRetry, PartitionsPolicy
 from flows.core.replay import ReplayContext, Replayed
-from flows.partitions.create import create_empty, empty_batches, read_shape
+from flows.partitions.create import CONFLICTS, Shape, create_empty, empty_batches, read_shape, read_shapes
 from flows.partitions.plan import Observed, Planned, observe, observe_nowait, plan_table
 from flows.partitions.rescue import rescue_step
 
@@ -27,7 +27,14 @@ JOB = "partitions"
 
 
 def create_partitions(
-    conn: Conn, target: Target, planned: list[Planned], *, retry: DdlRetry, log: Any, default_rows: int = 0
+    conn: Conn,
+    target: Target,
+    planned: list[Planned],
+    *,
+    retry: DdlRetry,
+    log: Any,
+    default_rows: int = 0,
+    shape: Shape | None = None,
 ) -> list[tuple[str, int]]:
     """Create the planned partitions of one table; returns (partition, rows moved out of DEFAULT).
 
@@ -38,7 +45,7 @@ def create_partitions(
     if not planned:
         return []
     label = f"{target.schema}.{target.name}"
-    shape = read_shape(conn, target)
+    shape = shape or read_shape(conn, target)
     rescue = [p for p in planned if p.default_rows > 0 and target.default is not None]
     empty = [p for p in planned if p not in rescue]
     done: list[tuple[str, int]] = []
@@ -62,13 +69,22 @@ def create_partitions(
     for batch in empty_batches(empty, default_rows):
         lifecycle.checkpoint()
         try:
-            names = run_locked(
-                conn,
-                lambda c, b=batch: create_empty(c, target, shape, b),  # type: ignore[misc]
-                retry=retry,
-                what=f"create partitions of {label}",
-                log=log,
-            )
+            try:
+                names = run_locked(
+                    conn,
+                    lambda c, b=batch: create_empty(c, target, shape, b),  # type: ignore[misc]
+                    retry=retry,
+                    what=f"create partitions of {label}",
+                    log=log,
+                )
+            except CONFLICTS:  # another session created one of them first: look, then go on
+                names = run_locked(
+                    conn,
+                    lambda c, b=batch: create_empty(c, target, shape, b, recheck=True),  # type: ignore[misc]
+                    retry=retry,
+                    what=f"create partitions of {label}",
+                    log=log,
+                )
         except psycopg.errors.CheckViolation:
             # Rows for one of these ranges reached DEFAULT after the plan: move them step by step.
             names = []
@@ -129,6 +145,7 @@ def maintain_table(
     dry_run: bool = False,
     log: Any = None,
     observed: Observed | None = None,
+    shape: Shape | None = None,
 ) -> TableResult:
     """Bring one table to its premake horizon and rescue its DEFAULT rows (or, dry-run, plan it)."""
     log = (log or get_logger(job=JOB)).bind(table=f"{target.schema}.{target.name}")
@@ -164,7 +181,7 @@ def maintain_table(
         )
         return result
     created = create_partitions(
-        conn, target, plan.create, retry=retry, log=log, default_rows=plan.default_rows
+        conn, target, plan.create, retry=retry, log=log, default_rows=plan.default_rows, shape=shape
     )
     for name, moved in created:
         result.created.append(name)
@@ -240,8 +257,19 @@ def run_once(
         targets = resolve_targets(conn, policy.enabled_tables())
         now = now or clock.db_now(conn)
         seen = look(conn, targets, retry=policy, dry_run=dry_run, log=log)
+        busy = [t for t in targets if plan_table(t, seen[t.oid].children, seen[t.oid].buckets, now).create]
+        shapes = read_shapes(conn, busy) if busy and not dry_run else {}  # one query for the run
         results = [
-            maintain_table(conn, t, now=now, retry=policy, dry_run=dry_run, log=log, observed=seen[t.oid])
+            maintain_table(
+                conn,
+                t,
+                now=now,
+                retry=policy,
+                dry_run=dry_run,
+                log=log,
+                observed=seen[t.oid],
+                shape=shapes.get(t.oid),
+            )
             for t in targets
         ]
         if not dry_run:
