@@ -128,8 +128,10 @@ def run(  # noqa: PLR0917 - typer options
     from flows.edge.runner import run_job  # noqa: PLC0415
 
     given = {"dry_run": dry_run or None, "day": day, "suite": suite, "week": week, "to": to}
+    from flows.edge.results import describe  # noqa: PLC0415
+
     result = run_job(job, {k: v for k, v in given.items() if v is not None})
-    typer.echo(f"{job}: {result}")
+    typer.echo(describe(job, result))
 
 
 @contextlib.contextmanager
