@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -33,11 +33,16 @@ def quality_scores(
     without any result shaded and marked "no data", the legend outside the plot."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8.6, 3.4))
+    half = timedelta(hours=12)
+
+    def at(d: date) -> datetime:  # as a datetime: a date plus 12 hours is still the same date
+        return datetime.combine(d, time(0))
+
     for i, (suite, by_day) in enumerate(sorted(scores.items())):
-        xs = [d for d in days if d in by_day]
+        xs = [at(d) for d in days if d in by_day]
         ax.plot(
             xs,
-            [by_day[d] for d in xs],
+            [by_day[d] for d in days if d in by_day],
             marker="o",
             linewidth=1.8,
             color=PALETTE[i % len(PALETTE)],
@@ -45,13 +50,13 @@ def quality_scores(
         )
     missing = [d for d in days if not any(d in by_day for by_day in scores.values())]
     for d in missing:
-        ax.axvspan(d - timedelta(hours=12), d + timedelta(hours=12), color="#e5e7eb", alpha=0.7, linewidth=0)
-        ax.text(d, 50, "no data", ha="center", va="center", rotation=90, fontsize=8, color="#6b7280")
+        ax.axvspan(at(d) - half, at(d) + half, color="#e5e7eb", alpha=0.7, linewidth=0)
+        ax.text(at(d), 50, "no data", ha="center", va="center", rotation=90, fontsize=8, color="#6b7280")
     if threshold is not None:
         ax.axhline(threshold, color="#888888", linestyle="--", linewidth=1, label=f"threshold {threshold:g}%")
     ax.set_ylim(0, 105)
-    ax.set_xlim(days[0] - timedelta(hours=12), days[-1] + timedelta(hours=12))
-    ax.set_xticks(list(days))
+    ax.set_xlim(at(days[0]) - half, at(days[-1]) + half)
+    ax.set_xticks([at(d) for d in days])
     ax.set_xticklabels([d.strftime("%a %d") for d in days])
     ax.set_ylabel("score %")
     title = "Daily quality score per suite"
