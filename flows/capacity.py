@@ -21,7 +21,7 @@ from prefect.client.schemas.objects import State
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from flows.core import clock, lifecycle, runtime, settings
+from flows.core import clock, lifecycle, plain, runtime, settings
 from flows.core.db import load_sql
 from flows.core.logs import get_logger
 from flows.core.metrics import Measurement, record
@@ -485,8 +485,6 @@ def projection_task(operation_id: UUID) -> dict[str, Any]:
 
 def capacity_run(run: lifecycle.Run) -> Outcome:
     """The job's work inside the lifecycle: snapshot, projections, the comparison artifact."""
-    from prefect.artifacts import create_markdown_artifact  # noqa: PLC0415
-
     snapshot_written = snapshot_task(run.operation_id)
     projected = projection_task(run.operation_id)
     written = snapshot_written + projected["written"]
@@ -496,7 +494,8 @@ def capacity_run(run: lifecycle.Run) -> Outcome:
         projections=projected["projected"],
         thresholds_within_horizon=len(projected["within_horizon"]),
     )
-    create_markdown_artifact(
+    plain.artifact(
+        "markdown",
         markdown=projected["markdown"],
         key="capacity-projection",
         description="Observed growth vs the seed's storage projections; thresholds within the horizon",

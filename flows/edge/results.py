@@ -32,5 +32,9 @@ def describe(job: str, result: Any) -> str:
     counts = result.get("counts")
     if isinstance(counts, dict):
         shown.update({k: v for k, v in counts.items() if _scalar(v)})
-    text = ", ".join(f"{k} {v}" for k, v in shown.items() if v not in (None, "", False))
+    text = ", ".join(
+        f"{k} {round(v, 1) if isinstance(v, float) else v}"
+        for k, v in shown.items()
+        if v not in (None, "", False)
+    )
     return f"{job}: done" + (f": {text}" if text else "")

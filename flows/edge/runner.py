@@ -45,10 +45,8 @@ def check_prefect_api() -> None:
         ) from None
 
 
-def run_job(job: str, options: dict[str, Any]) -> Any:
-    """Run ``job`` once with the options its flow accepts; map its end state to pgtender errors."""
-    from prefect.exceptions import PrefectException  # noqa: PLC0415
-
+def validate_run(job: str, options: dict[str, Any]) -> None:
+    """Before anything runs: options the job takes, valid values, a database that answers."""
     flow = get_flow(job)
     accepted = inspect.signature(getattr(flow, "fn", flow)).parameters
     unknown = sorted(set(options) - set(accepted))
@@ -56,6 +54,14 @@ def run_job(job: str, options: dict[str, Any]) -> Any:
         raise ConfigError(f"job {job!r} does not take --{unknown[0].replace('_', '-')}")
     validate_options(job, options)  # one line, nothing started
     check_database()  # a wrong password or database: one line, exit 2, before any flow run exists
+
+
+def run_job(job: str, options: dict[str, Any]) -> Any:
+    """Run ``job`` once with the options its flow accepts; map its end state to pgtender errors."""
+    from prefect.exceptions import PrefectException  # noqa: PLC0415
+
+    flow = get_flow(job)
+    validate_run(job, options)
     check_prefect_api()
     before = lifecycle.last_outcome(job)
     try:

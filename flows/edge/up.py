@@ -58,6 +58,11 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
             stack.callback(server.stop)
             api_url, ui_url = server.api_url, server.ui_url
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
+        # `pgtender run | backfill` beside this process submit their runs here (flows/edge/dispatch.py)
+        from flows.edge.dispatch import forget_api, record_api  # noqa: PLC0415
+
+        record_api(current.state_dir, api_url)
+        stack.callback(forget_api, current.state_dir)
         stack.callback(_flush_prefect_logs)  # before the server stops: no "Error logging to API"
         typer.echo(f"prefect UI: {ui_url}")
         if policy.alerts.channels:  # the channels' blocks, visible in the UI (pgtender alerts apply)
