@@ -340,8 +340,6 @@ def refresh_task(
     operation_id: UUID,
     rollup_function: str | None = None,
 ) -> dict[str, Any]:
-    from prefect import get_run_logger  # noqa: PLC0415 - run context
-
     policy = settings.current_policy().views
     view = MatView(
         name=name,
@@ -355,9 +353,9 @@ def refresh_task(
             conn, view, policy=policy, flow_run_id=runtime.current_flow_run_id(), operation_id=operation_id
         )
     if result.warning:
-        get_run_logger().warning(result.warning)
+        get_logger(job=JOB, view=name).warning(result.warning)
     if result.error:
-        get_run_logger().error("%s: %s", name, result.error)
+        get_logger(job=JOB, view=name).error("view refresh failed", error=result.error)
     out = asdict(result)
     out["finished_at"] = result.finished_at.isoformat()
     return out

@@ -315,7 +315,9 @@ def test_report_on_a_dst_monday_counts_its_local_week(migrated_db: Database, tmp
     )
     # runs / ok / problems / failed / skipped / abandoned / late
     assert "  capacity     2 / 2 / 0 / 0 / 0 / 0 / 7 of 7" in text  # Monday 00:10 and Sunday 23:50 local
-    assert "  health       0 / 0 / 0 / 0 / 0 / 0 / 2004 of 2004" in text  # 167 hours of 5-minute firings
+    # 167 hours of 5-minute firings (2004), counted from pgtender's first run here (Monday 00:10
+    # local): the 00:00 and 00:05 firings came before it existed
+    assert "  health       0 / 0 / 0 / 0 / 0 / 0 / 2002 of 2002" in text
     assert "2027-03-21 23:00 to 2027-03-28 22:00 UTC" in built.html.read_text(encoding="utf-8")
 
 
@@ -355,7 +357,8 @@ def test_report_arrives_with_charts_and_planted_numbers(
     assert msg["To"] == "oncall@example.com, data-team@example.com"
     assert msg["From"] == "pgtender@example.com"
     assert msg["Subject"] == (
-        "[pgtender test] Data quality 2025-W47: 82.4% passed (-11.4 pts vs 2025-W46), 3 failing check(s)"
+        "[pgtender test] Data quality 2025-W47: 82.4% passed on 3 of 7 days (-11.4 pts vs 2025-W46),"
+        " 3 failing check(s)"
     )
     assert msg.get_content_type() == "multipart/alternative"
     text, html, images = _parts(msg)

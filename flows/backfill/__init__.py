@@ -36,7 +36,7 @@ from flows.backfill.driver import backfill, chunks, plan, progress_listener, run
 from flows.backfill.items import finished_since, run_item
 from flows.backfill.request import JOB, Item, ItemOutcome, ItemResult, Request, validate
 from flows.backfill.summary import carried_forward, outcome_of, summarize, table_markdown
-from flows.core import clock, lifecycle, runtime, settings
+from flows.core import clock, lifecycle, plain, runtime, settings
 from flows.core.forms import BackfillJob, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Outcome
@@ -55,7 +55,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
     # No tags, like every pgtender task (see runtime.db_task): the flow run carries them.
     task_run_name="backfill-{label}",
 )
-def chunk_task(chunk: dict[str, Any], operation_id: UUID, label: str) -> list[dict[str, Any]]:
+def _chunk_task(chunk: dict[str, Any], operation_id: UUID, label: str) -> list[dict[str, Any]]:
     """One chunk of items with plain calls on one connection (ids and small values in and out).
 
     ``chunk``: the request's params, ``items`` as [job, day] pairs, ``now`` (ISO), and the
@@ -82,14 +82,11 @@ def chunk_task(chunk: dict[str, Any], operation_id: UUID, label: str) -> list[di
     return [r.as_dict() for r in results]
 
 
+chunk_task = runtime.plain_aware(_chunk_task, retries=1)
+
+
 def backfill_run(run: lifecycle.Run, request: Request) -> Outcome:
     """The job's work inside the lifecycle: chunks of items, progress and outcome artifacts."""
-    from prefect.artifacts import (  # noqa: PLC0415
-        create_markdown_artifact,
-        create_progress_artifact,
-        create_table_artifact,
-        update_progress_artifact,
-    )
 
     log = get_logger(job=JOB)
     with runtime.connection() as conn:
@@ -97,7 +94,8 @@ def backfill_run(run: lifecycle.Run, request: Request) -> Outcome:
     todo = [i for i in items if i not in done]
     outcomes = carried_forward(done)
     total = max(1, len(items))
-    progress_id: UUID = create_progress_artifact(  # type: ignore[assignment]
+    progress_id: UUID = plain.artifact(
+        "progress",
         progress=100.0 * len(done) / total,
         key="backfill-progress",
         description=f"backfill {request.start}..{request.end} ({', '.join(request.jobs)})",
@@ -119,7 +117,7 @@ def backfill_run(run: lifecycle.Run, request: Request) -> Outcome:
         for r in chunk_task(payload, run.operation_id, label):
             outcomes[Item(r["job"], r["day"])] = ItemResult(**r)
         finished += len(chunk)
-        update_progress_artifact(progress_id, progress=100.0 * finished / total)
+        plain.update_progress(progress_id, 100.0 * finished / total)
     summary = summarize(request, {i: outcomes[i] for i in items})
     run.counts.update(
         items=summary["items"],
@@ -127,12 +125,14 @@ def backfill_run(run: lifecycle.Run, request: Request) -> Outcome:
         item_seconds=summary["item_seconds"],
         **summary["outcomes"],
     )
-    create_table_artifact(
+    plain.artifact(
+        "table",
         table=summary["table"],
         key="backfill-outcomes",
         description=f"backfill {request.start}..{request.end}: outcome per day and job",
     )
-    create_markdown_artifact(
+    plain.artifact(
+        "markdown",
         markdown=table_markdown(request, {i: outcomes[i] for i in items}),
         key="backfill-summary",
         description="backfill outcomes and what was not done cleanly",

@@ -21,7 +21,7 @@ from prefect.client.schemas.objects import State
 from flows.capacity.measure import measure_and_record
 from flows.capacity.projection import Projection, day_end, history, project, project_and_record, theil_sen
 from flows.capacity.seed import comparison_markdown, seed_comparison
-from flows.core import clock, lifecycle, runtime, settings
+from flows.core import clock, lifecycle, plain, runtime, settings
 from flows.core.forms import TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
@@ -113,8 +113,6 @@ def projection_task(operation_id: UUID) -> dict[str, Any]:
 
 def capacity_run(run: lifecycle.Run) -> Outcome:
     """The job's work inside the lifecycle: snapshot, projections, the comparison artifact."""
-    from prefect.artifacts import create_markdown_artifact  # noqa: PLC0415
-
     snapshot_written = snapshot_task(run.operation_id)
     projected = projection_task(run.operation_id)
     written = snapshot_written + projected["written"]
@@ -124,7 +122,8 @@ def capacity_run(run: lifecycle.Run) -> Outcome:
         projections=projected["projected"],
         thresholds_within_horizon=len(projected["within_horizon"]),
     )
-    create_markdown_artifact(
+    plain.artifact(
+        "markdown",
         markdown=projected["markdown"],
         key="capacity-projection",
         description="Observed growth vs the seed's storage projections; thresholds within the horizon",

@@ -32,10 +32,10 @@ from uuid import UUID
 import psycopg
 import structlog
 
-from flows.core import alert_hooks, clock, db, ledger, locks, settings, sweep, target_context, targets
+from flows.core import alert_hooks, clock, db, ledger, locks, plain, settings, sweep, target_context, targets
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.errors import ProblemsFound as ProblemsError
-from flows.core.logs import get_logger
+from flows.core.logs import ensure_configured, get_logger
 from flows.core.masking import mask_secrets
 from flows.core.outcomes import (
     BAD_INPUT_STATE,
@@ -267,7 +267,7 @@ def abandon_ended_flow_runs(conn: Conn, job: str, *, found_by: UUID) -> list[led
     proves nothing (it may be another server's): such a row is judged by its database session alone
     (``ledger.start_operation``). An unreachable API leaves rows as they are."""
     candidates = ledger.open_runs(conn, job, found_by=found_by)
-    if not candidates:
+    if not candidates or plain.is_plain():  # plain mode: no Prefect API to ask
         return []
     import httpx  # noqa: PLC0415
     from prefect.client.orchestration import get_client  # noqa: PLC0415
@@ -337,6 +337,7 @@ def run_flow(
 
     ``plan`` (instead of ``work``/``params``/``day``/``validate``) is called inside each target, for
     jobs whose run depends on the target (its clock's yesterday, its policy)."""
+    ensure_configured()
     log = get_logger(job=job)
     if plan is None:
         if work is None:

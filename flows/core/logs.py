@@ -35,12 +35,49 @@ def mask_processor(
     return event_dict
 
 
+_API_LOGGER = "pgtender.flow_run"
+
+
+def _api_logger() -> logging.Logger | None:
+    """A stdlib logger that sends to the Prefect API only (no console: structlog prints already)."""
+    logger = logging.getLogger(_API_LOGGER)
+    if not logger.handlers:
+        try:
+            from prefect.logging.handlers import APILogHandler  # noqa: PLC0415
+        except ImportError:  # pragma: no cover - prefect is a dependency
+            return None
+        logger.addHandler(APILogHandler())
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
+    return logger
+
+
+def to_flow_run(_logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: inside a Prefect flow or task run, the line also goes to that run's
+    logs (the UI's log tab, and ``pgtender run`` streaming a submitted run). Outside one: nothing."""
+    context_module = sys.modules.get("prefect.context")
+    if context_module is None:
+        return event_dict
+    if context_module.FlowRunContext.get() is None and context_module.TaskRunContext.get() is None:
+        return event_dict
+    logger = _api_logger()
+    if logger is not None:
+        fields = " ".join(
+            f"{k}={v}" for k, v in event_dict.items() if k not in ("event", "level", "timestamp")
+        )
+        level = logging.getLevelName(str(event_dict.get("level", name)).upper())
+        text = f"{event_dict.get('event', '')} {fields}".strip()
+        logger.log(level if isinstance(level, int) else logging.INFO, text)
+    return event_dict
+
+
 def shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         mask_processor,
+        to_flow_run,
     ]
 
 
@@ -64,6 +101,13 @@ def configure_logging(*, json: bool | None = None, level: str = "INFO") -> None:
         cache_logger_on_first_use=False,
     )
     _configured = True
+
+
+def ensure_configured() -> None:
+    """Configure logging in a process no pgtender entry point started (a served flow run's own
+    process): its lines then reach the flow run's logs too."""
+    if not structlog.is_configured():
+        configure_logging()
 
 
 def _stderr_logger(*_args: Any) -> structlog.PrintLogger:

@@ -24,6 +24,7 @@ import psycopg
 
 from flows.core import db, lifecycle, settings
 from flows.core.errors import DatabaseUnavailable
+from flows.core.plain import PlainAware
 
 if TYPE_CHECKING:
     from prefect import Task
@@ -99,7 +100,7 @@ def db_task(
             lifecycle.checkpoint()  # never start a step after the run lost its lock
             return fn(*args, **kwargs)
 
-        return task(
+        made = task(
             name=name,
             retries=retries,
             retry_delay_seconds=list(RETRY_DELAYS[: max(retries, 1)]),
@@ -107,8 +108,16 @@ def db_task(
             retry_condition_fn=retry_transient_only,
             task_run_name=task_run_name,
         )(step)
+        return plain_aware(made, retries=retries)
 
     return decorate
+
+
+def plain_aware(
+    task: Task[P, R], *, retries: int, retry_on: Callable[[BaseException], bool] | None = None
+) -> Task[P, R]:
+    """The task, or a plain call of it in plain mode (``flows.core.plain``: no Prefect run)."""
+    return cast("Task[P, R]", PlainAware(task, retries, RETRY_DELAYS, retry_on))
 
 
 def run_each(

@@ -29,15 +29,27 @@ def cli_local(
     *,
     echo: Callable[[str], None],
     target: str | None = None,
-) -> dict[str, Any]:
-    """Validate, then run the backfill flow in this process with a progress bar on stderr."""
+) -> dict[str, Any] | None:
+    """Validate; then a run of the backfill deployment on the running server (its logs streamed
+    here), or, with none running, the backfill here without Prefect with a progress bar."""
     import typer  # noqa: PLC0415
 
-    from flows.edge.runner import run_job  # noqa: PLC0415
+    from flows.edge import dispatch  # noqa: PLC0415
 
     request = _policy_and_request(start, end, jobs, force)  # ConfigError before anything runs
+    params: dict[str, Any] = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
+    if target:
+        params["target"] = target
+
+    def err(line: str) -> None:
+        typer.echo(line, err=True)
+
+    if dispatch.find_api(settings.load_settings().state_dir) is not None:
+        dispatch.dispatch(JOB, params, echo, err=err)
+        return None
     total = len(request.items())
     bar_label = f"backfill {request.start}..{request.end}"
+    reason = "no pgtender server is running"
     with typer.progressbar(length=total, label=bar_label, file=sys.stderr) as bar:
 
         def advance(result: ItemResult, finished: int, _total: int) -> None:
@@ -46,8 +58,7 @@ def cli_local(
 
         with progress_listener(advance):
             try:
-                options = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
-                summary: dict[str, Any] = run_job(JOB, {**options, "target": target} if target else options)
+                summary: dict[str, Any] = dispatch.run_plain(JOB, params, err, reason=reason)
             except ProblemsFound:  # the table still shows which days found what (exit 1 follows)
                 found = lifecycle.last_outcome(JOB)
                 if found is not None and found.result.get("table"):

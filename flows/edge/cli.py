@@ -39,6 +39,22 @@ def _entry(
 ) -> None:
     disable_telemetry()
     configure_logging(json=log_json, level=log_level.upper())
+    _prefect_home()
+
+
+def _prefect_home() -> None:
+    """Prefect's home (its profile, a local database, result storage) under pgtender's state
+    directory, never ~/.prefect; nothing persisted unless something reads it."""
+    import os  # noqa: PLC0415
+
+    try:
+        state_dir = settings.load_settings().state_dir
+    except ConfigError:
+        return  # reported by the command that needs the settings
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(state_dir / "prefect")))
+    with contextlib.suppress(OSError):  # an unwritable state dir is reported where it is used
+        home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
 
 
 @contextlib.contextmanager
@@ -155,12 +171,21 @@ def run(  # noqa: PLR0917 - typer options
         str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
     ] = None,
 ) -> None:
-    """Run one job now as a Prefect flow run (exit 1 when it ran and found problems)."""
-    from flows.edge.runner import run_job  # noqa: PLC0415
-
+    """Run one job now: a run of its deployment on the running server (pgtender up), its logs
+    streamed here; with no server running, the job's core here without Prefect. Exit 1 when it ran
+    and found problems."""
     given = {"dry_run": dry_run or None, "day": day, "suite": suite, "week": week, "to": to, "target": target}
-    result = run_job(job, {k: v for k, v in given.items() if v is not None})
-    typer.echo(f"{job}: {result}")
+    from flows.edge.dispatch import dispatch  # noqa: PLC0415
+    from flows.edge.results import describe  # noqa: PLC0415
+
+    result = dispatch(
+        job,
+        {k: v for k, v in given.items() if v is not None},
+        typer.echo,
+        err=lambda s: typer.echo(s, err=True),
+    )
+    if result is not None:  # a run submitted to the server printed its own end already
+        typer.echo(describe(job, result))
 
 
 @contextlib.contextmanager

@@ -46,10 +46,8 @@ def check_prefect_api() -> None:
         ) from None
 
 
-def run_job(job: str, options: dict[str, Any]) -> Any:
-    """Run ``job`` once with the options its flow accepts; map its end state to pgtender errors."""
-    from prefect.exceptions import PrefectException  # noqa: PLC0415
-
+def validate_run(job: str, options: dict[str, Any]) -> None:
+    """Before anything runs: options the job takes, valid values, a database that answers."""
     flow = get_flow(job)
     accepted = inspect.signature(getattr(flow, "fn", flow)).parameters
     unknown = sorted(set(options) - set(accepted))
@@ -65,6 +63,14 @@ def run_job(job: str, options: dict[str, Any]) -> Any:
             check_database()
             if chosen[0].explicit:  # a replica named for a job that writes: exit 2, no flow run
                 lifecycle.replica_first(job)
+
+
+def run_job(job: str, options: dict[str, Any]) -> Any:
+    """Run ``job`` once with the options its flow accepts; map its end state to pgtender errors."""
+    from prefect.exceptions import PrefectException  # noqa: PLC0415
+
+    flow = get_flow(job)
+    validate_run(job, options)
     check_prefect_api()
     before = lifecycle.last_outcome(job)
     try:

@@ -233,7 +233,8 @@ def serve_all(*, limit: int | None = None) -> None:
     log = get_logger(component="serve")
     # Schedules stay active while pgtender is down (no pause on shutdown): the UI shows the runs
     # that were missed as Late, and the late-run rule below turns them into one catch-up run.
-    runner = Runner(name="pgtender", limit=limit, pause_on_shutdown=False)
+    # query_seconds: a run submitted by `pgtender run` starts within 2 s (Prefect's default polls every 10 s)
+    runner = Runner(name="pgtender", limit=limit, pause_on_shutdown=False, query_seconds=2.0)
     ids: dict[str, UUID] = {}
     for job in sorted(JOBS):
         # add_flow upserts the deployment (Prefect then deletes its *future* auto-scheduled runs and

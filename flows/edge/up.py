@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -25,6 +26,12 @@ def _flush_prefect_logs() -> None:
     APILogWorker.drain_all(timeout=5)
 
 
+def _stopped(what: str, stop: Callable[..., object], *args: object) -> None:
+    """Stop one thing `up` started and say so (Ctrl-C and SIGTERM print what they stopped)."""
+    stop(*args)
+    typer.echo(f"stopped {what}")
+
+
 def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
     log = get_logger(command="up")
     policy = settings.current_policy(current)
@@ -33,7 +40,7 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
         if current.database_url is None:
             from flows.core.embedded import stop_embedded  # noqa: PLC0415
 
-            stack.callback(stop_embedded, current.state_dir)
+            stack.callback(_stopped, "embedded PostgreSQL", stop_embedded, current.state_dir)
             typer.echo(f"database: embedded PostgreSQL under {current.state_dir / 'postgres'}")
         else:
             typer.echo(f"database: {mask_secrets(dsn)}")
@@ -55,9 +62,14 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
 
             typer.echo("prefect: starting a local server ...")
             server = start_local_server(current.state_dir)
-            stack.callback(server.stop)
+            stack.callback(_stopped, f"the local Prefect server ({server.ui_url})", server.stop)
             api_url, ui_url = server.api_url, server.ui_url
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
+        # `pgtender run | backfill` beside this process submit their runs here (flows/edge/dispatch.py)
+        from flows.edge.dispatch import forget_api, record_api  # noqa: PLC0415
+
+        record_api(current.state_dir, api_url)
+        stack.callback(forget_api, current.state_dir)
         stack.callback(_flush_prefect_logs)  # before the server stops: no "Error logging to API"
         typer.echo(f"prefect UI: {ui_url}")
         if policy.alerts.channels:  # the channels' blocks, visible in the UI (pgtender alerts apply)
@@ -75,4 +87,5 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
         from flows.edge.serving import serve_all  # noqa: PLC0415
 
         typer.echo(f"serving every deployment on its schedule; open {ui_url} (Ctrl-C stops)")
+        stack.callback(typer.echo, "stopped serving the deployments")
         serve_all()

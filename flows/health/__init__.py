@@ -22,7 +22,7 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 from psycopg.types.json import Jsonb
 
-from flows.core import alerting, clock, lifecycle, metrics, runtime, settings
+from flows.core import alerting, clock, lifecycle, metrics, plain, runtime, settings
 from flows.core.db import load_sql, set_local
 from flows.core.forms import TargetName
 from flows.core.logs import get_logger
@@ -232,8 +232,6 @@ def alerts_task(rows: list[dict[str, Any]], target: str | None = None) -> dict[s
 
 def health_run(run: lifecycle.Run) -> Outcome:
     """The job's work inside the lifecycle: every probe once, then a summary artifact."""
-    from prefect.artifacts import create_table_artifact  # noqa: PLC0415
-
     log = get_logger(job=JOB)
     budget_ms = run.policy.health.budget_ms
     out = probes_task(run.operation_id)
@@ -245,7 +243,8 @@ def health_run(run: lifecycle.Run) -> Outcome:
     )
     counts = out["counts"]
     run.counts.update(alerts=alerts_task(out["rows"]))
-    create_table_artifact(
+    plain.artifact(
+        "table",
         table=out["rows"],
         key="health-summary",
         description=(

@@ -29,7 +29,7 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 
 from checks import Suite, all_suites
-from flows.core import clock, lifecycle, outcomes, runtime, settings
+from flows.core import clock, lifecycle, outcomes, plain, runtime, settings
 from flows.core.forms import SuiteName, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import NOT_PASSED
@@ -99,15 +99,15 @@ def docs_task(day_iso: str, now_iso: str, suite_names: list[str], run_name: str)
 
 
 def _artifacts(day: date, summaries: list[dict[str, Any]], docs: str | None) -> None:
-    from prefect.artifacts import create_link_artifact, create_markdown_artifact  # noqa: PLC0415
-
-    create_markdown_artifact(
+    plain.artifact(
+        "markdown",
         key="quality-summary",
         markdown=markdown_summary(day, summaries, Path(docs) if docs else None),
         description=f"Data quality for {day.isoformat()}",
     )
     if docs:
-        create_link_artifact(
+        plain.artifact(
+            "link",
             key="quality-data-docs",
             link=Path(docs).resolve().as_uri(),
             link_text=f"GX Data Docs ({day.isoformat()})",

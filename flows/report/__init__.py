@@ -30,7 +30,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.client.schemas.objects import State
 
-from flows.core import clock, lifecycle, runtime, settings
+from flows.core import clock, lifecycle, plain, runtime, settings
 from flows.core.errors import InfrastructureError
 from flows.core.forms import DryRun, IsoWeek, Recipients, TargetName
 from flows.core.logs import get_logger
@@ -78,23 +78,27 @@ def _smtp_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(name="report-send", retry_condition_fn=_smtp_transient, retry_jitter_factor=0.5)
-def send_task(eml: str, recipients: list[str]) -> int:
+def _send_task(eml: str, recipients: list[str]) -> int:
     current = settings.load_settings()
     report_email.send(report_email.read_eml(Path(eml)), recipients, current)
     return len(recipients)
 
 
+send_task = runtime.plain_aware(
+    _send_task, retries=0, retry_on=lambda exc: isinstance(exc, InfrastructureError)
+)
+
+
 def report_run(run: lifecycle.Run, chosen: Week, recipients: list[str], dry_run: bool) -> Outcome:
     """The job's work inside the lifecycle: build, keep a copy as artifact, send."""
-    from prefect.artifacts import create_markdown_artifact  # noqa: PLC0415
-
     log = get_logger(job=JOB)
     policy = run.policy
     built = build_task(chosen.label, recipients, run.started_at.isoformat())
     run.counts.update(
         {k: built[k] for k in ("pass_rate", "evaluated", "failing_checks", "health_alerts", "charts")}
     )
-    create_markdown_artifact(
+    plain.artifact(
+        "markdown",
         key="weekly-report",
         markdown=(
             f"## {built['subject']}\n\nKept in `{built['directory']}` (report.eml, report.html).\n\n"

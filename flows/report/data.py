@@ -64,6 +64,7 @@ class JobStats:
     running: int = 0
     expected: int | None = None  # schedule firings in the week (up to now)
     late: int | None = None  # firings with no run started within the tolerance
+    counted_from: datetime | None = None  # lateness counts from here (the job's first ledger entry)
 
 
 @dataclass
@@ -95,6 +96,21 @@ class ReportData:
     def change(self) -> float | None:
         now, before = self.overall.rate, self.previous_overall.rate
         return None if now is None or before is None else now - before
+
+    @property
+    def validated_days(self) -> list[date]:
+        """The week's UTC days with at least one suite evaluated (not only skipped)."""
+        return sorted({r["day"] for r in self.daily_scores if r["status"] != "skipped"})
+
+    @property
+    def coverage(self) -> str:
+        """``validated 1 of 7 days (Tue 01)``: how much of the week the pass rate stands on."""
+        days = self.validated_days
+        total = len(self.week.days)
+        if len(days) == total:
+            return f"validated {total} of {total} days"
+        shown = ", ".join(d.strftime("%a %d") for d in days) if days else "none"
+        return f"validated {len(days)} of {total} days ({shown})"
 
     @property
     def suites(self) -> list[str]:
@@ -166,9 +182,17 @@ def late_runs(
     return expected, late
 
 
+def first_runs(conn: Conn, end: datetime) -> dict[str, datetime]:
+    """job -> its first ledger entry before ``end`` (when pgtender started running it here)."""
+    rows = conn.execute(load_sql("queries/report/first_runs.sql"), {"end": end}).fetchall()
+    return {str(job): first for job, first in rows}
+
+
 def job_stats(
     conn: Conn, week: Week, schedules: Mapping[str, tuple[str, str]], *, now: datetime
 ) -> list[JobStats]:
+    """Runs per job and status; late firings counted only from the job's first ledger entry (a
+    job with none: from pgtender's first entry of any job; nothing at all: not counted)."""
     rows = conn.execute(
         load_sql("queries/report/ledger_runs.sql"), {"start": week.start, "end": week.end}
     ).fetchall()
@@ -182,9 +206,19 @@ def job_stats(
         else:
             setattr(s, status, getattr(s, status) + 1)
         starts[job].append(started_at)
+    first = first_runs(conn, week.end)
+    installed = min(first.values(), default=None)
     for job, (cron, tz) in schedules.items():
         s = stats.setdefault(job, JobStats(job, cron))
-        s.expected, s.late = late_runs(starts[job], cron, tz, start=week.start, end=week.end, now=now)
+        since = first.get(job, installed)
+        if since is None:
+            continue  # pgtender never ran here before the week's end: nothing can be late
+        s.counted_from = since
+        start = max(week.start, since - timedelta(minutes=1))
+        if start >= week.end:
+            s.expected, s.late = 0, 0
+            continue
+        s.expected, s.late = late_runs(starts[job], cron, tz, start=start, end=week.end, now=now)
     return [stats[j] for j in sorted(stats)]
 
 

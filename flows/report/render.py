@@ -38,7 +38,7 @@ def charts(data: ReportData) -> list[report_email.InlineImage]:
         out.append(report_email.new_image("quality_scores.png", png))
     if data.size_history:
         growth = {p["resource"]: p["growth_per_day"] for p in data.projections if "growth_per_day" in p}
-        png = report_charts.table_growth(data.size_history, growth)
+        png = report_charts.table_growth(data.size_history, growth, week=data.week.days)
         out.append(report_email.new_image("table_growth.png", png))
     return out
 
@@ -69,7 +69,9 @@ def subject(data: ReportData, prefix: str) -> str:
     if overall.rate is None:
         return f"{head} no quality results"
     change = "" if data.change is None else f" ({points(data.change)} vs {data.previous.label})"
-    return f"{head} {pct(overall.rate)} passed{change}, {data.failing_total} failing check(s)"
+    days = len(data.validated_days)
+    coverage = "" if days == len(data.week.days) else f" on {days} of {len(data.week.days)} days"
+    return f"{head} {pct(overall.rate)} passed{coverage}{change}, {data.failing_total} failing check(s)"
 
 
 def _environment() -> Any:
@@ -158,6 +160,8 @@ def build(
         "pass_rate": None if overall.rate is None else round(overall.rate, 2),
         "change_pts": None if data.change is None else round(data.change, 2),
         "evaluated": overall.evaluated,
+        "validated_days": len(data.validated_days),
+        "coverage": data.coverage,
         "failing_checks": data.failing_total,
         "health_alerts": sum(a["windows"] for a in data.health_alerts),
         "job_failures": sum(j.failed for j in data.jobs),

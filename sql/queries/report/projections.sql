@@ -6,5 +6,5 @@ SELECT DISTINCT ON (metric_name, resource_name)
  WHERE metric_name IN ('total_bytes_growth_per_day', 'total_bytes_projected')
    AND resource_type IN ('table', 'database')
    AND measured_at >= %(since)s
-   AND measured_at < %(end)s
+   AND measured_at <= %(end)s  -- a backfilled Sunday is measured at its end, Monday 00:00
  ORDER BY metric_name, resource_name, measured_at DESC

@@ -5,5 +5,5 @@ SELECT DISTINCT ON (resource_name, day)
  WHERE metric_name = 'total_bytes'
    AND resource_type IN ('table', 'database')
    AND measured_at >= %(since)s
-   AND measured_at < %(end)s
+   AND measured_at <= %(end)s  -- a backfilled Sunday is measured at its end, Monday 00:00
  ORDER BY resource_name, day, measured_at DESC

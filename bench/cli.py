@@ -1,0 +1,206 @@
+"""bench/cli: `pgtender run health` end to end through the running `pgtender up`, against an empty
+flow run submitted the same way, in the same run; and the same command with no server running
+(the job's plain core, no Prefect).
+
+    .venv/bin/python bench/cli.py [--repeat 5] [--rows-per-day 2000]
+
+Creates a scratch database on PGTENDER_BENCH_SERVER (default
+postgresql://postgres@127.0.0.1:5432/postgres) and a scratch state directory (HOME too: nothing may
+land in ~/.prefect), starts `pgtender up` there (demo data, a local Prefect server, every
+deployment served), and a second runner beside it serving one empty flow with the same polling
+interval. Then, alternating, each a fresh process timed from spawn to exit:
+
+  health   `pgtender run health`: finds the recorded API, submits a run of health/health, streams
+           its logs, exits with its code
+  empty    a process that imports the same client (flows.edge.dispatch) and submits a run of the
+           empty deployment, following it the same way (polling its state and logs)
+
+ratio = median(health) / median(empty); target <= 1.5. After `up` is stopped:
+
+  plain    `pgtender run health` with no server running (one line, then the plain core)
+
+Absolute times are printed too; the machine is shared, so the medians of --repeat rounds count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PGTENDER = str(Path(sys.executable).parent / "pgtender")
+
+
+def _empty() -> None:
+    """The empty flow's body."""
+
+
+def serve_empty() -> None:
+    """Serve the empty flow against PREFECT_API_URL, polling like pgtender's runner (2 s)."""
+    from prefect import flow  # noqa: PLC0415
+    from prefect.runner import Runner  # noqa: PLC0415
+
+    empty = flow(name="empty", log_prints=False)(_empty)
+    runner = Runner(name="bench-empty", pause_on_shutdown=False, query_seconds=2.0)
+    runner.add_flow(empty, name="empty")
+    asyncio.run(runner.start())
+
+
+def submit_empty() -> None:
+    """What `pgtender run` does, for the empty deployment: submit, follow state and logs, exit."""
+    from flows.edge import dispatch  # noqa: PLC0415
+
+    with dispatch._api(os.environ["BENCH_API_URL"]):
+        from prefect.client.orchestration import get_client  # noqa: PLC0415
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId  # noqa: PLC0415
+        from prefect.client.schemas.sorting import LogSort  # noqa: PLC0415
+        from prefect.deployments import run_deployment  # noqa: PLC0415
+
+        run: Any = run_deployment("empty/empty", timeout=0, as_subflow=False)
+        seen = 0
+        ended_at = None
+        with get_client(sync_client=True) as client:
+            log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id]))
+            while True:
+                logs = client.read_logs(log_filter=log_filter, sort=LogSort.TIMESTAMP_ASC, offset=seen)
+                seen += len(logs)
+                state = client.read_flow_run(run.id).state
+                if state is not None and state.is_final():
+                    ended_at = ended_at or time.monotonic()
+                    if not logs and time.monotonic() - ended_at >= 1.0:
+                        break
+                time.sleep(0.3)
+    sys.exit(0 if state is not None and state.is_completed() else 3)
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    started = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=600)
+    return time.perf_counter() - started, done.returncode, done.stdout + done.stderr
+
+
+def _wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"process exited early with {process.returncode}")
+        if path.exists():
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"{path} did not appear within {timeout:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--serve-empty", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--submit-empty", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_empty:
+        serve_empty()
+        return
+    if args.submit_empty:
+        submit_empty()
+        return
+
+    import psycopg  # noqa: PLC0415
+    from psycopg import conninfo, sql  # noqa: PLC0415
+
+    server = os.environ.get("PGTENDER_BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"pgtender_bench_cli_{uuid.uuid4().hex[:8]}"
+    scratch = Path(tempfile.mkdtemp(prefix="pgtender-bench-cli-"))
+    state_dir, home = scratch / "state", scratch / "home"
+    home.mkdir()
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    env = {
+        **os.environ,
+        "PGTENDER_DATABASE_URL": conninfo.make_conninfo(server, dbname=name),
+        "PGTENDER_STATE_DIR": str(state_dir),
+        "HOME": str(home),
+        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
+    }
+    env.pop("PREFECT_API_URL", None)
+    up: subprocess.Popen[bytes] | None = None
+    empty: subprocess.Popen[bytes] | None = None
+    times: dict[str, list[float]] = {"health": [], "empty": [], "plain": []}
+    try:
+        started = time.perf_counter()
+        up = subprocess.Popen(
+            [PGTENDER, "up", "--demo-days", "7"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        api_file = state_dir / "prefect" / "api.json"
+        _wait_for(api_file, up, 300)
+        api_url = json.loads(api_file.read_text())["api_url"]
+        time.sleep(8)  # the first capacity run and the deployments' registration
+        print(f"up: API at {api_url} after {time.perf_counter() - started:.1f} s")
+        empty_env = {**env, "PREFECT_API_URL": api_url, "PREFECT_HOME": str(state_dir / "prefect")}
+        empty = subprocess.Popen(
+            [sys.executable, __file__, "--serve-empty"],
+            env=empty_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(10)  # the empty deployment registered
+        submit_env = {**env, "BENCH_API_URL": api_url, "PREFECT_HOME": str(state_dir / "prefect")}
+        for i in range(args.repeat + 1):  # round 0 warms the server's caches; not counted
+            t_health, rc, out = _timed([PGTENDER, "run", "health"], env)
+            if "submitted health/health" not in out:
+                raise SystemExit(f"pgtender run health did not go through the server:\n{out}")
+            t_empty, rc_empty, out_empty = _timed([sys.executable, __file__, "--submit-empty"], submit_env)
+            if rc_empty != 0:
+                raise SystemExit(f"the empty run failed:\n{out_empty}")
+            if i:
+                times["health"].append(t_health)
+                times["empty"].append(t_empty)
+            print(f"round {i}: health {t_health:.2f} s (exit {rc}), empty {t_empty:.2f} s")
+    finally:
+        for proc in (empty, up):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        for i in range(args.repeat):
+            t_plain, rc, out = _timed([PGTENDER, "run", "health"], env)
+            if "no pgtender server is running" not in out:
+                raise SystemExit(f"expected the plain path:\n{out}")
+            times["plain"].append(t_plain)
+            print(f"plain {i + 1}: {t_plain:.2f} s (exit {rc})")
+        leaked = (home / ".prefect").exists()
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print()
+    print(f"pgtender run health via up: median {med['health']:.2f} s  (min {min(times['health']):.2f})")
+    print(f"empty flow run, same way:   median {med['empty']:.2f} s  (min {min(times['empty']):.2f})")
+    print(f"pgtender run health, no server (plain core): median {med['plain']:.2f} s")
+    print(f"~/.prefect written: {'yes' if leaked else 'no'}")
+    ratio = med["health"] / med["empty"]
+    print(f"ratio health / empty: {ratio:.2f}x (target <= 1.5x)")
+    sys.exit(0 if ratio <= 1.5 and not leaked else 1)
+
+
+if __name__ == "__main__":
+    main()
