@@ -375,12 +375,12 @@ def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms:
 
 
 def prefect_cost(template: str, n_tables: int, runs: int) -> None:
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
-    from prefect.testing.utilities import prefect_test_harness  # noqa: PLC0415
+    from prefect.testing.utilities import prefect_test_harness
 
-    from flows.core import db as flows_db  # noqa: PLC0415
-    from flows.core.runtime import disable_telemetry  # noqa: PLC0415
+    from flows.core import db as flows_db
+    from flows.core.runtime import disable_telemetry
 
     disable_telemetry()
     database = clone(template, "prefect")
@@ -401,7 +401,7 @@ def prefect_cost(template: str, n_tables: int, runs: int) -> None:
                 timed(lambda: partitions.run_once(c, policy(n_tables, 1))) for _ in range(runs)
             )
         with prefect_test_harness(server_startup_timeout=120):
-            from flows.partitions import partitions_flow  # noqa: PLC0415
+            from flows.partitions import partitions_flow
 
             partitions_flow()
             flow_times = [timed(partitions_flow) for _ in range(runs)]
