@@ -210,12 +210,12 @@ def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms:
 
 
 def prefect_cost(template: str, n_tables: int, runs: int) -> None:
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
-    from prefect.testing.utilities import prefect_test_harness  # noqa: PLC0415
+    from prefect.testing.utilities import prefect_test_harness
 
-    from flows.core import db as flows_db  # noqa: PLC0415
-    from flows.core.runtime import disable_telemetry  # noqa: PLC0415
+    from flows.core import db as flows_db
+    from flows.core.runtime import disable_telemetry
 
     disable_telemetry()
     database = clone(template, "prefect")
@@ -236,7 +236,7 @@ def prefect_cost(template: str, n_tables: int, runs: int) -> None:
                 timed(lambda: partitions.run_once(c, policy(n_tables, 1))) for _ in range(runs)
             )
         with prefect_test_harness(server_startup_timeout=120):
-            from flows.partitions import partitions_flow  # noqa: PLC0415
+            from flows.partitions import partitions_flow
 
             partitions_flow()
             flow_times = [timed(partitions_flow) for _ in range(runs)]
@@ -250,7 +250,7 @@ def prefect_cost(template: str, n_tables: int, runs: int) -> None:
 
 def rescue_bench(template: str, rows: int, seconds: float) -> dict[str, Any]:
     """Reader p95 during a DEFAULT rescue of ``rows`` rows vs idle (bench/partitions_rescue.py)."""
-    import partitions_rescue  # noqa: PLC0415
+    import partitions_rescue
 
     db = clone(template, "rescue")
     try:

@@ -90,7 +90,7 @@ def machine() -> dict[str, Any]:
 
 
 def run_partitions(args: list[str]) -> dict[str, Any]:
-    import partitions as bench_partitions  # noqa: PLC0415 - bench/partitions.py
+    import partitions as bench_partitions
 
     t0 = time.perf_counter()
     figures = bench_partitions.run(bench_partitions.parse_args(args))

@@ -247,6 +247,56 @@ def test_every_job_sweeps_every_target(fleet: Fleet) -> None:
         assert all(name in shown for name in NAMES) and "postgresql://" not in shown
 
 
+@pytest.mark.usefixtures("prefect_api")
+@pytest.mark.calendar
+def test_weekly_report_over_the_fleet(fleet: Fleet, tmp_path: Any) -> None:
+    """One fleet email (a summary row per target, then each target's report) to the file's
+    recipients; bravo, with recipients of its own, also gets its own report; every target's report
+    is kept under its own state directory."""
+    import email
+    import email.policy
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    from flows.report import report_flow
+
+    received: list[tuple[list[str], Any]] = []
+
+    class Inbox:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            received.append((list(envelope.rcpt_tos), msg))
+            return "250 OK"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
+    controller.start()
+    fleet.monkeypatch.setenv("PGTENDER_SMTP_HOST", "127.0.0.1")
+    fleet.monkeypatch.setenv("PGTENDER_SMTP_PORT", str(port))
+    fleet.monkeypatch.setenv("PGTENDER_STATE_DIR", str(tmp_path))
+    fleet.write(BASE + '[report]\nrecipients = ["fleet@example.com"]\n')
+    try:
+        state = report_flow(return_state=True)
+    finally:
+        controller.stop()
+    assert state.is_completed(), state.message
+    by_rcpt = {tuple(r): m for r, m in received}
+    assert sorted(by_rcpt) == [("bravo-oncall@example.com",), ("fleet@example.com",)], sorted(by_rcpt)
+    fleet_text = by_rcpt[("fleet@example.com",)].get_body(preferencelist=("plain",)).get_content()
+    summary, _, details = fleet_text.partition("==== alpha ====")
+    for name in NAMES:
+        assert any(line.startswith(name) for line in summary.splitlines()), summary
+        assert f"==== {name} ====" in fleet_text
+    assert "pass rate" in summary and details.strip()
+    (fleet_file,) = tmp_path.glob("reports/*/*-fleet/fleet.txt")
+    assert fleet_file.read_text(encoding="utf-8") == fleet_text.replace("\r\n", "\n")
+    for name in NAMES:
+        assert list(tmp_path.glob(f"targets/{name}/reports/*/*/report.html")), name
+
+
 # ---------------------------------------------------------------- pgtender targets
 
 

@@ -93,6 +93,12 @@ class Run:
 
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("pgtender_run", default=None)
 _last: dict[str, Outcome] = {}  # job -> the outcome of its latest run in this process
+_last_sweep: dict[str, list[sweep.TargetOutcome]] = {}  # job -> each target's, latest fleet sweep
+
+
+def last_sweep(job: str) -> list[sweep.TargetOutcome]:
+    """Each target's outcome in the latest fleet sweep of ``job`` in this process ([]: none)."""
+    return list(_last_sweep.get(job, []))
 
 
 def last_outcome(job: str) -> Outcome | None:
@@ -362,6 +368,7 @@ def run_flow(
         before=replica_first,
     )
     sweep.publish(job, results)
+    _last_sweep[job] = results
     fleet_outcome = sweep.combined(job, results)
     if fleet_outcome is not None:
         _last[job] = fleet_outcome

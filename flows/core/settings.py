@@ -271,8 +271,13 @@ def load_policy(path: Path | None) -> Policy:
     # file itself: an unknown key under [targets.NAME.health] is the same error as under [health].
     base = {k: v for k, v in raw.items() if k in OVERRIDABLE}
     for name, spec in policy.targets.items():
+        raw_target = deep_merge(base, spec.overrides())
+        dump_dir = raw_target.get("retention", {}).get("dump_dir")
+        if isinstance(dump_dir, str) and "dump_dir" not in (spec.retention or {}):
+            # one dump directory per target: two databases' partitions share table names
+            raw_target["retention"] = {**raw_target["retention"], "dump_dir": str(Path(dump_dir) / name)}
         try:
-            merged = Policy.model_validate(deep_merge(base, spec.overrides()))
+            merged = Policy.model_validate(raw_target)
         except ValidationError as exc:
             raise ConfigError(f"config file {path}: {_first_error(exc, f'targets.{name}')}") from None
         policy._per_target[name] = merged
@@ -280,12 +285,18 @@ def load_policy(path: Path | None) -> Policy:
 
 
 def load_settings() -> Settings:
+    """The environment; inside a run on a target of the fleet, ``state_dir`` is that target's own
+    (``<state dir>/targets/<name>``: its reports, archive dumps and Data Docs never mix with another's)."""
     try:
-        return Settings()
+        current = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"environment PGTENDER_{where.upper()}: {first['msg']}") from None
+    target = target_context.current()
+    if target is not None and target.configured:
+        return current.model_copy(update={"state_dir": current.state_dir / "targets" / target.name})
+    return current
 
 
 @lru_cache(maxsize=8)
