@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from flows.core import plain
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.errors import ProblemsFound as ProblemsError
 from flows.core.logs import get_logger
@@ -204,11 +205,11 @@ def final_state(job: str, results: list[TargetOutcome]) -> State[Any]:
 
 def publish(job: str, results: list[TargetOutcome]) -> None:
     """The ``fleet-<job>`` table artifact: one row per target (no URL, only names and outcomes)."""
-    from prefect.artifacts import create_table_artifact  # noqa: PLC0415
     from prefect.exceptions import PrefectException  # noqa: PLC0415
 
     try:
-        create_table_artifact(
+        plain.artifact(  # nothing in plain mode (no Prefect run to attach it to)
+            "table",
             table=[r.row() for r in results],
             key=f"fleet-{job}",
             description=summary(job, results),

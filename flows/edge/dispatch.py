@@ -29,7 +29,7 @@ from flows.core.errors import ConfigError, InfrastructureError
 from flows.core.errors import ProblemsFound as ProblemsError
 from flows.core.jobs import get_flow
 from flows.core.masking import mask_secrets
-from flows.core.outcomes import BAD_INPUT_STATE, PROBLEMS_STATE, SKIPPED_STATE
+from flows.core.outcomes import BAD_INPUT_STATE, INFRASTRUCTURE_STATE, PROBLEMS_STATE, SKIPPED_STATE
 
 Echo = Callable[[str], None]
 
@@ -98,6 +98,8 @@ def raise_for(job: str, name: str | None, message: str | None) -> None:
         raise ProblemsError(text or f"{job} found problems")
     if name == BAD_INPUT_STATE:
         raise ConfigError(text or f"{job}: bad input")
+    if name == INFRASTRUCTURE_STATE and text:  # the lifecycle's one line says what and where
+        raise InfrastructureError(text)
     raise InfrastructureError(f"{job} ended {name or 'unknown'}" + (f": {text}" if text else ""))
 
 
