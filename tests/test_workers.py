@@ -19,9 +19,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
-from flows.core import clock
+from flows.core import clock, db, locks
 from flows.core.jobs import JOBS, get_flow
 from tests.fleet_fixtures import NAMES, Fleet
 
@@ -140,8 +142,42 @@ def test_jobs_run_through_two_workers_elsewhere_on_every_target(fleet: Fleet, tm
         # run skip (as it should): it goes after the others
         submit_and_wait([j for j in cases if j != "backfill"])
         submit_and_wait(["backfill"])
-    with get_client(sync_client=True) as client:
-        finished = {job: client.read_flow_run(run.id) for job, run in runs.items()}
+        with get_client(sync_client=True) as client:
+            finished = {job: client.read_flow_run(run.id) for job, run in runs.items()}
+        # concurrency per (job, target) through the workers: alpha's views lock is held elsewhere,
+        # so alpha's refresh skips while bravo's and charlie's run; and charlie stops accepting
+        # connections: the sweep completes the others and names charlie (Infrastructure error)
+        admin = fleet.dbs["alpha"].server_dsn
+        charlie = fleet.dbs["charlie"].name
+        with (
+            db.connect(fleet.dbs["alpha"].dsn, autocommit=True) as holder,
+            locks.job_lock(holder, locks.lock_name("views")) as got,
+            psycopg.connect(admin, autocommit=True) as conn,
+        ):
+            assert got
+            conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(charlie)))
+            try:
+                runs["views-sweep"] = run_deployment(
+                    "views/views", parameters={}, timeout=0, as_subflow=False
+                )
+                deadline = time.monotonic() + 300
+                with get_client(sync_client=True) as client:
+                    while time.monotonic() < deadline:
+                        swept = client.read_flow_run(runs["views-sweep"].id)
+                        if swept.state is not None and swept.state.is_final():
+                            break
+                        time.sleep(1)
+            finally:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(charlie))
+                )
+    assert swept.state is not None and swept.state.name == "Infrastructure error", swept.state
+    message = swept.state.message or ""
+    assert "alpha: skipped" in message and "bravo: done" in message and "charlie: error" in message, message
+    with fleet.dbs["bravo"].connect() as conn:
+        assert conn.execute(
+            "SELECT status FROM pgtender_operations WHERE job = 'views' AND flow_run_id = %s", (swept.id,)
+        ).fetchall() == [("completed",)]
     logs = "".join(p.read_text(errors="replace") for p in elsewhere.glob("worker-*.log"))
     assert "FileNotFoundError" not in logs
     assert {str(r.work_pool_name) for r in finished.values()} == {POOL}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import psycopg
 
@@ -123,20 +123,48 @@ def plain_aware(
 def run_each(
     step: Task[..., Any], job: str, items: list[str], *args: Any, retries: int
 ) -> tuple[dict[str, Any], dict[str, BaseException]]:
-    """``step(item, *args)`` for each item (a table), one task run each, one after another: the
-    results by item, and the failures by item (one item failing never stops the others)."""
-    from flows.core.errors import InfrastructureError  # noqa: PLC0415
+    """``step(item, *args)`` for each item (a table), one after another, inside ONE task run: the
+    results by item, and the failures by item (one item failing never stops the others).
 
+    One task run for all items, not one each: a Prefect task run costs tens of milliseconds here
+    (50 tables paid ~2 s of bookkeeping for a few ms of SQL). Retries keep their one layer: an item
+    that lost its connection fails the task run after the others ran, and Prefect's retry of the
+    task runs only the items still pending; when no retry is left they are reported as failed."""
+    import structlog  # noqa: PLC0415
+    from prefect import task  # noqa: PLC0415
+
+    fn: Callable[..., Any] = step.fn
     results: dict[str, Any] = {}
     failures: dict[str, BaseException] = {}
-    for item in items:
-        named = step.with_options(name=f"{job}-{item}", retries=retries)
-        state = cast("State[Any]", named(item, *args, return_state=True))
-        if state.is_completed():
-            results[item] = state.result()
-        else:
-            exc = state.result(raise_on_failure=False)
-            failures[item] = exc if isinstance(exc, BaseException) else InfrastructureError(str(exc))
+    pending = list(items)
+
+    def each() -> int:
+        lost: list[BaseException] = []
+        for item in list(pending):
+            failures.pop(item, None)
+            with structlog.contextvars.bound_contextvars(item=item):
+                try:
+                    results[item] = fn(item, *args)
+                except Exception as exc:  # noqa: BLE001 - kept per item; the job reports the worst
+                    failures[item] = exc
+                    if not is_transient(exc):
+                        pending.remove(item)
+                    else:
+                        lost.append(exc)
+                    continue
+            pending.remove(item)
+        if lost:  # Prefect retries the task run: only the items that lost their connection again
+            raise lost[0]
+        return len(results)
+
+    if items:
+        task(
+            name=f"{job}-each",
+            retries=retries,
+            retry_delay_seconds=list(RETRY_DELAYS[: max(retries, 1)]),
+            retry_jitter_factor=0.5,
+            retry_condition_fn=retry_transient_only,
+        )(each)(return_state=True)
     return results, failures
 
 

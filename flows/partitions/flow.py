@@ -48,7 +48,7 @@ def _validate() -> None:
 
 
 def partitions_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
-    """The job's work inside the lifecycle: one task per table."""
+    """The job's work inside the lifecycle: every table in one task run (runtime.run_each)."""
     log = get_logger(job=JOB)
     policy = run.policy.partitions
     with runtime.connection() as conn:

@@ -147,7 +147,8 @@ def _validate() -> None:
 
 
 def retention_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
-    """The job's work inside the lifecycle: one task per table, the partitioned ones first."""
+    """The job's work inside the lifecycle: the partitioned tables first, then the plain ones (one
+    task run each group, runtime.run_each)."""
     policy = run.policy
     with runtime.connection() as conn:
         parts, plain = retention_targets(conn, policy)
