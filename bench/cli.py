@@ -51,9 +51,11 @@ def _empty() -> None:
 def serve_empty() -> None:
     """Serve the empty flow against PREFECT_API_URL, polling like pgtender's runner (2 s)."""
     from prefect import flow  # noqa: PLC0415
+    from prefect.client.schemas.objects import (  # noqa: PLC0415
+        ConcurrencyLimitConfig,
+        ConcurrencyLimitStrategy,
+    )
     from prefect.runner import Runner  # noqa: PLC0415
-
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy  # noqa: PLC0415
 
     empty = flow(name="empty", log_prints=False)(_empty)
     runner = Runner(name="bench-empty", pause_on_shutdown=False, query_seconds=2.0)
