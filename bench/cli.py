@@ -51,11 +51,17 @@ def _empty() -> None:
 def serve_empty() -> None:
     """Serve the empty flow against PREFECT_API_URL, polling like pgtender's runner (2 s)."""
     from prefect import flow
+    from prefect.client.schemas.objects import (
+        ConcurrencyLimitConfig,
+        ConcurrencyLimitStrategy,
+    )
     from prefect.runner import Runner
 
     empty = flow(name="empty", log_prints=False)(_empty)
     runner = Runner(name="bench-empty", pause_on_shutdown=False, query_seconds=2.0)
-    runner.add_flow(empty, name="empty")
+    # deployed like pgtender's health: one run at a time, a new one cancelled while one runs
+    limit = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+    runner.add_flow(empty, name="empty", concurrency_limit=limit)
     asyncio.run(runner.start())
 
 
@@ -139,15 +145,20 @@ def main() -> None:
     times: dict[str, list[float]] = {"health": [], "empty": [], "plain": []}
     try:
         started = time.perf_counter()
+        up_log = (scratch / "up.log").open("wb")
         up = subprocess.Popen(
             [PGTENDER, "up", "--demo-days", "7"],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=up_log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         api_file = state_dir / "prefect" / "api.json"
-        _wait_for(api_file, up, 300)
+        try:
+            _wait_for(api_file, up, 300)
+        except SystemExit:
+            print((scratch / "up.log").read_text()[-3000:])
+            raise
         api_url = json.loads(api_file.read_text())["api_url"]
         time.sleep(8)  # the first capacity run and the deployments' registration
         print(f"up: API at {api_url} after {time.perf_counter() - started:.1f} s")

@@ -412,3 +412,24 @@ def test_a_fleet_sweep_pages_once_per_target_and_names_it(
         )
     health_flow(return_state=True)
     assert [p["target"] for p in lag_posts("resolve")] == ["alpha"] and len(lag_posts("page")) == 1
+
+
+def test_alerts_test_reaches_every_channel_or_exits_3(
+    alert_policy: Path,
+    receiver: Receiver,
+    inbox: Inbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["alerts", "test"])
+    out = capsys.readouterr().out
+    assert "oncall" in out and "mail" in out and "FAILED" not in out
+    assert [p["event"] for p in receiver.posts] == ["test"] and len(inbox.messages) == 1
+    assert SECRET not in out
+    monkeypatch.setenv("ONCALL_HOOK", "http://127.0.0.1:1/hook?token=" + SECRET)  # nothing listens
+    with pytest.raises(SystemExit) as exit_info:
+        main(["alerts", "test", "--channel", "oncall"])
+    assert exit_info.value.code == 3
+    captured = capsys.readouterr()
+    assert "oncall" in captured.out and "FAILED" in captured.out
+    assert SECRET not in captured.out + captured.err

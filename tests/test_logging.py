@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import structlog
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from flows.core.logs import configure_logging, get_logger
 from flows.core.masking import mask_secrets
+from tests.conftest import Database
 
 passwords = st.text(
     alphabet=st.characters(blacklist_characters="@/ \t\n\r:&;'", blacklist_categories=("Cs", "Cc", "Z")),
@@ -66,3 +68,35 @@ def test_tracebacks_in_log_lines_are_masked(capsys: pytest.CaptureFixture[str]) 
     record = json.loads(line)
     assert "RuntimeError" in record["exception"]
     assert "Tr4ceback-pw" not in line
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_off_a_terminal_every_log_line_is_json(migrated_db: Database, tmp_path: Path) -> None:
+    """pgtender's and Prefect's own lines (the flow run's) alike: JSON when stderr is not a TTY."""
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    env = {
+        **os.environ,
+        "PGTENDER_DATABASE_URL": migrated_db.dsn,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),  # an API without pgtender's deployments
+        "PGTENDER_STATE_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.edge.cli", "run", "capacity"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    logs = [line for line in lines if not line.startswith("pgtender: ")]  # one-line notices, not logs
+    assert len(logs) >= 3
+    parsed = [json.loads(line) for line in logs]  # every log line is a JSON object
+    assert any("Finished in state" in str(p.get("message", "")) for p in parsed)  # Prefect's own line
+    assert any(p.get("event") == "capacity recorded" for p in parsed)  # pgtender's

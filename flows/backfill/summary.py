@@ -60,7 +60,7 @@ def table_markdown(request: Request, outcomes: dict[Item, ItemResult]) -> str:
 def summarize(request: Request, outcomes: dict[Item, ItemResult]) -> dict[str, Any]:
     by: dict[str, int] = {}
     for r in outcomes.values():
-        by[r.outcome] = by.get(r.outcome, 0) + 1
+        by[str(r.outcome)] = by.get(str(r.outcome), 0) + 1
     return {
         "request": request.key,
         "start": request.start.isoformat(),

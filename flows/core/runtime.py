@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import psycopg
 
@@ -158,13 +158,14 @@ def run_each(
         return len(results)
 
     if items:
-        task(
+        made = task(
             name=f"{job}-each",
             retries=retries,
             retry_delay_seconds=list(RETRY_DELAYS[: max(retries, 1)]),
             retry_jitter_factor=0.5,
             retry_condition_fn=retry_transient_only,
-        )(each)(return_state=True)
+        )(each)
+        plain_aware(made, retries=retries)(return_state=True)  # plain mode: a plain call, same retries
     return results, failures
 
 

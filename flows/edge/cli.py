@@ -38,7 +38,12 @@ def _entry(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     disable_telemetry()
-    configure_logging(json=log_json, level=log_level.upper())
+    json_logs = log_json if log_json is not None else not sys.stderr.isatty()
+    if json_logs:  # Prefect's own lines (flow and task runs, the runner) as JSON too, like pgtender's
+        import os  # noqa: PLC0415
+
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FORMATTER", "json")
+    configure_logging(json=json_logs, level=log_level.upper())
     _prefect_home()
 
 
