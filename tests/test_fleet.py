@@ -208,7 +208,6 @@ def test_cli_target_option_and_worst_exit_code(fleet: Fleet, capsys: pytest.Capt
 
 
 @pytest.mark.usefixtures("prefect_api")
-@pytest.mark.calendar
 def test_every_job_sweeps_every_target(fleet: Fleet) -> None:
     """Each registered flow, started with no target, runs once on every target, all in one flow
     run; each target's ledger row is in its own database and the fleet artifact names them all."""
@@ -248,7 +247,6 @@ def test_every_job_sweeps_every_target(fleet: Fleet) -> None:
 
 
 @pytest.mark.usefixtures("prefect_api")
-@pytest.mark.calendar
 def test_weekly_report_over_the_fleet(fleet: Fleet, tmp_path: Any) -> None:
     """One fleet email (a summary row per target, then each target's report) to the file's
     recipients; bravo, with recipients of its own, also gets its own report; every target's report

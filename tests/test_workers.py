@@ -71,7 +71,6 @@ def _workers(env: dict[str, str], cwd: Path, count: int) -> Iterator[list[subpro
 
 
 @pytest.mark.slow
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_jobs_run_through_two_workers_elsewhere_on_every_target(fleet: Fleet, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client

@@ -64,7 +64,7 @@ def run_job(job: str, options: dict[str, Any]) -> Any:
             # over several targets checks each inside the run: one target down stops no other)
             check_database()
             if chosen[0].explicit:  # a replica named for a job that writes: exit 2, no flow run
-                lifecycle.replica_first(job)
+                targets.replica_first(job)
     check_prefect_api()
     before = lifecycle.last_outcome(job)
     try:
