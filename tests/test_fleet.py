@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from prefect import flow
 from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
-from psycopg import sql
+from psycopg import conninfo, sql
 
 from flows.core import clock, db, lifecycle, locks, settings, sweep, targets
 from flows.core.errors import ConfigError
@@ -208,7 +208,6 @@ def test_cli_target_option_and_worst_exit_code(fleet: Fleet, capsys: pytest.Capt
 
 
 @pytest.mark.usefixtures("prefect_api")
-@pytest.mark.calendar
 def test_every_job_sweeps_every_target(fleet: Fleet) -> None:
     """Each registered flow, started with no target, runs once on every target, all in one flow
     run; each target's ledger row is in its own database and the fleet artifact names them all."""
@@ -248,7 +247,6 @@ def test_every_job_sweeps_every_target(fleet: Fleet) -> None:
 
 
 @pytest.mark.usefixtures("prefect_api")
-@pytest.mark.calendar
 def test_weekly_report_over_the_fleet(fleet: Fleet, tmp_path: Any) -> None:
     """One fleet email (a summary row per target, then each target's report) to the file's
     recipients; bravo, with recipients of its own, also gets its own report; every target's report
@@ -295,6 +293,28 @@ def test_weekly_report_over_the_fleet(fleet: Fleet, tmp_path: Any) -> None:
     assert fleet_file.read_text(encoding="utf-8") == fleet_text.replace("\r\n", "\n")
     for name in NAMES:
         assert list(tmp_path.glob(f"targets/{name}/reports/*/*/report.html")), name
+
+
+def test_up_migrates_every_target_and_goes_on_past_one_down(
+    fleet: Fleet, server_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.edge.fleet_cli import migrate_fleet
+    from tests.conftest import _create_db, _drop_db
+
+    empty = f"pgtender_fleet_empty_{uuid.uuid4().hex[:8]}"
+    fleet.monkeypatch.setenv("FLEET_CHARLIE_URL", _create_db(server_dsn, empty))
+    fleet.monkeypatch.setenv("FLEET_BRAVO_URL", "postgresql://postgres@127.0.0.1:1/nothing")
+    try:
+        lines: list[str] = []
+        assert migrate_fleet(lines.append) == 1
+        assert lines[0].startswith("target alpha: 0 migration(s) applied")
+        assert lines[1].startswith("target bravo: not prepared: cannot connect")
+        assert lines[2].startswith("target charlie: ") and not lines[2].startswith("target charlie: 0 ")
+        with psycopg.connect(conninfo.make_conninfo(server_dsn, dbname=empty)) as conn:
+            assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] > 0
+    finally:
+        db.close_pools()
+        _drop_db(server_dsn, empty)
 
 
 # ---------------------------------------------------------------- pgtender targets

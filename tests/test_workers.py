@@ -25,9 +25,10 @@ from psycopg import sql
 
 from flows.core import clock, db, locks
 from flows.core.jobs import JOBS, get_flow
-from tests.fleet_fixtures import NAMES, Fleet
+from tests.fleet_fixtures import BASE, NAMES, Fleet
 
 ROOT = Path(__file__).parents[1]
+REPLICA = os.environ.get("PGTENDER_REPLICA_TEST_DATABASE_URL")
 POOL = "pgtender"  # the pool deployments/prefect.yaml names
 
 
@@ -39,6 +40,9 @@ def _env(fleet: Fleet, home: Path) -> dict[str, str]:
     for name, d in fleet.dbs.items():
         env[f"FLEET_{name.upper()}_URL"] = d.dsn
     env.pop("PGTENDER_DATABASE_URL", None)
+    if REPLICA:  # the streaming replica as a fourth target: every sweep skips it
+        env["FLEET_STANDBY_URL"] = REPLICA
+        fleet.write(BASE + "[targets.standby]\nurl_env = 'FLEET_STANDBY_URL'\n")
     return env
 
 
@@ -71,7 +75,7 @@ def _workers(env: dict[str, str], cwd: Path, count: int) -> Iterator[list[subpro
 
 
 @pytest.mark.slow
-@pytest.mark.calendar
+@pytest.mark.real_clock  # the streaming replica (a target here) is on the pg_cron cluster's clock
 @pytest.mark.usefixtures("prefect_api")
 def test_jobs_run_through_two_workers_elsewhere_on_every_target(fleet: Fleet, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
@@ -188,6 +192,8 @@ def test_jobs_run_through_two_workers_elsewhere_on_every_target(fleet: Fleet, tm
             logs[-3000:],
         )
         expected = ["bravo"] if job == "views" else list(NAMES)
+        if REPLICA and job != "views":
+            assert "standby: skipped" in (run.state.message or ""), (job, run.state.message)
         for name in NAMES:
             with fleet.dbs[name].connect() as conn:
                 rows = conn.execute(

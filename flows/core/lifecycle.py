@@ -365,7 +365,7 @@ def run_flow(
         concurrency=settings.current_policy().fleet.concurrency,
         execute=_execute_and_alert,
         as_error=functools.partial(_infrastructure_alert, job),
-        before=replica_first,
+        before=targets.replica_first,
     )
     sweep.publish(job, results)
     _last_sweep[job] = results
@@ -375,22 +375,6 @@ def run_flow(
     state = sweep.final_state(job, results)
     log.info(f"{job} swept the fleet", worst_exit_code=sweep.worst(results), summary=state.message)
     return state
-
-
-def replica_first(job: str) -> Outcome | None:
-    """A fleet target that is a hot standby: named (``--target``), bad input (exit 2, nothing
-    touched); in a sweep, skipped. Checked before the run is planned or validated."""
-    target = target_context.current()
-    with connection() as conn:
-        if not db.is_replica(conn):
-            return None
-    if target is not None and target.explicit and target.configured:
-        raise ConfigError(
-            f"target {target.name!r} is a replica (hot standby): {job} writes; name its primary"
-        )
-    reason = f"this server is a replica (hot standby): {job} does nothing here"
-    get_logger(job=job).info(reason)
-    return Skipped(reason=reason, result={"skipped": "replica"})
 
 
 def _execute_and_alert(job: str, work: Callable[[Run], Outcome], **options: Any) -> Outcome:

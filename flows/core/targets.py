@@ -20,6 +20,8 @@ from psycopg import conninfo
 
 from flows.core import db, masking, migrations, settings
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
+from flows.core.logs import get_logger
+from flows.core.outcomes import Skipped
 from flows.core.target_context import Target, current, using
 
 DEFAULT = "default"
@@ -129,6 +131,28 @@ def check_name(name: str | None) -> None:
     known = names()
     if name not in known:
         raise ConfigError(f"unknown target {name!r}; targets: {', '.join(known)}")
+
+
+def replica_first(job: str) -> Skipped | None:
+    """A fleet target that is a hot standby: named (``--target``), bad input (exit 2, nothing
+    touched); in a sweep, skipped. Checked before the run is planned or validated."""
+    target = current()
+    current_settings = settings.load_settings()
+    policy = settings.current_policy(current_settings)
+    with db.pooled(
+        settings.dsn(current_settings),
+        policy=policy.database,
+        application_name=current_settings.application_name,
+    ) as conn:
+        if not db.is_replica(conn):
+            return None
+    if target is not None and target.explicit and target.configured:
+        raise ConfigError(
+            f"target {target.name!r} is a replica (hot standby): {job} writes; name its primary"
+        )
+    reason = f"this server is a replica (hot standby): {job} does nothing here"
+    get_logger(job=job).info(reason)
+    return Skipped(reason=reason, result={"skipped": "replica"})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from flows.core import targets
-from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
+from flows.core import db, migrations, targets
+from flows.core.errors import ConfigError, InfrastructureError, PgtenderError, ProblemsFound
 from flows.core.target_context import Target
 
 
@@ -54,3 +54,24 @@ def targets_table(echo: Callable[[str], None]) -> None:
     pending = [c.name for c in checks if c.pending]
     if pending:
         raise ProblemsFound(f"target(s) with pending migrations (run pgtender migrate): {', '.join(pending)}")
+
+
+def migrate_fleet(echo: Callable[[str], None]) -> int:
+    """``pgtender up`` with ``[targets]``: migrate every target, one line each; a target that cannot
+    be reached is said and skipped (the others are still prepared). Returns how many failed."""
+    failed = 0
+    for t in targets.select(None):
+        if not t.configured:
+            return 0
+        try:
+            with db.connect(
+                t.dsn, policy=t.policy.database, application_name="pgtender-up", autocommit=True
+            ) as conn:
+                steps = migrations.migrate(conn)
+        except PgtenderError as exc:
+            echo(f"target {t.name}: not prepared: {exc}")
+            failed += 1
+            continue
+        newest = migrations.discover()[-1].version
+        echo(f"target {t.name}: {len(steps)} migration(s) applied, at version {newest}")
+    return failed

@@ -62,7 +62,7 @@ def validate_run(job: str, options: dict[str, Any]) -> None:
             # over several targets checks each inside the run: one target down stops no other)
             check_database()
             if chosen[0].explicit:  # a replica named for a job that writes: exit 2, no flow run
-                lifecycle.replica_first(job)
+                targets.replica_first(job)
 
 
 def run_job(job: str, options: dict[str, Any]) -> Any:

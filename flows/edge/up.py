@@ -54,6 +54,9 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
 
                 counts = load_demo_data(conn, days=demo_days, rows_per_day=2000)
                 typer.echo(f"demo data: {sum(counts.values())} rows in {len(counts)} tables")
+        from flows.edge.fleet_cli import migrate_fleet  # noqa: PLC0415
+
+        migrate_fleet(typer.echo)  # with [targets]: every target migrated too (no demo data there)
 
         api_url = os.environ.get("PREFECT_API_URL")
         ui_url = api_url.removesuffix("/api") if api_url else None
