@@ -414,8 +414,13 @@ def test_late_run_guard_works_per_job_and_target() -> None:
                     deployment_id, parameters={"target": "bravo"}, state=Scheduled(scheduled_time=at)
                 )
             )
-        serving.collapse_late_runs(client, {"health": deployment_id}, now=now)
-        for group, runs in planted.items():
-            states = [client.read_flow_run(r.id).state for r in runs]
-            left = [r for r, s in zip(runs, states, strict=True) if s is not None and s.is_scheduled()]
-            assert [r.id for r in left] == [runs[0].id], group  # the newest of its group, only
+        try:
+            serving.collapse_late_runs(client, {"health": deployment_id}, now=now)
+            for group, runs in planted.items():
+                states = [client.read_flow_run(r.id).state for r in runs]
+                left = [r for r, s in zip(runs, states, strict=True) if s is not None and s.is_scheduled()]
+                assert [r.id for r in left] == [runs[0].id], group  # the newest of its group, only
+        finally:  # the session's Prefect server is shared: other tests count this deployment's runs
+            for runs in planted.values():
+                for r in runs:
+                    client.delete_flow_run(r.id)
