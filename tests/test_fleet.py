@@ -387,3 +387,40 @@ def test_replica_target_refused_by_name_skipped_in_a_sweep(
     assert "standby: skipped" in out + err or "standby" in out
     for name in NAMES:
         assert [r[0] for r in fleet.ledger(name, "views")] == ["completed"], name
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_late_run_guard_works_per_job_and_target() -> None:
+    """After downtime the guard keeps one catch-up run per (deployment, target): the sweeps' overdue
+    runs (no target) collapse to one, and so do one target's own, separately."""
+    from datetime import UTC, datetime
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    from flows.edge import serving
+
+    deployment_id = serving.deployment_for("health").apply()
+    now = datetime.now(UTC).replace(microsecond=0)  # Prefect's clock: its test server's real one
+    planted: dict[str, list[Any]] = {"sweep": [], "bravo": []}
+    with get_client(sync_client=True) as client:
+        for i in range(4):
+            at = now - timedelta(minutes=20 + 5 * i)
+            planted["sweep"].append(
+                client.create_flow_run_from_deployment(deployment_id, state=Scheduled(scheduled_time=at))
+            )
+            planted["bravo"].append(
+                client.create_flow_run_from_deployment(
+                    deployment_id, parameters={"target": "bravo"}, state=Scheduled(scheduled_time=at)
+                )
+            )
+        try:
+            serving.collapse_late_runs(client, {"health": deployment_id}, now=now)
+            for group, runs in planted.items():
+                states = [client.read_flow_run(r.id).state for r in runs]
+                left = [r for r, s in zip(runs, states, strict=True) if s is not None and s.is_scheduled()]
+                assert [r.id for r in left] == [runs[0].id], group  # the newest of its group, only
+        finally:  # the session's Prefect server is shared: other tests count this deployment's runs
+            for runs in planted.values():
+                for r in runs:
+                    client.delete_flow_run(r.id)
