@@ -100,7 +100,7 @@ def main() -> int:
     os.environ["PGTENDER_DATABASE_URL"] = dsn
     os.environ.pop("PGTENDER_CONFIG", None)
     try:
-        from flows.demo_data import load_demo_data  # noqa: PLC0415
+        from flows.demo_data import load_demo_data
 
         t0 = time.perf_counter()
         with db.connect(dsn, autocommit=True) as conn:
@@ -115,7 +115,7 @@ def main() -> int:
         days = [start + timedelta(days=i) for i in range(args.days)]
         policy = settings.current_policy()
 
-        from prefect.testing.utilities import prefect_test_harness  # noqa: PLC0415
+        from prefect.testing.utilities import prefect_test_harness
 
         with prefect_test_harness(server_startup_timeout=120):
             flow_run(dsn, end, end)  # warm-up: imports, the flow's first registration

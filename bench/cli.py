@@ -50,12 +50,12 @@ def _empty() -> None:
 
 def serve_empty() -> None:
     """Serve the empty flow against PREFECT_API_URL, polling like pgtender's runner (2 s)."""
-    from prefect import flow  # noqa: PLC0415
-    from prefect.client.schemas.objects import (  # noqa: PLC0415
+    from prefect import flow
+    from prefect.client.schemas.objects import (
         ConcurrencyLimitConfig,
         ConcurrencyLimitStrategy,
     )
-    from prefect.runner import Runner  # noqa: PLC0415
+    from prefect.runner import Runner
 
     empty = flow(name="empty", log_prints=False)(_empty)
     runner = Runner(name="bench-empty", pause_on_shutdown=False, query_seconds=2.0)
@@ -67,13 +67,13 @@ def serve_empty() -> None:
 
 def submit_empty() -> None:
     """What `pgtender run` does, for the empty deployment: submit, follow state and logs, exit."""
-    from flows.edge import dispatch  # noqa: PLC0415
+    from flows.edge import dispatch
 
     with dispatch._api(os.environ["BENCH_API_URL"]):
-        from prefect.client.orchestration import get_client  # noqa: PLC0415
-        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId  # noqa: PLC0415
-        from prefect.client.schemas.sorting import LogSort  # noqa: PLC0415
-        from prefect.deployments import run_deployment  # noqa: PLC0415
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+        from prefect.client.schemas.sorting import LogSort
+        from prefect.deployments import run_deployment
 
         run: Any = run_deployment("empty/empty", timeout=0, as_subflow=False)
         seen = 0
@@ -122,8 +122,8 @@ def main() -> None:
         submit_empty()
         return
 
-    import psycopg  # noqa: PLC0415
-    from psycopg import conninfo, sql  # noqa: PLC0415
+    import psycopg
+    from psycopg import conninfo, sql
 
     server = os.environ.get("PGTENDER_BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"pgtender_bench_cli_{uuid.uuid4().hex[:8]}"

@@ -26,214 +26,37 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
 import structlog
-from psycopg import conninfo, sql
+from partitions_common import (
+    build_template,
+    clone,
+    drop_db,
+    dsn,
+    ensure_partman,
+    month,
+    partition_of,
+    policy,
+    setup_plain,
+    table_name,
+    timed,
+)
+from partitions_core import core_bench
+from psycopg import sql
 
 from flows import partitions
-from flows.core import intervals, migrations
-from flows.core.partition_policy import PartitionsPolicy
 
-ADMIN = os.environ.get("PGTENDER_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-PARTMAN_CONTROL = "/usr/share/postgresql/15/extension/pg_partman.control"
-
-
-def dsn(name: str) -> str:
-    return conninfo.make_conninfo(ADMIN, dbname=name)
-
-
-def admin() -> psycopg.Connection[Any]:
-    return psycopg.connect(ADMIN, autocommit=True)
-
-
-def drop_db(name: str) -> None:
-    with admin() as c:
-        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def clone(template: str, tag: str) -> str:
-    name = f"pgtender_bench_part_{tag}"
-    drop_db(name)
-    with admin() as c:
-        c.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
-        )
-    return name
-
-
-def month(offset: int) -> datetime:
-    base = intervals.floor_to(datetime.now(UTC), "month")
-    return intervals.add_intervals(base, "month", offset)
-
-
-def ensure_partman() -> bool:
-    if Path(PARTMAN_CONTROL).exists():
-        return True
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        print("pg_partman is not installed and cannot be installed here (need root and apt-get)")
-        return False
-    print("installing postgresql-15-partman with apt-get ...")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql-15-partman"], check=True, env=env)
-    return Path(PARTMAN_CONTROL).exists()
-
-
-def table_name(i: int) -> str:
-    return f"bench_t{i:02d}"
-
-
-def build_template(n_tables: int, with_partman: bool) -> str:
-    """Migrated pgtender schema + ``n_tables`` bare partitioned parents (no partitions yet)."""
-    name = "pgtender_bench_part_tpl"
-    drop_db(name)
-    with admin() as c:
-        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    with psycopg.connect(dsn(name), autocommit=True) as c:
-        migrations.migrate(c)
-        if with_partman:
-            c.execute("CREATE SCHEMA partman")
-            c.execute("CREATE EXTENSION pg_partman SCHEMA partman")
-        for i in range(n_tables):
-            t = sql.Identifier(table_name(i))
-            c.execute(
-                sql.SQL(
-                    "CREATE TABLE {} (id uuid NOT NULL DEFAULT gen_random_uuid(), ts timestamptz NOT NULL,"
-                    " event_type text NOT NULL CHECK (event_type <> ''), session_id uuid, payload jsonb,"
-                    " PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts)"
-                ).format(t)
-            )
-            c.execute(sql.SQL("CREATE INDEX ON {} (ts)").format(t))
-            c.execute(sql.SQL("CREATE INDEX ON {} (event_type, ts)").format(t))
-            c.execute(sql.SQL("CREATE INDEX ON {} (session_id) WHERE session_id IS NOT NULL").format(t))
-    return name
-
-
-def setup_plain(db: str, n_tables: int) -> None:
-    """DEFAULT + current + next month partitions, as the migration would leave them."""
-    with psycopg.connect(dsn(db), autocommit=True) as c:
-        for i in range(n_tables):
-            t = table_name(i)
-            c.execute(
-                sql.SQL("CREATE TABLE {} PARTITION OF {} DEFAULT").format(
-                    sql.Identifier(t + "_default"), sql.Identifier(t)
-                )
-            )
-            for m in (0, 1):
-                c.execute(partition_of(t, m))
-
-
-def partition_of(t: str, m: int) -> sql.Composed:
-    return sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-        sql.Identifier(intervals.partition_name(t, month(m))),
-        sql.Identifier(t),
-        sql.Literal(month(m)),
-        sql.Literal(month(m + 1)),
-    )
-
-
-def policy(n_tables: int, premake: int) -> PartitionsPolicy:
-    tables: dict[str, Any] = {
-        table_name(i): {"premake": premake, "retention": "none"} for i in range(n_tables)
-    }
-    tables.update({"learning_events": {"enabled": False}, "system_performance_metrics": {"enabled": False}})
-    return PartitionsPolicy.model_validate({"tables": tables})
-
-
-def count_partitions(db: str) -> int:
-    with psycopg.connect(dsn(db), autocommit=True) as c:
-        row = c.execute(
-            "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent"
-            " JOIN pg_class c ON c.oid = i.inhrelid WHERE p.relname LIKE 'bench\\_t%' AND c.relkind = 'r'"
-        ).fetchone()
-        assert row is not None
-        return int(row[0])
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-# --------------------------------------------------------------------------- 1. maintenance core
-
-
-def run_partman(template: str, n_tables: int, months: int, noops: int) -> tuple[float, float, int]:
-    db = clone(template, "partman")
-    try:
-        with psycopg.connect(dsn(db), autocommit=True) as c:
-            for i in range(n_tables):
-                c.execute(
-                    "SELECT partman.create_parent(%s, 'ts', 'native', 'monthly', p_premake := 1,"
-                    " p_start_partition := %s, p_jobmon := false)",
-                    (f"public.{table_name(i)}", month(0).strftime("%Y-%m-%d")),
-                )
-            c.execute(
-                # partman's premake P keeps partitions through current + P + 1 (measured on 4.7.2)
-                "UPDATE partman.part_config SET premake = %s, infinite_time_partitions = true",
-                (months,),
-            )
-            before = count_partitions(db)
-            create = timed(lambda: c.execute("CALL partman.run_maintenance_proc(p_jobmon := false)"))
-            created = count_partitions(db) - before
-            noop = statistics.median(
-                timed(lambda: c.execute("CALL partman.run_maintenance_proc(p_jobmon := false)"))
-                for _ in range(noops)
-            )
-        return create, noop, created
-    finally:
-        drop_db(db)
-
-
-def run_hand(template: str, n_tables: int, months: int) -> tuple[float, int]:
-    db = clone(template, "hand")
-    try:
-        setup_plain(db, n_tables)
-        before = count_partitions(db)
-        with psycopg.connect(dsn(db), autocommit=True) as c:
-
-            def work() -> None:
-                for i in range(n_tables):
-                    with c.transaction():
-                        for m in range(2, 2 + months):
-                            c.execute(partition_of(table_name(i), m))
-
-            elapsed = timed(work)
-        return elapsed, count_partitions(db) - before
-    finally:
-        drop_db(db)
-
-
-def run_pgtender(template: str, n_tables: int, months: int, noops: int) -> tuple[float, float, int]:
-    db = clone(template, "pgtender")
-    try:
-        setup_plain(db, n_tables)
-        before = count_partitions(db)
-        pol = policy(n_tables, months + 1)
-        with psycopg.connect(dsn(db), autocommit=True) as c:
-            create = timed(lambda: partitions.run_once(c, pol))
-            created = count_partitions(db) - before
-            noop = statistics.median(timed(lambda: partitions.run_once(c, pol)) for _ in range(noops))
-        return create, noop, created
-    finally:
-        drop_db(db)
-
-
-# --------------------------------------------------------------------------- 2. writer impact
+# ---------------------------------------------------------------------------  2. writer impact
 
 
 class Writer(threading.Thread):
@@ -286,7 +109,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms: int) -> None:
+def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms: int) -> dict[str, Any]:
     db = clone(template, "writer")
     try:
         setup_plain(db, n_tables)
@@ -367,6 +190,18 @@ def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms:
                 f" {sum(waits):>8} of {len(waits):<7}"
             )
         print("  (lock-wait samples: how often, polled every ~5 ms, the writer was waiting on a lock)")
+        return {
+            phase: {
+                "n": len(values),
+                "p50_ms": round(pct(values, 0.5), 3),
+                "p95_ms": round(pct(values, 0.95), 3),
+                "p99_ms": round(pct(values, 0.99), 3),
+                "max_ms": round(max(values), 3),
+                "p95_ratio": round(pct(values, 0.95) / idle_p95, 2),
+                "lock_wait_samples": sum(sampler.samples.get(phase, [])),
+            }
+            for phase, values in writer.samples.items()
+        }
     finally:
         drop_db(db)
 
@@ -375,12 +210,12 @@ def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms:
 
 
 def prefect_cost(template: str, n_tables: int, runs: int) -> None:
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
-    from prefect.testing.utilities import prefect_test_harness  # noqa: PLC0415
+    from prefect.testing.utilities import prefect_test_harness
 
-    from flows.core import db as flows_db  # noqa: PLC0415
-    from flows.core.runtime import disable_telemetry  # noqa: PLC0415
+    from flows.core import db as flows_db
+    from flows.core.runtime import disable_telemetry
 
     disable_telemetry()
     database = clone(template, "prefect")
@@ -401,7 +236,7 @@ def prefect_cost(template: str, n_tables: int, runs: int) -> None:
                 timed(lambda: partitions.run_once(c, policy(n_tables, 1))) for _ in range(runs)
             )
         with prefect_test_harness(server_startup_timeout=120):
-            from flows.partitions import partitions_flow  # noqa: PLC0415
+            from flows.partitions import partitions_flow
 
             partitions_flow()
             flow_times = [timed(partitions_flow) for _ in range(runs)]
@@ -413,85 +248,69 @@ def prefect_cost(template: str, n_tables: int, runs: int) -> None:
         drop_db(database)
 
 
-def print_core(
-    med: dict[str, float], created: dict[str, int], args: argparse.Namespace, use_partman: bool
-) -> None:
-    print(
-        f"maintenance core: {args.tables} tables, {args.months} new monthly partitions each;"
-        f" median of {args.trials}"
-    )
-    print(f"  partitions created: {created}")
-    if use_partman:
-        base = med["partman"]
-        print(f"  pg_partman run_maintenance_proc   {base:8.3f} s   1.00x")
-        print(f"  hand-written PARTITION OF         {med['hand']:8.3f} s   {med['hand'] / base:.2f}x")
-        print(
-            f"  pgtender run_once                 {med['ours']:8.3f} s   {med['ours'] / base:.2f}x"
-            "  (target <= 0.85x)"
+def rescue_bench(template: str, rows: int, seconds: float) -> dict[str, Any]:
+    """Reader p95 during a DEFAULT rescue of ``rows`` rows vs idle (bench/partitions_rescue.py)."""
+    import partitions_rescue
+
+    db = clone(template, "rescue")
+    try:
+        setup_plain(db, 1)
+        t = table_name(0)
+
+        def left() -> int:
+            with psycopg.connect(dsn(db), autocommit=True) as c:
+                row = c.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t + "_default")))
+                return int(row.fetchone()[0])  # type: ignore[index]
+
+        pol = policy(1, 1).model_copy(update={"lock_timeout_ms": 1000})
+        return partitions_rescue.rescue_readers(
+            dsn(db), t, rows, [month(-3), month(-2), month(-1)], pol, seconds, left
         )
-        print(f"  pg_partman no-op pass             {med['partman_noop']:8.3f} s   1.00x")
-        ratio = med["ours_noop"] / med["partman_noop"]
-        print(
-            f"  pgtender no-op pass               {med['ours_noop']:8.3f} s   {ratio:.2f}x  (target <= 0.5x)"
-        )
-    else:
-        print(f"  hand-written PARTITION OF         {med['hand']:8.3f} s   1.00x")
-        print(f"  pgtender run_once                 {med['ours']:8.3f} s   {med['ours'] / med['hand']:.2f}x")
-        print(f"  pgtender no-op pass               {med['ours_noop']:8.3f} s")
+    finally:
+        drop_db(db)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tables", type=int, default=50)
     parser.add_argument("--months", type=int, default=9)
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--chunks", type=int, default=5, help="interleaved slices of the tables per trial")
     parser.add_argument("--noops", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--lock-timeout-ms", type=int, default=1000)
+    parser.add_argument("--rescue-rows", type=int, default=600_000, help="0: skip the rescue reader bench")
     parser.add_argument("--no-partman", action="store_true")
     parser.add_argument("--no-writer", action="store_true")
     parser.add_argument("--prefect", action="store_true")
     parser.add_argument("--no-core", action="store_true", help="skip part 1 (maintenance core)")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every part asked for; returns the figures (bench/run.py writes them to bench/results/)."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     use_partman = not args.no_partman and ensure_partman()
     template = build_template(args.tables, use_partman)
+    figures: dict[str, Any] = {"args": vars(args), "pg_partman": use_partman}
     try:
-        results: dict[str, list[float]] = {
-            "partman": [],
-            "partman_noop": [],
-            "hand": [],
-            "ours": [],
-            "ours_noop": [],
-        }
-        created: dict[str, int] = {}
-        for trial in range(0 if args.no_core else args.trials):
-            order = ["partman", "hand", "ours"] if use_partman else ["hand", "ours"]
-            order = order[trial % len(order) :] + order[: trial % len(order)]
-            for kind in order:
-                if kind == "partman":
-                    t, noop, n = run_partman(template, args.tables, args.months, args.noops)
-                    results["partman"].append(t)
-                    results["partman_noop"].append(noop)
-                elif kind == "hand":
-                    t, n = run_hand(template, args.tables, args.months)
-                    results["hand"].append(t)
-                else:
-                    t, noop, n = run_pgtender(template, args.tables, args.months, args.noops)
-                    results["ours"].append(t)
-                    results["ours_noop"].append(noop)
-                created[kind] = n
         if not args.no_core:
-            med = {k: statistics.median(v) for k, v in results.items() if v}
-            print_core(med, created, args, use_partman)
+            figures["core"] = core_bench(template, args, use_partman)
         if not args.no_writer:
-            writer_impact(template, args.tables, args.seconds, args.lock_timeout_ms)
+            figures["writer"] = writer_impact(template, args.tables, args.seconds, args.lock_timeout_ms)
+        if args.rescue_rows:
+            figures["rescue"] = rescue_bench(template, args.rescue_rows, args.seconds)
         if args.prefect:
             prefect_cost(template, args.tables, 3)
     finally:
         drop_db(template)
+    return figures
+
+
+def main() -> None:
+    run(parse_args())
 
 
 if __name__ == "__main__":

@@ -226,7 +226,8 @@ def run_phases(
     run = core()
     failed = [o for o in run.outcomes if o.status == "failed"]
     # The parts of the core: the fused scan alone, and the samples of the failures alone.
-    from flows.quality.compiler import build_scan, fetch_samples, run_scan  # noqa: PLC0415
+    from flows.quality.compiler import build_scan
+    from flows.quality.scan import fetch_samples, run_scan
 
     scan = build_scan(suite, [o.exp for o in run.outcomes], window, sample_size=policy.sample_size)
     failed_facts = [f for f in scan.facts if f.exp.key in {o.key for o in failed} and f.bad is not None]
@@ -257,7 +258,7 @@ def run_phases(
     floor_row = outs["floor"]
 
     t0 = time.perf_counter()
-    from flows.quality import gx as gx_runtime  # noqa: PLC0415
+    from flows.quality import gx as gx_runtime
 
     gx_runtime.context(state_dir)
     t_gx_import = time.perf_counter() - t0

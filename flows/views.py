@@ -31,7 +31,7 @@ from psycopg import sql
 from flows.core import lifecycle, metrics, runtime, settings
 from flows.core.db import load_sql, set_local
 from flows.core.errors import ConfigError
-from flows.core.forms import DryRun
+from flows.core.forms import DryRun, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome, ProblemsFound
 from flows.core.replay import ReplayContext, Replayed
@@ -408,12 +408,17 @@ def refresh_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
 
 
 @flow(name="views", log_prints=False)
-def views_flow(dry_run: DryRun = False) -> State[Any]:
+def views_flow(dry_run: DryRun = False, target: TargetName | None = None) -> State[Any]:
     """Refresh the managed materialized views in dependency order, never two runs at once.
 
     Args:
         dry_run: Report what would change; change nothing.
+        target: The database (a [targets] name of the policy file). Empty: every target.
     """
     return lifecycle.run_flow(
-        JOB, lambda run: refresh_run(run, dry_run), params={"dry_run": dry_run}, validate=_validate
+        JOB,
+        lambda run: refresh_run(run, dry_run),
+        params={"dry_run": dry_run},
+        validate=_validate,
+        target=target,
     )

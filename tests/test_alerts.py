@@ -23,6 +23,7 @@ from flows.core import alert_hooks, alerting, db
 from flows.core.alerts_policy import AlertsPolicy, Channel
 from flows.edge.cli import main
 from tests.conftest import Database
+from tests.fleet_fixtures import BASE, NAMES, Fleet
 from tests.test_report import free_port
 
 SECRET = "s3cr3t-hook-token-4242"
@@ -385,3 +386,50 @@ def test_alerts_test_reaches_every_channel_or_exits_3(
     captured = capsys.readouterr()
     assert "oncall" in captured.out and "FAILED" in captured.out
     assert SECRET not in captured.out + captured.err
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_fleet_sweep_pages_once_per_target_and_names_it(
+    fleet: Fleet, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One health sweep over three targets: the lag breach of alpha pages once, named alpha (its
+    state in alpha's own database); bravo and charlie stay quiet on that check; no page says
+    `default`; the fix resolves alpha's once."""
+    fleet.write(BASE + '\n[[alerts.channels]]\nname = "oncall"\ntype = "webhook"\nurl_env = "ONCALL_HOOK"\n')
+    monkeypatch.setenv("ONCALL_HOOK", receiver.url)
+    for name, d in fleet.dbs.items():
+        with d.connect() as conn:
+            if name == "alpha":  # the newest event an hour old: lag over alpha's 300 s
+                conn.execute("DELETE FROM learning_events WHERE occurred_at > now() - interval '1 hour'")
+                conn.execute(
+                    "INSERT INTO learning_events (occurred_at, ingested_at, event_type)"
+                    " VALUES (now() - interval '1 hour', now() - interval '1 hour', 'x')"
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO learning_events (occurred_at, ingested_at, event_type)"
+                    " VALUES (now(), now(), 'x')"
+                )
+
+    def lag_posts(event: str) -> list[dict[str, Any]]:
+        return [p for p in receiver.events(event) if p["check"] == "health.event_lag"]
+
+    from flows.health import health_flow
+
+    health_flow(return_state=True)
+    assert [p["target"] for p in lag_posts("page")] == ["alpha"]
+    assert receiver.posts and {p["target"] for p in receiver.posts} <= set(NAMES)
+    with fleet.dbs["alpha"].connect() as conn:
+        assert conn.execute(
+            "SELECT target, state FROM pgtender_alert_state WHERE check_name = 'health.event_lag'"
+        ).fetchall() == [("alpha", "failing")]
+
+    health_flow(return_state=True)  # still failing: nothing more for it
+    assert len(lag_posts("page")) == 1
+
+    with fleet.dbs["alpha"].connect() as conn:
+        conn.execute(
+            "INSERT INTO learning_events (occurred_at, ingested_at, event_type) VALUES (now(), now(), 'x')"
+        )
+    health_flow(return_state=True)
+    assert [p["target"] for p in lag_posts("resolve")] == ["alpha"] and len(lag_posts("page")) == 1

@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 import pytest
 
 from flows import capacity
-from flows.core import db
+from flows.capacity import measure
+from flows.core import db, metrics
 from tests.conftest import Database
 
 
@@ -21,7 +22,7 @@ def _metric(conn, metric: str, resource: str) -> float:
 
 def test_snapshot_counts_every_table_and_partition_exactly(demo_db: Database) -> None:
     with db.connect(demo_db.dsn, autocommit=True) as conn:
-        measurements = capacity.snapshot(conn)
+        measurements = measure.snapshot(conn)
         by_key = {(m.metric_name, m.resource_name): m for m in measurements}
         partitions = [
             r[0]
@@ -55,7 +56,7 @@ def test_snapshot_counts_every_table_and_partition_exactly(demo_db: Database) ->
 def test_estimates_above_threshold(demo_db: Database) -> None:
     with db.connect(demo_db.dsn, autocommit=True) as conn:
         conn.execute("ANALYZE")
-        measurements = capacity.snapshot(conn, exact_count_max_rows=0)
+        measurements = measure.snapshot(conn, exact_count_max_rows=0)
     rows = {m.resource_name: m for m in measurements if m.metric_name == "row_count"}
     estimated = [m for m in rows.values() if not m.metadata["exact"]]
     assert estimated, "tables above the threshold use the planner estimate"
@@ -64,9 +65,9 @@ def test_estimates_above_threshold(demo_db: Database) -> None:
 def test_record_is_idempotent_for_one_instant(demo_db: Database) -> None:
     at = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
     with db.connect(demo_db.dsn, autocommit=True) as conn:
-        ms = capacity.snapshot(conn)
-        assert capacity.record(conn, ms, measured_at=at) == len(ms)
-        assert capacity.record(conn, ms, measured_at=at) == len(ms)
+        ms = measure.snapshot(conn)
+        assert metrics.record(conn, ms, measured_at=at) == len(ms)
+        assert metrics.record(conn, ms, measured_at=at) == len(ms)
         n = conn.execute(
             "SELECT count(*) FROM capacity_planning_metrics WHERE measured_at = %s", (at,)
         ).fetchone()[0]

@@ -14,7 +14,7 @@ from checks import Suite, all_suites, between, not_null
 from flows import quality
 from flows.core import clock, db, locks, settings
 from flows.core.errors import ConfigError, ProblemsFound
-from flows.quality import compiler, evaluate, options, recording
+from flows.quality import compiler, evaluate, options, recording, verdicts
 from flows.quality.compiler import build_scan
 from tests import quality_fixtures as fx
 from tests.calendar import session_today
@@ -33,7 +33,7 @@ def _policy(**kw: Any) -> settings.QualityPolicy:
     return settings.QualityPolicy(**kw)
 
 
-def _by_key(run: evaluate.SuiteRun) -> dict[str, compiler.Outcome]:
+def _by_key(run: evaluate.SuiteRun) -> dict[str, verdicts.Outcome]:
     return {o.key: o for o in run.outcomes}
 
 
@@ -318,7 +318,7 @@ def test_unsupported_type_runs_through_gx(migrated_db: Database, state_dir: Path
         fx.clean_events(conn, DAY, rows=20)
         fx.defective_events(conn, DAY)  # adds rows with user_id 'u'
 
-        def runner(s: Suite, w: compiler.Window, facts: list[Any]) -> list[compiler.Outcome]:
+        def runner(s: Suite, w: compiler.Window, facts: list[Any]) -> list[verdicts.Outcome]:
             return evaluate.gx_outcomes(state_dir, migrated_db.dsn, s, w, facts, sample_size=3)
 
         run = evaluate.evaluate_suite(conn, suite, _window(), _policy(), gx_runner=runner)

@@ -19,7 +19,7 @@ from flows.core.ddl import LockRetriesExhausted, RowCountMismatch
 from flows.core.errors import ConfigError
 from flows.core.partition_policy import RetentionPolicy
 from flows.edge import runner
-from flows.retention import archive, expired, partitioned, plain
+from flows.retention import archive, expired, partitioned, plain, restore
 from tests.calendar import CalendarClock
 from tests.catalog import fingerprint
 from tests.conftest import Database
@@ -209,7 +209,7 @@ def test_dump_mode_round_trips_and_verifies(migrated_db: Database, tmp_path: Pat
             # restore into a fresh table shaped like the parent and compare every row
             restored = "restored_" + action.partition
             conn.execute(sql.SQL("CREATE TABLE {} (LIKE learning_events)").format(sql.Identifier(restored)))
-            assert archive.restore_dump(conn, manifest_path, schema="public", table=restored) == action.rows
+            assert restore.restore_dump(conn, manifest_path, schema="public", table=restored) == action.rows
             assert rows_digest(conn, restored) == digests[action.partition]
         assert outcome.rows_archived == outcome.rows_removed == sum(a.rows for a in outcome.actions) > 0
         # the rows that need escaping were in an expired partition: dumped, restored, gone here

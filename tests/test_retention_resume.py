@@ -17,7 +17,7 @@ from psycopg import sql
 from flows import retention
 from flows.core import catalog, clock, db, settings
 from flows.core.errors import ConfigError
-from flows.retention import archive, partitioned
+from flows.retention import partitioned, restore
 from tests.conftest import Database
 from tests.partitions_fixtures import count, partitions_of, rows_digest
 from tests.test_retention import LE, SPM, _expired_names, _load_months, _only_plain, _policy
@@ -101,10 +101,10 @@ def _assert_finished(conn: Any, dump_dir: Path, expired: list[str], digests: dic
         name = json.loads(manifest_path.read_text())["partition"]
         restored = f"restored_{name}"
         conn.execute(sql.SQL("CREATE TABLE {} (LIKE learning_events)").format(sql.Identifier(restored)))
-        archive.restore_dump(conn, manifest_path, schema="public", table=restored)
+        restore.restore_dump(conn, manifest_path, schema="public", table=restored)
         assert rows_digest(conn, restored) == digests[name]
         with pytest.raises(ConfigError, match="restored before, or never dropped"):
-            archive.restore_dump(conn, manifest_path, schema="public", table=restored)
+            restore.restore_dump(conn, manifest_path, schema="public", table=restored)
         assert rows_digest(conn, restored) == digests[name]
 
 
@@ -182,7 +182,7 @@ def test_restore_refuses_a_partition_that_is_still_there(migrated_db: Database, 
         _killed_run(conn, pol, dump_dir, "manifest-written")
         (manifest_path,) = dump_dir.glob("*.json")
         with pytest.raises(ConfigError, match="already holds"):
-            archive.restore_dump(conn, manifest_path, schema="public", table=LE)
+            restore.restore_dump(conn, manifest_path, schema="public", table=LE)
         assert count(conn, LE) == total
 
 
@@ -196,11 +196,11 @@ def test_restore_into_the_parent_after_the_drop_happens_once(migrated_db: Databa
         after = count(conn, LE)
         assert after == total - outcome.rows_removed
         for manifest_path in sorted(dump_dir.glob("*.json")):  # rows land in DEFAULT
-            archive.restore_dump(conn, manifest_path, schema="public", table=LE)
+            restore.restore_dump(conn, manifest_path, schema="public", table=LE)
         assert count(conn, LE) == total
         for manifest_path in sorted(dump_dir.glob("*.json")):
             with pytest.raises(ConfigError, match="already holds"):
-                archive.restore_dump(conn, manifest_path, schema="public", table=LE)
+                restore.restore_dump(conn, manifest_path, schema="public", table=LE)
         assert count(conn, LE) == total
 
 

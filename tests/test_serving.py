@@ -57,7 +57,7 @@ def test_parameter_schema_is_a_form_with_descriptions() -> None:
     deps = _by_name()
     quality = deps["quality"]._parameter_openapi_schema
     assert quality.title == "Parameters" and quality.type == "object"
-    assert set(quality.properties) == {"day", "suite"}
+    assert set(quality.properties) == {"day", "suite", "target"}
     day = quality.properties["day"]
     assert "YYYY-MM-DD" in day["description"] and day["default"] is None
     assert quality.properties["day"]["position"] == 0 and quality.properties["suite"]["position"] == 1
@@ -66,7 +66,11 @@ def test_parameter_schema_is_a_form_with_descriptions() -> None:
     assert "ISO week" in report.properties["week"]["description"]
     dry = deps["partitions"]._parameter_openapi_schema.properties["dry_run"]
     assert dry["type"] == "boolean" and dry["default"] is False and dry["description"]
-    assert deps["health"]._parameter_openapi_schema.properties == {}
+    # every job takes the target (a [targets] name; empty: every target of the fleet)
+    for job, dep in deps.items():
+        target = dep._parameter_openapi_schema.properties["target"]
+        assert target["default"] is None and "every target" in target["description"], job
+    assert set(deps["health"]._parameter_openapi_schema.properties) == {"target"}
     # every property of every form has a description (the UI shows it under the field)
     for job, dep in deps.items():
         for name, prop in dep._parameter_openapi_schema.properties.items():
@@ -179,11 +183,13 @@ def test_prefect_yaml_mirrors_the_served_deployments() -> None:
     spec = yaml.safe_load((Path(__file__).parents[1] / "deployments" / "prefect.yaml").read_text("utf-8"))
     listed = {d["name"]: d for d in spec["deployments"]}
     assert sorted(listed) == sorted(JOBS)
-    import deployments.entrypoints as entrypoints
+    from flows.edge import entrypoints
 
+    # no pull step: a worker imports the flows from the installed package, wherever it runs
+    assert spec["pull"] == []
     for job, d in listed.items():
-        module, _, attr = d["entrypoint"].partition(":")
-        assert module == "deployments/entrypoints.py"
+        module, _, attr = d["entrypoint"].rpartition(".")
+        assert module == "flows.edge.entrypoints"
         assert getattr(entrypoints, attr).name == getattr(get_flow(job), "name", None)
         assert set(d["tags"]) == {"pgtender", job, *serving.TAGS.get(job, ())}, job
         crons = [s["cron"] for s in d["schedules"]]

@@ -37,8 +37,7 @@ from flows.backfill.items import finished_since, run_item
 from flows.backfill.request import JOB, Item, ItemOutcome, ItemResult, Request, validate
 from flows.backfill.summary import carried_forward, outcome_of, summarize, table_markdown
 from flows.core import clock, lifecycle, plain, runtime, settings
-from flows.core.errors import PgtenderError
-from flows.core.forms import BackfillJob
+from flows.core.forms import BackfillJob, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Outcome
 from flows.core.replay import ReplayContext
@@ -146,7 +145,11 @@ def backfill_run(run: lifecycle.Run, request: Request) -> Outcome:
 # not by Prefect's parameter validation (a multi-line error and a traceback in the run's logs).
 @flow(name="backfill", log_prints=False, validate_parameters=False)
 def backfill_flow(
-    start: date, end: date, jobs: list[BackfillJob] | None = None, force: bool = False
+    start: date,
+    end: date,
+    jobs: list[BackfillJob] | None = None,
+    force: bool = False,
+    target: TargetName | None = None,
 ) -> State[Any]:
     """Re-run quality/capacity (and partitions, views) for the UTC days start..end.
 
@@ -158,20 +161,22 @@ def backfill_flow(
         end: Last UTC day to re-run (YYYY-MM-DD), included; not in the future.
         jobs: Jobs to re-run for each day. Empty: quality and capacity.
         force: Re-run days this backfill already did, and allow more than backfill.max_days days.
+        target: The database (a [targets] name of the policy file). Empty: every target.
     """
-    try:
+
+    def plan() -> lifecycle.Planned:  # in each target: "no future days" by its clock
         with runtime.connection() as conn:  # "no future days" by the database's today: the rows are its
             today = clock.db_now(conn).date()
         request = validate(
             start, end, jobs, force=force, policy=settings.current_policy().backfill, today=today
         )
-    except PgtenderError as exc:
-        return lifecycle.error_state(exc)
-    # One run of the same request at a time; backfills of other ranges may run side by side (their
-    # items take the jobs' own locks).
-    return lifecycle.run_flow(
-        JOB, lambda run: backfill_run(run, request), params=request.params(), day=request.key
-    )
+        # One run of the same request at a time; backfills of other ranges may run side by side
+        # (their items take the jobs' own locks).
+        return lifecycle.Planned(
+            work=lambda run: backfill_run(run, request), params=request.params(), day=request.key
+        )
+
+    return lifecycle.run_flow(JOB, plan=plan, target=target)
 
 
 # ---------------------------------------------------------------- CLI (``pgtender backfill``)

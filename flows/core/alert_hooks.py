@@ -41,9 +41,10 @@ def _write(path: Path, data: dict[str, str]) -> None:
 
 
 def after_run(
-    job: str, error: str | None, *, target: str = alerting.DEFAULT_TARGET, flow_run_id: str | None = None
+    job: str, error: str | None, *, target: str | None = None, flow_run_id: str | None = None
 ) -> None:
     """Evaluate ``job.<job>`` after a run: ``error`` is its infrastructure error, None when it got through."""
+    target = target or alerting.current_target()
     log = get_logger(job=job)
     try:
         from flows.core.lifecycle import connection  # noqa: PLC0415 - the lifecycle imports this module

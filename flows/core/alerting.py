@@ -26,7 +26,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.types.json import Jsonb
 
-from flows.core import clock, settings
+from flows.core import clock, settings, target_context
 from flows.core.alerts_policy import Channel
 from flows.core.db import load_sql
 from flows.core.logs import get_logger
@@ -34,6 +34,14 @@ from flows.core.logs import get_logger
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 DEFAULT_TARGET = "default"  # a single tended database; a fleet names each of its targets
+
+
+def current_target() -> str:
+    """The target the run works on (the fleet's sweep sets it per thread), else ``default``."""
+    target = target_context.current()
+    return target.name if target is not None else DEFAULT_TARGET
+
+
 Event = Literal["page", "resolve", "test"]
 
 
@@ -135,7 +143,7 @@ def evaluate(
     source: str,
     observations: Sequence[Observation],
     *,
-    target: str = DEFAULT_TARGET,
+    target: str | None = None,
     complete: bool = True,
     channels: Sequence[Channel] | None = None,
     flow_run_id: str | None = None,
@@ -145,6 +153,7 @@ def evaluate(
     ``complete``: the observations cover every check of ``source`` (a health run): a check failing
     before and absent now has cleared. Otherwise (one quality suite) absent checks keep their state.
     Returns what was sent (or was due and could not be sent)."""
+    target = target or current_target()
     policy = settings.current_policy()
     chans = list(policy.alerts.channels if channels is None else channels)
     log = get_logger(source=source, target=target)
@@ -243,7 +252,7 @@ def open_alerts(conn: Conn) -> list[dict[str, Any]]:
 
 
 def infrastructure(
-    conn: Conn, job: str, error: str | None, *, target: str = DEFAULT_TARGET, flow_run_id: str | None = None
+    conn: Conn, job: str, error: str | None, *, target: str | None = None, flow_run_id: str | None = None
 ) -> list[Delivery]:
     """A run of ``job`` ended in an infrastructure error (``error``) or got through (None)."""
     obs = Observation(

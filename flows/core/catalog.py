@@ -53,6 +53,8 @@ class Child:
     is_default: bool
     lo: datetime | None
     hi: datetime | None
+    estimated_rows: int = -1  # pg_class.reltuples: -1 when never analyzed
+    oid: int = 0
 
 
 def resolve_targets(conn: Conn, tables: dict[str, TablePolicy], *, what: str = "partitions") -> list[Target]:
@@ -79,11 +81,15 @@ def resolve_targets(conn: Conn, tables: dict[str, TablePolicy], *, what: str = "
 
 
 def read_children(conn: Conn, oids: list[int]) -> dict[int, list[Child]]:
+    """Every partition of each parent with its bounds, ordered by lower bound (DEFAULT first).
+
+    Takes no lock on any partition, so it never waits behind a session holding one (a concurrent
+    ATTACH holds ACCESS EXCLUSIVE on DEFAULT until it commits)."""
     out: dict[int, list[Child]] = {oid: [] for oid in oids}
-    for parent, name, is_default, lo, hi in conn.execute(
+    for parent, name, is_default, lo, hi, estimate, oid in conn.execute(
         load_sql("queries/catalog/children.sql"), {"oids": oids}
     ).fetchall():
-        out.setdefault(int(parent), []).append(Child(name, bool(is_default), lo, hi))
+        out.setdefault(int(parent), []).append(Child(name, bool(is_default), lo, hi, int(estimate), int(oid)))
     return out
 
 

@@ -20,3 +20,5 @@ Recipients = Annotated[
 ]
 SuiteName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", examples=["learning_events"])]
 BackfillJob = Literal["partitions", "quality", "capacity", "views"]
+# One database of the fleet ([targets.NAME] in the policy file). Empty: every target.
+TargetName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$", examples=["default"])]

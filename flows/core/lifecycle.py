@@ -21,6 +21,7 @@ for a ``@flow`` and returns the final state.
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from uuid import UUID
 import psycopg
 import structlog
 
-from flows.core import alert_hooks, clock, db, ledger, locks, plain, settings
+from flows.core import alert_hooks, clock, db, ledger, locks, plain, settings, sweep, target_context, targets
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.errors import ProblemsFound as ProblemsError
 from flows.core.logs import ensure_configured, get_logger
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
 Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+Planned = sweep.Planned
 
 
 class LockLost(InfrastructureError):
@@ -89,6 +93,12 @@ class Run:
 
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("pgtender_run", default=None)
 _last: dict[str, Outcome] = {}  # job -> the outcome of its latest run in this process
+_last_sweep: dict[str, list[sweep.TargetOutcome]] = {}  # job -> each target's, latest fleet sweep
+
+
+def last_sweep(job: str) -> list[sweep.TargetOutcome]:
+    """Each target's outcome in the latest fleet sweep of ``job`` in this process ([]: none)."""
+    return list(_last_sweep.get(job, []))
 
 
 def last_outcome(job: str) -> Outcome | None:
@@ -167,6 +177,11 @@ def execute(
         dsn, policy=policy.database, application_name=f"{current.application_name}-lock", autocommit=True
     ) as lock_conn:
         if db.is_replica(lock_conn):
+            target = target_context.current()
+            if target is not None and target.explicit and target.configured:
+                raise ConfigError(
+                    f"target {target.name!r} is a replica (hot standby): {job} writes; name its primary"
+                )
             reason = f"this server is a replica (hot standby): {job} does nothing here"
             log.info(reason)
             return Skipped(reason=reason, result={"skipped": "replica"})
@@ -315,27 +330,98 @@ def error_state(exc: PgtenderError) -> State[Any]:
 
 def run_flow(
     job: str,
-    work: Callable[[Run], Outcome],
+    work: Callable[[Run], Outcome] | None = None,
     *,
+    target: str | None = None,
+    plan: Callable[[], sweep.Planned] | None = None,
     params: dict[str, Any] | None = None,
     day: object | None = None,
     validate: Callable[[], None] | None = None,
 ) -> State[Any]:
-    """``execute`` inside a ``@flow``: the final state, one line, no traceback for known errors."""
+    """``execute`` inside a ``@flow``, on ``target`` or every target of the fleet (one flow run,
+    ``[fleet] concurrency`` targets at once): the final state, one line, no traceback for known errors.
+
+    ``plan`` (instead of ``work``/``params``/``day``/``validate``) is called inside each target, for
+    jobs whose run depends on the target (its clock's yesterday, its policy)."""
     ensure_configured()
     log = get_logger(job=job)
+    if plan is None:
+        if work is None:
+            raise TypeError("run_flow needs work or plan")
+        planned = sweep.Planned(work=work, params=dict(params or {}), day=day, validate=validate)
+        plan = lambda: planned  # noqa: E731
     try:
-        outcome = execute(job, work, params=params, day=day, validate=validate)
+        chosen = targets.select(target)  # every target resolved first: bad input touches none
+    except PgtenderError as exc:
+        log.error(f"{job} failed", error=str(exc), exit_code=exc.exit_code)
+        return error_state(exc)
+    if len(chosen) == 1 and not chosen[0].configured:  # the single target `default`: as always
+        with target_context.using(chosen[0]):
+            return _run_one(job, plan, log)
+    results = sweep.sweep(
+        job,
+        chosen,
+        plan,
+        concurrency=settings.current_policy().fleet.concurrency,
+        execute=_execute_and_alert,
+        as_error=functools.partial(_infrastructure_alert, job),
+        before=replica_first,
+    )
+    sweep.publish(job, results)
+    _last_sweep[job] = results
+    fleet_outcome = sweep.combined(job, results)
+    if fleet_outcome is not None:
+        _last[job] = fleet_outcome
+    state = sweep.final_state(job, results)
+    log.info(f"{job} swept the fleet", worst_exit_code=sweep.worst(results), summary=state.message)
+    return state
+
+
+def replica_first(job: str) -> Outcome | None:
+    """A fleet target that is a hot standby: named (``--target``), bad input (exit 2, nothing
+    touched); in a sweep, skipped. Checked before the run is planned or validated."""
+    target = target_context.current()
+    with connection() as conn:
+        if not db.is_replica(conn):
+            return None
+    if target is not None and target.explicit and target.configured:
+        raise ConfigError(
+            f"target {target.name!r} is a replica (hot standby): {job} writes; name its primary"
+        )
+    reason = f"this server is a replica (hot standby): {job} does nothing here"
+    get_logger(job=job).info(reason)
+    return Skipped(reason=reason, result={"skipped": "replica"})
+
+
+def _execute_and_alert(job: str, work: Callable[[Run], Outcome], **options: Any) -> Outcome:
+    """``execute``, then the job's infrastructure alert (``job.<job>`` on the current target)
+    resolves: the run got through (a replica's skip says nothing either way)."""
+    outcome = execute(job, work, **options)
+    if not (isinstance(outcome, Skipped) and outcome.result.get("skipped") == "replica"):
+        alert_hooks.after_run(job, None, flow_run_id=current_flow_run_id())
+    return outcome
+
+
+def _infrastructure_alert(job: str, exc: BaseException) -> PgtenderError | None:
+    """``as_pgtender_error``; an infrastructure error pages (once) for the current target."""
+    known = as_pgtender_error(exc)
+    if isinstance(known, InfrastructureError):
+        alert_hooks.after_run(job, _one_line(known), flow_run_id=current_flow_run_id())
+    return known
+
+
+def _run_one(job: str, plan: Callable[[], sweep.Planned], log: Any) -> State[Any]:
+    try:
+        planned = plan()
+        outcome = _execute_and_alert(
+            job, planned.work, params=planned.params, day=planned.day, validate=planned.validate
+        )
     except BaseException as exc:
-        known = as_pgtender_error(exc)
+        known = _infrastructure_alert(job, exc)
         if known is None:
             raise
         log.error(f"{job} failed", error=str(known), exit_code=known.exit_code)
-        if isinstance(known, InfrastructureError):
-            alert_hooks.after_run(job, _one_line(known), flow_run_id=current_flow_run_id())
         return error_state(known)
-    if not (isinstance(outcome, Skipped) and outcome.result.get("skipped") == "replica"):
-        alert_hooks.after_run(job, None, flow_run_id=current_flow_run_id())
     if isinstance(outcome, ProblemsFound):
         log.warning(f"{job} found problems", message=outcome.message)
     elif isinstance(outcome, Skipped):
@@ -351,6 +437,7 @@ __all__ = [
     "Done",
     "LockLost",
     "Outcome",
+    "Planned",
     "ProblemsFound",
     "Run",
     "Skipped",

@@ -20,16 +20,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flows.core import masking
+from flows.core import masking, target_context
 from flows.core.alerts_policy import AlertsPolicy
 from flows.core.errors import ConfigError
 from flows.core.partition_policy import PartitionsPolicy, RetentionPolicy
+from flows.core.target_policy import OVERRIDABLE, FleetPolicy, TargetSpec, check_target_name, deep_merge
 
 
 def default_state_dir() -> Path:
@@ -224,6 +226,29 @@ class Policy(_Strict):
     report: ReportPolicy = ReportPolicy()
     backfill: BackfillPolicy = BackfillPolicy()
     alerts: AlertsPolicy = AlertsPolicy()
+    # The databases pgtender tends (issue 13). Empty: PGTENDER_DATABASE_URL is the target `default`.
+    fleet: FleetPolicy = FleetPolicy()
+    targets: dict[str, TargetSpec] = Field(default_factory=dict)
+
+    @field_validator("targets")
+    @classmethod
+    def _target_names(cls, value: dict[str, TargetSpec]) -> dict[str, TargetSpec]:
+        for name in value:
+            check_target_name(name)
+        return value
+
+    # target name -> that target's policy (the file's sections with its overrides), by load_policy
+    _per_target: dict[str, Policy] = PrivateAttr(default_factory=dict)
+
+    def for_target(self, name: str) -> Policy:
+        """The policy of one target: this file with the target's overrides (validated at load)."""
+        return self._per_target.get(name, self)
+
+
+def _first_error(exc: ValidationError, prefix: str = "") -> str:
+    first = exc.errors()[0]
+    where = ".".join([prefix, *(str(p) for p in first["loc"])] if prefix else [str(p) for p in first["loc"]])
+    return f"{where or '(top level)'}: {first['msg']}"
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -239,20 +264,39 @@ def load_policy(path: Path | None) -> Policy:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     try:
-        return Policy.model_validate(raw)
+        policy = Policy.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"config file {path}: {where}: {first['msg']}") from None
+        raise ConfigError(f"config file {path}: {_first_error(exc)}") from None
+    # Each target's overrides are merged into the file's sections and validated as strictly as the
+    # file itself: an unknown key under [targets.NAME.health] is the same error as under [health].
+    base = {k: v for k, v in raw.items() if k in OVERRIDABLE}
+    for name, spec in policy.targets.items():
+        raw_target = deep_merge(base, spec.overrides())
+        dump_dir = raw_target.get("retention", {}).get("dump_dir")
+        if isinstance(dump_dir, str) and "dump_dir" not in (spec.retention or {}):
+            # one dump directory per target: two databases' partitions share table names
+            raw_target["retention"] = {**raw_target["retention"], "dump_dir": str(Path(dump_dir) / name)}
+        try:
+            merged = Policy.model_validate(raw_target)
+        except ValidationError as exc:
+            raise ConfigError(f"config file {path}: {_first_error(exc, f'targets.{name}')}") from None
+        policy._per_target[name] = merged
+    return policy
 
 
 def load_settings() -> Settings:
+    """The environment; inside a run on a target of the fleet, ``state_dir`` is that target's own
+    (``<state dir>/targets/<name>``: its reports, archive dumps and Data Docs never mix with another's)."""
     try:
-        return Settings()
+        current = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"environment PGTENDER_{where.upper()}: {first['msg']}") from None
+    target = target_context.current()
+    if target is not None and target.configured:
+        return current.model_copy(update={"state_dir": current.state_dir / "targets" / target.name})
+    return current
 
 
 @lru_cache(maxsize=8)
@@ -261,7 +305,11 @@ def _policy_cached(path: Path | None, mtime: float) -> Policy:
 
 
 def current_policy(settings: Settings | None = None) -> Policy:
-    """The policy for this process, re-read when the file changes."""
+    """The policy for this process, re-read when the file changes; inside a target's run (a fleet
+    sweep, ``--target``), that target's policy with its overrides."""
+    target = target_context.current()
+    if target is not None:
+        return target.policy  # type: ignore[no-any-return]
     settings = settings or load_settings()
     path = settings.config
     mtime = path.stat().st_mtime if path is not None and path.exists() else 0.0
@@ -272,8 +320,18 @@ def dsn(settings: Settings | None = None) -> str:
     """The one place that turns settings into a connection string.
 
     ``PGTENDER_DATABASE_URL`` when set; otherwise the embedded server under the state directory,
-    started on demand. The result holds secrets: pass it to psycopg, never to a log.
+    started on demand. Inside a target's run (a fleet sweep, ``--target``): that target's URL.
+    The result holds secrets: pass it to psycopg, never to a log.
     """
+    target = target_context.current()
+    if target is not None:
+        return target.dsn
+    return base_dsn(settings)
+
+
+def base_dsn(settings: Settings | None = None) -> str:
+    """``PGTENDER_DATABASE_URL`` or the embedded server, whatever target a run is on: the target
+    ``default`` when the policy file names no ``[targets]``."""
     settings = settings or load_settings()
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value().strip()

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from flows.backfill import JOB, ItemResult, Request, finished_since, progress_listener, validate
-from flows.core import clock, lifecycle, runtime, settings
+from flows.core import clock, lifecycle, runtime, settings, targets
 from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
 
 DEPLOYMENT = "backfill/backfill"
@@ -22,7 +22,13 @@ def _policy_and_request(start: str, end: str, jobs: str | None, force: bool) -> 
 
 
 def cli_local(
-    start: str, end: str, jobs: str | None, force: bool, *, echo: Callable[[str], None]
+    start: str,
+    end: str,
+    jobs: str | None,
+    force: bool,
+    *,
+    echo: Callable[[str], None],
+    target: str | None = None,
 ) -> dict[str, Any] | None:
     """Validate; then a run of the backfill deployment on the running server (its logs streamed
     here), or, with none running, the backfill here without Prefect with a progress bar."""
@@ -31,7 +37,9 @@ def cli_local(
     from flows.edge import dispatch  # noqa: PLC0415
 
     request = _policy_and_request(start, end, jobs, force)  # ConfigError before anything runs
-    params = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
+    params: dict[str, Any] = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
+    if target:
+        params["target"] = target
 
     def err(line: str) -> None:
         typer.echo(line, err=True)
@@ -59,6 +67,14 @@ def cli_local(
                 raise
             finally:
                 bar.update(max(0, total - bar.pos))
+    if "targets" in summary:  # a sweep over the fleet: one table per target
+        for name, entry in summary["targets"].items():
+            echo(f"== target {name}: {entry['outcome']}")
+            if isinstance(entry.get("result"), dict) and "table" in entry["result"]:
+                echo(table_text(entry["result"]))
+            elif entry["message"]:
+                echo(entry["message"])
+        return summary
     echo(table_text(summary))
     return summary
 
@@ -88,6 +104,7 @@ def cli_deployment(
     name: str,
     echo: Callable[[str], None],
     poll_seconds: float = 1.0,
+    target: str | None = None,
 ) -> str:
     """Trigger the ``backfill`` deployment; with ``watch`` follow it (progress from the ledger)."""
     import typer  # noqa: PLC0415
@@ -96,8 +113,15 @@ def cli_deployment(
     from prefect.deployments import run_deployment  # noqa: PLC0415
 
     request = _policy_and_request(start, end, jobs, force)
-    params = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
-    with runtime.connection() as conn:  # the ledger's clock: its rows say when items finished
+    params: dict[str, Any] = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
+    # progress is read from the ledger of the target named, or of the fleet's first target
+    watched = targets.select(target)[0]
+    if target is not None:
+        params["target"] = target
+    with (
+        targets.using(watched),
+        runtime.connection() as conn,
+    ):  # the ledger's clock: its rows say when items finished
         since = clock.db_now(conn) - timedelta(seconds=5)
     flow_run: FlowRun = run_deployment(  # type: ignore[assignment]
         name, parameters=params, timeout=0, as_subflow=False
@@ -107,6 +131,7 @@ def cli_deployment(
         return str(flow_run.id)
     total = len(request.items())
     with (
+        targets.using(watched),
         get_client(sync_client=True) as client,
         runtime.connection() as conn,
         typer.progressbar(

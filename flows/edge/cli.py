@@ -19,6 +19,7 @@ from flows.core.logs import configure_logging, get_logger
 from flows.core.masking import mask_secrets
 from flows.core.runtime import disable_telemetry
 from flows.edge.alerts_cli import alerts_app
+from flows.edge.fleet_cli import each_target
 
 app = typer.Typer(
     name="pgtender",
@@ -89,34 +90,57 @@ def _print_steps(steps: list[migrations.Step], *, dry_run: bool) -> None:
 def migrate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     to: Annotated[int | None, typer.Option("--to", help="Target version (default: newest).")] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
+    ] = None,
 ) -> None:
-    """Apply migrations (each step in its own transaction)."""
-    with _connect() as conn:
-        _print_steps(migrations.migrate(conn, to, dry_run=dry_run), dry_run=dry_run)
+    """Apply migrations (each step in its own transaction), on each target of the fleet."""
+    for _ in each_target(target, typer.echo):
+        with _connect() as conn:
+            _print_steps(migrations.migrate(conn, to, dry_run=dry_run), dry_run=dry_run)
 
 
 @app.command()
 def rollback(
     to: Annotated[int, typer.Option("--to", help="Version to return to (0 undoes every step).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    target: Annotated[
+        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
+    ] = None,
 ) -> None:
     """Run down steps in reverse until the database is at version --to."""
-    with _connect() as conn:
-        _print_steps(migrations.rollback(conn, to, dry_run=dry_run), dry_run=dry_run)
+    for _ in each_target(target, typer.echo, one="rollback undoes one database's schema"):
+        with _connect() as conn:
+            _print_steps(migrations.rollback(conn, to, dry_run=dry_run), dry_run=dry_run)
 
 
 @app.command()
-def status() -> None:
+def status(
+    target: Annotated[
+        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
+    ] = None,
+) -> None:
     """Show applied and pending migrations."""
-    with _connect() as conn:
-        rows = migrations.status(conn)
-    for row in rows:
-        when = row.applied_at.isoformat(timespec="seconds") if row.applied_at else "-"
-        typer.echo(f"{row.version:04d}  {row.state:<8} {when:<26} {row.name}")
-    applied = [r for r in rows if r.state == "applied"]
-    typer.echo(f"version {applied[-1].version if applied else 0} of {len(rows)}")
-    if any(r.state == "changed" for r in rows):
+    changed = False
+    for _ in each_target(target, typer.echo):
+        with _connect() as conn:
+            rows = migrations.status(conn)
+        for row in rows:
+            when = row.applied_at.isoformat(timespec="seconds") if row.applied_at else "-"
+            typer.echo(f"{row.version:04d}  {row.state:<8} {when:<26} {row.name}")
+        applied = [r for r in rows if r.state == "applied"]
+        typer.echo(f"version {applied[-1].version if applied else 0} of {len(rows)}")
+        changed = changed or any(r.state == "changed" for r in rows)
+    if changed:
         raise ConfigError("an applied migration file has changed since it was applied")
+
+
+@app.command("targets")
+def targets_command() -> None:
+    """The databases pgtender tends: reachable, primary or replica, migrated (never their URLs)."""
+    from flows.edge.fleet_cli import targets_table  # noqa: PLC0415
+
+    targets_table(typer.echo)
 
 
 @app.command("demo-data")
@@ -124,14 +148,18 @@ def demo_data(
     days: Annotated[int, typer.Option(min=1, max=3650, help="Days of history.")] = 14,
     rows_per_day: Annotated[int, typer.Option(min=1, max=50_000_000, help="Learning events a day.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 42,
+    target: Annotated[
+        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
+    ] = None,
 ) -> None:
     """Load realistic synthetic data (with DEFAULT-partition rows and planted defects)."""
     from flows.demo_data import load_demo_data  # noqa: PLC0415 - only this command needs it
 
-    with _connect() as conn:
-        counts = load_demo_data(conn, days=days, rows_per_day=rows_per_day, seed=seed)
-    for table, n in sorted(counts.items()):
-        typer.echo(f"{table:<36} {n:>10}")
+    for _ in each_target(target, typer.echo):
+        with _connect() as conn:
+            counts = load_demo_data(conn, days=days, rows_per_day=rows_per_day, seed=seed)
+        for table, n in sorted(counts.items()):
+            typer.echo(f"{table:<36} {n:>10}")
 
 
 @app.command()
@@ -144,11 +172,14 @@ def run(  # noqa: PLR0917 - typer options
     to: Annotated[
         str | None, typer.Option(help="Report recipients (comma-separated) instead of the policy's.")
     ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
+    ] = None,
 ) -> None:
     """Run one job now: a run of its deployment on the running server (pgtender up), its logs
     streamed here; with no server running, the job's core here without Prefect. Exit 1 when it ran
     and found problems."""
-    given = {"dry_run": dry_run or None, "day": day, "suite": suite, "week": week, "to": to}
+    given = {"dry_run": dry_run or None, "day": day, "suite": suite, "week": week, "to": to, "target": target}
     from flows.edge.dispatch import dispatch  # noqa: PLC0415
     from flows.edge.results import describe  # noqa: PLC0415
 
@@ -250,16 +281,19 @@ def backfill(  # noqa: PLR0917 - typer options
     ] = False,
     watch: Annotated[bool, typer.Option("--watch", help="With --deployment: follow the run.")] = False,
     deployment_name: Annotated[str, typer.Option(help="The deployment to trigger.")] = "backfill/backfill",
+    target: Annotated[
+        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
+    ] = None,
 ) -> None:
     """Re-run quality/capacity (and partitions, views) day by day over a range (resumable)."""
     from flows.edge import backfill_cli  # noqa: PLC0415
 
     if deployment:
         backfill_cli.cli_deployment(
-            start, end, jobs, force, watch=watch, name=deployment_name, echo=typer.echo
+            start, end, jobs, force, watch=watch, name=deployment_name, echo=typer.echo, target=target
         )
     else:
-        backfill_cli.cli_local(start, end, jobs, force, echo=typer.echo)
+        backfill_cli.cli_local(start, end, jobs, force, echo=typer.echo, target=target)
 
 
 app.add_typer(alerts_app, name="alerts")
@@ -268,12 +302,17 @@ app.add_typer(cron_app, name="cron")
 
 
 @cron_app.command("analyze")
-def cron_analyze() -> None:
+def cron_analyze(
+    target: Annotated[
+        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
+    ] = None,
+) -> None:
     """pg_cron's jobs, the pgtender job that replaces each, schedules, last runs and failures."""
     from flows import cron  # noqa: PLC0415
 
-    with _connect() as conn:
-        typer.echo(cron.analysis_text(cron.analyze(conn)))
+    for _ in each_target(target, typer.echo):
+        with _connect() as conn:
+            typer.echo(cron.analysis_text(cron.analyze(conn)))
 
 
 @cron_app.command("migrate")
@@ -281,12 +320,16 @@ def cron_migrate(
     execute: Annotated[
         bool, typer.Option("--execute/--dry-run", help="Unschedule the replaced jobs (default: dry run).")
     ] = False,
+    target: Annotated[
+        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
+    ] = None,
 ) -> None:
     """Unschedule the pg_cron jobs pgtender replaces (ledger-recorded; prints how to restore them)."""
     from flows import cron  # noqa: PLC0415
 
-    with _connect() as conn:
-        typer.echo(cron.migration_text(cron.migrate(conn, execute=execute)))
+    for _ in each_target(target, typer.echo):
+        with _connect() as conn:
+            typer.echo(cron.migration_text(cron.migrate(conn, execute=execute)))
 
 
 def main(argv: list[str] | None = None) -> None:

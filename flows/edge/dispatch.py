@@ -25,11 +25,11 @@ from typing import Any
 import httpx
 
 from flows.core import plain, settings
-from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.errors import ProblemsFound as ProblemsError
 from flows.core.jobs import get_flow
 from flows.core.masking import mask_secrets
-from flows.core.outcomes import BAD_INPUT_STATE, PROBLEMS_STATE, SKIPPED_STATE
+from flows.core.outcomes import BAD_INPUT_STATE, INFRASTRUCTURE_STATE, PROBLEMS_STATE, SKIPPED_STATE
 
 Echo = Callable[[str], None]
 
@@ -98,6 +98,8 @@ def raise_for(job: str, name: str | None, message: str | None) -> None:
         raise ProblemsError(text or f"{job} found problems")
     if name == BAD_INPUT_STATE:
         raise ConfigError(text or f"{job}: bad input")
+    if name == INFRASTRUCTURE_STATE and text:
+        raise InfrastructureError(text)
     raise InfrastructureError(f"{job} ended {name or 'unknown'}" + (f": {text}" if text else ""))
 
 
@@ -111,6 +113,8 @@ def run_plain(job: str, options: dict[str, Any], echo: Echo, *, reason: str) -> 
     with plain.plain_mode():
         state = getattr(flow, "fn", flow)(**options)
     data = getattr(state, "data", None)
+    if isinstance(data, PgtenderError) and not state.is_completed():
+        raise data  # the lifecycle's own error, as a flow run here would raise it
     raise_for(job, state.name, state.message)
     return data
 

@@ -55,14 +55,18 @@ def _healthy(api_url: str) -> bool:
 
 
 def start_local_server(
-    state_dir: Path, *, port: int | None = None, timeout: float = 120.0
+    state_dir: Path, *, port: int | None = None, timeout: float = 120.0, database_url: str | None = None
 ) -> LocalPrefectServer:
-    """Start ``prefect server start`` with its home under ``state_dir``; wait until it answers."""
+    """Start ``prefect server start`` with its home under ``state_dir``; wait until it answers.
+    ``database_url``: its store (``postgresql+asyncpg://``, ``flows.edge.prefect_store``); None:
+    Prefect's default (SQLite under its home) or what the environment configures."""
     home = state_dir / "prefect"
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, **TELEMETRY_OFF, "PREFECT_HOME": str(home), "PREFECT_API_URL": api_url}
+    if database_url is not None:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     log_path = home / "server.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(

@@ -8,12 +8,13 @@ answered "database is locked"), the outcome the lifecycle recorded in this proce
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Any
 
 import httpx
 
-from flows.core import lifecycle
+from flows.core import lifecycle, targets
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.errors import ProblemsFound as ProblemsError
 from flows.core.jobs import get_flow, validate_options
@@ -52,8 +53,16 @@ def validate_run(job: str, options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ConfigError(f"job {job!r} does not take --{unknown[0].replace('_', '-')}")
-    validate_options(job, options)  # one line, nothing started
-    check_database()  # a wrong password or database: one line, exit 2, before any flow run exists
+    target = options.get("target")
+    chosen = targets.select(target)  # unknown target, missing URL, duplicates: exit 2, nothing started
+    with targets.using(chosen[0]) if len(chosen) == 1 else contextlib.nullcontext():
+        validate_options(job, {k: v for k, v in options.items() if k != "target"})  # one line
+        if len(chosen) == 1:
+            # a wrong password or database: one line, exit 2, before any flow run exists (a sweep
+            # over several targets checks each inside the run: one target down stops no other)
+            check_database()
+            if chosen[0].explicit:  # a replica named for a job that writes: exit 2, no flow run
+                lifecycle.replica_first(job)
 
 
 def run_job(job: str, options: dict[str, Any]) -> Any:

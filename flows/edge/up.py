@@ -58,10 +58,12 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
         api_url = os.environ.get("PREFECT_API_URL")
         ui_url = api_url.removesuffix("/api") if api_url else None
         if not api_url:
+            from flows.edge import prefect_store  # noqa: PLC0415
             from flows.edge.prefect_server import start_local_server  # noqa: PLC0415
 
-            typer.echo("prefect: starting a local server ...")
-            server = start_local_server(current.state_dir)
+            store = prefect_store.prepare(dsn)  # Prefect's state in this PostgreSQL, not SQLite
+            typer.echo(f"prefect: starting a local server (its store: {store.description}) ...")
+            server = start_local_server(current.state_dir, database_url=store.url)
             stack.callback(_stopped, f"the local Prefect server ({server.ui_url})", server.stop)
             api_url, ui_url = server.api_url, server.ui_url
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))

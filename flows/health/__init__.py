@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 
 from flows.core import alerting, clock, lifecycle, metrics, plain, runtime, settings
 from flows.core.db import load_sql, set_local
+from flows.core.forms import TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome, ProblemsFound
 from flows.core.schedules import all_schedules
@@ -211,7 +212,7 @@ def probes_task(operation_id: UUID) -> dict[str, Any]:
 
 
 @runtime.db_task("health-alerts", JOB, retries=0)
-def alerts_task(rows: list[dict[str, Any]], target: str = alerting.DEFAULT_TARGET) -> dict[str, int]:
+def alerts_task(rows: list[dict[str, Any]], target: str | None = None) -> dict[str, int]:
     """Pages for checks that started failing, resolves for those that cleared (nothing else)."""
     with runtime.connection() as conn:
         sent = alerting.evaluate(
@@ -273,6 +274,10 @@ def health_run(run: lifecycle.Run) -> Outcome:
 
 
 @flow(name="health", log_prints=False)
-def health_flow() -> State[Any]:
-    """Run every health probe once; Failed ("Problems found") when any check failed."""
-    return lifecycle.run_flow(JOB, health_run)
+def health_flow(target: TargetName | None = None) -> State[Any]:
+    """Run every health probe once; Failed ("Problems found") when any check failed.
+
+    Args:
+        target: The database (a [targets] name of the policy file). Empty: every target.
+    """
+    return lifecycle.run_flow(JOB, health_run, target=target)

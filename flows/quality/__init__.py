@@ -30,21 +30,17 @@ from prefect.client.schemas.objects import State
 
 from checks import Suite, all_suites
 from flows.core import clock, lifecycle, outcomes, plain, runtime, settings
-from flows.core.errors import PgtenderError
-from flows.core.forms import SuiteName
+from flows.core.forms import SuiteName, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import NOT_PASSED
 from flows.core.replay import ReplayContext, Replayed
 from flows.quality.alerts import alerts_task
-from flows.quality.compiler import (
-    Fact,
-    Outcome,
-    Window,
-)
+from flows.quality.compiler import Fact, Window
 from flows.quality.docs import build_docs, gx_runner
 from flows.quality.evaluate import evaluate_suite, gx_outcomes
 from flows.quality.options import day_window, parse_day, sample_size_for, select_suites
 from flows.quality.recording import markdown_summary, record, run_suites, summary
+from flows.quality.verdicts import Outcome
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "quality"
@@ -158,25 +154,28 @@ def quality_run(run: lifecycle.Run, the_day: date, suites: list[Suite]) -> outco
 
 # parse_day and select_suites check the form's values (one line, "Bad input"), not Prefect.
 @flow(name="quality", log_prints=False, validate_parameters=False)
-def quality_flow(day: date | None = None, suite: SuiteName | None = None) -> State[Any]:
+def quality_flow(
+    day: date | None = None, suite: SuiteName | None = None, target: TargetName | None = None
+) -> State[Any]:
     """Validate the day's window (default: yesterday UTC) with every (or one) GX suite.
 
     Args:
         day: The UTC day to validate (YYYY-MM-DD). Empty: yesterday.
         suite: Run only this GX suite (e.g. learning_events). Empty: every enabled suite.
+        target: The database (a [targets] name of the policy file). Empty: every target.
     """
-    try:
+
+    def plan() -> lifecycle.Planned:  # in each target: its clock's yesterday, its suites
         with runtime.connection() as conn:  # the day is the database's: its yesterday, never after its today
             today = clock.db_now(conn).date()
         the_day = parse_day(day, today=today)
         suites = select_suites(suite, settings.current_policy().quality)
-    except PgtenderError as exc:
-        return lifecycle.error_state(exc)
-    # One run per day's window at a time (a backfill item of the same day included); runs of other
-    # days, e.g. a backfill's, do not hold up the daily run.
-    return lifecycle.run_flow(
-        JOB,
-        lambda run: quality_run(run, the_day, suites),
-        params={"day": the_day.isoformat(), "suite": suite},
-        day=the_day.isoformat(),
-    )
+        # One run per day's window at a time (a backfill item of the same day included); runs of
+        # other days, e.g. a backfill's, do not hold up the daily run.
+        return lifecycle.Planned(
+            work=lambda run: quality_run(run, the_day, suites),
+            params={"day": the_day.isoformat(), "suite": suite},
+            day=the_day.isoformat(),
+        )
+
+    return lifecycle.run_flow(JOB, plan=plan, target=target)

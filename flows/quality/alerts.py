@@ -42,7 +42,7 @@ def observations(day: date, summaries: list[dict[str, Any]]) -> list[alerting.Ob
 
 @runtime.db_task("quality-alerts", JOB, retries=0)
 def alerts_task(
-    day_iso: str, today_iso: str, summaries: list[dict[str, Any]], target: str = alerting.DEFAULT_TARGET
+    day_iso: str, today_iso: str, summaries: list[dict[str, Any]], target: str | None = None
 ) -> dict[str, int]:
     """Pages and resolves for the suites of yesterday's run; nothing for older days."""
     day = date.fromisoformat(day_iso)

@@ -10,10 +10,9 @@ import psycopg
 
 from checks import Suite, all_suites
 from flows.core import settings
+from flows.core.db import load_sql
 from flows.core.settings import QualityPolicy
-from flows.quality.compiler import (
-    Window,
-)
+from flows.quality.compiler import Window
 from flows.quality.evaluate import gx_outcomes
 from flows.quality.options import sample_size_for
 
@@ -27,11 +26,7 @@ def build_docs(
     from flows.quality import gx as gx_runtime  # noqa: PLC0415
 
     rows = conn.execute(
-        "SELECT suite, target, check_name, status, details, sample, expected"
-        "  FROM data_quality_checks"
-        " WHERE is_current AND starts_with(check_name, 'quality.')"
-        "   AND window_start = %(s)s AND window_end = %(e)s AND suite = ANY(%(suites)s)"
-        " ORDER BY suite, check_name",
+        load_sql("queries/quality/docs_rows.sql"),
         {"s": window.start, "e": window.end, "suites": list(suite_names)},
     ).fetchall()
     known = all_suites()

@@ -19,17 +19,10 @@ from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
 from flows.core.outcomes import NOT_PASSED, CheckStatus
 from flows.core.settings import QualityPolicy
-from flows.quality.compiler import (
-    ROW_COUNT,
-    Fact,
-    Outcome,
-    Window,
-    build_scan,
-    evaluate,
-    fetch_samples,
-    run_scan,
-)
+from flows.quality.compiler import ROW_COUNT, Fact, Window, build_scan
 from flows.quality.options import sample_size_for, threshold_for, weight_for
+from flows.quality.scan import fetch_samples, run_scan
+from flows.quality.verdicts import Outcome, evaluate
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "quality"

@@ -11,9 +11,7 @@ from checks import Expectation, Suite, all_suites
 from flows.core import clock, settings
 from flows.core.errors import ConfigError
 from flows.core.settings import QualityPolicy, QualitySuitePolicy
-from flows.quality.compiler import (
-    Window,
-)
+from flows.quality.compiler import Window
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

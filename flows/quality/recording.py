@@ -12,14 +12,10 @@ import psycopg
 from checks import Suite
 from flows.core.outcomes import NOT_PASSED, CheckStatus
 from flows.core.settings import QualityPolicy
-from flows.quality.compiler import (
-    Fact,
-    Outcome,
-    Window,
-    gx_kwargs,
-)
+from flows.quality.compiler import Fact, Window, gx_kwargs
 from flows.quality.evaluate import SuiteRun, check_name, evaluate_suite
 from flows.quality.results import CheckRow, json_safe, replace_results
+from flows.quality.verdicts import Outcome
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

@@ -30,11 +30,12 @@ from typing import Any
 from prefect import flow, task
 from prefect.client.schemas.objects import State
 
-from flows.core import clock, lifecycle, plain, runtime, settings
+from flows.core import clock, lifecycle, plain, runtime, settings, targets
 from flows.core.errors import InfrastructureError, PgtenderError
-from flows.core.forms import DryRun, IsoWeek, Recipients
+from flows.core.forms import DryRun, IsoWeek, Recipients, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
+from flows.report import fleet as fleet_report
 from flows.report import mail as report_email
 from flows.report.data import job_stats, late_runs
 from flows.report.render import build, schedules_for
@@ -126,7 +127,10 @@ def report_run(run: lifecycle.Run, chosen: Week, recipients: list[str], dry_run:
 # parse_week and recipients_for check the form's values (one line, "Bad input"), not Prefect.
 @flow(name="report", log_prints=False, validate_parameters=False)
 def report_flow(
-    week: IsoWeek | None = None, to: Recipients | None = None, dry_run: DryRun = False
+    week: IsoWeek | None = None,
+    to: Recipients | None = None,
+    dry_run: DryRun = False,
+    target: TargetName | None = None,
 ) -> State[Any]:
     """Render the weekly quality report and send it by email (dry run: keep the files only).
 
@@ -135,17 +139,36 @@ def report_flow(
             report's time zone.
         to: Comma-separated addresses instead of the policy's report.recipients.
         dry_run: Write the .eml and .html under the state directory; send nothing.
+        target: The database (a [targets] name of the policy file). Empty: every target.
     """
-    policy = settings.current_policy()
-    try:
+
+    fleet_sweep = target is None and targets.is_fleet()
+    fleet_policy = settings.current_policy()
+    fleet_recipients: list[str] = []
+    if fleet_sweep:  # one email over the fleet; bad recipients fail before any target is touched
+        fleet_recipients = recipients_for(to, fleet_policy.report, dry_run=dry_run)
+
+    def plan() -> lifecycle.Planned:  # in each target: its time zone, recipients and clock
+        policy = settings.current_policy()
         with runtime.connection() as conn:  # the week and "complete" by the database's clock, as its rows
             now = clock.db_now(conn)
         chosen = parse_week(week, policy.report.timezone, now=now)
-        recipients = recipients_for(to, policy.report, dry_run=dry_run)
-    except PgtenderError as exc:  # bad input: nothing written
-        return lifecycle.error_state(exc)
-    params = {"week": chosen.label, "recipients": len(recipients), "dry_run": dry_run}
-    return lifecycle.run_flow(JOB, lambda run: report_run(run, chosen, recipients, dry_run), params=params)
+        recipients = recipients_for(to, policy.report, dry_run=dry_run)  # bad input: nothing written
+        if fleet_sweep and (to is not None or policy.report.recipients == fleet_policy.report.recipients):
+            recipients = []  # rendered and kept under the target's state directory; in the fleet email
+        params = {"week": chosen.label, "recipients": len(recipients), "dry_run": dry_run}
+        return lifecycle.Planned(work=lambda run: report_run(run, chosen, recipients, dry_run), params=params)
+
+    state = lifecycle.run_flow(JOB, plan=plan, target=target)
+    if fleet_sweep:
+        results = lifecycle.last_sweep(JOB)
+        labels = [r.outcome.result.get("week") for r in results if r.outcome is not None]
+        label = week or next((w for w in labels if w), "unknown-week")
+        try:
+            fleet_report.deliver(label, results, fleet_recipients, send=not dry_run)
+        except PgtenderError as exc:  # the targets' reports are kept; the fleet email failed
+            return lifecycle.error_state(exc)
+    return state
 
 
 __all__ = [

@@ -32,7 +32,7 @@ from prefect.client.schemas.objects import State
 from flows.core import clock, lifecycle, locks, metrics, runtime, settings
 from flows.core.catalog import Target, resolve_targets
 from flows.core.errors import raise_worst
-from flows.core.forms import DryRun
+from flows.core.forms import DryRun, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
 from flows.core.partition_policy import RetentionPolicy
@@ -193,12 +193,17 @@ def retention_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
 
 
 @flow(name="retention", log_prints=False)
-def retention_flow(dry_run: DryRun = False) -> State[Any]:
+def retention_flow(dry_run: DryRun = False, target: TargetName | None = None) -> State[Any]:
     """Expire partitions per policy and batch-delete old rows of plain tables.
 
     Args:
         dry_run: Report what would change; change nothing.
+        target: The database (a [targets] name of the policy file). Empty: every target.
     """
     return lifecycle.run_flow(
-        JOB, lambda run: retention_run(run, dry_run), params={"dry_run": dry_run}, validate=_validate
+        JOB,
+        lambda run: retention_run(run, dry_run),
+        params={"dry_run": dry_run},
+        validate=_validate,
+        target=target,
     )

@@ -1,4 +1,5 @@
-"""Dump mode"""
+"""Dump mode: an expired partition is dumped (COPY, gzip, manifest with sha256), verified, detached
+and dropped; every step resumable after a kill (restore.py is the way back)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from flows.core import clock
 from flows.core.catalog import Target
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
-from flows.core.errors import ConfigError, ProblemsFound
-from flows.core.partition_policy import DdlRetry, TablePolicy
+from flows.core.errors import ProblemsFound
+from flows.core.partition_policy import DdlRetry
 from flows.retention.expired import Expired, count_rows, detach_partition
 from flows.retention.results import PartitionAction
 
@@ -372,52 +373,3 @@ def finish_interrupted_dumps(
             _write_manifest(path, {**manifest, "dropped_at": clock.now().isoformat()})
         tidy_stem(dump_dir, path.name.removesuffix(".json"))
     return actions
-
-
-def restore_dump(conn: Conn, manifest_path: Path, *, schema: str, table: str, key: str | None = None) -> int:
-    """Load a verified dump into an existing table with the same columns; returns rows loaded.
-
-    Refused (ConfigError, nothing loaded) when the table already holds rows of the dump's range on
-    the partition key: the partition was restored before, or never dropped. Restores into the same
-    table wait for each other.
-    """
-    manifest = verify_dump(manifest_path)
-    data = manifest_path.parent / manifest["file"]
-    key = key or manifest.get("key")
-    if not key:
-        raise ConfigError(f"{manifest_path.name} does not name its partition key: pass key=")
-    ident = sql.Identifier(schema, table)
-    cols = sql.SQL(", ").join(sql.Identifier(col) for col in manifest["columns"])
-    lo, hi = datetime.fromisoformat(manifest["lower"]), datetime.fromisoformat(manifest["upper"])
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('pgtender.restore'), hashtext(%s))",
-            (ident.as_string(conn),),
-        )
-        row = cur.execute(
-            load_sql("queries/retention/key_type.sql"), {"table": ident.as_string(conn), "key": key}
-        )
-        found = row.fetchone()
-        if found is None:
-            raise ConfigError(f"{schema}.{table} has no column {key}")
-        bound = Target(schema, table, 0, key, str(found[0]), "", None, TablePolicy()).bound
-        present = cur.execute(
-            sql.SQL("SELECT count(*) FROM {t} WHERE {k} >= {lo} AND {k} < {hi}").format(
-                t=ident, k=sql.Identifier(key), lo=bound(lo), hi=bound(hi)
-            )
-        ).fetchone()
-        if present and present[0]:
-            raise ConfigError(
-                f"{schema}.{table} already holds {present[0]} rows of {manifest['partition']}'s range"
-                f" [{manifest['lower']}, {manifest['upper']}): restored before, or never dropped;"
-                " nothing loaded"
-            )
-        with (
-            cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(ident, cols)) as copy,
-            gzip.open(data, "rb") as fh,
-        ):
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                copy.write(chunk)
-        loaded = cur.rowcount
-        expect_equal(f"restore of {data.name}", int(manifest["rows"]), loaded)
-    return loaded

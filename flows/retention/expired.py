@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from flows.core.catalog import Target
+from flows.core.catalog import Target, read_children
 from flows.core.db import load_sql
 from flows.core.intervals import floor_to, subtract_age
 
@@ -32,6 +32,12 @@ def count_rows(conn: Conn, table: sql.Composable) -> int:
     return int(row[0]) if row else 0
 
 
+def relation_bytes(conn: Conn, oid: int) -> int:
+    """Total size (table, indexes, TOAST) of one relation; waits for its ACCESS SHARE lock."""
+    row = conn.execute(load_sql("queries/retention/relation_bytes.sql"), {"oid": oid}).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def expired_partitions(conn: Conn, target: Target, *, now: datetime, exact: bool) -> list[Expired]:
     """Partitions wholly older than ``now - retention`` and older than the current interval."""
     policy = target.policy
@@ -39,10 +45,11 @@ def expired_partitions(conn: Conn, target: Target, *, now: datetime, exact: bool
         return []
     cutoff = min(subtract_age(now, policy.retention), floor_to(now, policy.interval))
     out: list[Expired] = []
-    rows = conn.execute(load_sql("queries/retention/children.sql"), {"oid": target.oid}).fetchall()
-    for name, is_default, lo, hi, size, estimate, oid in rows:
-        if is_default or lo is None or hi is None or hi > cutoff:
+    for child in read_children(conn, [target.oid])[target.oid]:
+        name, lo, hi, estimate, oid = child.name, child.lo, child.hi, child.estimated_rows, child.oid
+        if child.is_default or lo is None or hi is None or hi > cutoff:
             continue
+        size = relation_bytes(conn, oid)
         if exact or int(estimate) < 0:
             n, is_exact = count_rows(conn, sql.Identifier(target.schema, name)), True
         else:

@@ -1,5 +1,6 @@
 -- The partitioned tables named by the policy: partition strategy, key column and type, owner,
 -- DEFAULT partition. One row per requested (schema, table); rel_oid is NULL when it does not exist.
+-- Lock-free: pg_get_expr(relpartbound, 0) does not open the partition (see children.sql).
 SELECT want.nsp,
        want.rel,
        c.oid::bigint                                   AS rel_oid,
@@ -11,7 +12,7 @@ SELECT want.nsp,
        pg_get_userbyid(c.relowner)::text               AS owner,
        (SELECT d.relname::text
           FROM pg_inherits i JOIN pg_class d ON d.oid = i.inhrelid
-         WHERE i.inhparent = c.oid AND pg_get_expr(d.relpartbound, d.oid) = 'DEFAULT') AS default_name,
+         WHERE i.inhparent = c.oid AND pg_get_expr(d.relpartbound, 0) = 'DEFAULT') AS default_name,
        current_user::text                              AS me
   FROM unnest(%(schemas)s::text[], %(tables)s::text[]) WITH ORDINALITY AS want(nsp, rel, ord)
   LEFT JOIN pg_namespace n ON n.nspname = want.nsp

@@ -1,0 +1,293 @@
+"""One table brought to its premake horizon (or, dry-run, planned), and the whole job without
+Prefect (``run_once``): advisory lock first, then the catalog, every table, the metrics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+import psycopg.errors
+
+from flows.core import clock, lifecycle, locks, metrics
+from flows.core.catalog import Child, Target, horizon_days, resolve_targets
+from flows.core.ddl import run_locked
+from flows.core.errors import PgtenderError
+from flows.core.logs import get_logger
+from flows.core.partition_policy import DdlRetry, PartitionsPolicy
+from flows.core.replay import ReplayContext, Replayed
+from flows.partitions.create import CONFLICTS, Shape, create_empty, empty_batches, read_shape, read_shapes
+from flows.partitions.plan import Observed, Planned, observe, observe_nowait, plan_table
+from flows.partitions.rescue import rescue_step
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+JOB = "partitions"
+
+
+def create_partitions(
+    conn: Conn,
+    target: Target,
+    planned: list[Planned],
+    *,
+    retry: DdlRetry,
+    log: Any,
+    default_rows: int = 0,
+    shape: Shape | None = None,
+) -> list[tuple[str, int]]:
+    """Create the planned partitions of one table; returns (partition, rows moved out of DEFAULT).
+
+    DEFAULT rows are rescued first, one interval per transaction (``rescue``), then the partitions
+    with nothing to move are created (``create``). A rescue step that fails stops the rescue (the
+    intervals before it stay committed, the rest in DEFAULT), the empty partitions are still
+    created, and the failure is raised afterwards. A range another session covered is skipped."""
+    if not planned:
+        return []
+    label = f"{target.schema}.{target.name}"
+    shape = shape or read_shape(conn, target)
+    rescue = [p for p in planned if p.default_rows > 0 and target.default is not None]
+    empty = [p for p in planned if p not in rescue]
+    done: list[tuple[str, int]] = []
+    failure: PgtenderError | None = None
+    for p in rescue:
+        lifecycle.checkpoint()
+        try:
+            moved = run_locked(
+                conn,
+                lambda c, p=p: rescue_step(c, target, shape, p),  # type: ignore[misc]
+                retry=retry,
+                what=f"rescue DEFAULT rows of {label} into {p.name}",
+                log=log,
+            )
+        except PgtenderError as exc:
+            failure = exc
+            break
+        if moved is not None:
+            done.append((p.name, moved))
+            default_rows -= moved
+    for batch in empty_batches(empty, default_rows):
+        lifecycle.checkpoint()
+        try:
+            try:
+                names = run_locked(
+                    conn,
+                    lambda c, b=batch: create_empty(c, target, shape, b),  # type: ignore[misc]
+                    retry=retry,
+                    what=f"create partitions of {label}",
+                    log=log,
+                )
+            except CONFLICTS:  # another session created one of them first: look, then go on
+                names = run_locked(
+                    conn,
+                    lambda c, b=batch: create_empty(c, target, shape, b, recheck=True),  # type: ignore[misc]
+                    retry=retry,
+                    what=f"create partitions of {label}",
+                    log=log,
+                )
+        except psycopg.errors.CheckViolation:
+            # Rows for one of these ranges reached DEFAULT after the plan: move them step by step.
+            names = []
+            for p in batch:
+                moved = run_locked(
+                    conn,
+                    lambda c, p=p: rescue_step(c, target, shape, p),  # type: ignore[misc]
+                    retry=retry,
+                    what=f"rescue DEFAULT rows of {label} into {p.name}",
+                    log=log,
+                )
+                if moved is not None:
+                    done.append((p.name, moved))
+        done += [(n, 0) for n in names]
+    if failure is not None:
+        raise failure
+    return done
+
+
+@dataclass
+class TableResult:
+    table: str
+    schema: str
+    dry_run: bool
+    created: list[str] = field(default_factory=list)
+    rows_moved: int = 0
+    default_rows: int = 0
+    rows_too_old: int = 0
+    rows_beyond_horizon: int = 0
+    rows_null_key: int = 0
+    rows_conflicting: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    horizon_days: float = 0.0
+    has_default: bool = True
+    default_key_range: tuple[str | None, str | None] = (None, None)
+    default_busy: bool = False  # dry-run only: DEFAULT was locked by another session, not counted
+
+    def summary(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def look(
+    conn: Conn, targets: list[Target], *, retry: DdlRetry, dry_run: bool, log: Any
+) -> dict[int, Observed]:
+    """The tables' partitions and DEFAULT rows. The catalog read takes no lock; the DEFAULT counts
+    wait behind a lock on DEFAULT: a dry-run reports it busy, a run retries it as transient."""
+    if dry_run:
+        return observe_nowait(conn, targets, retry.lock_timeout_ms)
+    return run_locked(conn, lambda c: observe(c, targets), retry=retry, what="inspect tables", log=log)
+
+
+def maintain_table(
+    conn: Conn,
+    target: Target,
+    *,
+    now: datetime,
+    retry: DdlRetry,
+    dry_run: bool = False,
+    log: Any = None,
+    observed: Observed | None = None,
+    shape: Shape | None = None,
+) -> TableResult:
+    """Bring one table to its premake horizon and rescue its DEFAULT rows (or, dry-run, plan it)."""
+    log = (log or get_logger(job=JOB)).bind(table=f"{target.schema}.{target.name}")
+    if observed is None:
+        observed = look(conn, [target], retry=retry, dry_run=dry_run, log=log)[target.oid]
+    children = observed.children
+    plan = plan_table(target, children, observed.buckets, now)
+    result = TableResult(
+        table=target.name,
+        schema=target.schema,
+        dry_run=dry_run,
+        rows_too_old=plan.rows_too_old,
+        rows_beyond_horizon=plan.rows_beyond_horizon,
+        rows_null_key=plan.rows_null_key,
+        rows_conflicting=plan.rows_conflicting,
+        conflicts=plan.conflicts,
+        has_default=target.default is not None,
+        default_key_range=plan.default_key_range,
+        default_busy=observed.default_busy,
+    )
+    if dry_run:
+        if observed.default_busy:
+            log.warning("DEFAULT is locked by another session: its rows were not counted")
+        result.created = [p.name for p in plan.create]
+        result.rows_moved = sum(p.default_rows for p in plan.create)
+        result.default_rows = plan.default_rows - result.rows_moved
+        for p in plan.create:
+            log.info(
+                "would create partition", partition=p.name, lo=p.lo.isoformat(), rows_to_move=p.default_rows
+            )
+        result.horizon_days = horizon_days(
+            children + [Child(p.name, False, p.lo, p.hi) for p in plan.create], now
+        )
+        return result
+    created = create_partitions(
+        conn, target, plan.create, retry=retry, log=log, default_rows=plan.default_rows, shape=shape
+    )
+    for name, moved in created:
+        result.created.append(name)
+        result.rows_moved += moved
+        log.info("partition created", partition=name, rows_moved=moved)
+    if result.rows_moved:  # DEFAULT changed: count it again
+        again = look(conn, [target], retry=retry, dry_run=False, log=log)[target.oid]
+        children = again.children
+        result.default_rows = sum(again.buckets.values())
+    else:  # only empty partitions: the plan's view plus what was created
+        planned = {p.name: p for p in plan.create}
+        children = children + [
+            Child(n, False, planned[n].lo, planned[n].hi) for n in result.created if n in planned
+        ]
+        result.default_rows = plan.default_rows
+    result.horizon_days = horizon_days(children, now)
+    if result.default_rows:
+        log.warning(
+            "rows left in DEFAULT",
+            rows=result.default_rows,
+            too_old=plan.rows_too_old,
+            beyond_horizon=plan.rows_beyond_horizon,
+            null_key=plan.rows_null_key,
+            conflicting=plan.rows_conflicting,
+            key_range=plan.default_key_range,
+        )
+    if plan.conflicts:
+        log.warning("ranges overlap existing partitions; not created", ranges=plan.conflicts)
+    return result
+
+
+def measurements(result: TableResult) -> list[metrics.Measurement]:
+    """The capacity_planning_metrics rows of one table's result (the health probe reads the horizon)."""
+    resource = result.table if result.schema == "public" else f"{result.schema}.{result.table}"
+    meta = {"schema": result.schema, "premake_created": len(result.created)}
+    out = [
+        metrics.Measurement("partition_horizon_days", "table", resource, result.horizon_days, "days", meta)
+    ]
+    if result.has_default:
+        out.append(
+            metrics.Measurement(
+                "default_partition_rows",
+                "table",
+                resource,
+                float(result.default_rows),
+                "rows",
+                {
+                    **meta,
+                    "exact": True,
+                    "rows_moved": result.rows_moved,
+                    "too_old": result.rows_too_old,
+                    "beyond_horizon": result.rows_beyond_horizon,
+                    "null_key": result.rows_null_key,
+                    "conflicting": result.rows_conflicting,
+                    "key_range": list(result.default_key_range),
+                },
+            )
+        )
+    return out
+
+
+def run_once(
+    conn: Conn, policy: PartitionsPolicy, *, dry_run: bool = False, now: datetime | None = None
+) -> list[TableResult] | None:
+    """The whole job without Prefect: advisory lock, every table, metrics. None: another run holds it.
+
+    The lock comes first: a second run skips without reading anything."""
+    log = get_logger(job=JOB)
+    with locks.job_lock(conn, JOB) as got:
+        if not got:
+            log.warning("another partitions run holds the lock; exiting")
+            return None
+        targets = resolve_targets(conn, policy.enabled_tables())
+        now = now or clock.db_now(conn)
+        seen = look(conn, targets, retry=policy, dry_run=dry_run, log=log)
+        busy = [t for t in targets if plan_table(t, seen[t.oid].children, seen[t.oid].buckets, now).create]
+        shapes = read_shapes(conn, busy) if busy and not dry_run else {}  # one query for the run
+        results = [
+            maintain_table(
+                conn,
+                t,
+                now=now,
+                retry=policy,
+                dry_run=dry_run,
+                log=log,
+                observed=seen[t.oid],
+                shape=shapes.get(t.oid),
+            )
+            for t in targets
+        ]
+        if not dry_run:
+            rows = [m for r in results for m in measurements(r)]
+            metrics.record(conn, rows, measured_at=now, flow_run_id=None, operation_id=None)
+    return results
+
+
+def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed | None:
+    """Backfill: the whole job once before the days (None: a scheduled run holds its lock)."""
+    results = run_once(conn, ctx.policy.partitions)
+    if results is None:
+        return None
+    counts = {
+        "partitions_created": sum(len(r.created) for r in results),
+        "rows_moved": sum(r.rows_moved for r in results),
+        "default_rows_left": sum(r.default_rows for r in results),
+    }
+    return Replayed(
+        False, f"{counts['partitions_created']} created, {counts['rows_moved']} rows moved", counts
+    )

@@ -1,0 +1,169 @@
+"""Work pools for real: `prefect deploy --all` from the repository, two process workers started in
+another directory (as on other machines), every job run through them against a fleet of three
+target databases; the results land in each target's own tables.
+
+This is the pull-step fix proven: the deployments name their flows by module path and carry no
+directory of the deployer, so a worker anywhere runs them from the installed pgtender.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.core import clock
+from flows.core.jobs import JOBS, get_flow
+from tests.fleet_fixtures import NAMES, Fleet
+
+ROOT = Path(__file__).parents[1]
+POOL = "pgtender"  # the pool deployments/prefect.yaml names
+
+
+def _env(fleet: Fleet, home: Path) -> dict[str, str]:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PREFECT_HOME": str(home)}
+    env["PGTENDER_CONFIG"] = str(fleet.config)
+    for name, d in fleet.dbs.items():
+        env[f"FLEET_{name.upper()}_URL"] = d.dsn
+    env.pop("PGTENDER_DATABASE_URL", None)
+    return env
+
+
+@contextlib.contextmanager
+def _workers(env: dict[str, str], cwd: Path, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs = []
+    try:
+        for i in range(count):
+            log = (cwd / f"worker-{i}.log").open("wb")
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--name", f"w{i}"],
+                    cwd=cwd,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        yield procs
+    finally:
+        for proc in procs:  # only the workers this test started, by their process group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.calendar
+@pytest.mark.usefixtures("prefect_api")
+def test_jobs_run_through_two_workers_elsewhere_on_every_target(fleet: Fleet, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+    env = _env(fleet, tmp_path / "prefect-home")
+    deploy = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "--no-prompt",
+            "deploy",
+            "--all",
+            "--prefect-file",
+            "deployments/prefect.yaml",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert deploy.returncode == 0, deploy.stdout[-2000:] + deploy.stderr[-2000:]
+    with get_client(sync_client=True) as client:
+        for job in JOBS:
+            deployed = client.read_deployment_by_name(f"{get_flow(job).name}/{job}")  # type: ignore[attr-defined]
+            assert deployed.pull_steps in (None, []), (job, deployed.pull_steps)
+            assert str(ROOT) not in str(deployed.model_dump()), job  # no path of the deployer's machine
+
+    elsewhere = tmp_path / "another-machine"
+    elsewhere.mkdir()
+    yesterday = (clock.today() - timedelta(days=1)).isoformat()
+    cases: dict[str, dict[str, Any]] = {
+        "capacity": {},
+        "health": {},
+        "partitions": {"dry_run": True},
+        "retention": {"dry_run": True},
+        "views": {"target": "bravo"},
+        "quality": {"day": yesterday},
+        "report": {"dry_run": True},
+        "backfill": {"start": yesterday, "end": yesterday, "jobs": ["capacity"]},
+    }
+    runs: dict[str, Any] = {}
+
+    def submit_and_wait(jobs: list[str]) -> None:
+        for job in jobs:
+            name = f"{get_flow(job).name}/{job}"  # type: ignore[attr-defined]
+            runs[job] = run_deployment(name, parameters=cases[job], timeout=0, as_subflow=False)
+        deadline = time.monotonic() + 600
+        pending = set(jobs)
+        with get_client(sync_client=True) as client:
+            while pending and time.monotonic() < deadline:
+                for job in list(pending):
+                    state = client.read_flow_run(runs[job].id).state
+                    if state is not None and state.is_final():
+                        pending.discard(job)
+                time.sleep(1)
+        assert not pending, f"not finished through the workers: {sorted(pending)}"
+
+    with _workers(env, elsewhere, 2):
+        # the backfill re-runs capacity, whose per-target lock would make a concurrent capacity
+        # run skip (as it should): it goes after the others
+        submit_and_wait([j for j in cases if j != "backfill"])
+        submit_and_wait(["backfill"])
+    with get_client(sync_client=True) as client:
+        finished = {job: client.read_flow_run(run.id) for job, run in runs.items()}
+    logs = "".join(p.read_text(errors="replace") for p in elsewhere.glob("worker-*.log"))
+    assert "FileNotFoundError" not in logs
+    assert {str(r.work_pool_name) for r in finished.values()} == {POOL}
+    for job, run in finished.items():
+        assert run.state is not None and run.state.name in ("Completed", "Problems found"), (
+            job,
+            run.state and run.state.message,
+            logs[-3000:],
+        )
+        expected = ["bravo"] if job == "views" else list(NAMES)
+        for name in NAMES:
+            with fleet.dbs[name].connect() as conn:
+                rows = conn.execute(
+                    "SELECT status FROM pgtender_operations WHERE job = %s AND flow_run_id = %s",
+                    (job, run.id),
+                ).fetchall()
+            if name in expected:  # (a backfill records its items beside its own row)
+                assert rows and {r[0] for r in rows} <= {"completed", "problems"}, (job, name, rows)
+            else:
+                assert rows == [], (job, name, rows)
+    # the health results of the worker's run are in each target's own data_quality_checks
+    for d in fleet.dbs.values():
+        assert d.scalar(
+            "SELECT count(*) FROM data_quality_checks WHERE flow_run_id = %s", (finished["health"].id,)
+        )
