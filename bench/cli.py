@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import signal
@@ -132,6 +133,12 @@ def main() -> None:
     home.mkdir()
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+    def drop() -> None:  # also when the bench stops early (SystemExit): no scratch database left
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    atexit.register(drop)
     env = {
         **os.environ,
         "PGTENDER_DATABASE_URL": conninfo.make_conninfo(server, dbname=name),
@@ -200,8 +207,7 @@ def main() -> None:
             print(f"plain {i + 1}: {t_plain:.2f} s (exit {rc})")
         leaked = (home / ".prefect").exists()
     finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop()
     med = {k: statistics.median(v) for k, v in times.items()}
     print()
     print(f"pgtender run health via up: median {med['health']:.2f} s  (min {min(times['health']):.2f})")

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from flows.core import plain, settings
-from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.errors import ProblemsFound as ProblemsError
 from flows.core.jobs import get_flow
 from flows.core.masking import mask_secrets
@@ -113,6 +113,8 @@ def run_plain(job: str, options: dict[str, Any], echo: Echo, *, reason: str) -> 
     with plain.plain_mode():
         state = getattr(flow, "fn", flow)(**options)
     data = getattr(state, "data", None)
+    if isinstance(data, PgtenderError) and not state.is_completed():
+        raise data  # the lifecycle's own error, as a flow run here would raise it
     raise_for(job, state.name, state.message)
     return data
 
