@@ -266,6 +266,15 @@ def infrastructure(
     return evaluate(conn, f"job.{job}", [obs], target=target, flow_run_id=flow_run_id)
 
 
+def counts(deliveries: Sequence[Delivery]) -> dict[str, int]:
+    """Pages and resolves delivered, and notices that were due but could not be sent."""
+    return {
+        "pages": sum(1 for d in deliveries if d.delivered and d.notice.event == "page"),
+        "resolves": sum(1 for d in deliveries if d.delivered and d.notice.event == "resolve"),
+        "undelivered": sum(1 for d in deliveries if not d.delivered),
+    }
+
+
 def log_deliveries(deliveries: Iterable[Delivery], **context: Any) -> None:
     log = get_logger(**context)
     for d in deliveries:

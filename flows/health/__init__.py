@@ -223,11 +223,7 @@ def alerts_task(rows: list[dict[str, Any]], target: str | None = None) -> dict[s
             flow_run_id=runtime.current_flow_run_id(),
         )
     alerting.log_deliveries(sent, job=JOB)
-    return {
-        "pages": sum(1 for d in sent if d.delivered and d.notice.event == "page"),
-        "resolves": sum(1 for d in sent if d.delivered and d.notice.event == "resolve"),
-        "undelivered": sum(1 for d in sent if not d.delivered),
-    }
+    return alerting.counts(sent)
 
 
 def health_run(run: lifecycle.Run) -> Outcome:

@@ -58,8 +58,4 @@ def alerts_task(
             flow_run_id=runtime.current_flow_run_id(),
         )
     alerting.log_deliveries(sent, job=JOB)
-    return {
-        "pages": sum(1 for d in sent if d.delivered and d.notice.event == "page"),
-        "resolves": sum(1 for d in sent if d.delivered and d.notice.event == "resolve"),
-        "undelivered": sum(1 for d in sent if not d.delivered),
-    }
+    return alerting.counts(sent)
