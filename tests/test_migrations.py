@@ -8,6 +8,7 @@ import pytest
 
 from flows.core import db, migrations
 from flows.core.errors import ConfigError
+from flows.core.settings import DatabasePolicy
 from tests.catalog import fingerprint
 from tests.conftest import Database
 
@@ -147,6 +148,35 @@ def test_two_migrators_at_once_do_not_interleave(empty_db: Database) -> None:
     with db.connect(empty_db.dsn, autocommit=True) as conn:
         count = conn.execute("SELECT count(*), count(DISTINCT version) FROM schema_migrations").fetchone()
     assert count == (len(migrations.discover()), len(migrations.discover()))
+
+
+def test_a_second_migrator_waits_longer_than_lock_timeout(empty_db: Database) -> None:
+    """lock_timeout bounds DDL beside the application's writes, not the wait for another migrator:
+    a migrator that holds the lock for longer than it does not make the second one fail."""
+    holder = db.connect(empty_db.dsn, autocommit=True)
+    holder.execute(migrations.LOCK_SQL)
+    released = threading.Event()
+
+    def release_after_the_waiter_queued() -> None:
+        with db.connect(empty_db.dsn, autocommit=True) as watcher:
+            for _ in range(600):  # the waiter is queued on the advisory lock (no timing assumed)
+                if watcher.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ).fetchone()[0]:
+                    break
+                released.wait(0.05)
+        released.wait(0.3)  # beyond the waiter's 100 ms lock_timeout
+        holder.execute(migrations.UNLOCK_SQL)
+        holder.close()
+
+    thread = threading.Thread(target=release_after_the_waiter_queued)
+    thread.start()
+    try:
+        with db.connect(empty_db.dsn, policy=DatabasePolicy(lock_timeout_ms=100), autocommit=True) as conn:
+            steps = migrations.migrate(conn)
+    finally:
+        thread.join(timeout=60)
+    assert len(steps) == len(migrations.discover())
 
 
 def test_rollback_target_above_current_is_bad_input(migrated_db: Database) -> None:

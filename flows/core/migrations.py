@@ -131,7 +131,12 @@ def migration_lock(conn: Conn) -> Iterator[None]:
     """Session-level advisory lock: a second migrator waits, then finds nothing left to do."""
     if not conn.autocommit:
         raise ValueError("migrations need an autocommit connection (each step is its own transaction)")
-    conn.execute(LOCK_SQL)
+    # Wait for the other migrator however long its steps take (lock_timeout is for DDL beside the
+    # application's writes, not for this queue); statement_timeout still bounds the wait. The
+    # session-level lock outlives the transaction that takes it; SET LOCAL does not.
+    with conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = 0")
+        conn.execute(LOCK_SQL)
     try:
         yield
     finally:
