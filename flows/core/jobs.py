@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +38,17 @@ def get_flow(job: str) -> Callable[..., Any]:
         raise ConfigError(f"unknown job {job!r}; known jobs: {', '.join(job_names())}")
     module_name, _, attr = target.partition(":")
     flow: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+    _resolve_annotations(getattr(flow, "fn", flow))
     return flow
+
+
+def _resolve_annotations(fn: Callable[..., Any]) -> None:
+    """The flow function's annotations as objects, not strings (``from __future__ import
+    annotations``). A served run is spawned with the flow pickled by value (the module attribute is
+    the Flow, not its function), which keeps only the globals the code names: a parameter type used
+    only in an annotation (``TargetName``) could then not be resolved, and Prefect failed the run
+    with "not fully defined" before it started."""
+    fn.__annotations__ = typing.get_type_hints(fn, include_extras=True)
 
 
 def validate_options(job: str, options: dict[str, Any]) -> None:
