@@ -71,7 +71,7 @@ def check_hadolint() -> list[str]:
             str(Path(sys.executable).parent / "hadolint"),
             "--failure-threshold",
             "warning",
-            str(ROOT / "Dockerfile"),
+            str(ROOT / "deployments" / "Dockerfile"),
         ],
         capture_output=True,
         text=True,
