@@ -75,6 +75,11 @@ def test_a_cli_run_is_a_run_of_the_deployment_on_the_running_server(
                 "SELECT flow_run_id::text, status FROM pgtender_operations WHERE job = 'health'"
             ).fetchall()
         assert [r[0] for r in ledger] == [flow_run_id]  # the served process ran it, under that flow run
+        os.killpg(serve.pid, signal.SIGTERM)  # how a container or `up` stops serving
+        assert serve.wait(timeout=60) == 0
+        served = (tmp_path / "serve.log").read_text()
+        assert "SIGTERM received: stopping" in served
+        assert "never awaited" not in served, served[-2000:]  # Prefect's own handler warned on every stop
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(serve.pid, signal.SIGTERM)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import json
+import sys
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -231,10 +232,20 @@ def serve_all(*, limit: int | None = None) -> None:
     from prefect.runner import Runner  # noqa: PLC0415
 
     log = get_logger(component="serve")
+
     # Schedules stay active while pgtender is down (no pause on shutdown): the UI shows the runs
     # that were missed as Late, and the late-run rule below turns them into one catch-up run.
     # query_seconds: a run submitted by `pgtender run` starts within 2 s (Prefect's default polls every 10 s)
-    runner = Runner(name="pgtender", limit=limit, pause_on_shutdown=False, query_seconds=2.0)
+    class _Runner(Runner):
+        def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
+            """SIGTERM (a container stopped, `up` stopped) ends serving the way Prefect's own handler
+            means to: exit 0 through the runner's context managers, which stop its runs. Prefect's
+            handler first calls ``stop()``, which inside the running loop only makes an ``astop``
+            coroutine nobody awaits: a RuntimeWarning on every stop, and nothing stopped by it."""
+            log.info("SIGTERM received: stopping")
+            sys.exit(0)
+
+    runner = _Runner(name="pgtender", limit=limit, pause_on_shutdown=False, query_seconds=2.0)
     ids: dict[str, UUID] = {}
     for job in sorted(JOBS):
         # add_flow upserts the deployment (Prefect then deletes its *future* auto-scheduled runs and
