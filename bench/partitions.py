@@ -14,7 +14,8 @@
    p50/p95/p99/max while idle, while pgtender passes run back to back with nothing to do, during
    pgtender creation passes (150 partitions each) and during the same creation with
    ``CREATE TABLE … PARTITION OF``.
-3. ``--prefect``: the fixed cost of one Prefect flow run (partitions_flow no-op vs run_once no-op).
+3. ``--prefect``: a no-op ``partitions`` flow run vs ``run_once`` and vs an empty flow run (Prefect's
+   own cost); pgtender's part over the core from the run's ledger row.
 
 pg_partman comes from Debian's ``postgresql-15-partman`` (installed with apt-get when missing and
 running as root; ``--no-partman`` skips it). PGTENDER_BENCH_DSN names the server (default
@@ -209,9 +210,15 @@ def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms:
 # --------------------------------------------------------------------------- 3. Prefect fixed cost
 
 
-def prefect_cost(template: str, n_tables: int, runs: int) -> None:
+def prefect_cost(template: str, n_tables: int, runs: int) -> dict[str, Any]:
+    """One no-op ``partitions`` flow run over ``n_tables`` tables against the same work without Prefect
+    (``run_once``) and an empty flow run on the same server, interleaved; the run's own time is its
+    ledger row (start to finish: the catalog, the DEFAULT counts, the task run, every table, the
+    metrics insert). Prefect's fixed cost of a flow run is the empty flow's; pgtender's part over
+    the core is the ledger time minus ``run_once``."""
     import tempfile
 
+    from prefect import flow
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.core import db as flows_db
@@ -235,15 +242,46 @@ def prefect_cost(template: str, n_tables: int, runs: int) -> None:
             core = statistics.median(
                 timed(lambda: partitions.run_once(c, policy(n_tables, 1))) for _ in range(runs)
             )
+
+        @flow(name="empty")
+        def empty_flow() -> int:
+            return 0
+
         with prefect_test_harness(server_startup_timeout=120):
             from flows.partitions import partitions_flow
 
             partitions_flow()
-            flow_times = [timed(partitions_flow) for _ in range(runs)]
+            empty_flow()
+            flow_times, empty_times = [], []
+            for _ in range(runs):
+                empty_times.append(timed(empty_flow))
+                flow_times.append(timed(partitions_flow))
         flows_db.close_pools()
-        full = statistics.median(flow_times)
-        print(f"\nPrefect: partitions_flow no-op {full:.3f} s vs run_once no-op {core:.3f} s")
-        print(f"  fixed per-flow cost (flow run + {n_tables} task runs): {full - core:.3f} s")
+        with psycopg.connect(dsn(database), autocommit=True) as c:
+            rows = c.execute(
+                "SELECT extract(epoch FROM finished_at - started_at)::float8 FROM pgtender_operations"
+                " WHERE job = 'partitions' AND status = 'completed' ORDER BY started_at DESC LIMIT %s",
+                (runs,),
+            ).fetchall()
+        run_s = statistics.median(r[0] for r in rows)
+        out = {
+            "tables": n_tables,
+            "runs": runs,
+            "flow_s": statistics.median(flow_times),
+            "empty_flow_s": statistics.median(empty_times),
+            "core_s": core,
+            "run_s": run_s,
+            "over_core_s": run_s - core,
+        }
+        print(
+            f"\nPrefect: no-op partitions flow run over {n_tables} tables {out['flow_s']:.3f} s"
+            f" (an empty flow run on the same server {out['empty_flow_s']:.3f} s: Prefect's own cost)"
+        )
+        print(
+            f"  the run itself (ledger start to finish) {run_s:.3f} s vs run_once {core:.3f} s:"
+            f" pgtender's part over the core {out['over_core_s']:.3f} s"
+        )
+        return out
     finally:
         drop_db(database)
 
@@ -284,7 +322,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rescue-rows", type=int, default=600_000, help="0: skip the rescue reader bench")
     parser.add_argument("--no-partman", action="store_true")
     parser.add_argument("--no-writer", action="store_true")
-    parser.add_argument("--prefect", action="store_true")
+    parser.add_argument("--prefect", action="store_true", help="part 3: a flow run's cost over the core")
+    parser.add_argument("--prefect-runs", type=int, default=7)
     parser.add_argument("--no-core", action="store_true", help="skip part 1 (maintenance core)")
     return parser.parse_args(argv)
 
@@ -303,7 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.rescue_rows:
             figures["rescue"] = rescue_bench(template, args.rescue_rows, args.seconds)
         if args.prefect:
-            prefect_cost(template, args.tables, 3)
+            figures["prefect"] = prefect_cost(template, args.tables, args.prefect_runs)
     finally:
         drop_db(template)
     return figures

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 SERVER = os.environ.get("PGTENDER_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 # name -> the arguments sized for this machine (the whole set runs in well under 20 minutes)
-PARTITIONS_ARGS = ["--trials", "3", "--seconds", "5", "--rescue-rows", "600000"]
+PARTITIONS_ARGS = ["--trials", "3", "--seconds", "5", "--rescue-rows", "600000", "--prefect"]
 SUBPROCESS_BENCHES: dict[str, list[str]] = {
     "quality": ["bench/quality.py", "--rows", "300000", "--repeat", "3"],
     "retention": ["bench/retention.py", "--sizes", "1000000", "--trials", "3"],

@@ -217,3 +217,39 @@ def test_rows_for_an_empty_planned_month_arriving_late_are_moved_not_lost(migrat
         assert count(conn, late) == 1 and count(conn, f"{LE}_default") == 0
         month = intervals.floor_to(clock.db_now(conn), "month").astimezone(UTC)
         assert intervals.partition_name(LE, intervals.add_intervals(month, "month", 4)) in result.created
+
+
+def test_a_runs_reads_leave_out_a_busy_default_and_its_table_reads_on_its_own(
+    migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow reads the catalog, DEFAULT counts and shapes once for all tables (as run_once does),
+    never waiting on a lock longer than lock_timeout: a table whose DEFAULT another session holds is
+    left out, and its step reads its own under the DDL retry rule once the lock is gone."""
+    from uuid import uuid4
+
+    from flows.partitions.flow import Prepared, table_task
+
+    path = tmp_path / "pgtender.toml"
+    path.write_text("[partitions]\nlock_timeout_ms = 100\n[partitions.tables.learning_events]\npremake = 5\n")
+    monkeypatch.setenv("PGTENDER_CONFIG", str(path))
+    pol = policy({LE: {"premake": 5}, "system_performance_metrics": {}})
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        targets = catalog.resolve_targets(conn, pol.enabled_tables())
+        now = clock.db_now(conn)
+        with foreign_lock(migrated_db.dsn, f"{LE}_default"):
+            prepared = Prepared.read(conn, targets, now=now, dry_run=False, lock_timeout_ms=100)
+        assert set(prepared.tables) == {"system_performance_metrics"}
+        dry = Prepared.read(conn, targets, now=now, dry_run=True, lock_timeout_ms=100)
+        assert set(dry.tables) == {LE, "system_performance_metrics"}  # a dry-run plans it anyway
+        before = partitions_of(conn, LE)
+        summary = table_task.fn(LE, now, uuid4(), False, prepared)  # not prepared: reads its own
+        assert summary["created"] == [_month(conn, k) for k in (3, 4, 5)]
+        assert partitions_of(conn, LE) == sorted(before + summary["created"])
+        (recorded,) = conn.execute(
+            "SELECT count(*) FROM capacity_planning_metrics"
+            " WHERE metric_name = 'partition_horizon_days' AND resource_name = %s",
+            (LE,),
+        ).fetchone()
+        assert (
+            recorded == 0
+        )  # in a run, the run records every table's metrics in one insert (test_partitions)

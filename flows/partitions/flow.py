@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,33 +12,80 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 
 from flows.core import lifecycle, metrics, runtime, settings
-from flows.core.catalog import resolve_targets
+from flows.core.catalog import Target, resolve_targets
 from flows.core.errors import raise_worst
 from flows.core.forms import DryRun, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
-from flows.partitions.maintain import JOB, maintain_table, measurements
+from flows.partitions.create import Shape
+from flows.partitions.maintain import JOB, Conn, TableResult, maintain_table, measurements, shapes_for
+from flows.partitions.plan import Observed, observe_nowait
+
+
+@dataclass(kw_only=True)
+class Prepared:
+    """What a run reads once for all its tables, as ``run_once`` does: the catalog, the DEFAULT
+    counts (never waiting on a lock longer than ``lock_timeout``, once) and the shapes of the tables
+    that get a partition. A table's entry is taken by its first try; a retry, or a table whose
+    DEFAULT was busy, reads its own (under the DDL retry rule)."""
+
+    tables: dict[str, tuple[Target, Observed, Shape | None]] = field(default_factory=dict)
+
+    @classmethod
+    def read(
+        cls, conn: Conn, targets: list[Target], *, now: datetime, dry_run: bool, lock_timeout_ms: int
+    ) -> Prepared:
+        seen = observe_nowait(conn, targets, lock_timeout_ms)
+        ready = {oid: o for oid, o in seen.items() if dry_run or not o.default_busy}
+        shapes = {} if dry_run else shapes_for(conn, targets, ready, now)
+        return cls(tables={t.name: (t, ready[t.oid], shapes.get(t.oid)) for t in targets if t.oid in ready})
+
+    def take(self, table: str) -> tuple[Target, Observed, Shape | None] | None:
+        return self.tables.pop(table, None)
 
 
 @runtime.db_task("partitions-table", "partitions", retries=1)
-def table_task(table: str, measured_at: datetime, operation_id: UUID, dry_run: bool) -> dict[str, Any]:
+def table_task(
+    table: str, measured_at: datetime, operation_id: UUID, dry_run: bool, prepared: Prepared | None = None
+) -> dict[str, Any]:
+    """One table: from the run's prepared reads (its metrics are then recorded by the run, in one
+    insert), or on its own, reading and recording everything itself."""
     policy = settings.current_policy().partitions
     log = get_logger(job=JOB)
     with (
         structlog.contextvars.bound_contextvars(table=table, run_id=runtime.current_flow_run_id()),
         runtime.connection() as conn,
     ):
-        (target,) = resolve_targets(conn, {table: policy.tables[table]})
-        result = maintain_table(conn, target, now=measured_at, retry=policy, dry_run=dry_run, log=log)
-        if not dry_run:
-            metrics.record(
-                conn,
-                measurements(result),
-                measured_at=measured_at,
-                flow_run_id=runtime.current_flow_run_id(),
-                operation_id=operation_id,
-            )
+        ready = prepared.take(table) if prepared is not None else None
+        if ready is None:
+            (target,) = resolve_targets(conn, {table: policy.tables[table]})
+            observed, shape = None, None
+        else:
+            target, observed, shape = ready
+        result = maintain_table(
+            conn,
+            target,
+            now=measured_at,
+            retry=policy,
+            dry_run=dry_run,
+            log=log,
+            observed=observed,
+            shape=shape,
+        )
+        if not dry_run and prepared is None:
+            record(conn, [result], measured_at, operation_id)
     return result.summary()
+
+
+def record(conn: Conn, results: list[TableResult], measured_at: datetime, operation_id: UUID) -> None:
+    rows = [m for r in results for m in measurements(r)]
+    metrics.record(
+        conn,
+        rows,
+        measured_at=measured_at,
+        flow_run_id=runtime.current_flow_run_id(),
+        operation_id=operation_id,
+    )
 
 
 def _validate() -> None:
@@ -51,9 +99,12 @@ def partitions_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
     """The job's work inside the lifecycle: every table in one task run (runtime.run_each)."""
     log = get_logger(job=JOB)
     policy = run.policy.partitions
+    measured_at = run.started_at.replace(microsecond=0)
     with runtime.connection() as conn:
         targets = resolve_targets(conn, policy.enabled_tables())
-    measured_at = run.started_at.replace(microsecond=0)
+        prepared = Prepared.read(
+            conn, targets, now=measured_at, dry_run=dry_run, lock_timeout_ms=policy.lock_timeout_ms
+        )
     results, failures = runtime.run_each(
         table_task,
         JOB,
@@ -61,8 +112,12 @@ def partitions_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
         measured_at,
         run.operation_id,
         dry_run,
+        prepared,
         retries=policy.task_retries,
     )
+    if results and not dry_run:  # every table's horizon and DEFAULT rows, one insert
+        with runtime.connection() as conn:
+            record(conn, [TableResult(**r) for r in results.values()], measured_at, run.operation_id)
     run.counts.update(
         {
             "dry_run": dry_run,

@@ -243,6 +243,18 @@ def measurements(result: TableResult) -> list[metrics.Measurement]:
     return out
 
 
+def shapes_for(
+    conn: Conn, targets: list[Target], seen: dict[int, Observed], now: datetime
+) -> dict[int, Shape]:
+    """The shapes of the tables that get a partition in this run: one query for the run."""
+    busy = [
+        t
+        for t in targets
+        if t.oid in seen and plan_table(t, seen[t.oid].children, seen[t.oid].buckets, now).create
+    ]
+    return read_shapes(conn, busy) if busy else {}
+
+
 def run_once(
     conn: Conn, policy: PartitionsPolicy, *, dry_run: bool = False, now: datetime | None = None
 ) -> list[TableResult] | None:
@@ -257,8 +269,7 @@ def run_once(
         targets = resolve_targets(conn, policy.enabled_tables())
         now = now or clock.db_now(conn)
         seen = look(conn, targets, retry=policy, dry_run=dry_run, log=log)
-        busy = [t for t in targets if plan_table(t, seen[t.oid].children, seen[t.oid].buckets, now).create]
-        shapes = read_shapes(conn, busy) if busy and not dry_run else {}  # one query for the run
+        shapes = {} if dry_run else shapes_for(conn, targets, seen, now)
         results = [
             maintain_table(
                 conn,
