@@ -433,3 +433,59 @@ def test_alerts_test_reaches_every_channel_or_exits_3(
     captured = capsys.readouterr()
     assert "oncall" in captured.out and "FAILED" in captured.out
     assert SECRET not in captured.out + captured.err
+
+
+PD_KEY = "R0uting-Key-0f-The-Service-77"
+
+
+def test_pagerduty_pages_trigger_and_resolve_one_incident(
+    migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    """PagerDuty gets Events API v2 events: a page triggers the incident of its dedup key (target,
+    check, subject) and the resolve closes that same incident (Prefect's block could only trigger:
+    a resolve opened a second incident). The routing key is in no log line."""
+    events_url = receiver.url.split("/hook/")[0] + "/v2/enqueue"
+    policy = tmp_path / "pgtender.toml"
+    policy.write_text(
+        f'[[alerts.channels]]\nname = "pd"\ntype = "pagerduty"\nintegration_key_env = "PD_ROUTING_KEY"\n'
+        f'api_key_env = "PD_API_KEY"\nevents_url = "{events_url}"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PGTENDER_CONFIG", str(policy))
+    monkeypatch.setenv("PD_ROUTING_KEY", PD_KEY)
+    monkeypatch.setenv("PD_API_KEY", "unused-by-the-events-api")
+    lag = alerting.Observation(
+        check_name="health.event_lag", subject="learning_events", failing=True, observed=7200
+    )
+    other = alerting.Observation(check_name="health.xid_age", subject="db", failing=True, observed=9)
+    with structlog.testing.capture_logs() as logs, db.connect(migrated_db.dsn, autocommit=True) as conn:
+        alerting.evaluate(conn, "health", [lag, other])
+        assert [p["event_action"] for p in receiver.posts] == ["trigger", "trigger"]
+        page = receiver.posts[0]
+        assert page["routing_key"] == PD_KEY
+        assert page["dedup_key"] == "pgtender/default/health.event_lag[learning_events]"
+        assert page["payload"]["severity"] == "critical" and page["payload"]["source"] == "default"
+        assert "FAILING health.event_lag[learning_events] on default" in page["payload"]["summary"]
+        assert receiver.posts[1]["dedup_key"] != page["dedup_key"]  # one incident per check
+
+        alerting.evaluate(conn, "health", [lag, other])  # still failing: nothing
+        assert len(receiver.posts) == 2
+        alerting.evaluate(conn, "health", [other])  # the lag cleared, the other check still fails
+        resolve = receiver.posts[2]
+        assert resolve == {"routing_key": PD_KEY, "event_action": "resolve", "dedup_key": page["dedup_key"]}
+        assert len(receiver.posts) == 3
+
+    main_exit = _alerts_test_exit()
+    assert main_exit == 0
+    test_trigger, test_resolve = receiver.posts[3:]
+    assert test_trigger["payload"]["severity"] == "info"
+    assert (test_resolve["event_action"], test_resolve["dedup_key"]) == ("resolve", test_trigger["dedup_key"])
+    assert PD_KEY not in json.dumps(logs, default=str)
+
+
+def _alerts_test_exit() -> int:
+    try:
+        main(["alerts", "test"])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

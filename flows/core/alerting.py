@@ -18,6 +18,7 @@ minutes and could neither say which check started failing nor send a resolve whe
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,6 +81,14 @@ class Notice:
     @property
     def what(self) -> str:
         return f"{self.check_name}[{self.subject}]" if self.subject else self.check_name
+
+    @property
+    def dedup_key(self) -> str:
+        """One incident per (target, check, subject): a resolve closes the page it follows."""
+        key = f"pgtender/{self.target}/{self.what}"
+        if len(key) <= 255:  # PagerDuty's limit
+            return key
+        return "pgtender/" + hashlib.sha256(key.encode()).hexdigest()
 
     @property
     def title(self) -> str:

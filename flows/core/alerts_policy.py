@@ -40,6 +40,9 @@ BlockName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100
 Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
 
 
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
 class Channel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -48,7 +51,9 @@ class Channel(BaseModel):
     url_env: EnvName | None = None
     block: BlockName | None = None
     integration_key_env: EnvName | None = None  # pagerduty (Events API v2 routing key)
-    api_key_env: EnvName | None = None  # pagerduty
+    api_key_env: EnvName | None = None  # pagerduty (only Prefect's block needs it)
+    # pagerduty: the Events API v2 endpoint (the EU service: https://events.eu.pagerduty.com/v2/enqueue)
+    events_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = PAGERDUTY_EVENTS_URL
     to: Annotated[tuple[Address, ...], Field(strict=False)] = ()  # email
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
 
@@ -68,6 +73,8 @@ class Channel(BaseModel):
             return self
         if self.to:
             raise ValueError(f"`to` is for email channels; a {kind} channel has no recipients")
+        if self.events_url != PAGERDUTY_EVENTS_URL and kind != "pagerduty":
+            raise ValueError(f"`events_url` is for pagerduty channels, not {kind}")
         if kind == "pagerduty":
             keys = {"integration_key_env", "api_key_env"}
             if given in ({"block"}, keys):

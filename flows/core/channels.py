@@ -1,8 +1,12 @@
 """Alert channels: sending a notice, and the Prefect blocks ``pgtender alerts apply`` keeps.
 
 - ``webhook``: pgtender POSTs the notice as JSON (``Notice.payload``) to the URL.
-- ``slack`` / ``teams`` / ``pagerduty``: Prefect's notification blocks (``SlackWebhook``,
-  ``MicrosoftTeamsWebhook``, ``PagerDutyWebHook``) send the title and the text.
+- ``slack`` / ``teams``: Prefect's notification blocks (``SlackWebhook``, ``MicrosoftTeamsWebhook``)
+  send the title and the text.
+- ``pagerduty``: pgtender sends PagerDuty Events API v2 events itself with the routing key (from
+  the environment or the ``PagerDutyWebHook`` block): a page is a ``trigger`` and a resolve a
+  ``resolve`` under the same ``dedup_key`` (one incident per target, check and subject), which
+  Prefect's block cannot do (it only triggers: a resolve would open a second incident).
 - ``email``: the report's SMTP server (``PGTENDER_SMTP_*``), plain text.
 
 Secrets come from the environment (``url_env``, ``integration_key_env``/``api_key_env``) or from a
@@ -160,12 +164,14 @@ def send(channel: Channel, notice: Notice) -> None:
             response.raise_for_status()
         elif channel.type == "email":
             _send_email(channel, notice)
+        elif channel.type == "pagerduty":
+            for event in pagerduty_events(notice, _routing_key(channel)):
+                response = httpx.post(channel.events_url, json=event, timeout=channel.timeout_seconds)
+                response.raise_for_status()
         else:
             from prefect.blocks.abstract import NotificationError  # noqa: PLC0415
 
             block = _channel_block(channel)
-            if channel.type == "pagerduty":
-                block.notify_type = "failure" if notice.event == "page" else "info"
             try:
                 with block.raise_on_failure():
                     block.notify(notice.text(), notice.title)
@@ -173,6 +179,41 @@ def send(channel: Channel, notice: Notice) -> None:
                 raise DeliveryFailed(f"{channel.type} refused the notice: {_one_line(exc)}") from None
     except (httpx.HTTPError, OSError, ValueError, PgtenderError) as exc:
         raise DeliveryFailed(f"{type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def _routing_key(channel: Channel) -> str:
+    if channel.integration_key_env:
+        return _secret(channel, channel.integration_key_env)
+    key: str = load_block(channel).integration_key.get_secret_value()  # registered with masking
+    return key
+
+
+def pagerduty_events(notice: Notice, routing_key: str) -> list[dict[str, Any]]:
+    """The Events API v2 events of a notice: a page triggers the incident of its dedup key, a resolve
+    resolves it; a test triggers an informational incident and resolves it at once."""
+    if notice.event == "resolve":
+        return [{"routing_key": routing_key, "event_action": "resolve", "dedup_key": notice.dedup_key}]
+    trigger = {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": notice.dedup_key,
+        "client": "pgtender",
+        "payload": {
+            "summary": notice.title[:1024],
+            "source": notice.target,
+            "severity": "critical" if notice.event == "page" else "info",
+            "component": notice.check_name,
+            "group": notice.source,
+            "class": notice.subject or notice.check_name,
+            "custom_details": notice.payload(),
+        },
+    }
+    if notice.event == "test":
+        return [
+            trigger,
+            {"routing_key": routing_key, "event_action": "resolve", "dedup_key": notice.dedup_key},
+        ]
+    return [trigger]
 
 
 def _send_email(channel: Channel, notice: Notice) -> None:
