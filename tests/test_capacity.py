@@ -74,6 +74,30 @@ def test_record_is_idempotent_for_one_instant(demo_db: Database) -> None:
     assert n == len(ms)
 
 
+def test_record_is_one_statement_where_a_repeat_replaces_and_a_non_finite_value_writes_nothing(
+    migrated_db: Database,
+) -> None:
+    at = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    first = metrics.Measurement("row_count", "table", "ml_models", 1.0, "rows", {"exact": True})
+    again = metrics.Measurement("row_count", "table", "ml_models", 2.0, "rows", {"exact": False})
+    other = metrics.Measurement("total_bytes", "table", "ml_models", 8192, "bytes")
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        assert metrics.record(conn, [first, other, again], measured_at=at) == 3
+        rows = conn.execute(
+            "SELECT metric_name, value, metadata FROM capacity_planning_metrics WHERE measured_at = %s"
+            " ORDER BY 1",
+            (at,),
+        ).fetchall()
+        assert rows == [("row_count", 2.0, {"exact": False}), ("total_bytes", 8192.0, {})]
+        bad = metrics.Measurement("row_count", "table", "predictions", float("inf"), "rows")
+        with pytest.raises(ValueError, match="predictions is not finite"):
+            metrics.record(conn, [bad, other], measured_at=at.replace(hour=4))
+        (n,) = conn.execute(
+            "SELECT count(*) FROM capacity_planning_metrics WHERE measured_at = %s", (at.replace(hour=4),)
+        ).fetchone()
+        assert n == 0
+
+
 @pytest.mark.usefixtures("prefect_api")
 def test_capacity_flow_records_snapshot_and_ledger(demo_db: Database) -> None:
     from prefect.states import Completed

@@ -206,12 +206,13 @@ def test_rows_for_an_empty_planned_month_arriving_late_are_moved_not_lost(migrat
     pol = policy({LE: {"premake": 5}, **ONLY_LE})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         (target,) = catalog.resolve_targets(conn, pol.enabled_tables())
-        seen = partitions.observe(conn, [target])[target.oid]
+        now = clock.db_now(conn)
+        ready = partitions.prepare(conn, [target], partitions.observe(conn, [target]), now, dry_run=False)
         conn.execute(
             "INSERT INTO learning_events (occurred_at, event_type)"
             " VALUES (date_trunc('month', now(), 'UTC') + interval '5 months 1 day', 'late')"
         )
-        result = partitions.maintain_table(conn, target, now=clock.db_now(conn), retry=pol, observed=seen)
+        result = partitions.maintain_table(conn, target, now=now, retry=pol, ready=ready[target.oid])
         late = _month(conn, 5)
         assert late in result.created and result.rows_moved == 1
         assert count(conn, late) == 1 and count(conn, f"{LE}_default") == 0

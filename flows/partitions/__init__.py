@@ -19,6 +19,7 @@ from flows.partitions.maintain import (
     create_partitions,
     maintain_table,
     measurements,
+    prepare,
     replay,
     run_once,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "partitions_flow",
     "partitions_run",
     "plan_table",
+    "prepare",
     "replay",
     "run_once",
     "table_task",

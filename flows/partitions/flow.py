@@ -17,9 +17,8 @@ from flows.core.errors import raise_worst
 from flows.core.forms import DryRun, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Done, Outcome
-from flows.partitions.create import Shape
-from flows.partitions.maintain import JOB, Conn, TableResult, maintain_table, measurements, shapes_for
-from flows.partitions.plan import Observed, observe_nowait
+from flows.partitions.maintain import JOB, Conn, Ready, TableResult, maintain_table, measurements, prepare
+from flows.partitions.plan import observe_nowait
 
 
 @dataclass(kw_only=True)
@@ -29,18 +28,18 @@ class Prepared:
     that get a partition. A table's entry is taken by its first try; a retry, or a table whose
     DEFAULT was busy, reads its own (under the DDL retry rule)."""
 
-    tables: dict[str, tuple[Target, Observed, Shape | None]] = field(default_factory=dict)
+    tables: dict[str, Ready] = field(default_factory=dict)
 
     @classmethod
     def read(
         cls, conn: Conn, targets: list[Target], *, now: datetime, dry_run: bool, lock_timeout_ms: int
     ) -> Prepared:
         seen = observe_nowait(conn, targets, lock_timeout_ms)
-        ready = {oid: o for oid, o in seen.items() if dry_run or not o.default_busy}
-        shapes = {} if dry_run else shapes_for(conn, targets, ready, now)
-        return cls(tables={t.name: (t, ready[t.oid], shapes.get(t.oid)) for t in targets if t.oid in ready})
+        usable = {oid: o for oid, o in seen.items() if dry_run or not o.default_busy}
+        ready = prepare(conn, targets, usable, now, dry_run=dry_run)
+        return cls(tables={r.target.name: r for r in ready.values()})
 
-    def take(self, table: str) -> tuple[Target, Observed, Shape | None] | None:
+    def take(self, table: str) -> Ready | None:
         return self.tables.pop(table, None)
 
 
@@ -59,18 +58,10 @@ def table_task(
         ready = prepared.take(table) if prepared is not None else None
         if ready is None:
             (target,) = resolve_targets(conn, {table: policy.tables[table]})
-            observed, shape = None, None
         else:
-            target, observed, shape = ready
+            target = ready.target
         result = maintain_table(
-            conn,
-            target,
-            now=measured_at,
-            retry=policy,
-            dry_run=dry_run,
-            log=log,
-            observed=observed,
-            shape=shape,
+            conn, target, now=measured_at, retry=policy, dry_run=dry_run, log=log, ready=ready
         )
         if not dry_run and prepared is None:
             record(conn, [result], measured_at, operation_id)

@@ -18,7 +18,7 @@ from flows.core.logs import get_logger
 from flows.core.partition_policy import DdlRetry, PartitionsPolicy
 from flows.core.replay import ReplayContext, Replayed
 from flows.partitions.create import CONFLICTS, Shape, create_empty, empty_batches, read_shape, read_shapes
-from flows.partitions.plan import Observed, Planned, observe, observe_nowait, plan_table
+from flows.partitions.plan import Observed, Plan, Planned, observe, observe_nowait, plan_table
 from flows.partitions.rescue import rescue_step
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -144,15 +144,17 @@ def maintain_table(
     retry: DdlRetry,
     dry_run: bool = False,
     log: Any = None,
-    observed: Observed | None = None,
-    shape: Shape | None = None,
+    ready: Ready | None = None,
 ) -> TableResult:
-    """Bring one table to its premake horizon and rescue its DEFAULT rows (or, dry-run, plan it)."""
+    """Bring one table to its premake horizon and rescue its DEFAULT rows (or, dry-run, plan it).
+
+    ``ready``: what the run already read and planned for this table (``prepare``); None: read it."""
     log = (log or get_logger(job=JOB)).bind(table=f"{target.schema}.{target.name}")
-    if observed is None:
+    if ready is None:
         observed = look(conn, [target], retry=retry, dry_run=dry_run, log=log)[target.oid]
+        ready = Ready(target, observed, plan_table(target, observed.children, observed.buckets, now))
+    observed, plan, shape = ready.observed, ready.plan, ready.shape
     children = observed.children
-    plan = plan_table(target, children, observed.buckets, now)
     result = TableResult(
         table=target.name,
         schema=target.schema,
@@ -243,16 +245,27 @@ def measurements(result: TableResult) -> list[metrics.Measurement]:
     return out
 
 
-def shapes_for(
-    conn: Conn, targets: list[Target], seen: dict[int, Observed], now: datetime
-) -> dict[int, Shape]:
-    """The shapes of the tables that get a partition in this run: one query for the run."""
-    busy = [
-        t
-        for t in targets
-        if t.oid in seen and plan_table(t, seen[t.oid].children, seen[t.oid].buckets, now).create
-    ]
-    return read_shapes(conn, busy) if busy else {}
+@dataclass(frozen=True)
+class Ready:
+    """One table as the run read and planned it, and its shape when it gets a partition."""
+
+    target: Target
+    observed: Observed
+    plan: Plan
+    shape: Shape | None = None
+
+
+def prepare(
+    conn: Conn, targets: list[Target], seen: dict[int, Observed], now: datetime, *, dry_run: bool
+) -> dict[int, Ready]:
+    """Each observed table planned once, and the shapes of those that get a partition read in one
+    query for the run (none for a dry-run)."""
+    plans = {
+        t.oid: plan_table(t, seen[t.oid].children, seen[t.oid].buckets, now) for t in targets if t.oid in seen
+    }
+    busy = [t for t in targets if t.oid in plans and plans[t.oid].create]
+    shapes = read_shapes(conn, busy) if busy and not dry_run else {}
+    return {t.oid: Ready(t, seen[t.oid], plans[t.oid], shapes.get(t.oid)) for t in targets if t.oid in plans}
 
 
 def run_once(
@@ -269,18 +282,9 @@ def run_once(
         targets = resolve_targets(conn, policy.enabled_tables())
         now = now or clock.db_now(conn)
         seen = look(conn, targets, retry=policy, dry_run=dry_run, log=log)
-        shapes = {} if dry_run else shapes_for(conn, targets, seen, now)
+        ready = prepare(conn, targets, seen, now, dry_run=dry_run)
         results = [
-            maintain_table(
-                conn,
-                t,
-                now=now,
-                retry=policy,
-                dry_run=dry_run,
-                log=log,
-                observed=seen[t.oid],
-                shape=shapes.get(t.oid),
-            )
+            maintain_table(conn, t, now=now, retry=policy, dry_run=dry_run, log=log, ready=ready[t.oid])
             for t in targets
         ]
         if not dry_run:

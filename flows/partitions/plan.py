@@ -3,6 +3,8 @@ the plan (partitions to create, DEFAULT rows to rescue, what stays in DEFAULT an
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -135,19 +137,26 @@ def observe_nowait(conn: Conn, targets: list[Target], lock_timeout_ms: int) -> d
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _window(current: datetime, interval: str, n: int) -> tuple[datetime, ...]:
+    """``current`` and the ``n`` interval bounds after it: the same for every table of a run that
+    shares an interval and premake, so computed once (date arithmetic is most of a plan's cost)."""
+    return tuple(add_intervals(current, interval, k) for k in range(n + 1))
+
+
 def plan_table(target: Target, children: list[Child], buckets: Buckets, now: datetime) -> Plan:
     """Partitions to create: the current interval through premake, plus rescuable DEFAULT buckets."""
     policy = target.policy
     current = floor_to(now, policy.interval)
-    horizon_end = add_intervals(current, policy.interval, policy.premake + 1)
+    bounds = _window(current, policy.interval, policy.premake + 1)
+    horizon_end = bounds[-1]
+    upper = dict(itertools.pairwise(bounds))
     past_limit = floor_to(subtract_age(now, policy.retention or policy.rescue_max_age), policy.interval)
     plan = Plan(default_rows=sum(buckets.values()))
     keyed = [b for b in buckets if b is not None]
     if keyed:
         plan.default_key_range = (min(keyed).isoformat(), max(keyed).isoformat())
-    wanted: dict[datetime, int] = {
-        add_intervals(current, policy.interval, k): 0 for k in range(policy.premake + 1)
-    }
+    wanted: dict[datetime, int] = dict.fromkeys(bounds[:-1], 0)
     for bucket, n in buckets.items():
         if bucket is None:
             plan.rows_null_key += n
@@ -159,7 +168,7 @@ def plan_table(target: Target, children: list[Child], buckets: Buckets, now: dat
             wanted[bucket] = wanted.get(bucket, 0) + n
     exact = {(c.lo, c.hi) for c in children if not c.is_default}  # the usual case, without a scan
     for lo in sorted(wanted):
-        hi = add_intervals(lo, policy.interval, 1)
+        hi = upper.get(lo) or add_intervals(lo, policy.interval, 1)
         state = "covered" if (lo, hi) in exact else coverage(children, lo, hi)
         if state == "free":
             plan.create.append(Planned(partition_name(target.name, lo), lo, hi, wanted[lo]))

@@ -1,6 +1,6 @@
 -- The partitioned tables named by the policy: partition strategy, key column and type, owner,
 -- DEFAULT partition. One row per requested (schema, table); rel_oid is NULL when it does not exist.
--- Lock-free: pg_get_expr(relpartbound, 0) does not open the partition (see children.sql).
+-- Lock-free: the DEFAULT partition is pg_partitioned_table.partdefid, read without opening anything.
 SELECT want.nsp,
        want.rel,
        c.oid::bigint                                   AS rel_oid,
@@ -10,9 +10,7 @@ SELECT want.nsp,
        a.attname::text                                 AS key_column,
        format_type(a.atttypid, NULL)                   AS key_type,
        pg_get_userbyid(c.relowner)::text               AS owner,
-       (SELECT d.relname::text
-          FROM pg_inherits i JOIN pg_class d ON d.oid = i.inhrelid
-         WHERE i.inhparent = c.oid AND pg_get_expr(d.relpartbound, 0) = 'DEFAULT') AS default_name,
+       (SELECT d.relname::text FROM pg_class d WHERE d.oid = pt.partdefid) AS default_name,
        current_user::text                              AS me
   FROM unnest(%(schemas)s::text[], %(tables)s::text[]) WITH ORDINALITY AS want(nsp, rel, ord)
   LEFT JOIN pg_namespace n ON n.nspname = want.nsp
