@@ -89,7 +89,7 @@ def connect(
     ConfigError (exit 2) for settings that can never work, InfrastructureError (exit 3) otherwise."""
     kwargs = connect_kwargs(dsn, policy or DatabasePolicy(), application_name)
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             dsn,
             autocommit=autocommit,
             connect_timeout=10,
@@ -104,8 +104,12 @@ def connect(
         if _CONFIG_FAILURES.search(message):
             raise ConfigError(f"cannot connect to {_describe(dsn)}: {message}") from None
         raise DatabaseUnavailable(f"cannot connect to {_describe(dsn)}: {message}") from None
+    with _pools_lock:
+        _verified.add(dsn)
+    return conn
 
 
+_verified: set[str] = set()  # DSNs a direct connection has reached: their settings work
 _pools: dict[tuple[str, str], ConnectionPool[psycopg.Connection[tuple[object, ...]]]] = {}
 _pools_lock = threading.Lock()
 
@@ -118,9 +122,11 @@ def get_pool(
     key = (dsn, application_name)
     with _pools_lock:
         pool = _pools.get(key)
-    if pool is None:
+        checked = dsn in _verified
+    if pool is None and not checked:
         # One direct connection first: a wrong password, an unknown database or a bad option is a
         # one-line ConfigError now, not "couldn't get a connection after 30 s" from the pool later.
+        # (Not when one already got through, e.g. the run's lock session: a connect saved a target.)
         connect(dsn, policy=policy, application_name=application_name, autocommit=True).close()
     with _pools_lock:
         pool = _pools.get(key)
@@ -161,6 +167,7 @@ def close_pools() -> None:
         for pool in _pools.values():
             pool.close()
         _pools.clear()
+        _verified.clear()
 
 
 def set_local(conn: psycopg.Connection[tuple[object, ...]], name: str, value: str) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextvars
 import functools
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -137,6 +137,21 @@ def connection() -> Iterator[Conn]:
         yield conn
 
 
+@contextmanager
+def run_session() -> Iterator[Conn]:
+    """The run's own session: a direct connection (never pooled) that checks for a replica, holds the
+    run's advisory lock and writes its ledger row (its pid is the run's proof of life)."""
+    current = settings.load_settings()
+    policy = settings.current_policy(current)
+    with db.connect(
+        settings.dsn(current),
+        policy=policy.database,
+        application_name=f"{current.application_name}-lock",
+        autocommit=True,
+    ) as conn:
+        yield conn
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return mask_secrets(text)
@@ -158,24 +173,22 @@ def execute(
     params: dict[str, Any] | None = None,
     day: object | None = None,
     validate: Callable[[], None] | None = None,
+    session: Conn | None = None,
 ) -> Outcome:
     """Run ``work`` through the lifecycle; returns its outcome, raises ``PgtenderError`` on errors.
 
     ``day``: the run works on one day and locks (job, day) only — a run of another day (a backfill)
     does not make it skip. Errors are recorded in the ledger before they are raised.
+    ``session``: the run's own session (``run_session``), when the caller opened it already.
     """
     params = dict(params or {})
     log = get_logger(job=job)
     if validate is not None:
         validate()  # ConfigError: nothing touched, no ledger row
-    current = settings.load_settings()
-    policy = settings.current_policy(current)
-    dsn = settings.dsn(current)
+    policy = settings.current_policy()
     names = [locks.lock_name(job, day)]
     flow_run_id = current_flow_run_id()
-    with db.connect(
-        dsn, policy=policy.database, application_name=f"{current.application_name}-lock", autocommit=True
-    ) as lock_conn:
+    with run_session() if session is None else nullcontext(session) as lock_conn:
         if db.is_replica(lock_conn):
             target = target_context.current()
             if target is not None and target.explicit and target.configured:
@@ -361,11 +374,9 @@ def run_flow(
     results = sweep.sweep(
         job,
         chosen,
-        plan,
+        functools.partial(_sweep_target, plan=plan),
         concurrency=settings.current_policy().fleet.concurrency,
-        execute=_execute_and_alert,
         as_error=functools.partial(_infrastructure_alert, job),
-        before=targets.replica_first,
     )
     sweep.publish(job, results)
     _last_sweep[job] = results
@@ -375,6 +386,19 @@ def run_flow(
     state = sweep.final_state(job, results)
     log.info(f"{job} swept the fleet", worst_exit_code=sweep.worst(results), summary=state.message)
     return state
+
+
+def _sweep_target(job: str, *, plan: Callable[[], sweep.Planned]) -> Outcome:
+    """One target of a sweep: its session first (a replica is skipped, or refused when named, before
+    anything is planned or validated), then the lifecycle on that same session."""
+    with run_session() as conn:
+        early = targets.replica_first(job, conn)
+        if early is not None:
+            return early
+        planned = plan()
+        return _execute_and_alert(
+            job, planned.work, params=planned.params, day=planned.day, validate=planned.validate, session=conn
+        )
 
 
 def _execute_and_alert(job: str, work: Callable[[Run], Outcome], **options: Any) -> Outcome:

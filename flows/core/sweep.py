@@ -14,7 +14,6 @@ tens of milliseconds; the sweep costs a thread.
 from __future__ import annotations
 
 import contextvars
-import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,29 +84,14 @@ class TargetOutcome:
         return {"target": self.target, "outcome": self.status, "message": self.message}
 
 
-Execute = Callable[..., Outcome]
+RunOne = Callable[[str], Outcome]  # one target's whole run, inside its context: job -> outcome
 
 
-def run_target(
-    job: str,
-    target: Target,
-    plan: Callable[[], Planned],
-    execute: Execute,
-    as_error: Callable[..., Any],
-    *,
-    before: Callable[[str], Outcome | None] | None = None,
-) -> TargetOutcome:
-    """One target's lifecycle; its errors are caught and kept (the other targets go on).
-    ``before(job)``: an outcome that ends the target's run before it is planned (a replica)."""
+def run_target(job: str, target: Target, run_one: RunOne, as_error: Callable[..., Any]) -> TargetOutcome:
+    """One target's lifecycle; its errors are caught and kept (the other targets go on)."""
     with using(target), structlog.contextvars.bound_contextvars(target=target.name):
         try:
-            early = before(job) if before is not None else None
-            if early is not None:
-                return TargetOutcome(target=target.name, outcome=early)
-            planned = plan()
-            outcome = execute(
-                job, planned.work, params=planned.params, day=planned.day, validate=planned.validate
-            )
+            outcome = run_one(job)
         except Exception as exc:  # noqa: BLE001 - one target's failure must never stop the others
             known = as_error(exc)
             if known is None:  # a bug: its traceback in the log, the other targets go on
@@ -119,30 +103,15 @@ def run_target(
 
 
 def sweep(
-    job: str,
-    targets: list[Target],
-    plan: Callable[[], Planned],
-    *,
-    concurrency: int,
-    execute: Execute,
-    as_error: Callable[..., Any],
-    before: Callable[[str], Outcome | None] | None = None,
+    job: str, targets: list[Target], run_one: RunOne, *, concurrency: int, as_error: Callable[..., Any]
 ) -> list[TargetOutcome]:
-    """Every target through ``execute``, at most ``concurrency`` at once, in the targets' order."""
+    """Every target through ``run_one``, at most ``concurrency`` at once, in the targets' order."""
     if len(targets) == 1:
-        return [run_target(job, targets[0], plan, execute, as_error, before=before)]
+        return [run_target(job, targets[0], run_one, as_error)]
     # Each thread gets a copy of this context: the flow run (so tasks attach to it), the log fields.
     with ThreadPoolExecutor(max_workers=min(concurrency, len(targets)), thread_name_prefix=job) as pool:
         futures = [
-            pool.submit(
-                contextvars.copy_context().run,
-                functools.partial(run_target, before=before),
-                job,
-                t,
-                plan,
-                execute,
-                as_error,
-            )
+            pool.submit(contextvars.copy_context().run, run_target, job, t, run_one, as_error)
             for t in targets
         ]
         return [f.result() for f in futures]

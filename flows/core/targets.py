@@ -133,19 +133,23 @@ def check_name(name: str | None) -> None:
         raise ConfigError(f"unknown target {name!r}; targets: {', '.join(known)}")
 
 
-def replica_first(job: str) -> Skipped | None:
+def replica_first(job: str, conn: psycopg.Connection[Any] | None = None) -> Skipped | None:
     """A fleet target that is a hot standby: named (``--target``), bad input (exit 2, nothing
-    touched); in a sweep, skipped. Checked before the run is planned or validated."""
+    touched); in a sweep, skipped. Checked before the run is planned or validated, on ``conn`` (the
+    run's session) or a pooled connection."""
     target = current()
-    current_settings = settings.load_settings()
-    policy = settings.current_policy(current_settings)
-    with db.pooled(
-        settings.dsn(current_settings),
-        policy=policy.database,
-        application_name=current_settings.application_name,
-    ) as conn:
-        if not db.is_replica(conn):
-            return None
+    if conn is None:
+        current_settings = settings.load_settings()
+        with db.pooled(
+            settings.dsn(current_settings),
+            policy=settings.current_policy(current_settings).database,
+            application_name=current_settings.application_name,
+        ) as pooled:
+            replica = db.is_replica(pooled)
+    else:
+        replica = db.is_replica(conn)
+    if not replica:
+        return None
     if target is not None and target.explicit and target.configured:
         raise ConfigError(
             f"target {target.name!r} is a replica (hot standby): {job} writes; name its primary"
