@@ -32,10 +32,13 @@ def count_rows(conn: Conn, table: sql.Composable) -> int:
     return int(row[0]) if row else 0
 
 
-def relation_bytes(conn: Conn, oid: int) -> int:
-    """Total size (table, indexes, TOAST) of one relation; waits for its ACCESS SHARE lock."""
-    row = conn.execute(load_sql("queries/retention/relation_bytes.sql"), {"oid": oid}).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+def relation_bytes(conn: Conn, oids: list[int]) -> dict[int, int]:
+    """Total size (table, indexes, TOAST) of each relation, one query; waits for their ACCESS SHARE
+    locks."""
+    if not oids:
+        return {}
+    rows = conn.execute(load_sql("queries/retention/relation_bytes.sql"), {"oids": oids}).fetchall()
+    return {int(oid): int(size or 0) for oid, size in rows}
 
 
 def expired_partitions(conn: Conn, target: Target, *, now: datetime, exact: bool) -> list[Expired]:
@@ -44,18 +47,29 @@ def expired_partitions(conn: Conn, target: Target, *, now: datetime, exact: bool
     if policy.retention is None:
         return []
     cutoff = min(subtract_age(now, policy.retention), floor_to(now, policy.interval))
+    old = [
+        c
+        for c in read_children(conn, [target.oid])[target.oid]
+        if not c.is_default and c.lo is not None and c.hi is not None and c.hi <= cutoff
+    ]
+    sizes = relation_bytes(conn, [c.oid for c in old])
     out: list[Expired] = []
-    for child in read_children(conn, [target.oid])[target.oid]:
-        name, lo, hi, estimate, oid = child.name, child.lo, child.hi, child.estimated_rows, child.oid
-        if child.is_default or lo is None or hi is None or hi > cutoff:
-            continue
-        size = relation_bytes(conn, oid)
-        if exact or int(estimate) < 0:
-            n, is_exact = count_rows(conn, sql.Identifier(target.schema, name)), True
+    for child in old:
+        assert child.lo is not None and child.hi is not None
+        if exact or child.estimated_rows < 0:
+            n, is_exact = count_rows(conn, sql.Identifier(target.schema, child.name)), True
         else:
-            n, is_exact = int(estimate), False
+            n, is_exact = child.estimated_rows, False
         out.append(
-            Expired(name=name, lo=lo, hi=hi, rows=n, rows_exact=is_exact, bytes=int(size), oid=int(oid))
+            Expired(
+                name=child.name,
+                lo=child.lo,
+                hi=child.hi,
+                rows=n,
+                rows_exact=is_exact,
+                bytes=sizes.get(child.oid, 0),
+                oid=child.oid,
+            )
         )
     return sorted(out, key=lambda e: e.lo)
 
@@ -68,10 +82,17 @@ def detach_partition(c: Conn, target: Target, name: str) -> None:
     )
 
 
-def range_rows_in_parent(c: Conn, target: Target, exp: Expired) -> int:
+def range_rows_in_parent(c: Conn, target: Target, expired: list[Expired]) -> int:
+    """Rows of the ``expired`` ranges the parent still shows (after their partitions' DETACH: must
+    be 0), one query for all of them."""
+    key = sql.Identifier(target.key)
+    ranges = [
+        sql.SQL("({k} >= {lo} AND {k} < {hi})").format(k=key, lo=target.bound(e.lo), hi=target.bound(e.hi))
+        for e in expired
+    ]
     row = c.execute(
-        sql.SQL("SELECT count(*) FROM {t} WHERE {k} >= {lo} AND {k} < {hi}").format(
-            t=target.ident, k=sql.Identifier(target.key), lo=target.bound(exp.lo), hi=target.bound(exp.hi)
+        sql.SQL("SELECT count(*) FROM {t} WHERE {ranges}").format(
+            t=target.ident, ranges=sql.SQL(" OR ").join(ranges)
         )
     ).fetchone()
     return int(row[0]) if row else 0

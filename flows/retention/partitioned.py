@@ -45,8 +45,8 @@ def drop_partitions(conn: Conn, target: Target, expired: list[Expired], *, retry
     def work(c: Conn) -> None:
         for exp in expired:
             detach_partition(c, target, exp.name)
-            left = range_rows_in_parent(c, target, exp)
-            expect_equal(f"rows of {exp.name}'s range still in {target.name}", 0, left)
+        left = range_rows_in_parent(c, target, expired)
+        expect_equal(f"rows of the ranges of {names} still in {target.name}", 0, left)
         for exp in expired:
             c.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(target.schema, exp.name)))
 
@@ -71,7 +71,7 @@ def keep_partition(
     def work(c: Conn) -> None:
         detach_partition(c, target, exp.name)
         expect_equal(
-            f"rows of {exp.name}'s range still in {target.name}", 0, range_rows_in_parent(c, target, exp)
+            f"rows of {exp.name}'s range still in {target.name}", 0, range_rows_in_parent(c, target, [exp])
         )
         c.execute(
             sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(

@@ -1,3 +1,4 @@
--- Total size (table, indexes, TOAST) of one relation. Takes ACCESS SHARE on it: ask only for
--- the partitions acted on, never in a catalog scan.
-SELECT pg_total_relation_size(%(oid)s::oid) AS bytes
+-- Total size (table, indexes, TOAST) of each given relation. Takes ACCESS SHARE on each: ask only
+-- for the partitions acted on, never in a catalog scan.
+SELECT r.oid::bigint, pg_total_relation_size(r.oid) AS bytes
+  FROM unnest(%(oids)s::oid[]) AS r(oid)
