@@ -21,6 +21,8 @@ For each sweep it prints:
                 its SQL and the Python around it)
   ratio         wall / (db / concurrency)                         target <= 1.5
   orchestration (wall - db / concurrency) / targets, ms a target  target <= 50 ms
+  where it goes the flow run's head (start -> first ledger row), the span of the targets' runs
+                (and what each target spends outside its ledger row), the tail (last row -> end)
 and for the naive design the wall time from the first submission to the last run's end, against
 the sweep's. It counts HTTP 5xx answers and "database is locked" in the server's and the worker's
 logs (target: zero). Figures are printed whatever they are; the exit status is 0 unless a run
@@ -80,17 +82,20 @@ def drop(server: str, names: list[str]) -> None:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def ledger_ms(server: str, dbnames: dict[str, str], job: str, flow_run_id: str) -> dict[str, float]:
+def ledger_windows(
+    server: str, dbnames: dict[str, str], job: str, flow_run_id: str
+) -> dict[str, tuple[Any, Any]]:
+    """Each target's run as its ledger row times it: (started_at, finished_at), the database's clock."""
     out = {}
     for target, dbname in dbnames.items():
         with psycopg.connect(conninfo.make_conninfo(server, dbname=dbname)) as conn:
             row = conn.execute(
-                "SELECT extract(epoch FROM finished_at - started_at) * 1000 FROM pgtender_operations"
+                "SELECT started_at, finished_at FROM pgtender_operations"
                 " WHERE job = %s AND flow_run_id = %s AND status <> 'started'",
                 (job, flow_run_id),
             ).fetchone()
         if row is not None:
-            out[target] = float(row[0])
+            out[target] = (row[0], row[1])
     return out
 
 
@@ -206,16 +211,31 @@ def main() -> int:
                 started = time.perf_counter()
                 run = wait(client, [run_deployment(f"{job}/{job}", timeout=0).id])[0]
                 submitted_to_end = time.perf_counter() - started
-                ms = ledger_ms(server, dbnames, job, str(run.id))
+                windows = ledger_windows(server, dbnames, job, str(run.id))
                 wall = run_seconds(run)
-                db_s = sum(ms.values()) / 1000
+                db_s = sum((end - start).total_seconds() for start, end in windows.values())
                 ideal = db_s / args.concurrency
                 figures[job] = {"wall": wall, "db": db_s, "ideal": ideal, "end_to_end": submitted_to_end}
                 print(
-                    f"sweep {job:<10} {run.state.name}: {len(ms)}/{args.targets} targets recorded;"
+                    f"sweep {job:<10} {run.state.name}: {len(windows)}/{args.targets} targets recorded;"
                     f" flow run wall {wall:.2f} s (submit->end {submitted_to_end:.1f} s); sum of targets' runs"
                     f" {db_s:.2f} s; ratio wall/(sum/concurrency) {wall / ideal:.2f}x;"
                     f" orchestration {(wall - ideal) / args.targets * 1000:.0f} ms a target"
+                )
+                # where the rest goes: before the first target's ledger row, after the last one's,
+                # and between them (each target's run outside its ledger row, and the threads' idle)
+                first = min(start for start, _ in windows.values())
+                last = max(end for _, end in windows.values())
+                head = (first - run.start_time).total_seconds()
+                tail = (run.end_time - last).total_seconds()
+                span = (last - first).total_seconds()
+                print(
+                    f"  where the wall time goes: {head:.2f} s from the flow run's start to the first target's"
+                    f" ledger row (the flow engine, the targets resolved, the first sessions); {span:.2f} s"
+                    f" from there to the last target's end ({span / ideal:.2f}x the sum/concurrency:"
+                    f" {(span - ideal) * args.concurrency / args.targets * 1000:.0f} ms a target outside"
+                    f" its ledger row, per thread); {tail:.2f} s after it (alerts, the fleet artifact, the"
+                    f" final state)"
                 )
             for job in ("health", "partitions"):
                 chosen = list(dbnames)[:naive_n]
