@@ -42,6 +42,10 @@ SUBPROCESS_BENCHES: dict[str, list[str]] = {
     "retention": ["bench/retention.py", "--sizes", "1000000", "--trials", "3"],
     "backfill": ["bench/backfill.py", "--days", "90", "--rows-per-day", "20000", "--repeat", "2"],
     "health": ["bench/health.py", "--days", "3", "--rows-per-day", "200000", "--runs", "10"],
+    # 50 targets swept; the naive design (a flow run per target, a process each) on 6 of them: its
+    # cost per target is what the comparison needs, and 50 of them would take 10 minutes alone
+    "fleet": ["bench/fleet.py", "--targets", "50", "--naive-targets", "6"],
+    "cli": ["bench/cli.py", "--repeat", "3"],
 }
 
 
@@ -126,7 +130,7 @@ def main() -> int:
         "--only", default="", help="comma-separated: partitions," + ",".join(SUBPROCESS_BENCHES)
     )
     parser.add_argument("--out", default=str(HERE / "results"))
-    parser.add_argument("--timeout", type=float, default=420.0, help="seconds per subprocess bench")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per subprocess bench")
     args = parser.parse_args()
     wanted = [w for w in args.only.split(",") if w] or ["partitions", *SUBPROCESS_BENCHES]
     started = datetime.now(UTC)
