@@ -39,9 +39,10 @@ import psycopg
 from psycopg import conninfo, sql
 
 from flows import backfill, capacity, quality
-from flows.core import clock, db, migrations, settings
+from flows.core import clock, db, migrations
+from flows.core.policy import settings
 from flows.core.replay import ReplayContext
-from flows.core.runtime import disable_telemetry
+from flows.core.telemetry import disable_telemetry
 
 
 def sql_work(dsn: str, days: list[date], policy: settings.Policy) -> float:

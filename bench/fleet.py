@@ -132,7 +132,7 @@ def main() -> int:
     naive_n = args.targets if args.naive_targets is None else min(args.naive_targets, args.targets)
     server = os.environ.get("PGTENDER_BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-    from flows.core.runtime import disable_telemetry
+    from flows.core.telemetry import disable_telemetry
 
     disable_telemetry()
     work = Path(tempfile.mkdtemp(prefix="pgtender-bench-fleet-"))

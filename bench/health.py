@@ -37,7 +37,8 @@ import psycopg
 from psycopg import conninfo, sql
 
 from flows import health, views
-from flows.core import clock, db, migrations, settings
+from flows.core import clock, db, migrations
+from flows.core.policy import settings
 from flows.core.logs import configure_logging
 from flows.core.schedules import SCHEDULES
 

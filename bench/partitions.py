@@ -222,7 +222,7 @@ def prefect_cost(template: str, n_tables: int, runs: int) -> dict[str, Any]:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.core import db as flows_db
-    from flows.core.runtime import disable_telemetry
+    from flows.core.telemetry import disable_telemetry
 
     disable_telemetry()
     database = clone(template, "prefect")

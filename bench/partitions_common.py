@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from psycopg import conninfo, sql
 
-from flows.core import intervals, migrations
-from flows.core.partition_policy import PartitionsPolicy
+from flows.core import migrations
+from flows.core.partitioning import intervals
+from flows.core.policy.partitions import PartitionsPolicy
 
 ADMIN = os.environ.get("PGTENDER_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PARTMAN_CONTROL = "/usr/share/postgresql/15/extension/pg_partman.control"

@@ -37,7 +37,7 @@ from partitions_common import (
 from psycopg import sql
 
 from flows import partitions
-from flows.core import intervals
+from flows.core.partitioning import intervals
 
 SIDES = ("partman", "hand", "floor", "ours")
 LABELS = {

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from flows import partitions
-from flows.core.partition_policy import PartitionsPolicy
+from flows.core.policy.partitions import PartitionsPolicy
 
 READ = "SELECT count(*) FROM {} WHERE ts >= now() - interval '1 hour'"
 

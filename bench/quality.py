@@ -39,8 +39,9 @@ from psycopg import conninfo, sql
 
 from checks import Suite, all_suites
 from checks.learning_events import EVENT_TYPES
-from flows.core import db, migrations, settings
-from flows.core.runtime import disable_telemetry
+from flows.core import db, migrations
+from flows.core.policy import settings
+from flows.core.telemetry import disable_telemetry
 from flows.quality import compiler, evaluate, options, recording
 
 SOURCES = ["api", "worker", "scheduler", "ui", "git", "user_session"]

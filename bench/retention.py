@@ -29,9 +29,9 @@ import psycopg
 import structlog
 from psycopg import conninfo, sql
 
-from flows.core import catalog, intervals
+from flows.core.partitioning import catalog, intervals
 from flows.core.logs import get_logger
-from flows.core.partition_policy import PartitionsPolicy, RetentionPolicy
+from flows.core.policy.partitions import PartitionsPolicy, RetentionPolicy
 from flows.retention import partitioned
 
 ADMIN = os.environ.get("PGTENDER_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -83,12 +83,6 @@ class Migration:
 # ---------------------------------------------------------------- analyze
 
 
-def _schedules() -> dict[str, str]:
-    from flows.core.schedules import SCHEDULES  # noqa: PLC0415 - the schedules "here"
-
-    return dict(SCHEDULES)
-
-
 def read_jobs(cron_conn: Conn, since: datetime) -> list[tuple[CronJob, dict[str, Any]]]:
     rows = cron_conn.execute(load_sql("queries/cron/jobs.sql"), {"since": since}).fetchall()
     out = []
@@ -125,11 +119,14 @@ def classify(job: CronJob, tended_database: str, schedules: dict[str, str]) -> t
     return target, f"{target} runs it here"
 
 
-def analyze(conn: Conn, *, since: datetime | None = None) -> Analysis:
-    """Every pg_cron job with its pgtender replacement (if any) and its recent run history."""
+def analyze(
+    conn: Conn, *, dsn: str | None, schedules: dict[str, str], since: datetime | None = None
+) -> Analysis:
+    """Every pg_cron job with its pgtender replacement (if any) and its recent run history.
+    ``dsn``: the tended database's (pg_cron may live in another database of its server);
+    ``schedules``: job -> cron of the jobs pgtender schedules here."""
     since = since or clock.db_now(conn) - timedelta(days=30)
-    schedules = _schedules()
-    with cron_connection(conn) as (cron_conn, tended):
+    with cron_connection(conn, dsn) as (cron_conn, tended):
         if cron_conn is None:
             _, cron_db, _ = location(conn)
             return Analysis(
@@ -217,13 +214,13 @@ def restore_statement(cron_conn: Conn, job: CronJob, cron_database: str) -> str:
     return stmt.as_string(cron_conn)
 
 
-def migrate(conn: Conn, *, execute: bool = False) -> Migration:
+def migrate(conn: Conn, *, dsn: str | None, schedules: dict[str, str], execute: bool = False) -> Migration:
     """Unschedule the replaced pg_cron jobs (``execute``) or say what would happen (dry run)."""
     log = get_logger(job=JOB)
-    analysis = analyze(conn)
+    analysis = analyze(conn, dsn=dsn, schedules=schedules)
     if not analysis.installed:
         raise ConfigError(analysis_text(analysis))
-    with cron_connection(conn) as (cron_conn, _tended):
+    with cron_connection(conn, dsn) as (cron_conn, _tended):
         if cron_conn is None:
             raise ConfigError("pg_cron disappeared while migrating")
         cron_db = str(cron_conn.info.dbname)

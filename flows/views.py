@@ -24,17 +24,32 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from prefect import flow
-from prefect.client.schemas.objects import State
 from psycopg import sql
+from pydantic import Field
 
-from flows.core import lifecycle, metrics, runtime, settings
+from flows.core import metrics
 from flows.core.db import load_sql, set_local
+from flows.core.engine import (
+    Cron,
+    Done,
+    JobSpec,
+    Outcome,
+    Overlap,
+    Params,
+    Phase,
+    Plan,
+    Planning,
+    ProblemsFound,
+    ReplayContext,
+    Replayed,
+    Replays,
+    Run,
+    step,
+)
+from flows.core.engine.forms import DryRun
 from flows.core.errors import ConfigError
-from flows.core.forms import DryRun, TargetName
 from flows.core.logs import get_logger
-from flows.core.outcomes import Done, Outcome, ProblemsFound
-from flows.core.replay import ReplayContext, Replayed
+from flows.core.policy import settings
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -319,28 +334,26 @@ def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed:
     return Replayed(False, f"{len(results)} views refreshed", counts)
 
 
-# --- Prefect -------------------------------------------------------------------------------------
+# --- the job -------------------------------------------------------------------------------------
 
 
-@runtime.db_task("views-plan", JOB)
-def plan_task() -> list[dict[str, Any]]:
-    policy = settings.current_policy().views
-    with runtime.connection() as conn:
+class ViewsParams(Params):
+    dry_run: DryRun = Field(False, description="Report what would change; change nothing.")
+
+
+@step("views-plan")
+def plan_step(run: Run) -> list[dict[str, Any]]:
+    with run.connection() as conn:
         return [
             {**asdict(v), "concurrent": v.concurrent, "mode": v.mode, "warning": v.warning()}
-            for v in plan(conn, policy)
+            for v in plan(conn, run.policy.views)
         ]
 
 
-@runtime.db_task("views-refresh", JOB, task_run_name="refresh-{name}")
-def refresh_task(
-    name: str,
-    populated: bool,
-    unique_index: str | None,
-    operation_id: UUID,
-    rollup_function: str | None = None,
+@step("views-refresh", task_run_name="refresh-{name}")
+def refresh_step(
+    run: Run, name: str, populated: bool, unique_index: str | None, rollup_function: str | None = None
 ) -> dict[str, Any]:
-    policy = settings.current_policy().views
     view = MatView(
         name=name,
         populated=populated,
@@ -348,9 +361,9 @@ def refresh_task(
         depends_on=(),
         rollup_function=rollup_function,
     )
-    with runtime.connection() as conn:
+    with run.connection() as conn:
         result = refresh_and_record(
-            conn, view, policy=policy, flow_run_id=runtime.current_flow_run_id(), operation_id=operation_id
+            conn, view, policy=run.policy.views, flow_run_id=run.flow_run_id, operation_id=run.operation_id
         )
     if result.warning:
         get_logger(job=JOB, view=name).warning(result.warning)
@@ -361,29 +374,25 @@ def refresh_task(
     return out
 
 
-def _validate() -> None:
-    """A bad include/exclude list fails here, before the lock or the ledger is touched."""
-    with runtime.connection() as conn:
-        plan(conn, settings.current_policy().views)
-
-
-def refresh_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
-    """The job's work inside the lifecycle: plan, then one task per view in dependency order."""
+def refresh_run(run: Run, dry_run: bool) -> Outcome:
+    """The job's work: plan, then one step per view in dependency order."""
     log = get_logger(job=JOB)
-    planned = plan_task()
-    run.counts["views"] = len(planned)
+    planned = plan_step(run)
+    run.record(views=len(planned))
     if dry_run:
         for item in planned:
             log.info("would refresh", view=item["name"], mode=item["mode"])
-        return Done(result={"operation_id": str(run.operation_id), "dry_run": True, "plan": planned})
-    results = [
-        refresh_task(
-            item["name"], item["populated"], item["unique_index"], run.operation_id, item["rollup_function"]
+        return Done(
+            result={"dry_run": True, "plan": planned}, message=f"would refresh {len(planned)} view(s)"
         )
-        for item in planned
-    ]
+    results = []
+    for item in planned:
+        results.append(
+            refresh_step(run, item["name"], item["populated"], item["unique_index"], item["rollup_function"])
+        )
+        run.record(refreshed=sum(1 for r in results if r["status"] != "failed"))
     failed = [r["view"] for r in results if r["status"] == "failed"]
-    run.counts.update(
+    run.record(
         refreshed=len(results) - len(failed),
         failed=len(failed),
         plain=sum(1 for r in results if r["mode"] == "plain"),
@@ -391,7 +400,6 @@ def refresh_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
     )
     log.info("views refreshed", refreshed=len(results) - len(failed), failed=failed)
     result = {
-        "operation_id": str(run.operation_id),
         "refreshed": len(results) - len(failed),
         "failed": failed,
         "views": results,
@@ -407,18 +415,19 @@ def refresh_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
     return Done(result=result, message=f"{len(results)} view(s) refreshed")
 
 
-@flow(name="views", log_prints=False)
-def views_flow(dry_run: DryRun = False, target: TargetName | None = None) -> State[Any]:
-    """Refresh the managed materialized views in dependency order, never two runs at once.
+def plan_run(planning: Planning, params: ViewsParams) -> Plan:
+    """A bad include/exclude list is bad input here, before the lock or the ledger is touched."""
+    plan(planning.conn, planning.policy.views)
+    return Plan(work=lambda run: refresh_run(run, params.dry_run), params={"dry_run": params.dry_run})
 
-    Args:
-        dry_run: Report what would change; change nothing.
-        target: The database (a [targets] name of the policy file). Empty: every target.
-    """
-    return lifecycle.run_flow(
-        JOB,
-        lambda run: refresh_run(run, dry_run),
-        params={"dry_run": dry_run},
-        validate=_validate,
-        target=target,
-    )
+
+SPEC = JobSpec(
+    name=JOB,
+    description="Refresh the managed materialized views in dependency order, never two runs at once.",
+    params=ViewsParams,
+    plan=plan_run,
+    schedule=Cron("*/15 * * * *"),
+    overlap=Overlap.CANCEL_NEW,
+    tags=("maintenance",),
+    replay=Replays(replay, phase=Phase.AFTER),
+)

@@ -19,7 +19,7 @@ import pytest
 from psycopg import conninfo, sql
 
 from flows.core import db, migrations
-from flows.core.runtime import disable_telemetry
+from flows.core.telemetry import disable_telemetry
 
 pytest.register_assert_rewrite("tests.calendar")
 from tests import calendar  # noqa: E402 - after register_assert_rewrite
@@ -192,3 +192,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and _skipped and exitstatus == pytest.ExitCode.OK:
         print(f"\nCI: {len(_skipped)} test(s) skipped ({_skipped[0]} ...): skipped tests fail the CI run")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --------------------------------------------------------------------------- running jobs
+
+
+def run_job(job: str, orchestrator: Any = None, **values: Any) -> Any:
+    """A job through the engine, here (no Prefect unless an orchestrator is given): its RunReport.
+    What `pgtender run JOB` does when no server runs."""
+    from flows.edge.dispatch import run_here
+
+    return run_here(job, values, orchestrator)
+
+
+def flow_run(job: str, **values: Any) -> Any:
+    """A job as a Prefect flow run (needs the `prefect_api` fixture): its final state."""
+    from flows.edge.flows import flow_for
+    from flows.registry import REGISTRY
+
+    return flow_for(REGISTRY.get(job))(**values, return_state=True)
+
+
+def verdict_of(state: Any) -> Any:
+    from flows.core.engine import verdicts
+
+    return verdicts.from_state(state)

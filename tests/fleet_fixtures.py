@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from flows.core import db, settings
+from flows.core import db
+from flows.core.policy import settings
 from tests.conftest import Database, _create_db, _drop_db
 
 NAMES = ("alpha", "bravo", "charlie")

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from flows.core.partition_policy import PartitionsPolicy
+from flows.core.policy.partitions import PartitionsPolicy
 
 WEIRD = 'we"ird; tab le'
 

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 import structlog
 
-from flows.core import alert_hooks, alerting, db
-from flows.core.alerts_policy import AlertsPolicy, Channel
+from flows.core import db
+from flows.alerts import hooks as alert_hooks, alerting
+from flows.core.policy.alerts import AlertsPolicy, Channel
 from flows.edge.cli import main
 from tests.conftest import Database
 from tests.fleet_fixtures import BASE, NAMES, Fleet

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from flows import backfill, capacity
-from flows.core import clock, db, settings
+from flows.core import clock, db
+from flows.core.policy import settings
 from flows.core.errors import ConfigError, InfrastructureError
 from flows.edge import backfill_cli
 from tests.conftest import Database

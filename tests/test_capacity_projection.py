@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from flows import capacity
-from flows.core import db, settings
+from flows.core import db
+from flows.core.policy import settings
 from tests.conftest import Database
 
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 from psycopg import conninfo
 
-from flows.core import db, settings
+from flows.core import db
+from flows.core.policy import settings
 from flows.core.errors import ConfigError
 from tests.conftest import Database
 from tests.test_cli import run_cli

@@ -355,7 +355,7 @@ def test_cli_analyze_prints_the_table(cron_env: CronEnv, capsys: pytest.CaptureF
 @needs_cron
 def test_health_reports_failures_of_remaining_cron_jobs(cron_env: CronEnv) -> None:
     from flows import health
-    from flows.core import settings
+    from flows.core.policy import settings
 
     policy = settings.HealthPolicy(cron_lookback_minutes=24 * 60)
     with db.connect(cron_env.tended.dsn, autocommit=True) as conn:
@@ -370,7 +370,7 @@ def test_health_reports_failures_of_remaining_cron_jobs(cron_env: CronEnv) -> No
 
 def test_health_cron_probe_skips_without_pg_cron(migrated_db: Database) -> None:
     from flows import health
-    from flows.core import settings
+    from flows.core.policy import settings
 
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         results = health.run_probes(

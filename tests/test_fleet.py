@@ -22,7 +22,9 @@ from prefect import flow
 from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 from psycopg import conninfo, sql
 
-from flows.core import clock, db, lifecycle, locks, settings, sweep, targets
+from flows.core import clock, db, lifecycle, locks, sweep
+from flows.core.policy import settings
+from flows.core.fleet import targets
 from flows.core.errors import ConfigError
 from flows.core.jobs import JOBS, get_flow
 from flows.edge.cli import main

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from flows import health
-from flows.core import clock, db, migrations, schedules, settings
+from flows.core import clock, db, migrations, schedules
+from flows.core.policy import settings
 from flows.core.errors import ProblemsFound
 from flows.health import checks
 from tests.conftest import Database, fresh_database

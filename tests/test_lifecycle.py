@@ -17,7 +17,7 @@ from flows.core import clock, db, ddl, lifecycle, locks, runtime
 from flows.core.errors import ConfigError
 from flows.core.jobs import JOBS, get_flow
 from flows.core.logs import get_logger
-from flows.core.partition_policy import DdlRetry
+from flows.core.policy.partitions import DdlRetry
 from tests.conftest import Database
 
 

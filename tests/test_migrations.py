@@ -8,7 +8,7 @@ import pytest
 
 from flows.core import db, migrations
 from flows.core.errors import ConfigError
-from flows.core.settings import DatabasePolicy
+from flows.core.policy.settings import DatabasePolicy
 from tests.catalog import fingerprint
 from tests.conftest import Database
 

@@ -11,10 +11,12 @@ from psycopg import sql
 from structlog.testing import capture_logs
 
 from flows import partitions
-from flows.core import catalog, clock, db, intervals, settings
+from flows.core import clock, db
+from flows.core.partitioning import catalog, intervals
+from flows.core.policy import settings
 from flows.core.ddl import Backoff, LockRetriesExhausted, RowCountMismatch
 from flows.core.errors import ConfigError
-from flows.core.partition_policy import PartitionsPolicy, TablePolicy
+from flows.core.policy.partitions import PartitionsPolicy, TablePolicy
 from flows.edge import runner
 from tests.calendar import CalendarClock
 from tests.conftest import Database

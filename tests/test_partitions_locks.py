@@ -14,7 +14,8 @@ import pytest
 from psycopg import sql
 
 from flows import partitions
-from flows.core import catalog, clock, db, intervals
+from flows.core import clock, db
+from flows.core.partitioning import catalog, intervals
 from flows.core.ddl import RowCountMismatch
 from flows.edge import runner
 from tests.conftest import Database

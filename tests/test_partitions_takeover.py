@@ -11,8 +11,9 @@ import pytest
 from psycopg import sql
 
 from flows import partitions
-from flows.core import catalog, db, intervals
-from flows.core.partition_policy import PartitionsPolicy
+from flows.core import db
+from flows.core.partitioning import catalog, intervals
+from flows.core.policy.partitions import PartitionsPolicy
 from tests.conftest import Database
 
 POLICY = PartitionsPolicy.model_validate(

@@ -12,7 +12,8 @@ from psycopg import sql
 
 from checks import Suite, all_suites, between, not_null
 from flows import quality
-from flows.core import clock, db, locks, settings
+from flows.core import clock, db, locks
+from flows.core.policy import settings
 from flows.core.errors import ConfigError, ProblemsFound
 from flows.quality import compiler, evaluate, options, recording, verdicts
 from flows.quality.compiler import build_scan

@@ -18,7 +18,8 @@ import pytest
 from psycopg import conninfo
 
 from flows import backfill, capacity, health, partitions, quality, report, retention, views
-from flows.core import clock, db, migrations, settings
+from flows.core import clock, db, migrations
+from flows.core.policy import settings
 from flows.core.errors import ConfigError
 from tests.conftest import Database, fresh_database
 

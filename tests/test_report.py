@@ -205,7 +205,7 @@ def test_parse_week() -> None:
 
 
 def test_recipients() -> None:
-    from flows.core.settings import ReportPolicy
+    from flows.core.policy.settings import ReportPolicy
 
     policy = ReportPolicy(recipients=("a@example.com",))
     assert report.recipients_for(None, policy, dry_run=False) == ["a@example.com"]
@@ -280,7 +280,7 @@ def test_report_on_a_dst_monday_counts_its_local_week(migrated_db: Database, tmp
     """Monday 08:00 after the spring change: the week is Monday to Monday in Berlin (167 hours); a
     run late on Sunday evening counts, one just after the following midnight does not, and the report
     says which UTC range it used."""
-    from flows.core import settings
+    from flows.core.policy import settings
 
     policy = settings.Policy.model_validate({"report": {"timezone": BERLIN}})
     now = datetime(2027, 3, 29, 6, 0, tzinfo=UTC)  # 08:00 CEST

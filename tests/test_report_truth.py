@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from flows import backfill, report
-from flows.core import clock, db, settings
+from flows.core import clock, db
+from flows.core.policy import settings
 from tests.conftest import Database
 from tests.test_report import MONDAY, WEEK, _at, _check, report_env  # noqa: F401 - fixture
 

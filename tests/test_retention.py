@@ -14,10 +14,12 @@ from psycopg import sql
 from structlog.testing import capture_logs
 
 from flows import partitions, retention
-from flows.core import catalog, clock, db, intervals, settings
+from flows.core import clock, db
+from flows.core.partitioning import catalog, intervals
+from flows.core.policy import settings
 from flows.core.ddl import LockRetriesExhausted, RowCountMismatch
 from flows.core.errors import ConfigError
-from flows.core.partition_policy import RetentionPolicy
+from flows.core.policy.partitions import RetentionPolicy
 from flows.edge import runner
 from flows.retention import archive, expired, partitioned, plain, restore
 from tests.calendar import CalendarClock

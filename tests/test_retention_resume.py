@@ -15,7 +15,9 @@ import pytest
 from psycopg import sql
 
 from flows import retention
-from flows.core import catalog, clock, db, settings
+from flows.core import clock, db
+from flows.core.partitioning import catalog
+from flows.core.policy import settings
 from flows.core.errors import ConfigError
 from flows.retention import partitioned, restore
 from tests.conftest import Database
@@ -206,7 +208,9 @@ def test_restore_into_the_parent_after_the_drop_happens_once(migrated_db: Databa
 
 KILLER = """
 import os, signal, sys
-from flows.core import catalog, clock, db, settings
+from flows.core import clock, db
+from flows.core.partitioning import catalog
+from flows.core.policy import settings
 from flows.retention import partitioned
 
 def hook(step):

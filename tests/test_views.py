@@ -9,7 +9,8 @@ import pytest
 import structlog
 
 from flows import views
-from flows.core import db, locks, migrations, settings
+from flows.core import db, locks, migrations
+from flows.core.policy import settings
 from flows.core.errors import ConfigError, ProblemsFound
 from tests.conftest import Database
 

@@ -24,114 +24,87 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from uuid import UUID
 
-import psycopg
-from prefect import flow, task
-from prefect.client.schemas.objects import State
+from pydantic import Field
 
-from flows.backfill.driver import backfill, chunks, plan, progress_listener, run_chunk
+from flows.backfill.driver import chunks, plan, run_chunk
 from flows.backfill.items import finished_since, run_item
 from flows.backfill.request import JOB, Item, ItemOutcome, ItemResult, Request, validate
 from flows.backfill.summary import carried_forward, outcome_of, summarize, table_markdown
-from flows.core import clock, lifecycle, plain, runtime, settings
-from flows.core.forms import BackfillJob, TargetName
+from flows.core.engine import JobSpec, LockScope, Outcome, Params, Plan, Planning, ReplayContext, Run, step
 from flows.core.logs import get_logger
-from flows.core.outcomes import Outcome
-from flows.core.replay import ReplayContext
-
-Conn = psycopg.Connection[tuple[Any, ...]]
-
-# ---------------------------------------------------------------- Prefect
 
 
-@task(
-    name="backfill-chunk",
-    retries=1,
-    retry_delay_seconds=[5],
-    retry_condition_fn=runtime.retry_transient_only,
-    # No tags, like every pgtender task (see runtime.db_task): the flow run carries them.
-    task_run_name="backfill-{label}",
-)
-def _chunk_task(chunk: dict[str, Any], operation_id: UUID, label: str) -> list[dict[str, Any]]:
-    """One chunk of items with plain calls on one connection (ids and small values in and out).
-
-    ``chunk``: the request's params, ``items`` as [job, day] pairs, ``now`` (ISO), and the
-    ``finished``/``total`` item counts for progress listeners.
-    """
-    policy = settings.current_policy()
-    params = chunk["request"]
-    request = Request(
-        date.fromisoformat(params["start"]),
-        date.fromisoformat(params["end"]),
-        tuple(params["jobs"]),
-        bool(params["force"]),
-    )
+@step("backfill-chunk", retries=1, task_run_name="backfill-{label}")
+def chunk_step(run: Run, request: Request, items: list[Item], label: str, progress: Any) -> list[ItemResult]:
+    """One chunk of items, one after another on one connection; progress after each item."""
     ctx = ReplayContext(
-        policy=policy,
-        now=datetime.fromisoformat(chunk["now"]),
-        flow_run_id=runtime.current_flow_run_id(),
-        operation_id=operation_id,
+        policy=run.policy,
+        now=run.started_at,
+        state_dir=run.state_dir,
+        dsn=run.target.dsn,
+        flow_run_id=run.flow_run_id,
+        operation_id=run.operation_id,
         days=(request.start, request.end),
     )
-    items = [Item(job, day) for job, day in chunk["items"]]
-    with runtime.connection() as conn:
-        results = run_chunk(conn, request, items, ctx, finished=chunk["finished"], total=chunk["total"])
-    return [r.as_dict() for r in results]
+    total = max(1, len(request.items()))
+
+    def advance(_result: ItemResult) -> None:
+        progress.done += 1
+        run.orchestrator.progress(progress.artifact, 100.0 * progress.done / total)
+
+    with run.connection() as conn:
+        return run_chunk(conn, request, items, ctx, replays=run.registry.replays(), on_item=advance)
 
 
-chunk_task = runtime.plain_aware(_chunk_task, retries=1)
+class _Progress:
+    def __init__(self, artifact: Any, done: int) -> None:
+        self.artifact = artifact
+        self.done = done
 
 
-def backfill_run(run: lifecycle.Run, request: Request) -> Outcome:
-    """The job's work inside the lifecycle: chunks of items, progress and outcome artifacts."""
-
+def backfill_run(run: Run, request: Request) -> Outcome:
+    """The job's work: chunks of items, progress and outcome artifacts."""
     log = get_logger(job=JOB)
-    with runtime.connection() as conn:
+    with run.connection() as conn:
         items, done = plan(conn, request)
     todo = [i for i in items if i not in done]
     outcomes = carried_forward(done)
     total = max(1, len(items))
-    progress_id: UUID = plain.artifact(
-        "progress",
-        progress=100.0 * len(done) / total,
-        key="backfill-progress",
-        description=f"backfill {request.start}..{request.end} ({', '.join(request.jobs)})",
+    progress = _Progress(
+        run.artifact(
+            "progress",
+            progress=100.0 * len(done) / total,
+            key="backfill-progress",
+            description=f"backfill {request.start}..{request.end} ({', '.join(request.jobs)})",
+        ),
+        len(done),
     )
     log.info(
         "backfill started", request=request.key, items=len(items), already_done=len(done), force=request.force
     )
-    finished = len(done)
-    for chunk in chunks(todo, run.policy.backfill.chunk_days):
+    for chunk in chunks(request, todo, run.policy.backfill.chunk_days):
         days = sorted({i.day for i in chunk})
         label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
-        payload = {
-            "request": request.params(),
-            "items": [[i.job, i.day] for i in chunk],
-            "now": run.started_at.isoformat(),
-            "finished": finished,
-            "total": len(items),
-        }
-        for r in chunk_task(payload, run.operation_id, label):
-            outcomes[Item(r["job"], r["day"])] = ItemResult(**r)
-        finished += len(chunk)
-        plain.update_progress(progress_id, 100.0 * finished / total)
+        for r in chunk_step(run, request, chunk, label, progress):
+            outcomes[Item(r.job, r.day)] = r
+        run.record(items_done=sum(1 for i in items if i in outcomes))
     summary = summarize(request, {i: outcomes[i] for i in items})
-    run.counts.update(
+    run.record(
         items=summary["items"],
         work_seconds=summary["work_seconds"],
         item_seconds=summary["item_seconds"],
         **summary["outcomes"],
     )
-    plain.artifact(
+    run.artifact(
         "table",
         table=summary["table"],
         key="backfill-outcomes",
         description=f"backfill {request.start}..{request.end}: outcome per day and job",
     )
-    plain.artifact(
+    run.artifact(
         "markdown",
         markdown=table_markdown(request, {i: outcomes[i] for i in items}),
         key="backfill-summary",
@@ -141,42 +114,49 @@ def backfill_run(run: lifecycle.Run, request: Request) -> Outcome:
     return outcome_of(summary)
 
 
-# The form's values are checked by the flow itself (validate: one line naming the field, "Bad input"),
-# not by Prefect's parameter validation (a multi-line error and a traceback in the run's logs).
-@flow(name="backfill", log_prints=False, validate_parameters=False)
-def backfill_flow(
-    start: date,
-    end: date,
-    jobs: list[BackfillJob] | None = None,
-    force: bool = False,
-    target: TargetName | None = None,
-) -> State[Any]:
-    """Re-run quality/capacity (and partitions, views) for the UTC days start..end.
+class BackfillParams(Params):
+    start: date = Field(description="First UTC day to re-run (YYYY-MM-DD).")
+    end: date = Field(description="Last UTC day to re-run (YYYY-MM-DD), included; not in the future.")
+    jobs: list[str] | None = Field(
+        None,
+        description=(
+            "Jobs to re-run: quality, capacity (each day), partitions, views (once)."
+            " Empty: quality and capacity."
+        ),
+    )
+    force: bool = Field(
+        False,
+        description="Re-run days this backfill already did, and allow more than backfill.max_days days.",
+    )
 
-    Days already done by the same backfill (same range and jobs) keep their recorded outcome
-    unless ``force``; ``force`` also lifts the backfill.max_days limit.
 
-    Args:
-        start: First UTC day to re-run (YYYY-MM-DD).
-        end: Last UTC day to re-run (YYYY-MM-DD), included; not in the future.
-        jobs: Jobs to re-run for each day. Empty: quality and capacity.
-        force: Re-run days this backfill already did, and allow more than backfill.max_days days.
-        target: The database (a [targets] name of the policy file). Empty: every target.
-    """
+def plan_run(planning: Planning, params: BackfillParams) -> Plan:
+    """The request checked against the database's today (the rows are its): bad input changes nothing.
+    One run of the same request at a time; backfills of other ranges may run side by side (their
+    items take the jobs' own locks)."""
+    request = validate(
+        params.start,
+        params.end,
+        params.jobs,
+        known=planning.registry.replays(),
+        force=params.force,
+        policy=planning.policy.backfill,
+        today=planning.now.date(),
+    )
+    return Plan(work=lambda run: backfill_run(run, request), params=request.params(), day=request.key)
 
-    def plan() -> lifecycle.Planned:  # in each target: "no future days" by its clock
-        with runtime.connection() as conn:  # "no future days" by the database's today: the rows are its
-            today = clock.db_now(conn).date()
-        request = validate(
-            start, end, jobs, force=force, policy=settings.current_policy().backfill, today=today
-        )
-        # One run of the same request at a time; backfills of other ranges may run side by side
-        # (their items take the jobs' own locks).
-        return lifecycle.Planned(
-            work=lambda run: backfill_run(run, request), params=request.params(), day=request.key
-        )
 
-    return lifecycle.run_flow(JOB, plan=plan, target=target)
+SPEC = JobSpec(
+    name=JOB,
+    description=(
+        "Re-run quality/capacity (and partitions, views) for the UTC days start..end. Days already done"
+        " by the same backfill (same range and jobs) keep their recorded outcome unless force."
+    ),
+    params=BackfillParams,
+    plan=plan_run,
+    lock=LockScope.DAY,
+    tags=("on-call",),
+)
 
 
 # ---------------------------------------------------------------- CLI (``pgtender backfill``)
@@ -184,17 +164,15 @@ def backfill_flow(
 
 __all__ = [
     "JOB",
+    "SPEC",
     "Item",
     "ItemOutcome",
     "ItemResult",
     "Request",
-    "backfill",
-    "backfill_flow",
     "backfill_run",
     "chunks",
     "finished_since",
     "outcome_of",
-    "progress_listener",
     "run_item",
     "table_markdown",
     "validate",

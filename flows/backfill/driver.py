@@ -1,57 +1,18 @@
-"""The plain backfill driver (no Prefect): the plan, chunks of items, progress listeners."""
+"""A backfill's plan: its items (minus those a previous run of the same request finished), in
+chunks, and a chunk's items run one after another on one connection."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
-from uuid import UUID
 
 import psycopg
 
-from flows.backfill.items import (
-    completed_items,
-    run_item,
-)
-from flows.backfill.request import (
-    FINISHED,
-    RANGE,
-    RANGE_FIRST,
-    RANGE_LAST,
-    Item,
-    ItemResult,
-    Request,
-)
-from flows.backfill.summary import (
-    carried_forward,
-    summarize,
-)
-from flows.core import clock, db, settings
-from flows.core.errors import ConfigError
-from flows.core.replay import ReplayContext
+from flows.backfill.items import completed_items, run_item
+from flows.backfill.request import FINISHED, RANGE, Item, ItemResult, Request
+from flows.core.engine import Phase, ReplayContext, Replays
 
 Conn = psycopg.Connection[tuple[Any, ...]]
-
-# ---------------------------------------------------------------- plain driver (no Prefect)
-
-ProgressListener = Callable[[ItemResult, int, int], None]
-_listeners: list[ProgressListener] = []
-
-
-@contextmanager
-def progress_listener(callback: ProgressListener) -> Iterator[None]:
-    """Call ``callback(result, finished, total)`` after every item run in this process (CLI bar)."""
-    _listeners.append(callback)
-    try:
-        yield
-    finally:
-        _listeners.remove(callback)
-
-
-def _emit(result: ItemResult, finished: int, total: int) -> None:
-    for callback in list(_listeners):
-        callback(result, finished, total)
 
 
 def plan(conn: Conn, request: Request) -> tuple[list[Item], dict[Item, tuple[str, str]]]:
@@ -62,10 +23,11 @@ def plan(conn: Conn, request: Request) -> tuple[list[Item], dict[Item, tuple[str
     return items, {i: o for i, o in done.items() if i in set(items) and o[0] in FINISHED}
 
 
-def chunks(items: list[Item], chunk_days: int) -> list[list[Item]]:
-    """Range-first items alone, then day items ``chunk_days`` days at a time, then range-last ones."""
-    first = [i for i in items if i.day == RANGE and i.job in RANGE_FIRST]
-    last = [i for i in items if i.day == RANGE and i.job in RANGE_LAST]
+def chunks(request: Request, items: list[Item], chunk_days: int) -> list[list[Item]]:
+    """Items run once before the days alone, then day items ``chunk_days`` days at a time, then
+    those run once after them."""
+    first = [i for i in items if i.day == RANGE and request.phase(i.job) is Phase.BEFORE]
+    last = [i for i in items if i.day == RANGE and request.phase(i.job) is Phase.AFTER]
     days = sorted({i.day for i in items if i.day != RANGE})
     out: list[list[Item]] = [first] if first else []
     for n in range(0, len(days), chunk_days):
@@ -77,41 +39,18 @@ def chunks(items: list[Item], chunk_days: int) -> list[list[Item]]:
 
 
 def run_chunk(
-    conn: Conn, request: Request, items: list[Item], ctx: ReplayContext, *, finished: int = 0, total: int = 0
+    conn: Conn,
+    request: Request,
+    items: list[Item],
+    ctx: ReplayContext,
+    *,
+    replays: dict[str, Replays],
+    on_item: Callable[[ItemResult], None] | None = None,
 ) -> list[ItemResult]:
     results = []
     for item in items:
-        result = run_item(conn, request, item, ctx)
+        result = run_item(conn, request, item, ctx, replays)
         results.append(result)
-        _emit(result, finished + len(results), total)
+        if on_item is not None:
+            on_item(result)
     return results
-
-
-def backfill(
-    conn: Conn,
-    request: Request,
-    *,
-    policy: settings.Policy,
-    now: datetime | None = None,
-    flow_run_id: str | None = None,
-    operation_id: UUID | None = None,
-) -> dict[str, Any]:
-    """The whole backfill without Prefect (one connection, plain calls). Returns the summary."""
-    if db.is_replica(conn):
-        raise ConfigError("this server is a replica: backfill writes results and must run on the primary")
-    ctx = ReplayContext(
-        policy=policy,
-        now=now or clock.db_now(conn),
-        flow_run_id=flow_run_id,
-        operation_id=operation_id,
-        days=(request.start, request.end),
-    )
-    items, done = plan(conn, request)
-    outcomes = carried_forward(done)
-    todo = [i for i in items if i not in done]
-    finished = len(done)
-    for chunk in chunks(todo, policy.backfill.chunk_days):
-        for result in run_chunk(conn, request, chunk, ctx, finished=finished, total=len(items)):
-            outcomes[Item(result.job, result.day)] = result
-        finished += len(chunk)
-    return summarize(request, {i: outcomes[i] for i in items})

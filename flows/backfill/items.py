@@ -15,7 +15,6 @@ from flows.backfill.request import (
     DONE,
     ERROR,
     JOB,
-    KNOWN_JOBS,
     PROBLEMS,
     RANGE,
     Item,
@@ -24,11 +23,10 @@ from flows.backfill.request import (
 )
 from flows.core import locks
 from flows.core.db import load_sql
-from flows.core.errors import ConfigError, InfrastructureError
-from flows.core.errors import ProblemsFound as ProblemsError
+from flows.core.engine import ReplayContext, Replays
+from flows.core.errors import ConfigError, DataProblem, InfrastructureError
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
-from flows.core.replay import ReplayContext, replay_for
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -56,12 +54,14 @@ def finished_since(conn: Conn, request_key: str, since: datetime) -> int:
 # ---------------------------------------------------------------- one item
 
 
-def _work(conn: Conn, item: Item, ctx: ReplayContext) -> tuple[str, str, dict[str, Any]] | None:
+def _work(
+    conn: Conn, item: Item, ctx: ReplayContext, replays: dict[str, Replays]
+) -> tuple[str, str, dict[str, Any]] | None:
     """The job's replay for the item; None when another run held the job's lock."""
-    if item.job not in KNOWN_JOBS:
+    if item.job not in replays:
         raise ConfigError(f"unknown backfill job {item.job!r}")
     day = None if item.day == RANGE else date.fromisoformat(item.day)
-    out = replay_for(item.job)(conn, day, ctx)
+    out = replays[item.job].fn(conn, day, ctx)
     if out is None:
         return None
     return (PROBLEMS if out.problems else DONE), out.detail, out.counts
@@ -95,7 +95,9 @@ def record_item(
     )
 
 
-def run_item(conn: Conn, request: Request, item: Item, ctx: ReplayContext) -> ItemResult:
+def run_item(
+    conn: Conn, request: Request, item: Item, ctx: ReplayContext, replays: dict[str, Replays]
+) -> ItemResult:
     """One (job, day): the locks, the job's core, a ledger row. Errors become an 'error' result."""
     started = time.perf_counter()
     wait = ctx.policy.backfill.lock_wait_seconds
@@ -104,19 +106,14 @@ def run_item(conn: Conn, request: Request, item: Item, ctx: ReplayContext) -> It
     def work() -> tuple[str, str, dict[str, Any]] | None:
         began = time.perf_counter()
         try:
-            return _work(conn, item, ctx)
+            return _work(conn, item, ctx, replays)
         finally:
             clock[0] += time.perf_counter() - began
 
     try:
-        if item.job == "partitions":  # run_once takes the partitions lock itself
-            deadline = time.monotonic() + wait
-            while (out := work()) is None and time.monotonic() < deadline:
-                time.sleep(0.25)
-        else:
-            with locks.all_locks(conn, item_locks(item), wait_seconds=wait) as got:
-                out = work() if got else None
-    except (psycopg.Error, InfrastructureError, ConfigError, ProblemsError) as exc:
+        with locks.all_locks(conn, item_locks(item), wait_seconds=wait) as got:
+            out = work() if got else None
+    except (psycopg.Error, InfrastructureError, ConfigError, DataProblem) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         get_logger(job=JOB, item_job=item.job, day=item.day).error("backfill item failed", error=message)
         failed = ItemResult(item.job, item.day, ERROR, message[:300], time.perf_counter() - started)

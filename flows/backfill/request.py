@@ -12,18 +12,16 @@ from typing import Any
 
 import psycopg
 
-from flows.core import clock, settings
+from flows.core import clock
+from flows.core.engine import Phase, Replays
 from flows.core.errors import ConfigError
+from flows.core.policy import settings
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 JOB = "backfill"
-RANGE_FIRST = ("partitions",)  # once, before the days
-DAY_JOBS = ("quality", "capacity")  # per day, in this order
-RANGE_LAST = ("views",)  # once, after the days
-KNOWN_JOBS = RANGE_FIRST + DAY_JOBS + RANGE_LAST
-DEFAULT_JOBS = ("quality", "capacity")
 RANGE = "range"  # the `day` of a range job's item
+_ORDER = {Phase.BEFORE: 0, Phase.DAY: 1, Phase.AFTER: 2}
 
 
 class ItemOutcome(StrEnum):
@@ -49,6 +47,7 @@ class Request:
     end: date
     jobs: tuple[str, ...]  # in execution order
     force: bool = False
+    phases: tuple[Phase, ...] = ()  # each job's (jobs[i]'s); empty: every job per day
 
     @property
     def days(self) -> list[date]:
@@ -69,10 +68,15 @@ class Request:
             "force": self.force,
         }
 
+    def phase(self, job: str) -> Phase:
+        return self.phases[self.jobs.index(job)] if self.phases else Phase.DAY
+
     def items(self) -> list[Item]:
-        out = [Item(job, RANGE) for job in RANGE_FIRST if job in self.jobs]
-        out += [Item(job, d.isoformat()) for d in self.days for job in DAY_JOBS if job in self.jobs]
-        out += [Item(job, RANGE) for job in RANGE_LAST if job in self.jobs]
+        """Jobs run once before the days, then each day's jobs, then jobs run once after them."""
+        out = [Item(job, RANGE) for job in self.jobs if self.phase(job) is Phase.BEFORE]
+        day_jobs = [job for job in self.jobs if self.phase(job) is Phase.DAY]
+        out += [Item(job, d.isoformat()) for d in self.days for job in day_jobs]
+        out += [Item(job, RANGE) for job in self.jobs if self.phase(job) is Phase.AFTER]
         return out
 
 
@@ -106,18 +110,20 @@ class ItemResult:
         }
 
 
-def parse_jobs(jobs: Sequence[str] | str | None) -> tuple[str, ...]:
-    """``["quality", "capacity"]`` or ``"quality,capacity"``; None: the default jobs."""
+def parse_jobs(jobs: Sequence[str] | str | None, known: dict[str, Replays]) -> tuple[str, ...]:
+    """``["quality", "capacity"]`` or ``"quality,capacity"`` in execution order (phase, then the
+    order of ``known``); None: the jobs ``known`` marks as default."""
+    ordered = sorted(known, key=lambda job: (_ORDER[known[job].phase], job))
     if jobs is None:
-        return DEFAULT_JOBS
+        return tuple(job for job in ordered if known[job].default)
     raw = [jobs] if isinstance(jobs, str) else list(jobs)
     names = [part.strip() for item in raw for part in str(item).split(",") if part.strip()]
     if not names:
-        raise ConfigError(f"jobs is empty; known jobs: {','.join(KNOWN_JOBS)}")
-    unknown = [n for n in names if n not in KNOWN_JOBS]
+        raise ConfigError(f"jobs is empty; known jobs: {','.join(ordered)}")
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ConfigError(f"unknown backfill job {unknown[0]!r}; known jobs: {','.join(KNOWN_JOBS)}")
-    return tuple(job for job in KNOWN_JOBS if job in names)
+        raise ConfigError(f"unknown backfill job {unknown[0]!r}; known jobs: {','.join(ordered)}")
+    return tuple(job for job in ordered if job in names)
 
 
 def validate(
@@ -125,14 +131,14 @@ def validate(
     end: Any,
     jobs: Sequence[str] | str | None = None,
     *,
+    known: dict[str, Replays],
     force: bool = False,
-    today: date | None = None,
+    today: date,
     policy: settings.BackfillPolicy | None = None,
 ) -> Request:
     """Check a backfill request before anything is touched; ConfigError names the first problem."""
     policy = policy or settings.BackfillPolicy()
     first, last = clock.parse_day(start, "start"), clock.parse_day(end, "end")
-    today = today or clock.today()
     if first > last:
         raise ConfigError(f"start {first} is after end {last}")
     if last > today:
@@ -143,4 +149,5 @@ def validate(
             f"{span} days exceed backfill.max_days = {policy.max_days};"
             " set force (--force) to backfill them anyway"
         )
-    return Request(first, last, parse_jobs(jobs), force)
+    names = parse_jobs(jobs, known)
+    return Request(first, last, names, force, tuple(known[job].phase for job in names))

@@ -12,14 +12,13 @@ from flows.backfill.request import (
     ERROR,
     PROBLEMS,
     RANGE,
-    RANGE_FIRST,
-    RANGE_LAST,
     Item,
     ItemResult,
     Request,
 )
+from flows.core.engine import Phase
+from flows.core.engine.outcomes import Done, Outcome, ProblemsFound
 from flows.core.errors import InfrastructureError
-from flows.core.outcomes import Done, Outcome, ProblemsFound
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -30,7 +29,7 @@ def outcome_table(request: Request, outcomes: dict[Item, ItemResult]) -> list[di
     for d in request.days:
         row: dict[str, Any] = {"day": d.isoformat()}
         for job in request.jobs:
-            day = RANGE if job in RANGE_FIRST + RANGE_LAST else d.isoformat()
+            day = d.isoformat() if request.phase(job) is Phase.DAY else RANGE
             res = outcomes.get(Item(job, day))
             row[job] = "-" if res is None else res.outcome
         rows.append(row)
@@ -51,7 +50,7 @@ def table_markdown(request: Request, outcomes: dict[Item, ItemResult]) -> str:
     if notes:
         lines += ["", "## Not done cleanly", ""]
         lines += [f"- {r.job} {r.day}: {r.outcome}: {r.detail}" for r in notes]
-    ranged = [j for j in request.jobs if j in RANGE_FIRST + RANGE_LAST]
+    ranged = [j for j in request.jobs if request.phase(j) is not Phase.DAY]
     if ranged:
         lines += ["", f"{', '.join(ranged)}: once for the whole range (shown on every day)."]
     return "\n".join(lines)

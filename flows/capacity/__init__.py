@@ -12,28 +12,35 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
-from uuid import UUID
 
 import psycopg
-from prefect import flow
-from prefect.client.schemas.objects import State
 
 from flows.capacity.measure import measure_and_record
 from flows.capacity.projection import Projection, day_end, history, project, project_and_record, theil_sen
 from flows.capacity.seed import comparison_markdown, seed_comparison
-from flows.core import clock, lifecycle, plain, runtime, settings
-from flows.core.forms import TargetName
+from flows.core import clock
+from flows.core.engine import (
+    Cron,
+    Done,
+    JobSpec,
+    Outcome,
+    Params,
+    Plan,
+    ReplayContext,
+    Replayed,
+    Replays,
+    Run,
+    step,
+)
 from flows.core.logs import get_logger
-from flows.core.outcomes import Done, Outcome
-from flows.core.replay import ReplayContext, Replayed
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 JOB = "capacity"
 
 __all__ = [
+    "SPEC",
     "Projection",
-    "capacity_flow",
     "comparison_markdown",
     "day_end",
     "history",
@@ -74,28 +81,26 @@ def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed:
     return Replayed(False, detail, counts)
 
 
-@runtime.db_task("capacity-snapshot", JOB)
-def snapshot_task(operation_id: UUID) -> int:
-    policy = settings.current_policy()
-    with runtime.connection() as conn:
+@step("capacity-snapshot")
+def snapshot_step(run: Run) -> int:
+    with run.connection() as conn:
         return measure_and_record(
             conn,
-            exact_count_max_rows=policy.capacity.exact_count_max_rows,
-            flow_run_id=runtime.current_flow_run_id(),
-            operation_id=operation_id,
+            exact_count_max_rows=run.policy.capacity.exact_count_max_rows,
+            flow_run_id=run.flow_run_id,
+            operation_id=run.operation_id,
         )
 
 
-@runtime.db_task("capacity-projection", JOB)
-def projection_task(operation_id: UUID) -> dict[str, Any]:
-    policy = settings.current_policy()
-    with runtime.connection() as conn:
+@step("capacity-projection")
+def projection_step(run: Run) -> dict[str, Any]:
+    with run.connection() as conn:
         written, projections = project_and_record(
             conn,
-            policy=policy.capacity,
+            policy=run.policy.capacity,
             now=clock.db_now(conn).replace(microsecond=0),
-            flow_run_id=runtime.current_flow_run_id(),
-            operation_id=operation_id,
+            flow_run_id=run.flow_run_id,
+            operation_id=run.operation_id,
         )
     comparison = seed_comparison(projections)
     return {
@@ -111,18 +116,18 @@ def projection_task(operation_id: UUID) -> dict[str, Any]:
     }
 
 
-def capacity_run(run: lifecycle.Run) -> Outcome:
-    """The job's work inside the lifecycle: snapshot, projections, the comparison artifact."""
-    snapshot_written = snapshot_task(run.operation_id)
-    projected = projection_task(run.operation_id)
+def capacity_run(run: Run) -> Outcome:
+    """The job's work: snapshot, projections, the comparison artifact."""
+    snapshot_written = snapshot_step(run)
+    run.record(snapshot_metrics=snapshot_written)
+    projected = projection_step(run)
     written = snapshot_written + projected["written"]
-    run.counts.update(
+    run.record(
         metrics_written=written,
-        snapshot_metrics=snapshot_written,
         projections=projected["projected"],
         thresholds_within_horizon=len(projected["within_horizon"]),
     )
-    plain.artifact(
+    run.artifact(
         "markdown",
         markdown=projected["markdown"],
         key="capacity-projection",
@@ -135,7 +140,6 @@ def capacity_run(run: lifecycle.Run) -> Outcome:
         within_horizon=projected["within_horizon"],
     )
     result = {
-        "operation_id": str(run.operation_id),
         "metrics_written": written,
         "projections": projected["projected"],
         "within_horizon": projected["within_horizon"],
@@ -144,11 +148,16 @@ def capacity_run(run: lifecycle.Run) -> Outcome:
     return Done(result=result, message=f"{written} measurements, {projected['projected']} projections")
 
 
-@flow(name="capacity", log_prints=False)
-def capacity_flow(target: TargetName | None = None) -> State[Any]:
-    """Daily capacity snapshot, growth fits and projections into capacity_planning_metrics.
+class CapacityParams(Params):
+    """The capacity job takes no parameters."""
 
-    Args:
-        target: The database (a [targets] name of the policy file). Empty: every target.
-    """
-    return lifecycle.run_flow(JOB, capacity_run, target=target)
+
+SPEC = JobSpec(
+    name=JOB,
+    description="Daily capacity snapshot, growth fits and projections into capacity_planning_metrics.",
+    params=CapacityParams,
+    plan=lambda planning, params: Plan(work=capacity_run),
+    schedule=Cron("0 2 * * *"),
+    tags=("maintenance", "monitoring"),
+    replay=Replays(replay),
+)

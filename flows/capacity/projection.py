@@ -10,8 +10,8 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from flows.core import settings
 from flows.core.db import load_sql
+from flows.core.policy import settings
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from flows.core import masking
 from flows.core.errors import ConfigError, DatabaseUnavailable, InfrastructureError
-from flows.core.settings import DatabasePolicy
+from flows.core.policy.settings import DatabasePolicy
 
 
 def sql_dir() -> Path:

@@ -18,8 +18,8 @@ import psycopg
 import psycopg.errors
 
 from flows.core.db import set_local
-from flows.core.errors import InfrastructureError, ProblemsFound
-from flows.core.partition_policy import DdlRetry
+from flows.core.errors import DataProblem, InfrastructureError
+from flows.core.policy.partitions import DdlRetry
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 T = TypeVar("T")
@@ -36,7 +36,7 @@ class LockRetriesExhausted(InfrastructureError):
     """Every try of a DDL transaction timed out waiting for its locks; nothing was changed."""
 
 
-class RowCountMismatch(ProblemsFound):
+class RowCountMismatch(DataProblem):
     """A destructive step's before/after counts disagree; its transaction was rolled back."""
 
 

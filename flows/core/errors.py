@@ -1,4 +1,9 @@
-"""Errors that map onto pgtender's exit codes (DESIGN.md: 0 done, 1 problems, 2 bad input, 3 infra)."""
+"""Errors that map onto pgtender's exit codes (0 done, 1 problems, 2 bad input, 3 infrastructure).
+
+A job that finds problems *returns* ``ProblemsFound`` (an outcome); ``DataProblem`` is for work that
+must stop on one deep inside (a row count that does not add up, an unreadable marker): the engine
+turns it into that outcome.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +37,16 @@ class DatabaseUnavailable(InfrastructureError):
     """The database could not be reached (connect failed, no pooled connection in time): transient."""
 
 
-class ProblemsFound(PgtenderError):
-    """The job ran and found problems (failed checks, breached thresholds)."""
+class DataProblem(PgtenderError):
+    """The work stopped on a problem in the data (counts that do not add up): exit 1."""
 
     exit_code = 1
+
+
+class Interrupted(PgtenderError):
+    """SIGTERM or Ctrl-C: the run stopped at its next safe point."""
+
+    exit_code = 143
 
 
 def raise_worst(what: str, failures: dict[str, BaseException]) -> None:
@@ -47,6 +58,12 @@ def raise_worst(what: str, failures: dict[str, BaseException]) -> None:
     errors = list(failures.values())
     if any(isinstance(e, ConfigError) for e in errors):
         raise ConfigError(f"{what} failed for {detail}")
-    if any(isinstance(e, ProblemsFound) for e in errors):
-        raise ProblemsFound(f"{what} failed for {detail}")
+    if any(isinstance(e, Interrupted) for e in errors):
+        raise Interrupted(f"{what} interrupted: {detail}")
+    if any(isinstance(e, DataProblem) for e in errors):
+        raise DataProblem(f"{what} failed for {detail}")
     raise InfrastructureError(f"{what} failed for {detail}")
+
+
+class LockLost(InfrastructureError):
+    """The session holding the run's advisory lock is gone: another run may now be working."""

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,10 @@ def status(conn: Conn, directory: Path | None = None) -> list[StatusRow]:
             state = "applied" if row.checksum == m.checksum else "changed"
             rows.append(StatusRow(m.version, m.name, row.applied_at, state))
     return rows
+
+
+@lru_cache(maxsize=1)
+def newest_version() -> int:
+    """The newest migration this pgtender ships (what a run requires of its database)."""
+    found = discover()
+    return found[-1].version if found else 0

@@ -13,8 +13,9 @@ from typing import Any
 import psycopg
 from psycopg import conninfo
 
-from flows.core import db, settings
+from flows.core import db
 from flows.core.db import load_sql
+from flows.core.policy.settings import DatabasePolicy
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -65,42 +66,37 @@ def location(conn: Conn) -> tuple[bool, str | None, str]:
 
 
 @contextmanager
-def cron_connection(conn: Conn) -> Iterator[tuple[Conn | None, str]]:
+def cron_connection(
+    conn: Conn, dsn: str | None, policy: DatabasePolicy | None = None
+) -> Iterator[tuple[Conn | None, str]]:
     """Yield (a connection to the database holding pg_cron's tables or None, the tended database).
 
     ``conn`` itself when pg_cron is installed here; otherwise a new connection to
-    ``cron.database_name`` on the same server (the DSN of the settings with that database).
+    ``cron.database_name`` on the same server (``dsn``, the tended database's, with that database).
     None when pg_cron is not loaded or not installed in its database.
     """
     here, cron_db, this_db = location(conn)
     if here:
         yield conn, this_db
         return
-    if cron_db is None:
+    if cron_db is None or dsn is None:
         yield None, this_db
         return
-    current = settings.load_settings()
-    other_dsn = conninfo.make_conninfo(settings.dsn(current), dbname=cron_db)
-    policy = settings.current_policy(current)
-    with db.connect(
-        other_dsn,
-        policy=policy.database,
-        application_name=f"{current.application_name}-cron",
-        autocommit=True,
-    ) as other:
+    other_dsn = conninfo.make_conninfo(dsn, dbname=cron_db)
+    with db.connect(other_dsn, policy=policy, application_name="pgtender-cron", autocommit=True) as other:
         installed = other.execute(load_sql("queries/cron/installed.sql"))
         row = installed.fetchone()
         yield (other if row and row[0] else None), this_db
 
 
-def cron_failures(conn: Conn, since: datetime, *, limit: int = 100) -> list[CronFailure]:
+def cron_failures(conn: Conn, since: datetime, dsn: str | None, *, limit: int = 100) -> list[CronFailure]:
     """Failed runs since ``since`` of the pg_cron jobs still scheduled for the tended database.
 
     For the health flow while a takeover is in progress: ``conn`` is a connection to the tended
     database (pg_cron may live in another database of the server; it is found and read there).
     Empty when pg_cron is not installed.
     """
-    with cron_connection(conn) as (cron_conn, tended):
+    with cron_connection(conn, dsn) as (cron_conn, tended):
         if cron_conn is None:
             return []
         rows = cron_conn.execute(

@@ -1,8 +1,8 @@
-"""Every job's default schedule (DESIGN.md's table) and cron arithmetic on it.
+"""Cron arithmetic on a job's schedule (each job declares its own in its ``JobSpec``).
 
 Maintenance schedules are UTC; the report's zone is ``report.timezone`` of the policy. The
 deployments, the health watchdog, the report's lateness counts and the pg_cron takeover all read
-this one table. Cron parsing uses ``croniter`` (a direct dependency, the same library Prefect
+the registry's schedules. Cron parsing uses ``croniter`` (a direct dependency, the same library Prefect
 vendors for its own cron schedules) in the schedule's own time zone, so a daily job is "daily"
 across a DST switch too.
 """
@@ -13,27 +13,9 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-
-if TYPE_CHECKING:
-    from flows.core.settings import Policy
-
-# job -> cron. The health watchdog expects every one of these jobs to succeed on time.
-SCHEDULES: dict[str, str] = {
-    "capacity": "0 2 * * *",
-    "partitions": "5 0 * * *",
-    "retention": "0 3 * * 0",
-    "views": "*/15 * * * *",
-    "health": "*/5 * * * *",
-    "quality": "0 1 * * *",
-    "report": "0 8 * * 1",
-}
-
-# Jobs whose schedule is read in the report's configurable IANA time zone instead of UTC.
-REPORT_TZ_JOBS: frozenset[str] = frozenset({"report"})
 
 
 def _walk(cron: str, tz: str, moment: datetime, *, forward: bool) -> Iterator[datetime]:
@@ -85,29 +67,6 @@ class Schedule:
         and across a DST change the longer of its two lengths (25 h for a daily local job)."""
         fires = self.fires_around(around)
         return max(b - a for a, b in itertools.pairwise(fires))
-
-
-def schedule_for(job: str, policy: Policy | None = None) -> Schedule | None:
-    """The job's default schedule, or None for on-demand jobs (backfill)."""
-    cron = SCHEDULES.get(job)
-    if cron is None:
-        return None
-    if job in REPORT_TZ_JOBS:
-        from flows.core import settings  # noqa: PLC0415 - read at call time, never at import
-
-        policy = policy or settings.current_policy()
-        return Schedule(cron, policy.report.timezone)
-    return Schedule(cron, "UTC")
-
-
-def all_schedules(policy: Policy | None = None) -> dict[str, Schedule]:
-    """Every scheduled job's schedule, with the policy's report time zone."""
-    out: dict[str, Schedule] = {}
-    for job in SCHEDULES:
-        schedule = schedule_for(job, policy)
-        if schedule is not None:
-            out[job] = schedule
-    return out
 
 
 def expected_period(cron: str, now: datetime, timezone: str = "UTC") -> timedelta:

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 
 from flows.core.errors import ConfigError, InfrastructureError
 from flows.core.masking import mask_secrets
-from flows.core.settings import Settings
+from flows.core.policy.settings import Settings
 
 
 def send(msg: EmailMessage, recipients: list[str], smtp: Settings) -> None:

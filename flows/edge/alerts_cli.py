@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from flows.core import settings
-from flows.core.alerts_policy import Channel
 from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.policy import settings
+from flows.core.policy.alerts import Channel
 
 alerts_app = typer.Typer(help="Alert channels (policy [[alerts.channels]]).", no_args_is_help=True)
 
@@ -27,7 +27,7 @@ def _channels(only: str | None = None) -> list[Channel]:
 
 def apply_channels(echo: bool = True) -> None:
     """Create or update the channels' Prefect blocks (idempotent); one line a channel."""
-    from flows.core import channels  # noqa: PLC0415
+    from flows.alerts import channels  # noqa: PLC0415
 
     configured = list(settings.current_policy().alerts.channels)
     for applied in channels.apply(configured):
@@ -47,12 +47,13 @@ def test(
     channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
 ) -> None:
     """Send a test notice on every channel (exit 3 when one did not accept it)."""
-    from flows.core import alerting, channels, clock  # noqa: PLC0415
+    from flows.alerts import alerting, channels  # noqa: PLC0415
+    from flows.core import clock  # noqa: PLC0415
 
     now = clock.now()
     notice = alerting.Notice(
         event="test",
-        target=alerting.DEFAULT_TARGET,
+        target="default",
         check_name="pgtender.test",
         subject="",
         source="cli",
@@ -64,7 +65,7 @@ def test(
     failed = []
     for ch in _channels(channel):
         try:
-            channels.send(ch, notice)
+            channels.send(ch, notice, from_address=settings.current_policy().report.from_address)
         except channels.DeliveryFailed as exc:
             failed.append(ch.name)
             typer.echo(f"{ch.name:<20} {ch.type:<10} FAILED: {exc}")
@@ -75,12 +76,22 @@ def test(
 
 
 @alerts_app.command("status")
-def status() -> None:
-    """The checks failing now: since when, paged or not, the command to run next."""
-    from flows.core import alerting, lifecycle  # noqa: PLC0415
+def status(
+    target: Annotated[
+        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
+    ] = None,
+) -> None:
+    """The checks failing now on each target: since when, paged or not, the command to run next."""
+    from flows.alerts import alerting  # noqa: PLC0415
+    from flows.core import db  # noqa: PLC0415
+    from flows.edge.fleet_cli import each_target  # noqa: PLC0415
 
-    with lifecycle.connection() as conn:
-        rows = alerting.open_alerts(conn)
+    rows = []
+    for t in each_target(target, lambda _line: None):
+        with db.connect(
+            t.dsn, policy=t.policy.database, application_name="pgtender-cli", autocommit=True
+        ) as conn:
+            rows += alerting.open_alerts(conn)
     if not rows:
         typer.echo("no check is failing")
         return

@@ -13,13 +13,17 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from flows.core import db, migrations, settings
+from flows.core import db, migrations
+from flows.core.engine import Verdict
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
+from flows.core.fleet.targets import Target
 from flows.core.logs import configure_logging, get_logger
 from flows.core.masking import mask_secrets
-from flows.core.runtime import disable_telemetry
+from flows.core.policy import settings
+from flows.core.telemetry import disable_telemetry
 from flows.edge.alerts_cli import alerts_app
 from flows.edge.fleet_cli import each_target
+from flows.edge.run_cli import run_app
 
 app = typer.Typer(
     name="pgtender",
@@ -35,7 +39,12 @@ def _entry(
     log_json: Annotated[
         bool | None, typer.Option("--log-json/--log-console", help="Log format (default: JSON off a TTY).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            help="DEBUG, INFO, WARNING or ERROR (default: INFO; WARNING on a terminal for run and backfill)."
+        ),
+    ] = None,
 ) -> None:
     disable_telemetry()
     json_logs = log_json if log_json is not None else not sys.stderr.isatty()
@@ -43,8 +52,23 @@ def _entry(
         import os  # noqa: PLC0415
 
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FORMATTER", "json")
+    if log_level is None:
+        # A command run at a terminal prints its outcome once: the log says only what needs attention.
+        quiet = sys.stderr.isatty() and _command() in {"run", "backfill"}
+        log_level = "WARNING" if quiet else "INFO"
+        if quiet:
+            import os  # noqa: PLC0415
+
+            os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # no Prefect chatter either
     configure_logging(json=json_logs, level=log_level.upper())
     _prefect_home()
+
+
+def _command() -> str:
+    import click  # noqa: PLC0415
+
+    ctx = click.get_current_context(silent=True)
+    return ctx.invoked_subcommand or "" if ctx is not None else ""
 
 
 def _prefect_home() -> None:
@@ -63,14 +87,9 @@ def _prefect_home() -> None:
 
 
 @contextlib.contextmanager
-def _connect() -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-    current = settings.load_settings()
-    policy = settings.current_policy(current)
+def _connect(target: Target) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
     conn = db.connect(
-        settings.dsn(current),
-        policy=policy.database,
-        application_name=f"{current.application_name}-cli",
-        autocommit=True,
+        target.dsn, policy=target.policy.database, application_name="pgtender-cli", autocommit=True
     )
     with conn:
         yield conn
@@ -95,8 +114,8 @@ def migrate(
     ] = None,
 ) -> None:
     """Apply migrations (each step in its own transaction), on each target of the fleet."""
-    for _ in each_target(target, typer.echo):
-        with _connect() as conn:
+    for t in each_target(target, typer.echo):
+        with _connect(t) as conn:
             _print_steps(migrations.migrate(conn, to, dry_run=dry_run), dry_run=dry_run)
 
 
@@ -109,8 +128,8 @@ def rollback(
     ] = None,
 ) -> None:
     """Run down steps in reverse until the database is at version --to."""
-    for _ in each_target(target, typer.echo, one="rollback undoes one database's schema"):
-        with _connect() as conn:
+    for t in each_target(target, typer.echo, one="rollback undoes one database's schema"):
+        with _connect(t) as conn:
             _print_steps(migrations.rollback(conn, to, dry_run=dry_run), dry_run=dry_run)
 
 
@@ -122,8 +141,8 @@ def status(
 ) -> None:
     """Show applied and pending migrations."""
     changed = False
-    for _ in each_target(target, typer.echo):
-        with _connect() as conn:
+    for t in each_target(target, typer.echo):
+        with _connect(t) as conn:
             rows = migrations.status(conn)
         for row in rows:
             when = row.applied_at.isoformat(timespec="seconds") if row.applied_at else "-"
@@ -155,42 +174,11 @@ def demo_data(
     """Load realistic synthetic data (with DEFAULT-partition rows and planted defects)."""
     from flows.demo_data import load_demo_data  # noqa: PLC0415 - only this command needs it
 
-    for _ in each_target(target, typer.echo):
-        with _connect() as conn:
+    for t in each_target(target, typer.echo):
+        with _connect(t) as conn:
             counts = load_demo_data(conn, days=days, rows_per_day=rows_per_day, seed=seed)
         for table, n in sorted(counts.items()):
             typer.echo(f"{table:<36} {n:>10}")
-
-
-@app.command()
-def run(  # noqa: PLR0917 - typer options
-    job: Annotated[str, typer.Argument(help="The job to run now.")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report changes; change nothing.")] = False,
-    day: Annotated[str | None, typer.Option(help="The day (YYYY-MM-DD) for day-based jobs.")] = None,
-    suite: Annotated[str | None, typer.Option(help="One quality suite instead of all.")] = None,
-    week: Annotated[str | None, typer.Option(help="The ISO week (YYYY-Www) for the report.")] = None,
-    to: Annotated[
-        str | None, typer.Option(help="Report recipients (comma-separated) instead of the policy's.")
-    ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
-    ] = None,
-) -> None:
-    """Run one job now: a run of its deployment on the running server (pgtender up), its logs
-    streamed here; with no server running, the job's core here without Prefect. Exit 1 when it ran
-    and found problems."""
-    given = {"dry_run": dry_run or None, "day": day, "suite": suite, "week": week, "to": to, "target": target}
-    from flows.edge.dispatch import dispatch  # noqa: PLC0415
-    from flows.edge.results import describe  # noqa: PLC0415
-
-    result = dispatch(
-        job,
-        {k: v for k, v in given.items() if v is not None},
-        typer.echo,
-        err=lambda s: typer.echo(s, err=True),
-    )
-    if result is not None:  # a run submitted to the server printed its own end already
-        typer.echo(describe(job, result))
 
 
 @contextlib.contextmanager
@@ -277,25 +265,45 @@ def backfill(  # noqa: PLR0917 - typer options
         bool, typer.Option("--force", help="Exceed backfill.max_days; redo days already done.")
     ] = False,
     deployment: Annotated[
-        bool, typer.Option("--deployment", help="Trigger the backfill deployment instead of running here.")
+        bool,
+        typer.Option(
+            "--deployment",
+            help="Only trigger the backfill deployment and return (a worker runs it); --watch follows it.",
+        ),
     ] = False,
-    watch: Annotated[bool, typer.Option("--watch", help="With --deployment: follow the run.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="With --deployment: follow the run to its end.")
+    ] = False,
     deployment_name: Annotated[str, typer.Option(help="The deployment to trigger.")] = "backfill/backfill",
     target: Annotated[
         str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
     ] = None,
 ) -> None:
-    """Re-run quality/capacity (and partitions, views) day by day over a range (resumable)."""
+    """Re-run quality/capacity (and partitions, views) day by day over a range (resumable): through
+    the running server when there is one, else here with a progress bar."""
     from flows.edge import backfill_cli  # noqa: PLC0415
 
+    values = backfill_cli.values_of(start, end, jobs, force, target)
     if deployment:
-        backfill_cli.cli_deployment(
-            start, end, jobs, force, watch=watch, name=deployment_name, echo=typer.echo, target=target
-        )
+        verdict = backfill_cli.trigger(values, name=deployment_name, watch=watch, echo=typer.echo)
     else:
-        backfill_cli.cli_local(start, end, jobs, force, echo=typer.echo, target=target)
+        verdict = backfill_cli.run(values, typer.echo)
+    _finish("backfill", verdict)
 
 
+def _finish(job: str, verdict: Verdict) -> None:
+    """A command's outcome: one line, its exit code."""
+    typer.echo(verdict.text(job), err=verdict.exit_code != 0)
+    raise typer.Exit(verdict.exit_code)
+
+
+def _crons(target: Target) -> dict[str, str]:
+    from flows.registry import REGISTRY  # noqa: PLC0415
+
+    return {job: s.cron for job, s in REGISTRY.schedules(target.policy).items()}
+
+
+app.add_typer(run_app, name="run")
 app.add_typer(alerts_app, name="alerts")
 cron_app = typer.Typer(help="Take over pg_cron jobs.", no_args_is_help=True)
 app.add_typer(cron_app, name="cron")
@@ -310,9 +318,9 @@ def cron_analyze(
     """pg_cron's jobs, the pgtender job that replaces each, schedules, last runs and failures."""
     from flows import cron  # noqa: PLC0415
 
-    for _ in each_target(target, typer.echo):
-        with _connect() as conn:
-            typer.echo(cron.analysis_text(cron.analyze(conn)))
+    for t in each_target(target, typer.echo):
+        with _connect(t) as conn:
+            typer.echo(cron.analysis_text(cron.analyze(conn, dsn=t.dsn, schedules=_crons(t))))
 
 
 @cron_app.command("migrate")
@@ -327,9 +335,11 @@ def cron_migrate(
     """Unschedule the pg_cron jobs pgtender replaces (ledger-recorded; prints how to restore them)."""
     from flows import cron  # noqa: PLC0415
 
-    for _ in each_target(target, typer.echo):
-        with _connect() as conn:
-            typer.echo(cron.migration_text(cron.migrate(conn, execute=execute)))
+    for t in each_target(target, typer.echo):
+        with _connect(t) as conn:
+            typer.echo(
+                cron.migration_text(cron.migrate(conn, dsn=t.dsn, schedules=_crons(t), execute=execute))
+            )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,15 +1,18 @@
-"""How ``pgtender run | backfill | report`` reach a job: through the running server, or plainly here.
+"""How ``pgtender run | backfill`` reach a job: through the running server, or here.
 
 1. ``PREFECT_API_URL`` set: that API (unreachable: one line, exit 3, nothing ran).
 2. Else the API ``pgtender up`` recorded under the state directory (``prefect/api.json``), when
    its process is alive and the API answers.
-3. With an API that has the job's deployment: a run of the deployment is submitted
-   (``run_deployment``; the UI shows it, it queues behind the deployment's concurrency limit and
-   takes the job's locks like a scheduled run), its logs are streamed here, and the command exits
-   with its outcome (0 done or skipped, 1 problems found, 2 bad input, 3 infrastructure).
-4. With no server running: one line saying so, then the job's core runs here in plain mode
-   (``flows.core.plain``): the same lifecycle and ledger rows, no Prefect run, no temporary server
-   (that started in 20-60 s, and its history vanished with it).
+3. With an API that has the job's deployment: a run of the deployment is submitted (the UI shows
+   it; it queues behind the deployment's concurrency limit and takes the job's locks like a
+   scheduled run), followed until it ends, and its final state read back (``verdicts.from_state``).
+   A run of the job already going (a scheduled one) is followed instead of starting a second: the
+   command reports that run's outcome.
+4. An API without the deployment: the job's flow runs here, as a flow run of that API.
+5. No server running: the engine runs the job here with no orchestrator (``PlainOrchestrator``):
+   the same lifecycle and ledger rows, no Prefect run.
+
+Every path ends in a ``Verdict``: the command prints its one line and exits with its code.
 """
 
 from __future__ import annotations
@@ -17,22 +20,21 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from flows.core import plain, settings
-from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
-from flows.core.errors import ProblemsFound as ProblemsError
-from flows.core.jobs import get_flow
+from flows.core.engine import PlainOrchestrator, RunReport, Verdict, verdicts
+from flows.core.engine import start as start_run
+from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.fleet import targets
 from flows.core.masking import mask_secrets
-from flows.core.outcomes import BAD_INPUT_STATE, INFRASTRUCTURE_STATE, PROBLEMS_STATE, SKIPPED_STATE
-
-Echo = Callable[[str], None]
-
+from flows.core.policy import settings
+from flows.edge.context import run_context
+from flows.registry import REGISTRY
 
 # --------------------------------------------------------------------------- where the API is
 
@@ -74,6 +76,8 @@ def find_api(state_dir: Path) -> tuple[str, str] | None:
     """(API URL, where it came from), or None when no server is running for this state directory."""
     env = os.environ.get("PREFECT_API_URL", "").strip()
     if env:
+        if not env.startswith(("http://", "https://")):
+            raise ConfigError("PREFECT_API_URL is not an http(s) URL")
         return env, "PREFECT_API_URL"
     path = api_file(state_dir)
     try:
@@ -86,124 +90,132 @@ def find_api(state_dir: Path) -> tuple[str, str] | None:
     return url, str(path)
 
 
-# --------------------------------------------------------------------------- outcomes
-
-
-def raise_for(job: str, name: str | None, message: str | None) -> None:
-    """A final state's name as pgtender's exit code (via its errors); Completed/Skipped: return."""
-    text = mask_secrets(" ".join((message or "").split()))
-    if name in ("Completed", SKIPPED_STATE):
-        return
-    if name == PROBLEMS_STATE:
-        raise ProblemsError(text or f"{job} found problems")
-    if name == BAD_INPUT_STATE:
-        raise ConfigError(text or f"{job}: bad input")
-    if name == INFRASTRUCTURE_STATE and text:  # the lifecycle's one line says what and where
-        raise InfrastructureError(text)
-    raise InfrastructureError(f"{job} ended {name or 'unknown'}" + (f": {text}" if text else ""))
-
-
-# --------------------------------------------------------------------------- plain
-
-
-def run_plain(job: str, options: dict[str, Any], echo: Echo, *, reason: str) -> Any:
-    """The job's flow body without Prefect; its result (raises its error)."""
-    echo(f"pgtender: {reason}: running {job} here without Prefect (ledger only, no flow run)")
-    flow = get_flow(job)
-    with plain.plain_mode():
-        state = getattr(flow, "fn", flow)(**options)
-    data = getattr(state, "data", None)
-    if isinstance(data, PgtenderError) and not state.is_completed():
-        raise data  # the lifecycle's own error, as a flow run here would raise it
-    raise_for(job, state.name, state.message)
-    return data
-
-
-# --------------------------------------------------------------------------- through the server
-
-
 @contextmanager
-def _api(api_url: str) -> Iterator[None]:
+def using_api(api_url: str) -> Iterator[None]:
     from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         yield
 
 
+def check_api(api_url: str) -> None:
+    """The API must answer before a run is started (one line, exit 3, nothing ran)."""
+    try:
+        httpx.get(f"{api_url.rstrip('/')}/health", timeout=5.0).raise_for_status()
+    except httpx.HTTPError as exc:
+        where = mask_secrets(api_url)
+        raise InfrastructureError(
+            f"Prefect API at {where}: {type(exc).__name__}; nothing ran. Start the server (pgtender up)"
+            " or unset PREFECT_API_URL"
+        ) from None
+
+
+# --------------------------------------------------------------------------- the paths
+
+
+def run_here(job: str, values: dict[str, Any], orchestrator: Any = None) -> RunReport:
+    """The engine in this process, with no orchestrator (or the one given)."""
+    return start_run(REGISTRY.get(job), values, run_context(orchestrator or PlainOrchestrator()))
+
+
 def deployment_name(job: str) -> str:
-    flow: Any = get_flow(job)
-    return f"{flow.name}/{job}"
+    return f"{job}/{job}"
 
 
-def has_deployment(job: str) -> bool:
-    from prefect.client.orchestration import get_client  # noqa: PLC0415
+def _deployment(client: Any, job: str) -> Any | None:
     from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_deployment_by_name(deployment_name(job))
-        except ObjectNotFound:
-            return False
-    return True
+    try:
+        return client.read_deployment_by_name(deployment_name(job))
+    except ObjectNotFound:
+        return None
 
 
-def _print_log(echo: Echo, log: Any) -> None:
-    when = log.timestamp.strftime("%H:%M:%S") if log.timestamp else ""
-    level = {10: "debug", 20: "info", 30: "warning", 40: "error", 50: "critical"}.get(log.level, "info")
-    echo(f"{when} [{level:<7}] {log.message}")
-
-
-def submit_and_follow(
-    job: str, parameters: dict[str, Any], echo: Echo, *, poll_seconds: float = 0.3, drain_seconds: float = 1.0
-) -> Any:
-    """Submit a run of the job's deployment, stream its logs, return when it ends (raises its error)."""
-    from prefect.client.orchestration import get_client  # noqa: PLC0415
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId  # noqa: PLC0415
-    from prefect.client.schemas.objects import FlowRun  # noqa: PLC0415
-    from prefect.client.schemas.sorting import LogSort  # noqa: PLC0415
-    from prefect.deployments import run_deployment  # noqa: PLC0415
-
-    name = deployment_name(job)
-    # the sync call returns the run itself
-    flow_run: FlowRun = run_deployment(  # type: ignore[assignment]
-        name, parameters=parameters, timeout=0, as_subflow=False
+def _active_run(client: Any, deployment_id: Any, parameters: dict[str, Any]) -> Any | None:
+    """A run of the deployment that is going now with the same target (a scheduled one)."""
+    from prefect.client.schemas.filters import (  # noqa: PLC0415
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
     )
-    echo(f"submitted {name}: flow run {flow_run.name} ({flow_run.id})")
-    seen = 0
-    ended_at: float | None = None
-    with get_client(sync_client=True) as client:
-        log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]))
-        while True:
-            logs = client.read_logs(log_filter=log_filter, sort=LogSort.TIMESTAMP_ASC, offset=seen, limit=200)
-            for log in logs:
-                _print_log(echo, log)
-            seen += len(logs)
-            state = client.read_flow_run(flow_run.id).state
-            if state is not None and state.is_final():
-                ended_at = ended_at or time.monotonic()
-                if not logs and time.monotonic() - ended_at >= drain_seconds:
-                    break  # the run's last log lines arrive shortly after its state
-            time.sleep(poll_seconds)
-    echo(f"{job}: {state.name}" + (f": {state.message}" if state.message else ""))
-    raise_for(job, state.name, state.message)
+    from prefect.client.schemas.objects import StateType  # noqa: PLC0415
+
+    going = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+            state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])
+            ),
+        ),
+        limit=20,
+    )
+    target = parameters.get("target")
+    for run in going:
+        if (run.parameters or {}).get("target") == target:
+            return run
     return None
 
 
-def dispatch(job: str, options: dict[str, Any], echo: Echo, *, err: Echo) -> Any:
-    """Run ``job`` through the running server when there is one, else plainly here."""
-    from flows.edge.runner import check_prefect_api, run_job, validate_run  # noqa: PLC0415
+def follow(client: Any, flow_run_id: Any, poll_seconds: float) -> Any:
+    while True:
+        state = client.read_flow_run(flow_run_id).state
+        if state is not None and state.is_final():
+            return state
+        time.sleep(poll_seconds)
 
-    validate_run(job, options)  # bad input: one line, exit 2, nothing submitted or run
+
+def through_deployment(job: str, parameters: dict[str, Any], *, poll_seconds: float = 0.5) -> Verdict:
+    """A run of the job's deployment (or the one already going), followed to its end."""
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.deployments import run_deployment  # noqa: PLC0415
+
+    with get_client(sync_client=True) as client:
+        deployment = _deployment(client, job)
+        assert deployment is not None
+        going = _active_run(client, deployment.id, parameters)
+        if going is None:
+            submitted = run_deployment(  # the sync call returns the run itself
+                deployment_name(job), parameters=parameters, timeout=0, as_subflow=False
+            )
+            state = follow(client, submitted.id, poll_seconds)  # type: ignore[union-attr]
+            if state.is_cancelled() and "concurrency" in (state.message or "").lower():
+                going = _active_run(client, deployment.id, parameters)  # it lost the race for the slot
+        if going is not None:
+            state = follow(client, going.id, poll_seconds)
+            verdict = verdicts.from_state(state)
+            return Verdict(
+                verdict.kind, f"(the {job} run already going, {going.name}) {verdict.line}".strip()
+            )
+    return verdicts.from_state(state)
+
+
+def dispatch(job: str, values: dict[str, Any]) -> tuple[Verdict, RunReport | None]:
+    """Run ``job`` through the running server when there is one, else here. The report is there
+    when the run happened in this process."""
+    spec = REGISTRY.get(job)
     current = settings.load_settings()
+    policy = settings.current_policy(current)
+    params = {k: v for k, v in values.items() if k != "target"}
+    spec.parse(params)  # bad input: one line, exit 2, nothing submitted or run
+    targets.check_name(values.get("target"), policy)
     found = find_api(current.state_dir)
     if found is None:
-        return run_plain(job, options, err, reason=f"no pgtender server is running for {current.state_dir}")
-    api_url, where = found
-    with _api(api_url):
-        check_prefect_api()  # PREFECT_API_URL set but unreachable: one line, exit 3, nothing ran
-        if has_deployment(job):
-            return submit_and_follow(job, options, echo)
-        # an API without pgtender's deployments (nothing serves them): a flow run from here
-        where = f"{mask_secrets(api_url)} ({where})"
-        err(f"pgtender: no deployment {deployment_name(job)} on {where}: a flow run from here instead")
-        return run_job(job, options)
+        report = run_here(job, values)
+        return report.verdict, report
+    api_url, _where = found
+    check_api(api_url)
+    with using_api(api_url):
+        from prefect.client.orchestration import get_client  # noqa: PLC0415
+
+        with get_client(sync_client=True) as client:
+            has_deployment = _deployment(client, job) is not None
+        if has_deployment:
+            return through_deployment(job, values), None
+        from flows.edge.flows import flow_for  # noqa: PLC0415 - Prefect's flow machinery only here
+
+        state = flow_for(spec)(**values, return_state=True)
+        return verdicts.from_state(state), None
+
+
+__all__ = ["dispatch", "find_api", "follow", "forget_api", "record_api", "run_here", "through_deployment"]

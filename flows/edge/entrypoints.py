@@ -1,20 +1,26 @@
-"""Entrypoints for work-pool deployments (deployments/prefect*.yaml): each job's flow, as
-``pgtender serve`` registers it (``flows.edge.serving.served_flow``).
+"""Entrypoints for work-pool deployments (deployments/prefect*.yaml): ``flows.edge.entrypoints.<job>``
+is the flow of every job of the registry, as ``pgtender serve`` registers it.
 
-Deployments name them by module path (``flows.edge.entrypoints.health``): the worker imports them
-from the installed pgtender (a process worker's virtualenv, the Docker image, the Kubernetes pod),
-whatever its working directory, so the deployments need no pull step and carry no path of the
-machine they were deployed from."""
+Deployments name them by module path: the worker imports them from the installed pgtender (a
+process worker's virtualenv, the Docker image, the Kubernetes pod), whatever its working directory,
+so the deployments need no pull step and carry no path of the machine they were deployed from. A new
+job needs nothing here: its name resolves through the registry."""
 
 from __future__ import annotations
 
-from flows.edge.serving import served_flow
+from typing import Any
 
-backfill = served_flow("backfill")
-capacity = served_flow("capacity")
-health = served_flow("health")
-partitions = served_flow("partitions")
-quality = served_flow("quality")
-report = served_flow("report")
-retention = served_flow("retention")
-views = served_flow("views")
+
+def __getattr__(name: str) -> Any:
+    from flows.edge.flows import flow_for  # noqa: PLC0415
+    from flows.registry import REGISTRY  # noqa: PLC0415
+
+    if name.startswith("__") or name not in REGISTRY.names():
+        raise AttributeError(name)
+    return flow_for(REGISTRY.get(name))
+
+
+def __dir__() -> list[str]:
+    from flows.registry import REGISTRY  # noqa: PLC0415
+
+    return REGISTRY.names()

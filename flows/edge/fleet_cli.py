@@ -5,32 +5,40 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from flows.core import db, migrations, targets
-from flows.core.errors import ConfigError, InfrastructureError, PgtenderError, ProblemsFound
-from flows.core.target_context import Target
+from flows.core import db, migrations
+from flows.core.errors import ConfigError, DataProblem, InfrastructureError, PgtenderError
+from flows.core.fleet import targets
+from flows.core.fleet.targets import Target
+from flows.core.policy import settings
+from flows.edge import embedded
+
+
+def select(target: str | None) -> list[Target]:
+    """The targets a command works on (``target`` or every one), all resolved first."""
+    current = settings.load_settings()
+    return targets.select(target, current, settings.current_policy(current), embedded=embedded.embedded_dsn)
 
 
 def each_target(
     target: str | None, echo: Callable[[str], None], *, one: str | None = None
 ) -> Iterator[Target]:
-    """The targets a command works on (``target`` or every one), each inside its own context;
-    a header line per target when the policy names a fleet. ``one``: the command changes a single
-    database and needs ``--target`` in a fleet (its text says why)."""
-    chosen = targets.select(target)  # every target resolved first: bad input touches none
+    """The targets a command works on (``target`` or every one); a header line per target when the
+    policy names a fleet. ``one``: the command changes a single database and needs ``--target`` in a
+    fleet (its text says why)."""
+    chosen = select(target)  # every target resolved first: bad input touches none
     fleet = any(t.configured for t in chosen)
     if one is not None and fleet and target is None:
         raise ConfigError(f"{one}: name the database with --target ({', '.join(t.name for t in chosen)})")
     for t in chosen:
         if fleet:
             echo(f"== target {t.name} ({t.source})")
-        with targets.using(t):
-            yield t
+        yield t
 
 
 def targets_table(echo: Callable[[str], None]) -> None:
     """One line per target: reachable, role, schema version, server; exit 3 when one is down or
     broken, 1 when one has pending migrations (a finding), 0 otherwise. Never a URL."""
-    checks = [targets.check(t) for t in targets.select(None)]
+    checks = [targets.check(t) for t in select(None)]
     head = ("target", "source", "reachable", "role", "schema", "pending", "server", "problem")
     rows = [
         (
@@ -53,14 +61,14 @@ def targets_table(echo: Callable[[str], None]) -> None:
         raise InfrastructureError(f"target(s) not usable: {', '.join(down)}")
     pending = [c.name for c in checks if c.pending]
     if pending:
-        raise ProblemsFound(f"target(s) with pending migrations (run pgtender migrate): {', '.join(pending)}")
+        raise DataProblem(f"target(s) with pending migrations (run pgtender migrate): {', '.join(pending)}")
 
 
 def migrate_fleet(echo: Callable[[str], None]) -> int:
     """``pgtender up`` with ``[targets]``: migrate every target, one line each; a target that cannot
     be reached is said and skipped (the others are still prepared). Returns how many failed."""
     failed = 0
-    for t in targets.select(None):
+    for t in select(None):
         if not t.configured:
             return 0
         try:

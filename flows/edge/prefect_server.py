@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flows.core.errors import InfrastructureError
-from flows.core.runtime import TELEMETRY_OFF
+from flows.core.telemetry import TELEMETRY_OFF
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -21,7 +21,6 @@ backfill or a quality day from the UI form) always keeps its place.
 from __future__ import annotations
 
 import contextvars
-import inspect
 import json
 import sys
 import threading
@@ -31,31 +30,16 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from flows.core import clock
-from flows.core.jobs import JOBS, get_flow
 from flows.core.logs import get_logger
-from flows.core.schedules import schedule_for
+from flows.core.policy import settings
+from flows.edge.flows import flow_for
+from flows.registry import REGISTRY
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.deployments.runner import RunnerDeployment
 
-    from flows.core.settings import Policy
-
-# Jobs whose deployment runs one at a time and cancels (not queues) a new run while one is running
-# (the job's advisory lock is the second line of defence, for runs started outside the deployment).
-# Every other deployment also runs one at a time, but queues the next run (ENQUEUE).
-CANCEL_NEW: frozenset[str] = frozenset({"views", "health"})
-
-TAGS: dict[str, tuple[str, ...]] = {
-    "partitions": ("maintenance",),
-    "retention": ("maintenance",),
-    "views": ("maintenance",),
-    "capacity": ("maintenance", "monitoring"),
-    "health": ("monitoring",),
-    "quality": ("quality",),
-    "report": ("quality", "report"),
-    "backfill": ("on-call",),
-}
+    from flows.core.policy.settings import Policy
 
 # An auto-scheduled run is "overdue" (a late-run candidate) once this much past its start time.
 LATE_GRACE = timedelta(minutes=2)
@@ -68,13 +52,15 @@ PAGE = 200  # the API's maximum page size
 # show the same form, and the server refuses a submission that breaks its schema.
 
 
-def _description(flow: Any) -> str:
-    doc = inspect.getdoc(getattr(flow, "fn", flow)) or ""
-    return doc.split("\n\n")[0].replace("\n", " ")
+def tags(job: str) -> list[str]:
+    spec = REGISTRY.get(job)
+    return ["pgtender", job, *(t for t in spec.tags if t != job)]
 
 
 def deployment_options(job: str, policy: Policy | None = None) -> dict[str, Any]:
-    """What a deployment of ``job`` is, beside its flow: schedule, tags, concurrency, description."""
+    """What a deployment of ``job`` is, beside its flow: schedule, tags, concurrency, description —
+    all from the job's ``JobSpec`` (one run at a time; a new run queues, or is cancelled while one
+    runs for the jobs whose spec says so — the advisory lock is the second line of defence)."""
     from prefect.client.schemas.objects import (  # noqa: PLC0415
         ConcurrencyLimitConfig,
         ConcurrencyLimitStrategy,
@@ -82,13 +68,15 @@ def deployment_options(job: str, policy: Policy | None = None) -> dict[str, Any]
     from prefect.schedules import Cron  # noqa: PLC0415
     from prefect.types.entrypoint import EntrypointType  # noqa: PLC0415
 
-    strategy = ConcurrencyLimitStrategy.CANCEL_NEW if job in CANCEL_NEW else ConcurrencyLimitStrategy.ENQUEUE
-    schedule = schedule_for(job, policy)
+    spec = REGISTRY.get(job)
+    policy = policy or settings.current_policy()
+    strategy = ConcurrencyLimitStrategy(spec.overlap.value)
+    schedule = spec.schedule.in_policy(policy) if spec.schedule is not None else None
     return {
         "name": job,
         "schedules": [Cron(schedule.cron, timezone=schedule.timezone)] if schedule else None,
-        "tags": ["pgtender", job, *(t for t in TAGS.get(job, ()) if t != job)],
-        "description": _description(served_flow(job)),
+        "tags": tags(job),
+        "description": spec.description,
         "concurrency_limit": ConcurrencyLimitConfig(limit=1, collision_strategy=strategy),
         # the installed package, not a file path on the machine that registered the deployment
         "entrypoint_type": EntrypointType.MODULE_PATH,
@@ -102,7 +90,7 @@ def deployment_for(job: str, policy: Policy | None = None) -> RunnerDeployment:
 
 def deployments(policy: Policy | None = None) -> list[RunnerDeployment]:
     """One deployment per registered job (on-demand jobs have no schedule)."""
-    return [deployment_for(job, policy) for job in sorted(JOBS)]
+    return [deployment_for(job, policy) for job in REGISTRY.names()]
 
 
 # --------------------------------------------------------------------------- late-run rule
@@ -196,10 +184,9 @@ def deployment_ids(names: list[str] | None = None) -> dict[str, UUID]:
 
     out: dict[str, UUID] = {}
     with get_client(sync_client=True) as client:
-        for job in names or sorted(JOBS):
-            flow = get_flow(job)
+        for job in names or REGISTRY.names():
             try:
-                out[job] = client.read_deployment_by_name(f"{flow.name}/{job}").id  # type: ignore[attr-defined]
+                out[job] = client.read_deployment_by_name(f"{job}/{job}").id
             except ObjectNotFound:
                 continue
     return out
@@ -221,8 +208,8 @@ def guard_late_runs(ids: Mapping[str, UUID], stop: threading.Event, *, every_sec
 
 def served_flow(job: str) -> Any:
     """The flow object a deployment runs. No flow-level retries: transient database errors are
-    retried by the tasks, and nothing else is worth a retry (docs/development.md)."""
-    return get_flow(job)
+    retried by the steps, and nothing else is worth a retry (docs/development.md)."""
+    return flow_for(REGISTRY.get(job))
 
 
 def serve_all(*, limit: int | None = None) -> None:
@@ -247,7 +234,7 @@ def serve_all(*, limit: int | None = None) -> None:
 
     runner = _Runner(name="pgtender", limit=limit, pause_on_shutdown=False, query_seconds=2.0)
     ids: dict[str, UUID] = {}
-    for job in sorted(JOBS):
+    for job in REGISTRY.names():
         # add_flow upserts the deployment (Prefect then deletes its *future* auto-scheduled runs and
         # keeps the overdue ones) and runs this flow object when a run of it comes due.
         ids[job] = runner.add_flow(served_flow(job), **deployment_options(job))  # type: ignore[assignment]

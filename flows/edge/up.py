@@ -10,9 +10,12 @@ from typing import Any
 import typer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.core import db, migrations, settings
+from flows.core import db, migrations
+from flows.core.engine import verdicts
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
+from flows.core.policy import settings
+from flows.edge.embedded import embedded_dsn, stop_embedded
 
 
 def _is_empty(conn: Any) -> bool:
@@ -36,10 +39,8 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
     log = get_logger(command="up")
     policy = settings.current_policy(current)
     with contextlib.ExitStack() as stack:
-        dsn = settings.dsn(current)  # starts the embedded server when no URL is configured
+        dsn = settings.dsn(current, embedded=embedded_dsn)  # starts the embedded server when no URL is set
         if current.database_url is None:
-            from flows.core.embedded import stop_embedded  # noqa: PLC0415
-
             stack.callback(_stopped, "embedded PostgreSQL", stop_embedded, current.state_dir)
             typer.echo(f"database: embedded PostgreSQL under {current.state_dir / 'postgres'}")
         else:
@@ -82,10 +83,11 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
 
             apply_channels()
 
-        from flows.capacity import capacity_flow  # noqa: PLC0415
+        from flows.edge.flows import flow_for  # noqa: PLC0415
+        from flows.registry import REGISTRY  # noqa: PLC0415
 
-        state = capacity_flow(return_state=True)
-        typer.echo(f"capacity: {state.name}: {state.message or ''}")
+        state = flow_for(REGISTRY.get("capacity"))(return_state=True)
+        typer.echo(verdicts.from_state(state).text("capacity"))
         log.info("first run complete", state=state.name, message=state.message)
         if once:
             return

@@ -18,16 +18,14 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from prefect import flow
-from prefect.client.schemas.objects import State
 from psycopg.types.json import Jsonb
 
-from flows.core import alerting, clock, lifecycle, metrics, plain, runtime, settings
+from flows.alerts import alerting
+from flows.core import clock, metrics
 from flows.core.db import load_sql, set_local
-from flows.core.forms import TargetName
+from flows.core.engine import Cron, Done, JobSpec, Outcome, Overlap, Params, Plan, ProblemsFound, Run, step
 from flows.core.logs import get_logger
-from flows.core.outcomes import Done, Outcome, ProblemsFound
-from flows.core.schedules import all_schedules
+from flows.core.policy import settings
 from flows.health import alerts, checks, probes
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -38,7 +36,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
-class Run:
+class ProbeRun:
     now: datetime
     window_start: datetime
     window_end: datetime
@@ -68,12 +66,13 @@ def run_probes(
     schedules: dict[str, str] | None = None,
     timezones: dict[str, str] | None = None,
     only: tuple[str, ...] | None = None,
-) -> Run:
+    dsn: str | None = None,
+) -> ProbeRun:
     """Every probe (or ``only`` these) in its own read-only transaction; a probe error is a row.
 
     ``schedules``: job -> cron for the watchdog, read in ``timezones[job]`` (default UTC)."""
     ctx = checks.Context(
-        now=now, schema=schema, schedules=dict(schedules or {}), timezones=dict(timezones or {})
+        now=now, schema=schema, schedules=dict(schedules or {}), timezones=dict(timezones or {}), dsn=dsn
     )
     results: list[checks.CheckResult] = []
     timings: dict[str, float] = {}
@@ -100,11 +99,11 @@ def run_probes(
             )
         timings[name] = (time.perf_counter() - started) * 1000.0
     start, end = window_of(now)
-    return Run(now, start, end, results, timings)
+    return ProbeRun(now, start, end, results, timings)
 
 
 def record(
-    conn: Conn, run: Run, *, flow_run_id: str | None = None, operation_id: UUID | None = None
+    conn: Conn, run: ProbeRun, *, flow_run_id: str | None = None, operation_id: UUID | None = None
 ) -> tuple[int, int]:
     """Write the check rows (superseding the window's current rows) and the measurements."""
     insert = load_sql("queries/health/insert_check.sql")
@@ -151,7 +150,7 @@ def record(
     return len(run.results), written
 
 
-def summary_rows(run: Run) -> list[dict[str, Any]]:
+def summary_rows(run: ProbeRun) -> list[dict[str, Any]]:
     """One row per check, for the table artifact and the flow's result."""
     out = []
     for r in run.results:
@@ -179,23 +178,24 @@ def summary_rows(run: Run) -> list[dict[str, Any]]:
     return out
 
 
-# --- Prefect -------------------------------------------------------------------------------------
+# --- the job -------------------------------------------------------------------------------------
 
 
-@runtime.db_task("health-probes", JOB)
-def probes_task(operation_id: UUID) -> dict[str, Any]:
-    policy = settings.current_policy()
-    planned = all_schedules(policy)  # what the watchdog expects, each in its own time zone
-    with runtime.connection() as conn:
+@step("health-probes")
+def probes_step(job_run: Run) -> dict[str, Any]:
+    policy = job_run.policy
+    planned = job_run.registry.schedules(policy)  # what the watchdog expects, each in its own time zone
+    with job_run.connection() as conn:
         run = run_probes(
             conn,
             policy.health,
             now=clock.db_now(conn),
             schedules={job: s.cron for job, s in planned.items()},
             timezones={job: s.timezone for job, s in planned.items()},
+            dsn=job_run.target.dsn,
         )
         written, metrics = record(
-            conn, run, flow_run_id=runtime.current_flow_run_id(), operation_id=operation_id
+            conn, run, flow_run_id=job_run.flow_run_id, operation_id=job_run.operation_id
         )
     return {
         "window_start": run.window_start.isoformat(),
@@ -211,35 +211,36 @@ def probes_task(operation_id: UUID) -> dict[str, Any]:
     }
 
 
-@runtime.db_task("health-alerts", JOB, retries=0)
-def alerts_task(rows: list[dict[str, Any]], target: str | None = None) -> dict[str, int]:
+@step("health-alerts", retries=0)
+def alerts_step(run: Run, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Pages for checks that started failing, resolves for those that cleared (nothing else)."""
-    with runtime.connection() as conn:
+    with run.connection() as conn:
         sent = alerting.evaluate(
             conn,
             JOB,
             alerts.observations(rows),
-            target=target,
-            flow_run_id=runtime.current_flow_run_id(),
+            target=run.target.name,
+            policy=run.policy,
+            flow_run_id=run.flow_run_id,
         )
     alerting.log_deliveries(sent, job=JOB)
     return alerting.counts(sent)
 
 
-def health_run(run: lifecycle.Run) -> Outcome:
-    """The job's work inside the lifecycle: every probe once, then a summary artifact."""
+def health_run(run: Run) -> Outcome:
+    """The job's work: every probe once, then a summary artifact."""
     log = get_logger(job=JOB)
     budget_ms = run.policy.health.budget_ms
-    out = probes_task(run.operation_id)
-    run.counts.update(
-        out["counts"],
+    out = probes_step(run)
+    run.record(
+        **out["counts"],
         checks=out["checks"],
         metrics_written=out["metrics_written"],
         db_ms=round(out["db_ms"], 1),
     )
     counts = out["counts"]
-    run.counts.update(alerts=alerts_task(out["rows"]))
-    plain.artifact(
+    run.record(alerts=alerts_step(run, out["rows"]))
+    run.artifact(
         "table",
         table=out["rows"],
         key="health-summary",
@@ -255,7 +256,7 @@ def health_run(run: lifecycle.Run) -> Outcome:
         )
     log.info("health checked", **counts, db_ms=round(out["db_ms"], 1))
     # the per-check rows are in the artifact and data_quality_checks; the result stays small
-    result = {"operation_id": str(run.operation_id), **{k: v for k, v in out.items() if k != "rows"}}
+    result = {k: v for k, v in out.items() if k != "rows"}
     failing = [r for r in out["rows"] if r["status"] in (checks.FAILED, checks.ERROR)]
     if failing:
         return ProblemsFound(
@@ -269,11 +270,16 @@ def health_run(run: lifecycle.Run) -> Outcome:
     return Done(result=result, message=f"{counts['passed']} check(s) passed")
 
 
-@flow(name="health", log_prints=False)
-def health_flow(target: TargetName | None = None) -> State[Any]:
-    """Run every health probe once; Failed ("Problems found") when any check failed.
+class HealthParams(Params):
+    """The health job takes no parameters."""
 
-    Args:
-        target: The database (a [targets] name of the policy file). Empty: every target.
-    """
-    return lifecycle.run_flow(JOB, health_run, target=target)
+
+SPEC = JobSpec(
+    name=JOB,
+    description="Run every health probe once; Failed (problems found) when any check failed.",
+    params=HealthParams,
+    plan=lambda planning, params: Plan(work=health_run),
+    schedule=Cron("*/5 * * * *"),
+    overlap=Overlap.CANCEL_NEW,
+    tags=("monitoring",),
+)

@@ -1,12 +1,12 @@
 """Health checks as alert observations: which check, what it looked at, observed vs limit, and the
-command to run next. ``flows.core.alerting`` decides whether that is a page, a resolve or nothing."""
+command to run next. ``flows.alerts.alerting`` decides whether that is a page, a resolve or nothing."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flows.core.alerting import Observation
-from flows.core.outcomes import NOT_PASSED
+from flows.alerts.alerting import Observation
+from flows.core.engine.outcomes import NOT_PASSED
 
 # check -> the command to run next ("{subject}": what the check looked at)
 NEXT: dict[str, str] = {

@@ -10,7 +10,7 @@ import psycopg
 import psycopg.errors
 
 from flows.core.db import load_sql
-from flows.core.outcomes import CheckStatus
+from flows.core.engine.outcomes import CheckStatus
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -27,10 +27,12 @@ PASSED, WARNING, FAILED, ERROR, SKIPPED = (
 class Context:
     now: datetime
     schema: str = "public"
-    # job -> cron, for the watchdog (flows.core.schedules.SCHEDULES by default)
+    # job -> cron, for the watchdog (the registry's schedules)
     schedules: dict[str, str] = field(default_factory=dict)
     # job -> the IANA zone its cron is read in (absent: UTC), as the deployment reads it
     timezones: dict[str, str] = field(default_factory=dict)
+    # the tended database's URL: pg_cron may live in another database of the same server
+    dsn: str | None = field(default=None, repr=False)
 
 
 @dataclass(kw_only=True)

@@ -10,7 +10,7 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 
-from flows.core.settings import HealthPolicy
+from flows.core.policy.settings import HealthPolicy
 from flows.health.checks import (
     FAILED,
     PASSED,

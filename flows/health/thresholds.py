@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from flows.core.settings import HealthPolicy
+from flows.core.policy.settings import HealthPolicy
 from flows.health.checks import (
     FAILED,
     PASSED,

@@ -9,8 +9,8 @@ import psycopg
 import psycopg.errors
 
 from flows.core import pgcron
+from flows.core.policy.settings import HealthPolicy
 from flows.core.schedules import expected_period
-from flows.core.settings import HealthPolicy
 from flows.health.checks import (
     FAILED,
     PASSED,
@@ -86,7 +86,7 @@ def cron_jobs(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResul
             )
         ]
     since = ctx.now - timedelta(minutes=policy.cron_lookback_minutes)
-    failures = pgcron.cron_failures(conn, since)
+    failures = pgcron.cron_failures(conn, since, ctx.dsn)
     jobs = sorted({f.jobname or str(f.jobid) for f in failures})
     observed = {"failed_runs": len(failures), "jobs": jobs}
     details: dict[str, Any] = {

@@ -4,43 +4,43 @@
 - ``create``: ``LIKE parent INCLUDING ALL`` + ``ATTACH`` (never ``PARTITION OF``, which takes
   ACCESS EXCLUSIVE on the parent), empty partitions batched per table.
 - ``rescue``: DEFAULT rows moved one interval per transaction, counts checked at every step.
-- ``maintain``: one table, and the whole job without Prefect (``run_once``).
-- ``flow``: the Prefect flow and its per-table tasks.
+- ``maintain``: one table, and every table for a backfill's replay (``maintain_all``).
+- ``flow``: the job (``SPEC``): every table in one step of the engine's run.
 
 Every transaction runs under ``lock_timeout`` with jittered retries (``flows.core.ddl``); a
 timed-out try rolls back completely. A pass with nothing to do reads the catalog and counts DEFAULT:
 no lock a writer could wait on.
 """
 
-from flows.partitions.flow import partitions_flow, partitions_run, table_task
+from flows.partitions.flow import SPEC, partitions_run, table_step
 from flows.partitions.maintain import (
     JOB,
     TableResult,
     create_partitions,
+    maintain_all,
     maintain_table,
     measurements,
     prepare,
     replay,
-    run_once,
 )
 from flows.partitions.plan import Observed, Plan, Planned, default_buckets, observe, plan_table
 
 __all__ = [
     "JOB",
+    "SPEC",
     "Observed",
     "Plan",
     "Planned",
     "TableResult",
     "create_partitions",
     "default_buckets",
+    "maintain_all",
     "maintain_table",
     "measurements",
     "observe",
-    "partitions_flow",
     "partitions_run",
     "plan_table",
     "prepare",
     "replay",
-    "run_once",
-    "table_task",
+    "table_step",
 ]

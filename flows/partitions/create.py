@@ -19,8 +19,8 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 
-from flows.core.catalog import Target, read_children
 from flows.core.db import load_sql
+from flows.core.partitioning.catalog import Target, read_children
 from flows.partitions.plan import Planned, coverage
 
 Conn = psycopg.Connection[tuple[Any, ...]]

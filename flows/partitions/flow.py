@@ -1,23 +1,30 @@
-"""The partitions job as a Prefect flow: one task per table inside the run lifecycle."""
+"""The partitions job: every table in one step (a task run under Prefect) inside the engine's run."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import structlog
-from prefect import flow
-from prefect.client.schemas.objects import State
+from pydantic import Field
 
-from flows.core import lifecycle, metrics, runtime, settings
-from flows.core.catalog import Target, resolve_targets
+from flows.core import metrics
+from flows.core.engine import Cron, Done, JobSpec, Outcome, Params, Phase, Plan, Planning, Replays, Run, step
+from flows.core.engine.forms import DryRun
 from flows.core.errors import raise_worst
-from flows.core.forms import DryRun, TargetName
 from flows.core.logs import get_logger
-from flows.core.outcomes import Done, Outcome
-from flows.partitions.maintain import JOB, Conn, Ready, TableResult, maintain_table, measurements, prepare
+from flows.core.partitioning.catalog import Target, resolve_targets
+from flows.partitions.maintain import (
+    JOB,
+    Conn,
+    Ready,
+    TableResult,
+    maintain_table,
+    measurements,
+    prepare,
+    replay,
+)
 from flows.partitions.plan import observe_nowait
 
 
@@ -43,17 +50,17 @@ class Prepared:
         return self.tables.pop(table, None)
 
 
-@runtime.db_task("partitions-table", "partitions", retries=1)
-def table_task(
-    table: str, measured_at: datetime, operation_id: UUID, dry_run: bool, prepared: Prepared | None = None
+@step("partitions-table")
+def table_step(
+    run: Run, table: str, measured_at: datetime, dry_run: bool, prepared: Prepared | None = None
 ) -> dict[str, Any]:
     """One table: from the run's prepared reads (its metrics are then recorded by the run, in one
     insert), or on its own, reading and recording everything itself."""
-    policy = settings.current_policy().partitions
+    policy = run.policy.partitions
     log = get_logger(job=JOB)
     with (
-        structlog.contextvars.bound_contextvars(table=table, run_id=runtime.current_flow_run_id()),
-        runtime.connection() as conn,
+        structlog.contextvars.bound_contextvars(table=table, run_id=run.flow_run_id),
+        run.connection() as conn,
     ):
         ready = prepared.take(table) if prepared is not None else None
         if ready is None:
@@ -61,90 +68,81 @@ def table_task(
         else:
             target = ready.target
         result = maintain_table(
-            conn, target, now=measured_at, retry=policy, dry_run=dry_run, log=log, ready=ready
+            conn,
+            target,
+            now=measured_at,
+            retry=policy,
+            dry_run=dry_run,
+            log=log,
+            ready=ready,
+            check=run.check_lock,
+            done_one=lambda _name, moved: run.add(partitions_created=1, rows_moved=moved),
         )
         if not dry_run and prepared is None:
-            record(conn, [result], measured_at, operation_id)
+            record(conn, [result], measured_at, run)
     return result.summary()
 
 
-def record(conn: Conn, results: list[TableResult], measured_at: datetime, operation_id: UUID) -> None:
+def record(conn: Conn, results: list[TableResult], measured_at: datetime, run: Run) -> None:
     rows = [m for r in results for m in measurements(r)]
     metrics.record(
-        conn,
-        rows,
-        measured_at=measured_at,
-        flow_run_id=runtime.current_flow_run_id(),
-        operation_id=operation_id,
+        conn, rows, measured_at=measured_at, flow_run_id=run.flow_run_id, operation_id=run.operation_id
     )
 
 
-def _validate() -> None:
-    """Every policy table checked against the catalog (no lock taken) before the job lock or the
-    ledger is touched."""
-    with runtime.connection() as conn:
-        resolve_targets(conn, settings.current_policy().partitions.enabled_tables())
-
-
-def partitions_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
-    """The job's work inside the lifecycle: every table in one task run (runtime.run_each)."""
+def partitions_run(run: Run, dry_run: bool) -> Outcome:
+    """The job's work: every table in one step run (``Step.each``)."""
     log = get_logger(job=JOB)
     policy = run.policy.partitions
     measured_at = run.started_at.replace(microsecond=0)
-    with runtime.connection() as conn:
+    with run.connection() as conn:
         targets = resolve_targets(conn, policy.enabled_tables())
         prepared = Prepared.read(
             conn, targets, now=measured_at, dry_run=dry_run, lock_timeout_ms=policy.lock_timeout_ms
         )
-    results, failures = runtime.run_each(
-        table_task,
-        JOB,
-        [t.name for t in targets],
-        measured_at,
-        run.operation_id,
-        dry_run,
-        prepared,
-        retries=policy.task_retries,
+    results, failures = table_step.with_retries(policy.task_retries, 1.0).each(
+        run, [t.name for t in targets], measured_at, dry_run, prepared
     )
     if results and not dry_run:  # every table's horizon and DEFAULT rows, one insert
-        with runtime.connection() as conn:
-            record(conn, [TableResult(**r) for r in results.values()], measured_at, run.operation_id)
-    run.counts.update(
-        {
-            "dry_run": dry_run,
-            "tables": len(targets),
-            "partitions_created": sum(len(r["created"]) for r in results.values()),
-            "rows_moved": sum(r["rows_moved"] for r in results.values()),
-            "default_rows_left": sum(r["default_rows"] for r in results.values()),
-            "failed_tables": sorted(failures),
-        }
-    )
+        with run.connection() as conn:
+            record(conn, [TableResult(**r) for r in results.values()], measured_at, run)
+    counts: dict[str, Any] = {
+        "dry_run": dry_run,
+        "tables": len(targets),
+        "partitions_created": sum(len(r["created"]) for r in results.values()),
+        "rows_moved": sum(r["rows_moved"] for r in results.values()),
+        "default_rows_left": sum(r["default_rows"] for r in results.values()),
+        "failed_tables": sorted(failures),
+    }
     busy = sorted(t for t, r in results.items() if r.get("default_busy"))
     if busy:
-        run.counts["default_busy"] = busy
+        counts["default_busy"] = busy
+    run.record(**counts)
     raise_worst(JOB, failures)
-    log.info("partitions done", **{k: v for k, v in run.counts.items() if k != "failed_tables"})
-    counts = run.counts
+    log.info("partitions done", **{k: v for k, v in counts.items() if k != "failed_tables"})
     message = f"{counts['partitions_created']} partition(s) created, {counts['rows_moved']} rows moved"
     if busy:
         message += f"; DEFAULT locked by another session, rows not counted: {', '.join(busy)}"
-    return Done(
-        result={"operation_id": str(run.operation_id), **counts, "tables_detail": results}, message=message
-    )
+    return Done(result={**counts, "tables_detail": results}, message=message)
 
 
-@flow(name="partitions", log_prints=False)
-def partitions_flow(dry_run: DryRun = False, target: TargetName | None = None) -> State[Any]:
-    """Create missing partitions through the premake horizon and rescue DEFAULT rows.
+class PartitionsParams(Params):
+    dry_run: DryRun = Field(False, description="Report what would change; change nothing.")
 
-    Args:
-        dry_run: Report what would change; change nothing.
-        target: The database (a [targets] name of the policy file). Empty: every target.
-    """
-    return lifecycle.run_flow(
-        JOB,
-        lambda run: partitions_run(run, dry_run),
-        params={"dry_run": dry_run},
-        validate=_validate,
-        target=target,
-    )
+
+def plan_run(planning: Planning, params: PartitionsParams) -> Plan:
+    """Every policy table checked against the catalog (no lock taken) before the job lock or the
+    ledger is touched."""
+    resolve_targets(planning.conn, planning.policy.partitions.enabled_tables())
+    return Plan(work=lambda run: partitions_run(run, params.dry_run), params={"dry_run": params.dry_run})
+
+
+SPEC = JobSpec(
+    name=JOB,
+    description="Create missing partitions through the premake horizon and rescue DEFAULT rows.",
+    params=PartitionsParams,
+    plan=plan_run,
+    schedule=Cron("5 0 * * *"),
+    tags=("maintenance",),
+    replay=Replays(replay, phase=Phase.BEFORE),
+)

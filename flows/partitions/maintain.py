@@ -1,8 +1,9 @@
-"""One table brought to its premake horizon (or, dry-run, planned), and the whole job without
-Prefect (``run_once``): advisory lock first, then the catalog, every table, the metrics."""
+"""One table brought to its premake horizon (or, dry-run, planned), and every table at once for a
+backfill's replay (``maintain_all``: the backfill item holds the job's lock)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -10,13 +11,13 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from flows.core import clock, lifecycle, locks, metrics
-from flows.core.catalog import Child, Target, horizon_days, resolve_targets
+from flows.core import clock, metrics
 from flows.core.ddl import run_locked
+from flows.core.engine import ReplayContext, Replayed
 from flows.core.errors import PgtenderError
 from flows.core.logs import get_logger
-from flows.core.partition_policy import DdlRetry, PartitionsPolicy
-from flows.core.replay import ReplayContext, Replayed
+from flows.core.partitioning.catalog import Child, Target, horizon_days, resolve_targets
+from flows.core.policy.partitions import DdlRetry, PartitionsPolicy
 from flows.partitions.create import CONFLICTS, Shape, create_empty, empty_batches, read_shape, read_shapes
 from flows.partitions.plan import Observed, Plan, Planned, observe, observe_nowait, plan_table
 from flows.partitions.rescue import rescue_step
@@ -35,13 +36,17 @@ def create_partitions(
     log: Any,
     default_rows: int = 0,
     shape: Shape | None = None,
+    check: Callable[[], None] = lambda: None,
+    done_one: Callable[[str, int], None] = lambda name, moved: None,
 ) -> list[tuple[str, int]]:
     """Create the planned partitions of one table; returns (partition, rows moved out of DEFAULT).
 
     DEFAULT rows are rescued first, one interval per transaction (``rescue``), then the partitions
     with nothing to move are created (``create``). A rescue step that fails stops the rescue (the
     intervals before it stay committed, the rest in DEFAULT), the empty partitions are still
-    created, and the failure is raised afterwards. A range another session covered is skipped."""
+    created, and the failure is raised afterwards. A range another session covered is skipped.
+    ``check`` runs before each transaction (the run still holds its lock), ``done_one`` after each
+    partition committed (the run's ledger row counts it)."""
     if not planned:
         return []
     label = f"{target.schema}.{target.name}"
@@ -51,7 +56,7 @@ def create_partitions(
     done: list[tuple[str, int]] = []
     failure: PgtenderError | None = None
     for p in rescue:
-        lifecycle.checkpoint()
+        check()
         try:
             moved = run_locked(
                 conn,
@@ -65,9 +70,10 @@ def create_partitions(
             break
         if moved is not None:
             done.append((p.name, moved))
+            done_one(p.name, moved)
             default_rows -= moved
     for batch in empty_batches(empty, default_rows):
-        lifecycle.checkpoint()
+        check()
         try:
             try:
                 names = run_locked(
@@ -98,7 +104,10 @@ def create_partitions(
                 )
                 if moved is not None:
                     done.append((p.name, moved))
+                    done_one(p.name, moved)
         done += [(n, 0) for n in names]
+        for n in names:
+            done_one(n, 0)
     if failure is not None:
         raise failure
     return done
@@ -145,6 +154,8 @@ def maintain_table(
     dry_run: bool = False,
     log: Any = None,
     ready: Ready | None = None,
+    check: Callable[[], None] = lambda: None,
+    done_one: Callable[[str, int], None] = lambda name, moved: None,
 ) -> TableResult:
     """Bring one table to its premake horizon and rescue its DEFAULT rows (or, dry-run, plan it).
 
@@ -183,7 +194,15 @@ def maintain_table(
         )
         return result
     created = create_partitions(
-        conn, target, plan.create, retry=retry, log=log, default_rows=plan.default_rows, shape=shape
+        conn,
+        target,
+        plan.create,
+        retry=retry,
+        log=log,
+        default_rows=plan.default_rows,
+        shape=shape,
+        check=check,
+        done_one=done_one,
     )
     for name, moved in created:
         result.created.append(name)
@@ -268,36 +287,29 @@ def prepare(
     return {t.oid: Ready(t, seen[t.oid], plans[t.oid], shapes.get(t.oid)) for t in targets if t.oid in plans}
 
 
-def run_once(
+def maintain_all(
     conn: Conn, policy: PartitionsPolicy, *, dry_run: bool = False, now: datetime | None = None
-) -> list[TableResult] | None:
-    """The whole job without Prefect: advisory lock, every table, metrics. None: another run holds it.
-
-    The lock comes first: a second run skips without reading anything."""
+) -> list[TableResult]:
+    """Every table of the policy, one after another on one connection, and their metrics: what a
+    backfill's replay does (its item holds the job's lock)."""
     log = get_logger(job=JOB)
-    with locks.job_lock(conn, JOB) as got:
-        if not got:
-            log.warning("another partitions run holds the lock; exiting")
-            return None
-        targets = resolve_targets(conn, policy.enabled_tables())
-        now = now or clock.db_now(conn)
-        seen = look(conn, targets, retry=policy, dry_run=dry_run, log=log)
-        ready = prepare(conn, targets, seen, now, dry_run=dry_run)
-        results = [
-            maintain_table(conn, t, now=now, retry=policy, dry_run=dry_run, log=log, ready=ready[t.oid])
-            for t in targets
-        ]
-        if not dry_run:
-            rows = [m for r in results for m in measurements(r)]
-            metrics.record(conn, rows, measured_at=now, flow_run_id=None, operation_id=None)
+    targets = resolve_targets(conn, policy.enabled_tables())
+    now = now or clock.db_now(conn)
+    seen = look(conn, targets, retry=policy, dry_run=dry_run, log=log)
+    ready = prepare(conn, targets, seen, now, dry_run=dry_run)
+    results = [
+        maintain_table(conn, t, now=now, retry=policy, dry_run=dry_run, log=log, ready=ready[t.oid])
+        for t in targets
+    ]
+    if not dry_run:
+        rows = [m for r in results for m in measurements(r)]
+        metrics.record(conn, rows, measured_at=now, flow_run_id=None, operation_id=None)
     return results
 
 
-def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed | None:
-    """Backfill: the whole job once before the days (None: a scheduled run holds its lock)."""
-    results = run_once(conn, ctx.policy.partitions)
-    if results is None:
-        return None
+def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed:
+    """Backfill: the whole job once before the days."""
+    results = maintain_all(conn, ctx.policy.partitions)
     counts = {
         "partitions_created": sum(len(r.created) for r in results),
         "rows_moved": sum(r.rows_moved for r in results),

@@ -13,9 +13,9 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 
-from flows.core.catalog import Child, Target, read_children
 from flows.core.db import set_local
-from flows.core.intervals import add_intervals, floor_to, partition_name, subtract_age
+from flows.core.partitioning.catalog import Child, Target, read_children
+from flows.core.partitioning.intervals import add_intervals, floor_to, partition_name, subtract_age
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Buckets = dict[datetime | None, int]

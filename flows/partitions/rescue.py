@@ -23,8 +23,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from flows.core.catalog import Target, read_children
 from flows.core.ddl import expect_equal
+from flows.core.partitioning.catalog import Target, read_children
 from flows.partitions.create import BOUND_CHECK, Shape, attach, lock_parent, new_table
 from flows.partitions.plan import Planned, coverage
 

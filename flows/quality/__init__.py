@@ -20,21 +20,34 @@ threshold.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from prefect import flow
-from prefect.client.schemas.objects import State
+from pydantic import Field
 
 from checks import Suite, all_suites
-from flows.core import clock, lifecycle, outcomes, plain, runtime, settings
-from flows.core.forms import SuiteName, TargetName
+from flows.core.engine import (
+    NOT_PASSED,
+    Cron,
+    Done,
+    JobSpec,
+    LockScope,
+    Params,
+    Plan,
+    Planning,
+    ProblemsFound,
+    ReplayContext,
+    Replayed,
+    Replays,
+    Run,
+    step,
+)
+from flows.core.engine import Outcome as RunOutcome
+from flows.core.engine.forms import SuiteName
 from flows.core.logs import get_logger
-from flows.core.outcomes import NOT_PASSED
-from flows.core.replay import ReplayContext, Replayed
-from flows.quality.alerts import alerts_task
+from flows.quality.alerts import alerts_step
 from flows.quality.compiler import Fact, Window
 from flows.quality.docs import build_docs, gx_runner
 from flows.quality.evaluate import evaluate_suite, gx_outcomes
@@ -56,7 +69,7 @@ def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed:
         day_window(day, ctx.now),
         policy,
         flow_run_id=ctx.flow_run_id,
-        gx_runner=gx_runner(policy),
+        gx_runner=gx_runner(policy, ctx.state_dir, ctx.dsn),
     )
     failing = [r for r in runs if r.status in NOT_PASSED]
     counts = {
@@ -69,44 +82,41 @@ def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed:
     return Replayed(False, f"{len(runs)} suites passed or skipped", counts)
 
 
-@runtime.db_task("quality-suite", "quality")
-def suite_task(suite_name: str, day_iso: str, now_iso: str) -> dict[str, Any]:
-    current = settings.load_settings()
-    policy = settings.current_policy(current).quality
+@step("quality-suite")
+def suite_step(run: Run, suite_name: str, day_iso: str) -> dict[str, Any]:
+    policy = run.policy.quality
     suite = all_suites()[suite_name]
-    window = day_window(date.fromisoformat(day_iso), datetime.fromisoformat(now_iso))
-    dsn = settings.dsn(current)
+    window = day_window(date.fromisoformat(day_iso), run.started_at)
     size = sample_size_for(suite, policy)
 
     def gx_runner(s: Suite, w: Window, facts: list[Fact]) -> list[Outcome]:
-        return gx_outcomes(current.state_dir, dsn, s, w, facts, sample_size=size)
+        return gx_outcomes(run.state_dir, run.target.dsn, s, w, facts, sample_size=size)
 
-    with runtime.connection() as conn:
-        run = evaluate_suite(conn, suite, window, policy, gx_runner=gx_runner)
-        written = record(conn, run, flow_run_id=runtime.current_flow_run_id())
-    out = summary(run)
+    with run.connection() as conn:
+        evaluated = evaluate_suite(conn, suite, window, policy, gx_runner=gx_runner)
+        written = record(conn, evaluated, flow_run_id=run.flow_run_id)
+    out = summary(evaluated)
     out["rows_written"] = written["inserted"]
     out["rows_superseded"] = written["superseded"]
     return out
 
 
-@runtime.db_task("quality-data-docs", JOB, retries=1)
-def docs_task(day_iso: str, now_iso: str, suite_names: list[str], run_name: str) -> str:
-    current = settings.load_settings()
-    window = day_window(date.fromisoformat(day_iso), datetime.fromisoformat(now_iso))
-    with runtime.connection() as conn:
-        return str(build_docs(conn, current.state_dir, window, suite_names, run_name))
+@step("quality-data-docs", retries=1)
+def docs_step(run: Run, day_iso: str, suite_names: list[str], run_name: str) -> str:
+    window = day_window(date.fromisoformat(day_iso), run.started_at)
+    with run.connection() as conn:
+        return str(build_docs(conn, run.state_dir, window, suite_names, run_name))
 
 
-def _artifacts(day: date, summaries: list[dict[str, Any]], docs: str | None) -> None:
-    plain.artifact(
+def _artifacts(run: Run, day: date, summaries: list[dict[str, Any]], docs: str | None) -> None:
+    run.artifact(
         "markdown",
         key="quality-summary",
         markdown=markdown_summary(day, summaries, Path(docs) if docs else None),
         description=f"Data quality for {day.isoformat()}",
     )
     if docs:
-        plain.artifact(
+        run.artifact(
             "link",
             key="quality-data-docs",
             link=Path(docs).resolve().as_uri(),
@@ -115,21 +125,23 @@ def _artifacts(day: date, summaries: list[dict[str, Any]], docs: str | None) -> 
         )
 
 
-def quality_run(run: lifecycle.Run, the_day: date, suites: list[Suite]) -> outcomes.Outcome:
-    """The job's work inside the lifecycle: every suite over the day, Data Docs, artifacts."""
+def quality_run(run: Run, the_day: date, suites: list[Suite]) -> RunOutcome:
+    """The job's work: every suite over the day, Data Docs, artifacts."""
     log = get_logger(job=JOB)
     policy = run.policy.quality
-    now = run.started_at
     day_iso = the_day.isoformat()
-    summaries = [suite_task(s.name, day_iso, now.isoformat()) for s in suites]
+    summaries = []
+    for s in suites:
+        summaries.append(suite_step(run, s.name, day_iso))
+        run.record(suites_done=len(summaries))
     docs: str | None = None
     if policy.data_docs:
         run_name = f"quality-{day_iso}-{run.flow_run_id or run.operation_id}"
-        docs = docs_task(day_iso, now.isoformat(), [s.name for s in suites], run_name)
-    _artifacts(the_day, summaries, docs)
-    run.counts["alerts"] = alerts_task(day_iso, now.date().isoformat(), summaries)
+        docs = docs_step(run, day_iso, [s.name for s in suites], run_name)
+    _artifacts(run, the_day, summaries, docs)
+    run.record(alerts=alerts_step(run, day_iso, run.started_at.date().isoformat(), summaries))
     failing = [s for s in summaries if s["status"] in NOT_PASSED]
-    run.counts.update(
+    run.record(
         suites=len(summaries),
         suites_failed=len(failing),
         rows_written=sum(s["rows_written"] for s in summaries),
@@ -138,7 +150,7 @@ def quality_run(run: lifecycle.Run, the_day: date, suites: list[Suite]) -> outco
     log.info("quality checked", day=day_iso, suites=len(summaries), failed=len(failing))
     result = {"day": day_iso, "suites": summaries, "data_docs": docs}
     if failing:
-        return outcomes.ProblemsFound(
+        return ProblemsFound(
             findings=[
                 f"{s['suite']} {s['status']}"
                 + ("" if s["score"] is None else f" (score {s['score']:.1f} < {s['threshold']:.0f})")
@@ -147,35 +159,35 @@ def quality_run(run: lifecycle.Run, the_day: date, suites: list[Suite]) -> outco
             summary=f"quality {day_iso}: {len(failing)} suite(s) failed",
             result=result,
         )
-    return outcomes.Done(
-        result=result, message=f"quality {day_iso}: {len(summaries)} suite(s) passed or skipped"
+    return Done(result=result, message=f"quality {day_iso}: {len(summaries)} suite(s) passed or skipped")
+
+
+class QualityParams(Params):
+    day: date | None = Field(None, description="The UTC day to validate (YYYY-MM-DD). Empty: yesterday.")
+    suite: SuiteName | None = Field(
+        None, description="Run only this GX suite (e.g. learning_events). Empty: every enabled suite."
     )
 
 
-# parse_day and select_suites check the form's values (one line, "Bad input"), not Prefect.
-@flow(name="quality", log_prints=False, validate_parameters=False)
-def quality_flow(
-    day: date | None = None, suite: SuiteName | None = None, target: TargetName | None = None
-) -> State[Any]:
-    """Validate the day's window (default: yesterday UTC) with every (or one) GX suite.
+def plan_run(planning: Planning, params: QualityParams) -> Plan:
+    """The day is the database's: its yesterday, never after its today. One run per day's window at
+    a time (a backfill item of the same day included); runs of other days do not hold it up."""
+    the_day = parse_day(params.day, today=planning.now.date())
+    suites = select_suites(params.suite, planning.policy.quality)
+    return Plan(
+        work=lambda run: quality_run(run, the_day, suites),
+        params={"day": the_day.isoformat(), "suite": params.suite},
+        day=the_day,
+    )
 
-    Args:
-        day: The UTC day to validate (YYYY-MM-DD). Empty: yesterday.
-        suite: Run only this GX suite (e.g. learning_events). Empty: every enabled suite.
-        target: The database (a [targets] name of the policy file). Empty: every target.
-    """
 
-    def plan() -> lifecycle.Planned:  # in each target: its clock's yesterday, its suites
-        with runtime.connection() as conn:  # the day is the database's: its yesterday, never after its today
-            today = clock.db_now(conn).date()
-        the_day = parse_day(day, today=today)
-        suites = select_suites(suite, settings.current_policy().quality)
-        # One run per day's window at a time (a backfill item of the same day included); runs of
-        # other days, e.g. a backfill's, do not hold up the daily run.
-        return lifecycle.Planned(
-            work=lambda run: quality_run(run, the_day, suites),
-            params={"day": the_day.isoformat(), "suite": suite},
-            day=the_day.isoformat(),
-        )
-
-    return lifecycle.run_flow(JOB, plan=plan, target=target)
+SPEC = JobSpec(
+    name=JOB,
+    description="Validate the day's window (default: yesterday UTC) with every (or one) GX suite.",
+    params=QualityParams,
+    plan=plan_run,
+    schedule=Cron("0 1 * * *"),
+    lock=LockScope.DAY,
+    tags=("quality",),
+    replay=Replays(replay, default=True),
+)

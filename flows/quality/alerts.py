@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from flows.core import alerting, runtime
-from flows.core.outcomes import NOT_PASSED
+from flows.alerts import alerting
+from flows.core.engine import NOT_PASSED, Run, step
 
 JOB = "quality"
 
@@ -40,22 +40,21 @@ def observations(day: date, summaries: list[dict[str, Any]]) -> list[alerting.Ob
     return out
 
 
-@runtime.db_task("quality-alerts", JOB, retries=0)
-def alerts_task(
-    day_iso: str, today_iso: str, summaries: list[dict[str, Any]], target: str | None = None
-) -> dict[str, int]:
+@step("quality-alerts", retries=0)
+def alerts_step(run: Run, day_iso: str, today_iso: str, summaries: list[dict[str, Any]]) -> dict[str, int]:
     """Pages and resolves for the suites of yesterday's run; nothing for older days."""
     day = date.fromisoformat(day_iso)
     if day != date.fromisoformat(today_iso) - timedelta(days=1):
         return {"pages": 0, "resolves": 0, "undelivered": 0}
-    with runtime.connection() as conn:
+    with run.connection() as conn:
         sent = alerting.evaluate(
             conn,
             JOB,
             observations(day, summaries),
-            target=target,
+            target=run.target.name,
+            policy=run.policy,
             complete=False,
-            flow_run_id=runtime.current_flow_run_id(),
+            flow_run_id=run.flow_run_id,
         )
     alerting.log_deliveries(sent, job=JOB)
     return alerting.counts(sent)

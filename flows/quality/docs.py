@@ -9,9 +9,8 @@ from typing import Any
 import psycopg
 
 from checks import Suite, all_suites
-from flows.core import settings
 from flows.core.db import load_sql
-from flows.core.settings import QualityPolicy
+from flows.core.policy.settings import QualityPolicy
 from flows.quality.compiler import Window
 from flows.quality.evaluate import gx_outcomes
 from flows.quality.options import sample_size_for
@@ -54,14 +53,10 @@ def build_docs(
     return gx_runtime.build_data_docs(state_dir, run_name, docs)
 
 
-def gx_runner(policy: QualityPolicy) -> Any:
+def gx_runner(policy: QualityPolicy, state_dir: Path, dsn: str) -> Any:
     """Expectation types the fused scan lacks run through GX (imported only when one does)."""
-    current = settings.load_settings()
-    dsn = settings.dsn(current)
 
     def runner(suite: Suite, window: Any, facts: list[Any]) -> list[Any]:
-        return gx_outcomes(
-            current.state_dir, dsn, suite, window, facts, sample_size=sample_size_for(suite, policy)
-        )
+        return gx_outcomes(state_dir, dsn, suite, window, facts, sample_size=sample_size_for(suite, policy))
 
     return runner

@@ -13,12 +13,12 @@ import psycopg
 from psycopg import sql
 
 from checks import Expectation, Suite
-from flows.core.catalog import read_children
 from flows.core.db import load_sql
+from flows.core.engine.outcomes import NOT_PASSED, CheckStatus
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
-from flows.core.outcomes import NOT_PASSED, CheckStatus
-from flows.core.settings import QualityPolicy
+from flows.core.partitioning.catalog import read_children
+from flows.core.policy.settings import QualityPolicy
 from flows.quality.compiler import ROW_COUNT, Fact, Window, build_scan
 from flows.quality.options import sample_size_for, threshold_for, weight_for
 from flows.quality.scan import fetch_samples, run_scan

@@ -22,7 +22,7 @@ from psycopg import conninfo
 from checks import Expectation, Suite
 from flows.core.errors import ConfigError
 from flows.core.logs import get_logger
-from flows.core.runtime import disable_telemetry
+from flows.core.telemetry import disable_telemetry
 from flows.quality.offline_docs import make_offline
 
 if TYPE_CHECKING:

@@ -8,17 +8,16 @@ from typing import Any
 import psycopg
 
 from checks import Expectation, Suite, all_suites
-from flows.core import clock, settings
+from flows.core import clock
 from flows.core.errors import ConfigError
-from flows.core.settings import QualityPolicy, QualitySuitePolicy
+from flows.core.policy.settings import QualityPolicy, QualitySuitePolicy
 from flows.quality.compiler import Window
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
-def parse_day(day: str | date | None, *, today: date | None = None) -> date:
-    """``YYYY-MM-DD``; default: yesterday (UTC). Never a day after today."""
-    today = today or clock.today()
+def parse_day(day: str | date | None, *, today: date) -> date:
+    """``YYYY-MM-DD``; default: yesterday (UTC) of ``today`` (the database's). Never a day after it."""
     if day is None:
         return today - timedelta(days=1)
     parsed = clock.parse_day(day, "day")
@@ -38,12 +37,6 @@ def select_suites(suite: str | None, policy: QualityPolicy) -> list[Suite]:
             raise ConfigError(f"unknown quality suite {suite!r}; known suites: {', '.join(known)}")
         return [known[suite]]
     return [s for name, s in known.items() if _suite_policy(policy, name).enabled]
-
-
-def validate_options(day: str | None = None, suite: str | None = None) -> None:
-    """Pre-flight check for ``pgtender run quality``: bad input fails before any flow run starts."""
-    parse_day(day)
-    select_suites(suite, settings.current_policy().quality)
 
 
 def day_window(day: date, now: datetime) -> Window:

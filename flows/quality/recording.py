@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 
 from checks import Suite
-from flows.core.outcomes import NOT_PASSED, CheckStatus
-from flows.core.settings import QualityPolicy
+from flows.core.engine.outcomes import NOT_PASSED, CheckStatus
+from flows.core.policy.settings import QualityPolicy
 from flows.quality.compiler import Fact, Window, gx_kwargs
 from flows.quality.evaluate import SuiteRun, check_name, evaluate_suite
 from flows.quality.results import CheckRow, json_safe, replace_results

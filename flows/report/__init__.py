@@ -23,44 +23,41 @@ nothing.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
-from prefect.client.schemas.objects import State
+from pydantic import Field
 
-from flows.core import clock, lifecycle, plain, runtime, settings, targets
+from flows.core.engine import Cron, Done, JobSpec, Outcome, Params, Plan, Planning, Run, RunReport, step
+from flows.core.engine.forms import DryRun, IsoWeek, Recipients
 from flows.core.errors import InfrastructureError, PgtenderError
-from flows.core.forms import DryRun, IsoWeek, Recipients, TargetName
 from flows.core.logs import get_logger
-from flows.core.outcomes import Done, Outcome
+from flows.core.policy import settings
 from flows.report import fleet as fleet_report
 from flows.report import mail as report_email
 from flows.report.data import job_stats, late_runs
-from flows.report.render import build, schedules_for
-from flows.report.week import Week, parse_week, recipients_for, validate_options
+from flows.report.render import build
+from flows.report.week import Week, parse_week, recipients_for
 
 JOB = "report"
 
-# ---------------------------------------------------------------- Prefect
+
+def schedules_for(run: Run) -> dict[str, tuple[str, str]]:
+    """Every job's schedule as (cron, time zone): what the report's lateness counts expect."""
+    return {job: (s.cron, s.timezone) for job, s in run.registry.schedules(run.policy).items()}
 
 
-@runtime.db_task("report-build", JOB)
-def build_task(week_label: str, recipients: list[str], now_iso: str) -> dict[str, Any]:
-    current = settings.load_settings()
-    policy = settings.current_policy(current)
-    now = datetime.fromisoformat(now_iso)
-    week = parse_week(week_label, policy.report.timezone, now=now)
-    with runtime.connection() as conn:
+@step("report-build")
+def build_step(run: Run, week: Week, recipients: list[str]) -> dict[str, Any]:
+    with run.connection() as conn:
         rendered = build(
             conn,
             week,
             recipients,
-            policy=policy,
-            schedules=schedules_for(policy),
-            state_dir=current.state_dir,
-            now=now,
+            policy=run.policy,
+            schedules=schedules_for(run),
+            state_dir=run.state_dir,
+            now=run.started_at,
         )
     return {
         "directory": str(rendered.directory),
@@ -72,33 +69,26 @@ def build_task(week_label: str, recipients: list[str], now_iso: str) -> dict[str
     }
 
 
-def _smtp_transient(task: Any, task_run: Any, state: Any) -> bool:
+def _smtp_transient(exc: BaseException) -> bool:
     """Retry a send the SMTP server or the network refused; never bad input (no recipients)."""
-    exc = state.result(raise_on_failure=False)
     return isinstance(exc, InfrastructureError)
 
 
-@task(name="report-send", retry_condition_fn=_smtp_transient, retry_jitter_factor=0.5)
-def _send_task(eml: str, recipients: list[str]) -> int:
-    current = settings.load_settings()
-    report_email.send(report_email.read_eml(Path(eml)), recipients, current)
+@step("report-send", retries=0, retry_on=_smtp_transient)
+def send_step(run: Run, eml: str, recipients: list[str]) -> int:
+    report_email.send(report_email.read_eml(Path(eml)), recipients, run.context.settings)
     return len(recipients)
 
 
-send_task = runtime.plain_aware(
-    _send_task, retries=0, retry_on=lambda exc: isinstance(exc, InfrastructureError)
-)
-
-
-def report_run(run: lifecycle.Run, chosen: Week, recipients: list[str], dry_run: bool) -> Outcome:
-    """The job's work inside the lifecycle: build, keep a copy as artifact, send."""
+def report_run(run: Run, chosen: Week, recipients: list[str], dry_run: bool) -> Outcome:
+    """The job's work: build, keep a copy as artifact, send."""
     log = get_logger(job=JOB)
     policy = run.policy
-    built = build_task(chosen.label, recipients, run.started_at.isoformat())
-    run.counts.update(
-        {k: built[k] for k in ("pass_rate", "evaluated", "failing_checks", "health_alerts", "charts")}
+    built = build_step(run, chosen, recipients)
+    run.record(
+        **{k: built[k] for k in ("pass_rate", "evaluated", "failing_checks", "health_alerts", "charts")}
     )
-    plain.artifact(
+    run.artifact(
         "markdown",
         key="weekly-report",
         markdown=(
@@ -109,77 +99,88 @@ def report_run(run: lifecycle.Run, chosen: Week, recipients: list[str], dry_run:
     )
     log.info("report rendered", week=chosen.label, directory=built["directory"], subject=built["subject"])
     result = {k: v for k, v in built.items() if k != "text"}
+    where = f"{built['html']} (and report.eml, report.txt)"
     if dry_run or not recipients:
-        run.counts["sent"] = 0
+        run.record(sent=0)
         log.info("dry run: nothing sent", eml=built["eml"], html=built["html"])
-        return Done(result={**result, "sent": 0, "dry_run": True}, message=f"report {chosen.label} written")
-    sender = send_task.with_options(
-        retries=policy.report.send_retries, retry_delay_seconds=policy.report.send_retry_delay_seconds
-    )
-    sent = sender(built["eml"], recipients)
-    run.counts["sent"] = sent
+        return Done(
+            result={**result, "sent": 0, "dry_run": True},
+            message=f"report {chosen.label} written, nothing sent: {where}",
+        )
+    sender = send_step.with_retries(policy.report.send_retries, policy.report.send_retry_delay_seconds)
+    sent = sender(run, built["eml"], recipients)
+    run.record(sent=sent)
     log.info("report sent", week=chosen.label, recipients=sent)
     return Done(
-        result={**result, "sent": sent, "dry_run": False}, message=f"report {chosen.label} sent to {sent}"
+        result={**result, "sent": sent, "dry_run": False},
+        message=f"report {chosen.label} sent to {sent} recipient(s): {where}",
     )
 
 
-# parse_week and recipients_for check the form's values (one line, "Bad input"), not Prefect.
-@flow(name="report", log_prints=False, validate_parameters=False)
-def report_flow(
-    week: IsoWeek | None = None,
-    to: Recipients | None = None,
-    dry_run: DryRun = False,
-    target: TargetName | None = None,
-) -> State[Any]:
-    """Render the weekly quality report and send it by email (dry run: keep the files only).
-
-    Args:
-        week: The week to report, as an ISO week YYYY-Www. Empty: the last complete week in the
-            report's time zone.
-        to: Comma-separated addresses instead of the policy's report.recipients.
-        dry_run: Write the .eml and .html under the state directory; send nothing.
-        target: The database (a [targets] name of the policy file). Empty: every target.
-    """
-
-    fleet_sweep = target is None and targets.is_fleet()
-    fleet_policy = settings.current_policy()
-    fleet_recipients: list[str] = []
-    if fleet_sweep:  # one email over the fleet; bad recipients fail before any target is touched
-        fleet_recipients = recipients_for(to, fleet_policy.report, dry_run=dry_run)
-
-    def plan() -> lifecycle.Planned:  # in each target: its time zone, recipients and clock
-        policy = settings.current_policy()
-        with runtime.connection() as conn:  # the week and "complete" by the database's clock, as its rows
-            now = clock.db_now(conn)
-        chosen = parse_week(week, policy.report.timezone, now=now)
-        recipients = recipients_for(to, policy.report, dry_run=dry_run)  # bad input: nothing written
-        if fleet_sweep and (to is not None or policy.report.recipients == fleet_policy.report.recipients):
-            recipients = []  # rendered and kept under the target's state directory; in the fleet email
-        params = {"week": chosen.label, "recipients": len(recipients), "dry_run": dry_run}
-        return lifecycle.Planned(work=lambda run: report_run(run, chosen, recipients, dry_run), params=params)
-
-    state = lifecycle.run_flow(JOB, plan=plan, target=target)
-    if fleet_sweep:
-        results = lifecycle.last_sweep(JOB)
-        labels = [r.outcome.result.get("week") for r in results if r.outcome is not None]
-        label = week or next((w for w in labels if w), "unknown-week")
-        try:
-            fleet_report.deliver(label, results, fleet_recipients, send=not dry_run)
-        except PgtenderError as exc:  # the targets' reports are kept; the fleet email failed
-            return lifecycle.error_state(exc)
-    return state
+class ReportParams(Params):
+    week: IsoWeek | None = Field(
+        None,
+        description="The week to report, as an ISO week YYYY-Www. Empty: the last complete week in the"
+        " report's time zone.",
+    )
+    to: Recipients | None = Field(
+        None, description="Comma-separated addresses instead of the policy's report.recipients."
+    )
+    dry_run: DryRun = Field(
+        False, description="Write the .eml and .html under the state directory; send nothing."
+    )
 
 
-__all__ = [
-    "JOB",
-    "Week",
-    "build",
-    "job_stats",
-    "late_runs",
-    "parse_week",
-    "recipients_for",
-    "report_flow",
-    "schedules_for",
-    "validate_options",
-]
+def check(policy: settings.Policy, params: ReportParams) -> None:
+    """Over a fleet, one email: bad recipients fail before any target is touched."""
+    if policy.targets:
+        recipients_for(params.to, policy.report, dry_run=params.dry_run)
+
+
+def plan_run(planning: Planning, params: ReportParams) -> Plan:
+    """The week and "complete" by the database's clock, as its rows; the target's time zone and
+    recipients. In a sweep over the fleet a target whose recipients are the fleet email's keeps its
+    report (under its state directory) and sends nothing itself: the fleet email carries it."""
+    policy = planning.policy
+    chosen = parse_week(params.week, policy.report.timezone, now=planning.now)
+    recipients = recipients_for(
+        params.to, policy.report, dry_run=params.dry_run
+    )  # bad input: nothing written
+    sweep = planning.target.configured and not planning.target.explicit
+    if sweep and (
+        params.to is not None or policy.report.recipients == planning.file_policy.report.recipients
+    ):
+        recipients = []
+    ledger_params = {"week": chosen.label, "recipients": len(recipients), "dry_run": params.dry_run}
+    return Plan(work=lambda run: report_run(run, chosen, recipients, params.dry_run), params=ledger_params)
+
+
+def after(report: RunReport, params: ReportParams, policy: settings.Policy, ctx: Any) -> RunReport:
+    """A sweep over the fleet: one email with every target's report."""
+    if not report.fleet:
+        return report
+    labels = [r.result.get("week") for r in report.results]
+    label = params.week or next((w for w in labels if w), "unknown-week")
+    recipients = recipients_for(params.to, policy.report, dry_run=params.dry_run)
+    try:
+        fleet_report.deliver(
+            label, report.results, recipients, send=not params.dry_run, settings=ctx.settings, policy=policy
+        )
+    except PgtenderError as exc:  # the targets' reports are kept; the fleet email failed
+        return RunReport(job=report.job, results=report.results, fleet=True, error=exc)
+    return report
+
+
+SPEC = JobSpec(
+    name=JOB,
+    description="Render the weekly quality report and send it by email (dry run: keep the files only).",
+    params=ReportParams,
+    plan=plan_run,
+    schedule=Cron("0 8 * * 1", timezone=lambda policy: policy.report.timezone),
+    tags=("quality",),
+    check=check,
+    after=after,
+)
+
+
+__all__ = ["JOB", "SPEC", "Week", "build", "job_stats", "late_runs", "parse_week", "recipients_for"]

@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg
 
-from flows.core import settings
 from flows.core.db import load_sql
+from flows.core.policy import settings
 from flows.core.schedules import Schedule
 from flows.report.week import Week
 

@@ -11,8 +11,9 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from flows.core import clock, settings
-from flows.core.sweep import TargetOutcome
+from flows.core import clock
+from flows.core.engine import TargetResult
+from flows.core.policy.settings import Policy, Settings
 from flows.report import mail as report_email
 
 COLUMNS = (
@@ -26,7 +27,7 @@ COLUMNS = (
 )
 
 
-def _row(r: TargetOutcome) -> dict[str, str]:
+def _row(r: TargetResult) -> dict[str, str]:
     result: dict[str, Any] = r.outcome.result if r.outcome is not None else {}
 
     def show(key: str) -> str:
@@ -35,7 +36,7 @@ def _row(r: TargetOutcome) -> dict[str, str]:
 
     return {
         "target": r.target,
-        "outcome": r.status,
+        "outcome": str(r.verdict.kind),
         "pass rate %": show("pass_rate"),
         "change pts": show("change_pts"),
         "failing checks": show("failing_checks"),
@@ -44,16 +45,16 @@ def _row(r: TargetOutcome) -> dict[str, str]:
     }
 
 
-def _details(r: TargetOutcome) -> str:
+def _details(r: TargetResult) -> str:
     result: dict[str, Any] = r.outcome.result if r.outcome is not None else {}
     directory = result.get("directory")
     text = Path(directory, "report.txt") if directory else None
     if text is not None and text.exists():
         return text.read_text(encoding="utf-8")
-    return f"no report: {r.message}"
+    return f"no report: {r.verdict.line}"
 
 
-def render(week: str, results: list[TargetOutcome]) -> tuple[str, str]:
+def render(week: str, results: list[TargetResult]) -> tuple[str, str]:
     """(text, html) of the fleet report."""
     rows = [_row(r) for r in results]
     widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in COLUMNS}
@@ -77,11 +78,18 @@ def render(week: str, results: list[TargetOutcome]) -> tuple[str, str]:
     return text, page
 
 
-def deliver(week: str, results: list[TargetOutcome], recipients: list[str], *, send: bool) -> dict[str, Any]:
+def deliver(
+    week: str,
+    results: list[TargetResult],
+    recipients: list[str],
+    *,
+    send: bool,
+    settings: Settings,
+    policy: Policy,
+) -> dict[str, Any]:
     """Write fleet.txt / fleet.html / fleet.eml under ``<state dir>/reports/<week>/<instant>-fleet/``
     (each target's own report is under ``<state dir>/targets/<name>/reports/``); send when asked."""
-    current = settings.load_settings()
-    policy = settings.current_policy(current)
+    current = settings
     text, page = render(week, results)
     out = current.state_dir / "reports" / week / f"{clock.now().astimezone(UTC):%Y%m%dT%H%M%SZ}-fleet"
     out.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,7 @@ from typing import Any
 
 import psycopg
 
-from flows.core import settings
-from flows.core.schedules import all_schedules
+from flows.core.policy import settings
 from flows.report import charts as report_charts
 from flows.report import mail as report_email
 from flows.report.data import ReportData, gather
@@ -168,7 +167,3 @@ def build(
         "charts": len(images),
     }
     return Rendered(out, eml, out / "report.html", out / "report.txt", title, recipients, summary)
-
-
-def schedules_for(policy: settings.Policy) -> dict[str, tuple[str, str]]:
-    return {job: (s.cron, s.timezone) for job, s in all_schedules(policy).items()}

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flows.core import clock, settings
 from flows.core.errors import ConfigError
+from flows.core.policy import settings
 from flows.report import mail as report_email
 
 _WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -96,10 +96,3 @@ def recipients_for(to: str | None, policy: settings.ReportPolicy, *, dry_run: bo
     if not policy.recipients and not dry_run:
         raise ConfigError("no recipients: set report.recipients in the policy or pass --to")
     return list(policy.recipients)
-
-
-def validate_options(week: str | None = None, to: str | None = None, dry_run: bool = False) -> None:
-    """Pre-flight check for ``pgtender run report``: bad input fails before any flow run starts."""
-    policy = settings.current_policy()
-    parse_week(week, policy.report.timezone, now=clock.now())
-    recipients_for(to, policy.report, dry_run=dry_run)

@@ -22,20 +22,19 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import psycopg
 import structlog
-from prefect import flow
-from prefect.client.schemas.objects import State
+from pydantic import Field
 
-from flows.core import clock, lifecycle, locks, metrics, runtime, settings
-from flows.core.catalog import Target, resolve_targets
+from flows.core import clock, metrics
+from flows.core.engine import Cron, Done, JobSpec, Outcome, Params, Plan, Planning, Run, step
+from flows.core.engine.forms import DryRun
 from flows.core.errors import raise_worst
-from flows.core.forms import DryRun, TargetName
 from flows.core.logs import get_logger
-from flows.core.outcomes import Done, Outcome
-from flows.core.partition_policy import RetentionPolicy
+from flows.core.partitioning.catalog import Target, resolve_targets
+from flows.core.policy import settings
+from flows.core.policy.partitions import RetentionPolicy
 from flows.retention.partitioned import expire_partitions
 from flows.retention.plain import PlainTarget, purge_plain, resolve_plain
 from flows.retention.results import TableOutcome, measurements
@@ -45,10 +44,11 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "retention"
 
 
-def dump_dir_for(policy: RetentionPolicy) -> Path:
+def dump_dir_for(policy: RetentionPolicy, state_dir: Path) -> Path:
+    """Where dumps go: the policy's ``dump_dir``, else the target's state directory."""
     if policy.dump_dir is not None:
         return policy.dump_dir
-    return settings.load_settings().state_dir / "archive"
+    return state_dir / "archive"
 
 
 def retention_targets(conn: Conn, policy: settings.Policy) -> tuple[list[Target], list[PlainTarget]]:
@@ -59,51 +59,57 @@ def retention_targets(conn: Conn, policy: settings.Policy) -> tuple[list[Target]
     )
 
 
-def run_once(
-    conn: Conn, policy: settings.Policy, *, dry_run: bool = False, now: datetime | None = None
-) -> list[TableOutcome] | None:
-    """The whole job without Prefect (advisory lock, every table, metrics). None: another run holds it."""
+def expire_all(
+    conn: Conn,
+    policy: settings.Policy,
+    *,
+    state_dir: Path,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> list[TableOutcome]:
+    """Every table of the policy, one after another on one connection, and their metrics (the
+    job's work in one call: what the benchmarks and the table-level tests use; no lock, no ledger)."""
     log = get_logger(job=JOB)
     parts, plain = retention_targets(conn, policy)
-    with locks.job_lock(conn, JOB) as got:
-        if not got:
-            log.warning("another retention run holds the lock; exiting")
-            return None
-        now = now or clock.db_now(conn)
-        rp = policy.retention
-        out = [
-            expire_partitions(conn, t, rp, now=now, dump_dir=dump_dir_for(rp), dry_run=dry_run, log=log)
-            for t in parts
-        ]
-        deadline = time.monotonic() + rp.max_seconds
-        out += [
-            purge_plain(conn, t, now=now, deadline=deadline, retry=rp, dry_run=dry_run, log=log)
-            for t in plain
-        ]
-        if not dry_run:
-            rows = [m for o in out for m in measurements(o)]
-            metrics.record(conn, rows, measured_at=now, flow_run_id=None, operation_id=None)
+    now = now or clock.db_now(conn)
+    rp = policy.retention
+    dump_dir = dump_dir_for(rp, state_dir)
+    out = [
+        expire_partitions(conn, t, rp, now=now, dump_dir=dump_dir, dry_run=dry_run, log=log) for t in parts
+    ]
+    deadline = time.monotonic() + rp.max_seconds
+    out += [
+        purge_plain(conn, t, now=now, deadline=deadline, retry=rp, dry_run=dry_run, log=log) for t in plain
+    ]
+    if not dry_run:
+        rows = [m for o in out for m in measurements(o)]
+        metrics.record(conn, rows, measured_at=now, flow_run_id=None, operation_id=None)
     return out
 
 
-def _record(outcome: TableOutcome, measured_at: datetime, operation_id: UUID) -> None:
-    with runtime.connection() as conn:
+def _record(run: Run, outcome: TableOutcome, measured_at: datetime) -> None:
+    with run.connection() as conn:
         metrics.record(
             conn,
             measurements(outcome),
             measured_at=measured_at,
-            flow_run_id=runtime.current_flow_run_id(),
-            operation_id=operation_id,
+            flow_run_id=run.flow_run_id,
+            operation_id=run.operation_id,
         )
 
 
-@runtime.db_task("retention-partitioned", JOB, retries=1)
-def partitioned_task(table: str, measured_at: datetime, operation_id: UUID, dry_run: bool) -> dict[str, Any]:
-    policy = settings.current_policy()
+def _progress(run: Run, step_name: str) -> None:
+    """After each step of a dump: the run still holds its lock (else it stops here)."""
+    run.check_lock()
+
+
+@step("retention-partitioned")
+def partitioned_step(run: Run, table: str, measured_at: datetime, dry_run: bool) -> dict[str, Any]:
+    policy = run.policy
     log = get_logger(job=JOB)
     with (
-        structlog.contextvars.bound_contextvars(table=table, run_id=runtime.current_flow_run_id()),
-        runtime.connection() as conn,
+        structlog.contextvars.bound_contextvars(table=table, run_id=run.flow_run_id),
+        run.connection() as conn,
     ):
         (target,) = resolve_targets(conn, {table: policy.partitions.tables[table]}, what="retention")
         outcome = expire_partitions(
@@ -111,100 +117,88 @@ def partitioned_task(table: str, measured_at: datetime, operation_id: UUID, dry_
             target,
             policy.retention,
             now=measured_at,
-            dump_dir=dump_dir_for(policy.retention),
+            dump_dir=dump_dir_for(policy.retention, run.state_dir),
             dry_run=dry_run,
             log=log,
+            on_step=lambda name: _progress(run, name),
+            on_expired=lambda rows, nbytes: run.add(
+                partitions_expired=1, rows_removed=rows, bytes_removed=nbytes
+            ),
         )
     if not dry_run:
-        _record(outcome, measured_at, operation_id)
+        _record(run, outcome, measured_at)
     return outcome.summary()
 
 
-@runtime.db_task("retention-plain", JOB, retries=1)
-def plain_task(
-    table: str, measured_at: datetime, deadline_epoch: float, operation_id: UUID, dry_run: bool
+@step("retention-plain")
+def plain_step(
+    run: Run, table: str, measured_at: datetime, deadline_epoch: float, dry_run: bool
 ) -> dict[str, Any]:
-    policy = settings.current_policy()
+    policy = run.policy
     log = get_logger(job=JOB)
     deadline = time.monotonic() + max(0.0, deadline_epoch - time.time())
     with (
-        structlog.contextvars.bound_contextvars(table=table, run_id=runtime.current_flow_run_id()),
-        runtime.connection() as conn,
+        structlog.contextvars.bound_contextvars(table=table, run_id=run.flow_run_id),
+        run.connection() as conn,
     ):
         (target,) = resolve_plain(conn, {table: policy.retention.plain[table]})
         outcome = purge_plain(
             conn, target, now=measured_at, deadline=deadline, retry=policy.retention, dry_run=dry_run, log=log
         )
     if not dry_run:
-        _record(outcome, measured_at, operation_id)
+        _record(run, outcome, measured_at)
+        run.add(rows_removed=outcome.rows_removed)
     return outcome.summary()
 
 
-def _validate() -> None:
-    """Every policy table checked against the catalog before the lock or the ledger is touched."""
-    with runtime.connection() as conn:
-        retention_targets(conn, settings.current_policy())
-
-
-def retention_run(run: lifecycle.Run, dry_run: bool) -> Outcome:
-    """The job's work inside the lifecycle: the partitioned tables first, then the plain ones (one
-    task run each group, runtime.run_each)."""
+def retention_run(run: Run, dry_run: bool) -> Outcome:
+    """The job's work: the partitioned tables first, then the plain ones (one step run each group)."""
     policy = run.policy
-    with runtime.connection() as conn:
+    with run.connection() as conn:
         parts, plain = retention_targets(conn, policy)
     measured_at = run.started_at
     deadline_epoch = time.time() + policy.retention.max_seconds
     retries = policy.retention.task_retries
-    names = [t.name for t in parts]
-    results, failures = runtime.run_each(
-        partitioned_task, JOB, names, measured_at, run.operation_id, dry_run, retries=retries
+    results, failures = partitioned_step.with_retries(retries, 1.0).each(
+        run, [t.name for t in parts], measured_at, dry_run
     )
-    plain_results, plain_failures = runtime.run_each(
-        plain_task,
-        JOB,
-        [p.name for p in plain],
-        measured_at,
-        deadline_epoch,
-        run.operation_id,
-        dry_run,
-        retries=retries,
+    plain_results, plain_failures = plain_step.with_retries(retries, 1.0).each(
+        run, [p.name for p in plain], measured_at, deadline_epoch, dry_run
     )
     results.update(plain_results)
     failures.update(plain_failures)
-    run.counts.update(
-        {
-            "dry_run": dry_run,
-            "partitions_expired": sum(len(r["actions"]) for r in results.values()),
-            "rows_removed": sum(r["rows_removed"] for r in results.values()),
-            "bytes_removed": sum(r["bytes_removed"] for r in results.values()),
-            "rows_archived": sum(r["rows_archived"] for r in results.values()),
-            "bytes_archived": sum(r["bytes_archived"] for r in results.values()),
-            "rows_remaining": sum(r["rows_remaining"] for r in results.values() if r["kind"] == "plain"),
-            "failed_tables": sorted(failures),
-        }
-    )
+    counts: dict[str, Any] = {
+        "dry_run": dry_run,
+        "partitions_expired": sum(len(r["actions"]) for r in results.values()),
+        "rows_removed": sum(r["rows_removed"] for r in results.values()),
+        "bytes_removed": sum(r["bytes_removed"] for r in results.values()),
+        "rows_archived": sum(r["rows_archived"] for r in results.values()),
+        "bytes_archived": sum(r["bytes_archived"] for r in results.values()),
+        "rows_remaining": sum(r["rows_remaining"] for r in results.values() if r["kind"] == "plain"),
+        "failed_tables": sorted(failures),
+    }
+    run.record(**counts)
     raise_worst(JOB, failures)
-    get_logger(job=JOB).info(
-        "retention done", **{k: v for k, v in run.counts.items() if k != "failed_tables"}
-    )
-    counts = run.counts
+    get_logger(job=JOB).info("retention done", **{k: v for k, v in counts.items() if k != "failed_tables"})
     message = f"{counts['partitions_expired']} partition(s) expired, {counts['rows_removed']} rows removed"
-    result = {"operation_id": str(run.operation_id), **counts, "tables_detail": results}
-    return Done(result=result, message=message)
+    return Done(result={**counts, "tables_detail": results}, message=message)
 
 
-@flow(name="retention", log_prints=False)
-def retention_flow(dry_run: DryRun = False, target: TargetName | None = None) -> State[Any]:
-    """Expire partitions per policy and batch-delete old rows of plain tables.
+class RetentionParams(Params):
+    dry_run: DryRun = Field(False, description="Report what would change; change nothing.")
 
-    Args:
-        dry_run: Report what would change; change nothing.
-        target: The database (a [targets] name of the policy file). Empty: every target.
-    """
-    return lifecycle.run_flow(
-        JOB,
-        lambda run: retention_run(run, dry_run),
-        params={"dry_run": dry_run},
-        validate=_validate,
-        target=target,
-    )
+
+def plan_run(planning: Planning, params: RetentionParams) -> Plan:
+    """Every policy table checked against the catalog before the lock or the ledger is touched."""
+    retention_targets(planning.conn, planning.policy)
+    return Plan(work=lambda run: retention_run(run, params.dry_run), params={"dry_run": params.dry_run})
+
+
+SPEC = JobSpec(
+    name=JOB,
+    description="Expire partitions per policy and batch-delete old rows of plain tables.",
+    params=RetentionParams,
+    plan=plan_run,
+    schedule=Cron("0 3 * * 0"),
+    tags=("maintenance",),
+)

@@ -19,11 +19,11 @@ import psycopg
 from psycopg import sql
 
 from flows.core import clock
-from flows.core.catalog import Target
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
-from flows.core.errors import ProblemsFound
-from flows.core.partition_policy import DdlRetry
+from flows.core.errors import DataProblem
+from flows.core.partitioning.catalog import Target
+from flows.core.policy.partitions import DdlRetry
 from flows.retention.expired import Expired, count_rows, detach_partition
 from flows.retention.results import PartitionAction
 
@@ -102,7 +102,7 @@ def detach_marker(target: Target, lo: datetime, hi: datetime) -> str:
 def _marked_range(marker: str) -> tuple[datetime, datetime]:
     found = re.search(r"range \[(?P<lo>[^,\]]+), (?P<hi>[^)]+)\)$", marker)
     if found is None:
-        raise ProblemsFound(f"unreadable retention marker {marker!r}; drop the table by hand once checked")
+        raise DataProblem(f"unreadable retention marker {marker!r}; drop the table by hand once checked")
     return datetime.fromisoformat(found["lo"]), datetime.fromisoformat(found["hi"])
 
 
@@ -172,7 +172,7 @@ def dump_partition(
     stem = dump_stem(_database(conn), target.schema, name, exp.oid)
     manifest_path = dump_dir / f"{stem}.json"
     if manifest_path.is_file() and json.loads(manifest_path.read_text(encoding="utf-8")).get("dropped_at"):
-        raise ProblemsFound(
+        raise DataProblem(
             f"{manifest_path} is the archive of a dropped table with the same oid; move it away"
         )
     tidy_stem(dump_dir, stem)

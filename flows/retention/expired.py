@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from flows.core.catalog import Target, read_children
 from flows.core.db import load_sql
-from flows.core.intervals import floor_to, subtract_age
+from flows.core.partitioning.catalog import Target, read_children
+from flows.core.partitioning.intervals import floor_to, subtract_age
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

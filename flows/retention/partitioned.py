@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from flows.core.catalog import Target
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
-from flows.core.errors import ProblemsFound
+from flows.core.errors import DataProblem
 from flows.core.logs import get_logger
-from flows.core.partition_policy import DdlRetry, RetentionPolicy
+from flows.core.partitioning.catalog import Target
+from flows.core.policy.partitions import DdlRetry, RetentionPolicy
 from flows.retention.archive import (
     StepHook,
     drop_after_dump,
@@ -63,9 +64,7 @@ def keep_partition(
         load_sql("queries/partitions/relation_exists.sql"), {"schema": archive_schema, "name": exp.name}
     ).fetchone()
     if exists is not None:
-        raise ProblemsFound(
-            f"archive schema {archive_schema} already holds a table {exp.name}; nothing moved"
-        )
+        raise DataProblem(f"archive schema {archive_schema} already holds a table {exp.name}; nothing moved")
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(archive_schema)))
 
     def work(c: Conn) -> None:
@@ -98,10 +97,12 @@ def expire_partitions(
     dry_run: bool = False,
     log: Any = None,
     on_step: StepHook = no_hook,
+    on_expired: Callable[[int, int], None] = lambda rows, nbytes: None,
 ) -> TableOutcome:
     """Finish what a killed run left half-done, then archive per policy, detach and drop every
     expired partition of one table (oldest first). ``on_step`` is called after each step of the
-    dump mode (tests stop a run there)."""
+    dump mode (tests stop a run there; a run checks its lock there), ``on_expired(rows, bytes)``
+    after each partition is gone (the run's ledger row counts it as it happens)."""
     log = (log or get_logger(job=JOB)).bind(table=f"{target.schema}.{target.name}")
     mode = target.policy.archive
     exact = policy.exact_counts or dry_run or mode != "drop"
@@ -162,6 +163,7 @@ def expire_partitions(
             outcome.rows_removed += action.rows
             outcome.bytes_removed += exp.bytes
             outcome.bytes_archived += (manifest_path.parent / manifest["file"]).stat().st_size
+            on_expired(action.rows, exp.bytes)
         log.info(
             "partition expired",
             partition=exp.name,
@@ -173,5 +175,7 @@ def expire_partitions(
         drop_partitions(conn, target, found, retry=policy, log=log)
         outcome.rows_removed = sum(e.rows for e in found)
         outcome.bytes_removed = sum(e.bytes for e in found)
+        for e in found:
+            on_expired(e.rows, e.bytes)
         log.info("partitions dropped", partitions=[e.name for e in found], rows=outcome.rows_removed)
     return outcome

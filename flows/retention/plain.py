@@ -10,13 +10,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from flows.core.catalog import KEY_TYPES
 from flows.core.db import load_sql
 from flows.core.ddl import expect_equal, run_locked
 from flows.core.errors import ConfigError
-from flows.core.intervals import subtract_age
 from flows.core.logs import get_logger
-from flows.core.partition_policy import DdlRetry, PlainTablePolicy
+from flows.core.partitioning.catalog import KEY_TYPES
+from flows.core.partitioning.intervals import subtract_age
+from flows.core.policy.partitions import DdlRetry, PlainTablePolicy
 from flows.retention.expired import count_rows
 from flows.retention.results import TableOutcome
 

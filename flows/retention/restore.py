@@ -10,11 +10,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from flows.core.catalog import Target
 from flows.core.db import load_sql
 from flows.core.ddl import expect_equal
 from flows.core.errors import ConfigError
-from flows.core.partition_policy import TablePolicy
+from flows.core.partitioning.catalog import Target
+from flows.core.policy.partitions import TablePolicy
 from flows.retention.archive import verify_dump
 
 Conn = psycopg.Connection[tuple[Any, ...]]

@@ -1,11 +1,7 @@
-"""The typed outcome of one job run: ``Done``, ``Skipped(reason)`` or ``ProblemsFound(findings)``.
-
-A job's work returns one of these; the run lifecycle (``flows.core.lifecycle``) writes it to the
-ledger (completed / skipped / problems) and turns it into the flow run's final Prefect state:
-Completed, Completed named "Skipped", or Failed named "Problems found" with a one-line message
-listing the findings (no traceback: a finding is not a crash). Errors are not outcomes: bad
-input and infrastructure failures are raised (``flows.core.errors``) and end in a Failed state
-named for their kind.
+"""What one run of a job comes to: an ``Outcome`` its work returns (``Done``, ``Skipped``,
+``ProblemsFound``), or an error it raises (bad input, infrastructure). ``Kind`` names all of them,
+plus an interrupted run; ``flows.core.engine.verdicts`` maps a kind to everything outside (ledger
+status, Prefect state, exit code), each in one place.
 """
 
 from __future__ import annotations
@@ -13,6 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+
+class Kind(StrEnum):
+    """How a run ended, as every surface reports it."""
+
+    DONE = "done"
+    SKIPPED = "skipped"
+    PROBLEMS = "problems found"
+    BAD_INPUT = "bad input"
+    INFRASTRUCTURE = "infrastructure error"
+    INTERRUPTED = "interrupted"
 
 
 class Status(StrEnum):
@@ -23,7 +30,9 @@ class Status(StrEnum):
     PROBLEMS = "problems"
     SKIPPED = "skipped"
     FAILED = "failed"
-    ABANDONED = "abandoned"
+    REJECTED = "rejected"  # bad input found once the target was reached: nothing changed
+    INTERRUPTED = "interrupted"  # SIGTERM / Ctrl-C: stopped at a safe point
+    ABANDONED = "abandoned"  # found dead by a later run (kill -9, a lost worker)
 
 
 class CheckStatus(StrEnum):
@@ -38,21 +47,15 @@ class CheckStatus(StrEnum):
 
 NOT_PASSED = (CheckStatus.FAILED, CheckStatus.ERROR)
 
-# Names of the final Prefect states (the UI's run list shows them; the CLI maps them to exit codes).
-PROBLEMS_STATE = "Problems found"
-SKIPPED_STATE = "Skipped"
-BAD_INPUT_STATE = "Bad input"
-INFRASTRUCTURE_STATE = "Infrastructure error"
-
 
 @dataclass(frozen=True, kw_only=True)
 class Done:
-    """The work ran and found nothing wrong. ``result``: the flow's (small) return value."""
+    """The work ran and found nothing wrong. ``result``: small values for the ledger and the CLI."""
 
     result: dict[str, Any] = field(default_factory=dict)
     message: str = ""
 
-    status = Status.COMPLETED
+    kind = Kind.DONE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +65,7 @@ class Skipped:
     reason: str
     result: dict[str, Any] = field(default_factory=dict)
 
-    status = Status.SKIPPED
+    kind = Kind.SKIPPED
 
     @property
     def message(self) -> str:
@@ -77,7 +80,7 @@ class ProblemsFound:
     result: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
 
-    status = Status.PROBLEMS
+    kind = Kind.PROBLEMS
 
     @property
     def message(self) -> str:

@@ -12,30 +12,43 @@ missing, a malformed URL, two targets that point at the same database.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, cast
 
 import psycopg
 from psycopg import conninfo
 
-from flows.core import db, masking, migrations, settings
+from flows.core import db, masking, migrations
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
-from flows.core.logs import get_logger
-from flows.core.outcomes import Skipped
-from flows.core.target_context import Target, current, using
+from flows.core.policy import settings
 
 DEFAULT = "default"
+
+Embedded = Callable[[Path], str]  # state directory -> the embedded server's DSN (started on demand)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """One database pgtender tends. ``dsn`` holds a secret: never log or render it (``repr`` hides it)."""
+
+    name: str
+    source: str  # where the URL comes from: "env:VAR", "secret:block", "PGTENDER_DATABASE_URL", "embedded"
+    dsn: str = field(repr=False)
+    policy: settings.Policy = field(repr=False)  # the file's policy with the target's overrides
+    explicit: bool = False  # named by the caller (--target / the form), not part of a sweep
+    configured: bool = False  # declared under [targets] (False: the implicit target `default`)
+
+    def state_dir(self, base: Path) -> Path:
+        """Where this target's files live (reports, Data Docs): a fleet's targets never mix."""
+        return base / "targets" / self.name if self.configured else base
+
+
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
-def is_fleet(policy: settings.Policy | None = None) -> bool:
-    """True when the policy file names its targets (``[targets.NAME]``)."""
-    policy = policy or settings.current_policy()
-    return bool(policy.targets)
-
-
-def names(policy: settings.Policy | None = None) -> list[str]:
-    policy = policy or settings.current_policy()
+def names(policy: settings.Policy) -> list[str]:
     return sorted(policy.targets) if policy.targets else [DEFAULT]
 
 
@@ -77,13 +90,15 @@ def identity(dsn: str) -> tuple[str, str, str]:
     return host, port, dbname
 
 
-def resolve_all(current_settings: settings.Settings | None = None) -> list[Target]:
-    """Every target with its URL and policy; ConfigError (exit 2) when any cannot be used."""
-    current_settings = current_settings or settings.load_settings()
-    policy = settings.current_policy(current_settings)
+def resolve_all(
+    current_settings: settings.Settings, policy: settings.Policy, *, embedded: Embedded | None = None
+) -> list[Target]:
+    """Every target with its URL and policy; ConfigError (exit 2) when any cannot be used.
+    ``embedded``: how to reach the embedded server when the single target has no URL."""
     if not policy.targets:
         source = "PGTENDER_DATABASE_URL" if current_settings.database_url is not None else "embedded"
-        return [Target(name=DEFAULT, source=source, dsn=settings.base_dsn(current_settings), policy=policy)]
+        dsn = settings.dsn(current_settings, embedded=embedded)
+        return [Target(name=DEFAULT, source=source, dsn=dsn, policy=policy)]
     found: list[Target] = []
     seen: dict[tuple[str, str, str], str] = {}
     for name, spec in sorted(policy.targets.items()):
@@ -109,54 +124,32 @@ def resolve_all(current_settings: settings.Settings | None = None) -> list[Targe
     return found
 
 
-def select(name: str | None = None) -> list[Target]:
+def select(
+    name: str | None,
+    current_settings: settings.Settings,
+    policy: settings.Policy,
+    *,
+    embedded: Embedded | None = None,
+) -> list[Target]:
     """The targets a run works on: ``name`` alone (explicit), or every target. Every target is
     resolved either way, so a broken entry anywhere is reported before anything runs."""
-    everything = resolve_all()
+    everything = resolve_all(current_settings, policy, embedded=embedded)
     if name is None:
         return everything
     chosen = [t for t in everything if t.name == name]
     if not chosen:
         known = ", ".join(t.name for t in everything)
         raise ConfigError(f"unknown target {name!r}; targets: {known}")
-    from dataclasses import replace  # noqa: PLC0415
-
     return [replace(chosen[0], explicit=True)]
 
 
-def check_name(name: str | None) -> None:
+def check_name(name: str | None, policy: settings.Policy) -> None:
     """ConfigError for a target name the policy does not know (no URL is read)."""
     if name is None:
         return
-    known = names()
+    known = names(policy)
     if name not in known:
         raise ConfigError(f"unknown target {name!r}; targets: {', '.join(known)}")
-
-
-def replica_first(job: str, conn: psycopg.Connection[Any] | None = None) -> Skipped | None:
-    """A fleet target that is a hot standby: named (``--target``), bad input (exit 2, nothing
-    touched); in a sweep, skipped. Checked before the run is planned or validated, on ``conn`` (the
-    run's session) or a pooled connection."""
-    target = current()
-    if conn is None:
-        current_settings = settings.load_settings()
-        with db.pooled(
-            settings.dsn(current_settings),
-            policy=settings.current_policy(current_settings).database,
-            application_name=current_settings.application_name,
-        ) as pooled:
-            replica = db.is_replica(pooled)
-    else:
-        replica = db.is_replica(conn)
-    if not replica:
-        return None
-    if target is not None and target.explicit and target.configured:
-        raise ConfigError(
-            f"target {target.name!r} is a replica (hot standby): {job} writes; name its primary"
-        )
-    reason = f"this server is a replica (hot standby): {job} does nothing here"
-    get_logger(job=job).info(reason)
-    return Skipped(reason=reason, result={"skipped": "replica"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,14 +200,4 @@ def check(target: Target) -> TargetCheck:
     )
 
 
-__all__ = [
-    "DEFAULT",
-    "Target",
-    "TargetCheck",
-    "check",
-    "current",
-    "is_fleet",
-    "resolve_all",
-    "select",
-    "using",
-]
+__all__ = ["DEFAULT", "Target", "TargetCheck", "check", "resolve_all", "select"]

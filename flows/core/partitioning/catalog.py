@@ -13,7 +13,7 @@ from psycopg import sql
 
 from flows.core.db import load_sql
 from flows.core.errors import ConfigError
-from flows.core.partition_policy import TablePolicy
+from flows.core.policy.partitions import TablePolicy
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

@@ -21,11 +21,12 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Literal
 
-from flows.core import masking, settings, smtp
-from flows.core.alerting import Notice
-from flows.core.alerts_policy import Channel, resolve_secret
+from flows.alerts.notices import Notice
+from flows.core import masking, smtp
 from flows.core.errors import ConfigError, PgtenderError
 from flows.core.logs import get_logger
+from flows.core.policy import settings
+from flows.core.policy.alerts import Channel, resolve_secret
 
 
 class DeliveryFailed(Exception):
@@ -148,7 +149,7 @@ def _webhook_url(channel: Channel) -> str:
     return url
 
 
-def send(channel: Channel, notice: Notice) -> None:
+def send(channel: Channel, notice: Notice, *, from_address: str = "pgtender@localhost") -> None:
     """Deliver one notice on one channel; ``DeliveryFailed`` (masked, one line) when it was not accepted."""
     import httpx  # noqa: PLC0415
 
@@ -163,7 +164,7 @@ def send(channel: Channel, notice: Notice) -> None:
             )
             response.raise_for_status()
         elif channel.type == "email":
-            _send_email(channel, notice)
+            _send_email(channel, notice, from_address)
         elif channel.type == "pagerduty":
             for event in pagerduty_events(notice, _routing_key(channel)):
                 response = httpx.post(channel.events_url, json=event, timeout=channel.timeout_seconds)
@@ -216,12 +217,11 @@ def pagerduty_events(notice: Notice, routing_key: str) -> list[dict[str, Any]]:
     return [trigger]
 
 
-def _send_email(channel: Channel, notice: Notice) -> None:
-    current = settings.load_settings()
-    policy = settings.current_policy(current)
+def _send_email(channel: Channel, notice: Notice, from_address: str) -> None:
+    current = settings.load_settings()  # PGTENDER_SMTP_* of this process
     msg = EmailMessage()
     msg["Subject"] = notice.title
-    msg["From"] = policy.report.from_address
+    msg["From"] = from_address
     msg["To"] = ", ".join(channel.to)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain="pgtender")
@@ -229,13 +229,13 @@ def _send_email(channel: Channel, notice: Notice) -> None:
     smtp.send(msg, list(channel.to), current)
 
 
-def deliver(notice: Notice, channels: list[Channel]) -> list[str]:
+def deliver(notice: Notice, channels: list[Channel], *, from_address: str) -> list[str]:
     """Send ``notice`` on every channel; the names of those that accepted it. Failures are logged."""
     log = get_logger(event_kind=notice.event, check=notice.what, target=notice.target)
     accepted: list[str] = []
     for channel in channels:
         try:
-            send(channel, notice)
+            send(channel, notice, from_address=from_address)
         except DeliveryFailed as exc:
             log.warning("alert channel failed", channel=channel.name, type=channel.type, error=str(exc))
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from flows.core.partition_policy import parse_age
+from flows.core.policy.partitions import parse_age
 
 _MAX_NAME_BYTES = 63
 

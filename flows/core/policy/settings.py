@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,11 +28,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flows.core import masking, target_context
-from flows.core.alerts_policy import AlertsPolicy
+from flows.core import masking
 from flows.core.errors import ConfigError
-from flows.core.partition_policy import PartitionsPolicy, RetentionPolicy
-from flows.core.target_policy import OVERRIDABLE, FleetPolicy, TargetSpec, check_target_name, deep_merge
+from flows.core.policy.alerts import AlertsPolicy
+from flows.core.policy.fleet import OVERRIDABLE, FleetPolicy, TargetSpec, check_target_name, deep_merge
+from flows.core.policy.partitions import PartitionsPolicy, RetentionPolicy
 
 
 def default_state_dir() -> Path:
@@ -285,16 +286,9 @@ def load_policy(path: Path | None) -> Policy:
 
 
 def load_settings() -> Settings:
-    """The environment; inside a run on a target of the fleet, ``state_dir`` is that target's own
-    (``<state dir>/targets/<name>``: its reports, archive dumps and Data Docs never mix with another's).
-
-    Read again whenever a variable it depends on changes; parsed once per distinct environment
-    (every pooled connection asks for it: parsing cost ~1 ms a call, 50 tables paid it 50 times)."""
-    current = _settings_for(_environment_key())
-    target = target_context.current()
-    if target is not None and target.configured:
-        return current.model_copy(update={"state_dir": current.state_dir / "targets" / target.name})
-    return current
+    """The environment. Read again whenever a variable it depends on changes; parsed once per
+    distinct environment (parsing costs ~1 ms a call)."""
+    return _settings_for(_environment_key())
 
 
 def _environment_key() -> tuple[tuple[str, str], ...]:
@@ -324,34 +318,18 @@ def _policy_cached(path: Path | None, mtime: float) -> Policy:
 
 
 def current_policy(settings: Settings | None = None) -> Policy:
-    """The policy for this process, re-read when the file changes; inside a target's run (a fleet
-    sweep, ``--target``), that target's policy with its overrides."""
-    target = target_context.current()
-    if target is not None:
-        return target.policy  # type: ignore[no-any-return]
+    """The policy file of this process (all defaults without one), re-read when the file changes.
+    A target's own policy (with its overrides) is ``Policy.for_target(name)``."""
     settings = settings or load_settings()
     path = settings.config
     mtime = path.stat().st_mtime if path is not None and path.exists() else 0.0
     return _policy_cached(path, mtime)
 
 
-def dsn(settings: Settings | None = None) -> str:
-    """The one place that turns settings into a connection string.
-
-    ``PGTENDER_DATABASE_URL`` when set; otherwise the embedded server under the state directory,
-    started on demand. Inside a target's run (a fleet sweep, ``--target``): that target's URL.
-    The result holds secrets: pass it to psycopg, never to a log.
-    """
-    target = target_context.current()
-    if target is not None:
-        return target.dsn
-    return base_dsn(settings)
-
-
-def base_dsn(settings: Settings | None = None) -> str:
-    """``PGTENDER_DATABASE_URL`` or the embedded server, whatever target a run is on: the target
-    ``default`` when the policy file names no ``[targets]``."""
-    settings = settings or load_settings()
+def dsn(settings: Settings, *, embedded: Callable[[Path], str] | None = None) -> str:
+    """The one place that turns settings into a connection string: ``PGTENDER_DATABASE_URL`` when
+    set; otherwise ``embedded(state_dir)`` (the edge starts the embedded server on demand).
+    The result holds secrets: pass it to psycopg, never to a log."""
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value().strip()
         if not url:
@@ -361,6 +339,6 @@ def base_dsn(settings: Settings | None = None) -> str:
         if reason is not None:
             raise ConfigError(f"PGTENDER_DATABASE_URL is malformed: {reason}")
         return url
-    from flows.core.embedded import embedded_dsn  # noqa: PLC0415 - only when no server is configured
-
-    return embedded_dsn(settings.state_dir)
+    if embedded is None:
+        raise ConfigError("no database: set PGTENDER_DATABASE_URL (or run pgtender up for an embedded one)")
+    return embedded(settings.state_dir)

@@ -18,32 +18,23 @@ minutes and could neither say which check started failing nor send a resolve whe
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from flows.core import clock, settings, target_context
-from flows.core.alerts_policy import Channel
+from flows.alerts import channels as channel_io
+from flows.alerts.notices import Delivery, Notice
+from flows.core import clock
 from flows.core.db import load_sql
 from flows.core.logs import get_logger
+from flows.core.policy.alerts import Channel
+from flows.core.policy.settings import Policy
 
 Conn = psycopg.Connection[tuple[Any, ...]]
-
-DEFAULT_TARGET = "default"  # a single tended database; a fleet names each of its targets
-
-
-def current_target() -> str:
-    """The target the run works on (the fleet's sweep sets it per thread), else ``default``."""
-    target = target_context.current()
-    return target.name if target is not None else DEFAULT_TARGET
-
-
-Event = Literal["page", "resolve", "test"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,100 +50,13 @@ class Observation:
     next_command: str = ""  # what to run next
 
 
-@dataclass(frozen=True, kw_only=True)
-class Notice:
-    """What a channel receives."""
-
-    event: Event
-    target: str
-    check_name: str
-    subject: str
-    source: str
-    since: datetime
-    at: datetime
-    observed: Any = None
-    limit: str | None = None
-    summary: str = ""
-    next_command: str = ""
-    failures: int = 0
-    flow_run_id: str | None = None
-    runbook: str = "docs/runbook.md"
-
-    @property
-    def what(self) -> str:
-        return f"{self.check_name}[{self.subject}]" if self.subject else self.check_name
-
-    @property
-    def dedup_key(self) -> str:
-        """One incident per (target, check, subject): a resolve closes the page it follows."""
-        key = f"pgtender/{self.target}/{self.what}"
-        if len(key) <= 255:  # PagerDuty's limit
-            return key
-        return "pgtender/" + hashlib.sha256(key.encode()).hexdigest()
-
-    @property
-    def title(self) -> str:
-        head = {"page": "FAILING", "resolve": "RESOLVED", "test": "TEST"}[self.event]
-        return f"[pgtender] {head} {self.what} on {self.target}"
-
-    def text(self) -> str:
-        """The body as plain text: what, observed vs limit, since when, the command to run next."""
-        lines = [self.title, ""]
-        if self.summary:
-            lines.append(self.summary)
-        if self.event != "test":
-            lines.append(f"observed: {_short(self.observed)}   limit: {self.limit or '-'}")
-            since = self.since.isoformat(timespec="seconds")
-            if self.event == "page":
-                lines.append(f"failing since {since}")
-            else:
-                lines.append(f"cleared at {self.at.isoformat(timespec='seconds')} (failing since {since})")
-        if self.next_command and self.event == "page":
-            lines.append(f"next: {self.next_command}")
-        lines.append(f"runbook: {self.runbook}")
-        if self.flow_run_id:
-            lines.append(f"flow run: {self.flow_run_id}")
-        return "\n".join(lines)
-
-    def payload(self) -> dict[str, Any]:
-        """The JSON a webhook receives."""
-        return {
-            "event": self.event,
-            "target": self.target,
-            "check": self.check_name,
-            "subject": self.subject,
-            "source": self.source,
-            "title": self.title,
-            "summary": self.summary,
-            "observed": self.observed,
-            "limit": self.limit,
-            "since": self.since.isoformat(),
-            "at": self.at.isoformat(),
-            "failures": self.failures,
-            "next_command": self.next_command,
-            "runbook": self.runbook,
-            "flow_run_id": self.flow_run_id,
-        }
-
-
-def _short(value: Any) -> str:
-    text = str(value) if value is not None else "-"
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-@dataclass(frozen=True)
-class Delivery:
-    notice: Notice
-    delivered: bool  # at least one channel accepted it (or there is no channel to send to)
-    channels: tuple[str, ...]  # the channels that accepted it
-
-
 def evaluate(
     conn: Conn,
     source: str,
     observations: Sequence[Observation],
     *,
-    target: str | None = None,
+    target: str,
+    policy: Policy,
     complete: bool = True,
     channels: Sequence[Channel] | None = None,
     flow_run_id: str | None = None,
@@ -162,8 +66,6 @@ def evaluate(
     ``complete``: the observations cover every check of ``source`` (a health run): a check failing
     before and absent now has cleared. Otherwise (one quality suite) absent checks keep their state.
     Returns what was sent (or was due and could not be sent)."""
-    target = target or current_target()
-    policy = settings.current_policy()
     chans = list(policy.alerts.channels if channels is None else channels)
     log = get_logger(source=source, target=target)
     key = {"target": target, "source": source}
@@ -215,11 +117,9 @@ def evaluate(
             return []
         if not chans:  # nowhere to send: the state is kept, the notices stay due until a channel exists
             return []
-        from flows.core import channels as channel_io  # noqa: PLC0415 - only when something is due
-
         for r in due:
             notice = _notice(r, source, target, now, flow_run_id, policy)
-            accepted = channel_io.deliver(notice, chans)
+            accepted = channel_io.deliver(notice, chans, from_address=policy.report.from_address)
             if accepted:
                 mark = "mark_paged" if notice.event == "page" else "mark_resolved"
                 conn.execute(
@@ -236,7 +136,7 @@ def _notice(  # noqa: PLR0917 - one row and where it came from
     target: str,
     now: datetime,
     flow_run_id: str | None,
-    policy: settings.Policy,
+    policy: Policy,
 ) -> Notice:
     check_name, subject, state, since, observed, limit, summary, next_command, failures = row
     return Notice(
@@ -265,7 +165,7 @@ def open_alerts(conn: Conn) -> list[dict[str, Any]]:
 
 
 def infrastructure(
-    conn: Conn, job: str, error: str | None, *, target: str | None = None, flow_run_id: str | None = None
+    conn: Conn, job: str, error: str | None, *, target: str, policy: Policy, flow_run_id: str | None = None
 ) -> list[Delivery]:
     """A run of ``job`` ended in an infrastructure error (``error``) or got through (None)."""
     obs = Observation(
@@ -276,7 +176,7 @@ def infrastructure(
         summary=f"{job} failed: {error}" if error else f"{job} ran again",
         next_command=f"pgtender status  # is the database reachable? then: pgtender run {job}",
     )
-    return evaluate(conn, f"job.{job}", [obs], target=target, flow_run_id=flow_run_id)
+    return evaluate(conn, f"job.{job}", [obs], target=target, policy=policy, flow_run_id=flow_run_id)
 
 
 def counts(deliveries: Sequence[Delivery]) -> dict[str, int]:
@@ -296,3 +196,15 @@ def log_deliveries(deliveries: Iterable[Delivery], **context: Any) -> None:
             log.info("alert sent", channels=list(d.channels), **fields)
         else:
             log.warning("alert due, not delivered (no channel accepted it; retried next run)", **fields)
+
+
+__all__ = [
+    "Delivery",
+    "Notice",
+    "Observation",
+    "counts",
+    "evaluate",
+    "infrastructure",
+    "log_deliveries",
+    "open_alerts",
+]

@@ -1,0 +1,113 @@
+"""Each job as a Prefect flow, made from its ``JobSpec``: the form's fields are the spec's
+parameters (plus ``target``), the description its first paragraph, the body the engine.
+
+The flow's final state is the one mapping of ``verdicts``: Completed, Failed or Cancelled with a
+message that starts with how the run ended ("Problems found: ...") — Prefect's own state names, so
+the UI lists every run. A Failed state carries no data (nothing pickled into result storage).
+
+Prefect's engine raises a Failed flow's exception again after the run ended and logs it with its
+traceback ("Engine execution exited with unexpected exception"): for pgtender's own verdicts that
+is a second, noisier copy of the one line the run already logged, so those records are dropped
+(``quiet_known_failures``); any other exception keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from typing import Annotated, Any
+
+from flows.core.engine import JobSpec, verdicts
+from flows.core.engine import start as start_run
+from flows.core.engine.forms import TargetName
+from flows.core.errors import PgtenderError
+from flows.core.logs import ensure_configured
+from flows.edge.context import run_context
+from flows.edge.orchestrator import PrefectOrchestrator
+from flows.registry import REGISTRY
+
+_flows: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def signature(spec: JobSpec[Any]) -> inspect.Signature:
+    """The flow's parameters: the spec's, then ``target``."""
+    params = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if field.is_required() else field.default,
+            # the type with its constraints (pattern, bounds): the form checks what the model would
+            annotation=Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation,
+        )
+        for name, field in spec.params.model_fields.items()
+    ]
+    params.append(
+        inspect.Parameter(
+            "target", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TargetName | None
+        )
+    )
+    return inspect.Signature(params)
+
+
+def docstring(spec: JobSpec[Any]) -> str:
+    """The description, then ``Args:`` from the fields' descriptions (the form's help texts)."""
+    lines = [spec.description, "", "Args:"]
+    for name, field in spec.params.model_fields.items():
+        lines.append(f"    {name}: {' '.join((field.description or name).split())}")
+    lines.append("    target: The database (a [targets] name of the policy file). Empty: every target.")
+    return "\n".join(lines)
+
+
+def flow_for(spec: JobSpec[Any]) -> Any:
+    """The Prefect flow of a job (made once per process)."""
+    with _lock:
+        made = _flows.get(spec.name)
+        if made is not None:
+            return made
+    from prefect import flow  # noqa: PLC0415
+
+    def body(**parameters: Any) -> Any:
+        return run_flow(spec.name, parameters)
+
+    body.__name__ = body.__qualname__ = f"{spec.name}_flow"
+    body.__doc__ = docstring(spec)
+    body.__signature__ = signature(spec)  # type: ignore[attr-defined]
+    made = flow(name=spec.name, log_prints=False, validate_parameters=False, persist_result=False)(body)
+    with _lock:
+        return _flows.setdefault(spec.name, made)
+
+
+def run_flow(job: str, parameters: dict[str, Any]) -> Any:
+    """A flow run's body: the engine with Prefect as its orchestrator; the verdict as its state."""
+    ensure_configured()
+    quiet_known_failures()
+    spec = REGISTRY.get(job)
+    values = {k: v for k, v in parameters.items() if v is not None}
+    report = start_run(spec, values, run_context(PrefectOrchestrator()))
+    return verdicts.to_state(report.verdict, data=report.data())
+
+
+class _KnownFailure(logging.Filter):
+    """Drop Prefect's traceback of a run that ended with one of pgtender's verdicts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        if isinstance(exc, PgtenderError):
+            return False
+        message = " ".join(str(exc).split())
+        return not any(message.startswith(f"{p}:") or message == p for p in verdicts.PREFIXES.values())
+
+
+_filter = _KnownFailure()
+
+
+def quiet_known_failures() -> None:
+    """Install the filter on the loggers Prefect's engine reports a failed run with (idempotent)."""
+    for name in ("prefect.flow_runs", "prefect.engine", "prefect.flow_engine"):
+        logger = logging.getLogger(name)
+        if _filter not in logger.filters:
+            logger.addFilter(_filter)
