@@ -217,3 +217,9 @@ def verdict_of(state: Any) -> Any:
     from flows.core.engine import verdicts
 
     return verdicts.from_state(state)
+
+
+def human_lines(text: str) -> list[str]:
+    """The lines a person reads: everything but the JSON log records (pgtender logs JSON off a
+    terminal; on one it logs only warnings, and the outcome line is all a command prints)."""
+    return [line for line in text.strip().splitlines() if line and not line.startswith("{")]

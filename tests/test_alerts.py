@@ -19,11 +19,20 @@ from typing import Any
 import pytest
 import structlog
 
+from flows.alerts import alerting
+from flows.alerts import hooks as alert_hooks
 from flows.core import db
-from flows.alerts import hooks as alert_hooks, alerting
 from flows.core.policy.alerts import AlertsPolicy, Channel
 from flows.edge.cli import main
 from tests.conftest import Database
+
+
+def _policy() -> Any:
+    from flows.core.policy import settings
+
+    return settings.current_policy()
+
+
 from tests.fleet_fixtures import BASE, NAMES, Fleet
 from tests.test_report import free_port
 
@@ -131,9 +140,9 @@ def _fix_lag(database: Database) -> None:
 
 
 def _health() -> Any:
-    from flows.health import health_flow
+    from tests.conftest import flow_run
 
-    return health_flow(return_state=True)
+    return flow_run("health")
 
 
 @pytest.mark.calendar
@@ -148,7 +157,7 @@ def test_a_breach_pages_once_and_resolves_once(
 
         _plant_lag(migrated_db)
         first = _health()
-        assert first.is_failed() and first.name == "Problems found"
+        assert first.is_failed() and (first.message or "").startswith("Problems found: ")
         # exactly one page, within the health run that found the breach, on both channels
         assert len(receiver.posts) == 1 and len(inbox.messages) == 1
         page = receiver.posts[0]
@@ -158,7 +167,7 @@ def test_a_breach_pages_once_and_resolves_once(
         assert "FAILING health.event_lag[learning_events] on default" in str(inbox.messages[0]["Subject"])
 
         for _ in range(5):  # it keeps failing: nothing more
-            assert _health().name == "Problems found"
+            assert (_health().message or "").startswith("Problems found: ")
         assert len(receiver.posts) == 1 and len(inbox.messages) == 1
 
         _fix_lag(migrated_db)
@@ -196,38 +205,53 @@ def test_an_undelivered_page_is_retried_and_sent_once(
     failing = alerting.Observation(check_name="health.xid_age", subject="db", failing=True, observed=9)
     receiver.fail_next = 1
     with structlog.testing.capture_logs() as logs, db.connect(migrated_db.dsn, autocommit=True) as conn:
-        first = alerting.evaluate(conn, "health", [failing])
+        first = alerting.evaluate(conn, "health", [failing], target="default", policy=_policy())
         assert [d.delivered for d in first] == [False] and receiver.posts == []
-        second = alerting.evaluate(conn, "health", [failing])  # the receiver is back
+        second = alerting.evaluate(
+            conn, "health", [failing], target="default", policy=_policy()
+        )  # the receiver is back
         assert [d.delivered for d in second] == [True] and len(receiver.events("page")) == 1
-        assert alerting.evaluate(conn, "health", [failing]) == []
+        assert alerting.evaluate(conn, "health", [failing], target="default", policy=_policy()) == []
         # a check that clears before anyone was paged sends nothing; one that was paged resolves
-        assert len(alerting.evaluate(conn, "health", [])) == 1
+        assert len(alerting.evaluate(conn, "health", [], target="default", policy=_policy())) == 1
         assert len(receiver.events("resolve")) == 1
     failures = [e for e in logs if e["event"] == "alert channel failed"]
     assert {e["channel"] for e in failures} == {"oncall", "mail"}
     assert SECRET not in json.dumps(logs, default=str)
 
 
+def _after(job: str, error: str | None, dsn: str, state_dir: Path) -> None:
+    """What the engine tells the alerts layer after one target's run."""
+    from flows.core.engine import Done, Finished, TargetResult
+    from flows.core.errors import InfrastructureError
+    from flows.core.fleet.targets import Target
+
+    target = Target(name="default", source="test", dsn=dsn, policy=_policy())
+    result = (
+        TargetResult(target="default", error=InfrastructureError(error))
+        if error is not None
+        else TargetResult(target="default", outcome=Done())
+    )
+    alert_hooks.after_run(Finished(job=job, target=target, result=result, state_dir=state_dir))
+
+
 def test_infrastructure_errors_page_once_even_with_the_database_down(
-    migrated_db: Database, alert_policy: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    migrated_db: Database, alert_policy: Path, receiver: Receiver, tmp_path: Path
 ) -> None:
-    alert_hooks.after_run("views", "database error: OperationalError: timeout")
-    alert_hooks.after_run("views", "database error: OperationalError: timeout")
+    good = migrated_db.dsn
+    _after("views", "database error: OperationalError: timeout", good, tmp_path)
+    _after("views", "database error: OperationalError: timeout", good, tmp_path)
     assert [(p["event"], p["check"]) for p in receiver.posts] == [("page", "job.views")]
-    alert_hooks.after_run("views", None)
+    _after("views", None, good, tmp_path)
     assert [p["event"] for p in receiver.posts] == ["page", "resolve"]
 
     # the tended database itself unreachable: paged once (state in a file), resolved when it is back
-    good = migrated_db.dsn
-    monkeypatch.setenv("PGTENDER_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
-    db.close_pools()
-    alert_hooks.after_run("health", "database unreachable")
-    alert_hooks.after_run("health", "database unreachable")
+    down = "postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2"
+    _after("health", "database unreachable", down, tmp_path)
+    _after("health", "database unreachable", down, tmp_path)
     assert [p["event"] for p in receiver.posts] == ["page", "resolve", "page"]
-    monkeypatch.setenv("PGTENDER_DATABASE_URL", good)
     db.close_pools()
-    alert_hooks.after_run("health", None)
+    _after("health", None, good, tmp_path)
     assert [p["event"] for p in receiver.posts] == ["page", "resolve", "page", "resolve"]
     assert receiver.posts[3]["check"] == "job.health"
 
@@ -356,10 +380,17 @@ def test_late_jobs_and_a_short_partition_horizon_page_with_their_next_command(
         },
     ]
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
-        sent = alerting.evaluate(conn, "health", health_alerts.observations(rows))
+        sent = alerting.evaluate(
+            conn, "health", health_alerts.observations(rows), target="default", policy=_policy()
+        )
         assert len(sent) == 2 and all(d.delivered for d in sent)
         # the same rows again (the next health run): nothing
-        assert alerting.evaluate(conn, "health", health_alerts.observations(rows)) == []
+        assert (
+            alerting.evaluate(
+                conn, "health", health_alerts.observations(rows), target="default", policy=_policy()
+            )
+            == []
+        )
     pages = {p["check"]: p for p in receiver.events("page")}
     assert pages["health.job_watchdog"]["subject"] == "views"
     assert pages["health.job_watchdog"]["next_command"].startswith("pgtender run views")
@@ -394,9 +425,9 @@ def test_a_fleet_sweep_pages_once_per_target_and_names_it(
     def lag_posts(event: str) -> list[dict[str, Any]]:
         return [p for p in receiver.events(event) if p["check"] == "health.event_lag"]
 
-    from flows.health import health_flow
+    from tests.conftest import flow_run
 
-    health_flow(return_state=True)
+    flow_run("health")
     assert [p["target"] for p in lag_posts("page")] == ["alpha"]
     assert receiver.posts and {p["target"] for p in receiver.posts} <= set(NAMES)
     with fleet.dbs["alpha"].connect() as conn:
@@ -404,14 +435,14 @@ def test_a_fleet_sweep_pages_once_per_target_and_names_it(
             "SELECT target, state FROM pgtender_alert_state WHERE check_name = 'health.event_lag'"
         ).fetchall() == [("alpha", "failing")]
 
-    health_flow(return_state=True)  # still failing: nothing more for it
+    flow_run("health")  # still failing: nothing more for it
     assert len(lag_posts("page")) == 1
 
     with fleet.dbs["alpha"].connect() as conn:
         conn.execute(
             "INSERT INTO learning_events (occurred_at, ingested_at, event_type) VALUES (now(), now(), 'x')"
         )
-    health_flow(return_state=True)
+    flow_run("health")
     assert [p["target"] for p in lag_posts("resolve")] == ["alpha"] and len(lag_posts("page")) == 1
 
 
@@ -460,7 +491,7 @@ def test_pagerduty_pages_trigger_and_resolve_one_incident(
     )
     other = alerting.Observation(check_name="health.xid_age", subject="db", failing=True, observed=9)
     with structlog.testing.capture_logs() as logs, db.connect(migrated_db.dsn, autocommit=True) as conn:
-        alerting.evaluate(conn, "health", [lag, other])
+        alerting.evaluate(conn, "health", [lag, other], target="default", policy=_policy())
         assert [p["event_action"] for p in receiver.posts] == ["trigger", "trigger"]
         page = receiver.posts[0]
         assert page["routing_key"] == PD_KEY
@@ -469,9 +500,13 @@ def test_pagerduty_pages_trigger_and_resolve_one_incident(
         assert "FAILING health.event_lag[learning_events] on default" in page["payload"]["summary"]
         assert receiver.posts[1]["dedup_key"] != page["dedup_key"]  # one incident per check
 
-        alerting.evaluate(conn, "health", [lag, other])  # still failing: nothing
+        alerting.evaluate(
+            conn, "health", [lag, other], target="default", policy=_policy()
+        )  # still failing: nothing
         assert len(receiver.posts) == 2
-        alerting.evaluate(conn, "health", [other])  # the lag cleared, the other check still fails
+        alerting.evaluate(
+            conn, "health", [other], target="default", policy=_policy()
+        )  # the lag cleared, the other check still fails
         resolve = receiver.posts[2]
         assert resolve == {"routing_key": PD_KEY, "event_action": "resolve", "dedup_key": page["dedup_key"]}
         assert len(receiver.posts) == 3

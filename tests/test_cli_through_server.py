@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from flows.edge.prefect_server import start_local_server
-from tests.conftest import Database
+from tests.conftest import Database, human_lines
 
 
 @pytest.mark.slow
@@ -61,10 +61,14 @@ def test_a_cli_run_is_a_run_of_the_deployment_on_the_running_server(
             check=False,
         )
         assert run.returncode in (0, 1), run.stdout + run.stderr  # done, or found problems
-        submitted = re.search(r"submitted health/health: flow run \S+ \(([0-9a-f-]{36})\)", run.stdout)
-        assert submitted, run.stdout + run.stderr
+        shown = run.stdout + run.stderr
+        submitted = re.search(
+            r"^health: (done|problems found): .*\[flow run \S+ ([0-9a-f-]{36})\]$", shown, re.M
+        )
+        assert submitted, shown
+        assert human_lines(shown) == [submitted.group(0)], shown  # its outcome, once
         assert "no pgtender server is running" not in run.stdout + run.stderr
-        flow_run_id = submitted.group(1)
+        flow_run_id = submitted.group(2)
 
         flow_run = httpx.get(f"{server.api_url}/flow_runs/{flow_run_id}", timeout=10).json()
         deployment = httpx.get(f"{server.api_url}/deployments/name/health/health", timeout=10).json()

@@ -12,9 +12,9 @@ import pytest
 from psycopg import conninfo
 
 from flows.core import db
-from flows.core.policy import settings
 from flows.core.errors import ConfigError
-from tests.conftest import Database
+from flows.core.policy import settings
+from tests.conftest import Database, human_lines
 from tests.test_cli import run_cli
 
 PASSWORD = "right-Pw-42"
@@ -57,7 +57,7 @@ def test_wrong_password_is_exit_2_in_one_line(
     monkeypatch.setenv("PGTENDER_DATABASE_URL", _with_password(scram_server, "wrong-Pw-99"))
     code, out, err = run_cli(command, capsys)
     assert code == 2
-    assert len(err.strip().splitlines()) == 1, err
+    assert len(human_lines(err)) == 1, err
     assert "password authentication failed" in err
     assert "wrong-Pw-99" not in out + err
 
@@ -96,7 +96,7 @@ def test_bad_connection_options_are_exit_2(
     monkeypatch.setenv("PGTENDER_DATABASE_URL", url)
     code, _, err = run_cli(["status"], capsys)
     assert code == 2, err
-    assert needle in err and len(err.strip().splitlines()) == 1
+    assert needle in err and len(human_lines(err)) == 1
 
 
 def test_empty_pgtender_config_means_no_file(
@@ -144,7 +144,7 @@ def test_policy_values_of_the_wrong_type_are_rejected(
     monkeypatch.setenv("PGTENDER_CONFIG", str(config))
     code, _, err = run_cli(["status"], capsys)
     assert code == 2
-    assert where in err and len(err.strip().splitlines()) == 1
+    assert where in err and len(human_lines(err)) == 1
 
 
 def test_policy_arrays_paths_and_whole_numbers_still_read(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from flows.edge import embedded
 from flows.core.policy import settings
+from flows.edge import embedded
 
 
 def test_embedded_server_starts_on_demand_and_is_reused(tmp_path: Path, monkeypatch) -> None:

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import structlog
 
-from flows.core import clock, lifecycle
-from tests.conftest import Database
+from flows.core import clock
+from flows.core.engine import Kind
+from tests.conftest import Database, flow_run, run_job, verdict_of
 
 
 def _flow_run_state(flow_run_id: str) -> Any:
@@ -27,8 +28,6 @@ def _flow_run_state(flow_run_id: str) -> Any:
 def test_a_health_run_with_findings_has_no_traceback(
     migrated_db: Database, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from flows.health import health_flow
-
     with migrated_db.connect() as conn:
         conn.execute(
             "INSERT INTO learning_events (occurred_at, ingested_at, event_type)"
@@ -36,18 +35,20 @@ def test_a_health_run_with_findings_has_no_traceback(
         )
     caplog.set_level(logging.INFO)
     with structlog.testing.capture_logs() as events:
-        state = health_flow(return_state=True)
+        state = flow_run("health")
     out, err = capfd.readouterr()
-    assert state.is_failed() and state.name == "Problems found"
+    assert state.is_failed() and verdict_of(state).kind is Kind.PROBLEMS
     assert state.message is not None and "\n" not in state.message
+    assert state.message.startswith("Problems found: ")
     assert "health.event_lag[learning_events]" in state.message
     text = caplog.text + out + err + repr(events)
     assert "Traceback" not in text and "Encountered exception" not in text
-    assert any(e["event"] == "health found problems" for e in events)
-    # the UI shows the same: a Failed state named for the finding, with the one-line message
+    assert any(e["event"] == "health problems found" and e["exit_code"] == 1 for e in events)
+    # the UI shows the same: a Failed state (Prefect's own name: the run lists show it) whose
+    # one-line message starts with the finding's kind
     flow_run_id = state.state_details.flow_run_id
     stored = _flow_run_state(str(flow_run_id))
-    assert stored.name == "Problems found" and stored.type.value == "FAILED"
+    assert stored.name == "Failed" and stored.type.value == "FAILED"
     assert stored.message == state.message
 
 
@@ -75,12 +76,24 @@ def test_backfill_rerun_keeps_problems_and_exit_code(
     with pytest.raises(SystemExit) as again:
         main(args)
     assert again.value.code == 1
-    out = capsys.readouterr().out
-    assert "problems" in out and "recorded earlier" in out
-    outcome = lifecycle.last_outcome("backfill")
-    assert isinstance(outcome, lifecycle.ProblemsFound)
-    assert outcome.result["already_done"] == 1 and outcome.result["outcomes"] == {"problems": 1}
-    assert f"quality {day.isoformat()}" in outcome.message
+    out, err = capsys.readouterr()
+    assert "problems" in out  # the days x jobs table
+    (line,) = err.strip().splitlines()[-1:]  # the outcome, once
+    assert line.startswith("backfill: problems found: ") and "recorded earlier" in line
+    assert f"quality {day.isoformat()}" in line
+    with demo_db.connect() as conn:
+        runs = conn.execute(
+            "SELECT status FROM pgtender_operations WHERE job = 'backfill' AND NOT params ? 'item'"
+            " ORDER BY started_at"
+        ).fetchall()
+        items = conn.execute(
+            "SELECT count(*) FROM pgtender_operations WHERE job = 'backfill' AND params ? 'item'"
+        ).fetchone()
+    assert runs == [("problems",), ("problems",)] and items == (1,)  # the item ran once
+    report = run_job("backfill", start=day.isoformat(), end=day.isoformat(), jobs=["quality"])
+    (result,) = report.results
+    assert report.verdict.kind is Kind.PROBLEMS and report.verdict.exit_code == 1
+    assert result.result["already_done"] == 1 and result.result["outcomes"] == {"problems": 1}
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -95,11 +108,9 @@ def test_backfill_rerun_keeps_problems_and_exit_code(
 def test_form_messages_name_the_form_fields(
     migrated_db: Database, start: str | None, end: str, words: tuple[str, ...]
 ) -> None:
-    from flows.backfill import backfill_flow
-
     start = start or (clock.today() - timedelta(days=1)).isoformat()
-    state = backfill_flow(start=start, end=end, return_state=True)  # type: ignore[arg-type]
-    assert state.is_failed()
+    state = flow_run("backfill", start=start, end=end)
+    assert state.is_failed() and verdict_of(state).kind is Kind.BAD_INPUT
     message = state.message or ""
     assert all(w in message for w in words), message
     assert "--" not in message and "\n" not in message and "Traceback" not in message

@@ -22,14 +22,15 @@ from prefect import flow
 from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 from psycopg import conninfo, sql
 
-from flows.core import clock, db, lifecycle, locks, sweep
-from flows.core.policy import settings
-from flows.core.fleet import targets
+from flows.core import clock, db, locks
+from flows.core.engine import Kind, Params, Plan
 from flows.core.errors import ConfigError
-from flows.core.jobs import JOBS, get_flow
 from flows.edge.cli import main
-from flows.health import health_flow, health_run
-from flows.views import views_flow
+from flows.edge.fleet_cli import select
+from flows.health import health_run
+from flows.registry import REGISTRY
+from tests.conftest import flow_run, human_lines, verdict_of
+from tests.engine_fixtures import minimal_values
 from tests.fleet_fixtures import BASE, NAMES, Fleet
 
 REPLICA = os.environ.get("PGTENDER_REPLICA_TEST_DATABASE_URL")
@@ -47,7 +48,7 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 
 def test_per_target_overrides_and_their_validation(fleet: Fleet) -> None:
-    chosen = {t.name: t for t in targets.select(None)}
+    chosen = {t.name: t for t in select(None)}
     assert sorted(chosen) == list(NAMES)
     assert chosen["alpha"].policy.health.event_lag_max_seconds == 300
     assert chosen["bravo"].policy.health.event_lag_max_seconds == 9999
@@ -56,21 +57,19 @@ def test_per_target_overrides_and_their_validation(fleet: Fleet) -> None:
     # overrides merge key by key: bravo keeps the file's other health thresholds and default tables
     assert chosen["bravo"].policy.health.quality_score_min_pct == 90.0
     assert "learning_events" in chosen["bravo"].policy.partitions.tables
-    # inside a target, the plain code sees the target's policy and database
-    with targets.using(chosen["bravo"]):
-        assert settings.current_policy().health.event_lag_max_seconds == 9999
-        assert settings.dsn() == fleet.dbs["bravo"].dsn
+    # a target carries its own policy and database
+    assert chosen["bravo"].dsn == fleet.dbs["bravo"].dsn
     assert fleet.dbs["bravo"].name not in repr(chosen["bravo"])  # the URL is never in its repr
 
     fleet.write(BASE + "[targets.charlie.health]\nno_such_threshold = 1\n")
     with pytest.raises(ConfigError, match=r"targets\.charlie\.health\.no_such_threshold"):
-        targets.select(None)
+        select(None)
     fleet.write(BASE + "[targets.delta]\nurl = 'postgresql://x@y/z'\n")
     with pytest.raises(ConfigError, match=r"targets\.delta\.url"):
-        targets.select(None)
+        select(None)
     fleet.write(BASE + "[targets.delta]\nurl_env = 'A'\nurl_secret = 'b'\n")
     with pytest.raises(ConfigError, match="exactly one of url_env"):
-        targets.select(None)
+        select(None)
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -103,7 +102,7 @@ def test_bad_input_is_exit_2_one_line_nothing_changed(
         fleet.write(BASE + "[targets.delta]\nurl_secret = 'no-such-block'\n")
     code, out, err = run_cli(args, capsys)
     assert code == 2, (out, err)
-    lines = err.strip().splitlines()
+    lines = human_lines(err)
     assert len(lines) == 1 and expect in lines[0], err
     assert fleet.all_ledgers_empty()
     assert "postgresql://" not in err  # a URL is never shown (only host:port/database)
@@ -114,9 +113,9 @@ def test_bad_input_is_exit_2_one_line_nothing_changed(
 
 @pytest.mark.usefixtures("prefect_api")
 def test_one_sweep_runs_every_target_in_its_own_database(fleet: Fleet) -> None:
-    state = health_flow(return_state=True)
-    data = state.result(raise_on_failure=False)
-    assert state.name in ("Completed", "Problems found"), state.message
+    state = flow_run("health")
+    data = state.result(raise_on_failure=False) if state.is_completed() else None
+    assert verdict_of(state).kind in (Kind.DONE, Kind.PROBLEMS), state.message
     flow_runs = set()
     for name, d in fleet.dbs.items():
         rows = fleet.ledger(name, "health")
@@ -133,7 +132,7 @@ def test_one_sweep_runs_every_target_in_its_own_database(fleet: Fleet) -> None:
             ("%event_lag%",),
         ).fetchone()
     assert row is not None and float(row[0]) == 9999
-    if not isinstance(data, BaseException):
+    if data is not None:
         assert sorted(data["targets"]) == list(NAMES)
 
 
@@ -152,24 +151,30 @@ def test_target_down_mid_sweep_stops_no_other_and_is_named(fleet: Fleet) -> None
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (charlie,)
             )
 
-    def plan() -> sweep.Planned:
-        target = targets.current()
-        assert target is not None
-        if target.name == "alpha":
+    def plan(planning: Any, _params: Params) -> Plan:
+        if planning.target.name == "alpha":
             stop_charlie()
-        return sweep.Planned(work=health_run)
+        return Plan(work=health_run)
 
     @flow(name="health")
     def sweep_flow() -> Any:
-        return lifecycle.run_flow("health", plan=plan)
+        from dataclasses import replace
+
+        from flows.core.engine import run, verdicts
+        from flows.edge.context import run_context
+        from flows.edge.orchestrator import PrefectOrchestrator
+
+        ctx = run_context(PrefectOrchestrator())
+        spec = replace(REGISTRY.get("health"), plan=plan)
+        return verdicts.to_state(run(spec, Params(), select(None), ctx).verdict)
 
     try:
         state = sweep_flow(return_state=True)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(charlie)))
-    assert state.is_failed() and state.name == "Infrastructure error", (state.name, state.message)
-    assert "charlie: error" in (state.message or "")
+    assert state.is_failed() and verdict_of(state).kind is Kind.INFRASTRUCTURE, (state.name, state.message)
+    assert "charlie: infrastructure error" in (state.message or "")
     assert "alpha: " in (state.message or "") and "bravo: " in (state.message or "")
     for name in ("alpha", "bravo"):
         assert [r[0] for r in fleet.ledger(name, "health")] in (["completed"], ["problems"]), name
@@ -185,7 +190,7 @@ def test_locks_are_per_job_and_target(fleet: Fleet) -> None:
         locks.job_lock(holder, locks.lock_name("views")) as got,
     ):
         assert got
-        state = views_flow(return_state=True)
+        state = flow_run("views")
     assert state.is_completed(), state.message
     assert "alpha: skipped" in (state.message or "")
     assert [r[0] for r in fleet.ledger("alpha", "views")] == ["skipped"]
@@ -204,7 +209,8 @@ def test_cli_target_option_and_worst_exit_code(fleet: Fleet, capsys: pytest.Capt
     code, out, err = run_cli(["run", "capacity"], capsys)
     assert code == 3, (out, err)
     last = err.strip().splitlines()[-1]
-    assert last.startswith("pgtender: capacity over 3 target(s)") and "charlie: error" in last, err
+    assert last.startswith("capacity: infrastructure error: capacity over 3 target(s)"), err
+    assert "charlie: infrastructure error" in last, err
     for name in ("alpha", "bravo"):
         assert [r[0] for r in fleet.ledger(name, "capacity")] == ["completed"], name
 
@@ -215,21 +221,13 @@ def test_every_job_sweeps_every_target(fleet: Fleet) -> None:
     run; each target's ledger row is in its own database and the fleet artifact names them all."""
     from prefect.client.orchestration import get_client
 
-    yesterday = (clock.today() - timedelta(days=1)).isoformat()
-    cases: dict[str, dict[str, Any]] = {
-        "capacity": {},
-        "health": {},
-        "partitions": {"dry_run": True},
-        "retention": {"dry_run": True},
-        "views": {"dry_run": True},
-        "quality": {"day": yesterday},
-        "report": {"dry_run": True},
-        "backfill": {"start": yesterday, "end": yesterday, "jobs": ["capacity"]},
-    }
-    assert sorted(cases) == sorted(JOBS), "a new job needs a case here"
-    for job, params in cases.items():
-        state = get_flow(job)(**params, return_state=True)
-        assert state.name in ("Completed", "Problems found"), (job, state.name, state.message)
+    yesterday = clock.today() - timedelta(days=1)
+    for job in REGISTRY.names():  # every job, no case to add for a new one
+        params = minimal_values(job, yesterday)
+        if job == "backfill":
+            params["jobs"] = ["capacity"]
+        state = flow_run(job, **params)
+        assert verdict_of(state).kind in (Kind.DONE, Kind.PROBLEMS), (job, state.name, state.message)
         runs = set()
         for name in NAMES:
             rows = fleet.ledger(name, job)
@@ -259,8 +257,6 @@ def test_weekly_report_over_the_fleet(fleet: Fleet, tmp_path: Any) -> None:
 
     from aiosmtpd.controller import Controller
 
-    from flows.report import report_flow
-
     received: list[tuple[list[str], Any]] = []
 
     class Inbox:
@@ -279,7 +275,7 @@ def test_weekly_report_over_the_fleet(fleet: Fleet, tmp_path: Any) -> None:
     fleet.monkeypatch.setenv("PGTENDER_STATE_DIR", str(tmp_path))
     fleet.write(BASE + '[report]\nrecipients = ["fleet@example.com"]\n')
     try:
-        state = report_flow(return_state=True)
+        state = flow_run("report")
     finally:
         controller.stop()
     assert state.is_completed(), state.message
@@ -353,7 +349,7 @@ def test_url_from_a_prefect_secret_block(fleet: Fleet, capsys: pytest.CaptureFix
     Secret(value=fleet.dbs["charlie"].dsn).save(block)
     fleet.write(BASE.replace('url_env = "FLEET_CHARLIE_URL"', f'url_secret = "{block}"'))
     fleet.monkeypatch.delenv("FLEET_CHARLIE_URL")
-    chosen = targets.select("charlie")
+    chosen = select("charlie")
     assert chosen[0].source == f"secret:{block}" and chosen[0].dsn == fleet.dbs["charlie"].dsn
     code, _out, err = run_cli(["run", "views", "--target", "charlie"], capsys)
     assert code == 0, err
@@ -380,7 +376,7 @@ def test_replica_target_refused_by_name_skipped_in_a_sweep(
 ) -> None:
     _replica_fleet(fleet)
     code, out, err = run_cli(["run", "partitions", "--target", "standby"], capsys)
-    assert code == 2 and "'standby' is a replica" in err and len(err.strip().splitlines()) == 1, err
+    assert code == 2 and "'standby' is a replica" in err and len(human_lines(err)) == 1, err
     code, out, err = run_cli(["targets"], capsys)
     row = next(line for line in out.splitlines() if line.startswith("standby"))
     assert "replica" in row

@@ -12,8 +12,8 @@ import pytest
 
 from flows import health
 from flows.core import clock, db, migrations, schedules
-from flows.core.policy import settings
 from flows.core.errors import ProblemsFound
+from flows.core.policy import settings
 from flows.health import checks
 from tests.conftest import Database, fresh_database
 

@@ -63,16 +63,17 @@ def test_ledger_requires_autocommit(migrated_db: Database) -> None:
 def test_ledger_entry_binds_job_and_operation_to_every_log_line(migrated_db: Database) -> None:
     import structlog
 
-    from flows.core import lifecycle
+    from flows.core.engine import Done
+    from tests.engine_fixtures import custom_run
 
     seen: dict[str, Any] = {}
 
-    def work(run: lifecycle.Run) -> lifecycle.Done:
+    def work(run: Any) -> Done:
         seen.update(structlog.contextvars.get_contextvars(), run=run)
-        run.counts["refreshed"] = 2
-        return lifecycle.Done()
+        run.record(refreshed=2)
+        return Done()
 
-    lifecycle.execute("views", work, params={"n": 1})
+    custom_run(work)
     op = seen["run"]
     assert seen["job"] == "views" and seen["operation_id"] == str(op.operation_id)
     assert "operation_id" not in structlog.contextvars.get_contextvars()

@@ -16,8 +16,10 @@ from uuid import UUID
 import pytest
 
 from flows import report
-from flows.core import db, ledger, lifecycle, migrations, runtime
+from flows.core import db, ledger, migrations
+from flows.core.engine import Done
 from tests.conftest import Database
+from tests.engine_fixtures import custom_run
 
 STARTER = """
 import sys
@@ -129,8 +131,8 @@ def test_ledger_entry_holds_its_session_for_the_whole_run(migrated_db: Database)
     """The row's session is the run's proof of life: it must not go back to the pool (where it
     could be closed as idle, or serve someone else) before the row is finished."""
 
-    def work(op: lifecycle.Run) -> lifecycle.Done:
-        with runtime.connection() as other:
+    def work(op: Any) -> Done:
+        with op.connection() as other:
             ledger_pid = migrated_db.scalar(
                 "SELECT pid FROM pgtender_operations WHERE operation_id = %s", (op.operation_id,)
             )
@@ -141,10 +143,10 @@ def test_ledger_entry_holds_its_session_for_the_whole_run(migrated_db: Database)
                 (op.operation_id,),
             )
         ran.append(op)
-        return lifecycle.Done()
+        return Done()
 
-    ran: list[lifecycle.Run] = []
-    lifecycle.execute("views", work)
+    ran: list[Any] = []
+    custom_run(work)
     (op,) = ran
     assert migrated_db.scalar(
         "SELECT status FROM pgtender_operations WHERE operation_id = %s", (op.operation_id,)
@@ -168,8 +170,10 @@ def test_a_run_whose_flow_run_ended_is_abandoned(
         client.set_flow_run_state(run.id, Crashed(message="worker lost"), force=True)
     ended = killed_run("views", flow_run_id=str(run.id), kill=False)
     unknown = killed_run("views", flow_run_id="00000000-0000-4000-8000-000000000001", kill=False)
-    ran: list[lifecycle.Run] = []
-    lifecycle.execute("views", lambda run: ran.append(run) or lifecycle.Done())
+    from flows.edge.orchestrator import PrefectOrchestrator
+
+    ran: list[Any] = []
+    custom_run(lambda run: ran.append(run) or Done(), orchestrator=PrefectOrchestrator())
     assert [a.operation_id for a in ran[0].abandoned] == [ended]
     with migrated_db.connect() as conn:
         status, _, _, error, _, _ = _row(conn, ended)

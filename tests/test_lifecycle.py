@@ -1,5 +1,5 @@
-"""The one run lifecycle: every flow goes through it; one retry layer per kind of failure; a run
-that loses its lock never reports success."""
+"""The one engine: every registered job goes through it; one retry layer per kind of failure; a run
+that loses its lock never reports success; bad input touches nothing."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ import psycopg.errors
 import pytest
 from structlog.testing import capture_logs
 
-from flows import backfill
-from flows.core import clock, db, ddl, lifecycle, locks, runtime
+from flows.core import clock, db, ddl, locks
+from flows.core.engine import Done, Kind, LockScope, Planning, step
 from flows.core.errors import ConfigError
-from flows.core.jobs import JOBS, get_flow
+from flows.core.fleet.targets import Target
 from flows.core.logs import get_logger
+from flows.core.policy import settings
 from flows.core.policy.partitions import DdlRetry
-from tests.conftest import Database
+from flows.registry import REGISTRY
+from tests.conftest import Database, flow_run, verdict_of
+from tests.engine_fixtures import custom_run, minimal_values
 
 
 def _ledger(database: Database, job: str) -> list[tuple[str, str | None]]:
@@ -29,58 +32,67 @@ def _ledger(database: Database, job: str) -> list[tuple[str, str | None]]:
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_every_registered_flow_goes_through_the_lifecycle(migrated_db: Database) -> None:
-    """With each job's lock held by another session, every flow does nothing, ends "Skipped" and
-    records a skipped run: the lock, the ledger and the final state are the lifecycle's."""
-    yesterday = (clock.today() - timedelta(days=1)).isoformat()
-    request = backfill.validate(yesterday, yesterday, None)
-    cases: dict[str, tuple[dict[str, Any], str]] = {
-        "capacity": ({}, locks.lock_name("capacity")),
-        "health": ({}, locks.lock_name("health")),
-        "partitions": ({"dry_run": True}, locks.lock_name("partitions")),
-        "retention": ({"dry_run": True}, locks.lock_name("retention")),
-        "views": ({"dry_run": True}, locks.lock_name("views")),
-        "quality": ({"day": yesterday}, locks.lock_name("quality", yesterday)),
-        "report": ({"dry_run": True}, locks.lock_name("report")),
-        "backfill": ({"start": yesterday, "end": yesterday}, locks.lock_name("backfill", request.key)),
-    }
-    assert sorted(cases) == sorted(JOBS), "a new job needs a case here"
+def test_every_registered_job_goes_through_the_engine(migrated_db: Database) -> None:
+    """With each job's lock held by another session, every job's flow does nothing, ends Completed
+    "Skipped: ..." and records a skipped run: the lock, the ledger and the final state are the
+    engine's. Every job of the registry, with no case to add for a new one."""
+    policy = settings.current_policy()
     with db.connect(migrated_db.dsn, autocommit=True) as holder:
-        for job, (params, lock) in cases.items():
+        yesterday = clock.db_now(holder).date() - timedelta(days=1)
+        for spec in REGISTRY.specs():
+            values = minimal_values(spec.name, yesterday)
+            # the lock the run will take: its plan, read on a session of the database
+            target = Target(name="default", source="test", dsn=migrated_db.dsn, policy=policy)
+            planning = Planning(
+                conn=holder,
+                target=target,
+                policy=policy,
+                file_policy=policy,
+                now=clock.db_now(holder),
+                registry=REGISTRY,
+            )
+            plan = spec.plan(planning, spec.parse(values))
+            lock = locks.lock_name(spec.name, plan.day if spec.lock is LockScope.DAY else None)
             with locks.job_lock(holder, lock) as got:
                 assert got
-                state = get_flow(job)(**params, return_state=True)
-            assert state.is_completed() and state.name == "Skipped", (job, state.name, state.message)
-            assert "holds the advisory lock" in (state.message or ""), job
-            assert _ledger(migrated_db, job) == [("skipped", state.message)], job
+                state = flow_run(spec.name, **values)
+            assert state.is_completed() and state.name == "Completed", (spec.name, state.name, state.message)
+            verdict = verdict_of(state)
+            assert verdict.kind is Kind.SKIPPED and "holds the advisory lock" in verdict.line, spec.name
+            assert _ledger(migrated_db, spec.name) == [("skipped", verdict.line)], spec.name
 
 
 # ---------------------------------------------------------------- one retry layer per kind
 
 
 def _attempts_of(work: Any, *, retries: int = 2) -> tuple[Any, int]:
-    """Run ``work(conn)`` as a pgtender task inside a flow; (final state, attempts made)."""
+    """``work(conn, attempt)`` as a step of a job run by Prefect: (final state, attempts made)."""
     from prefect import flow
+
+    from flows.core.engine import verdicts
+    from flows.edge.orchestrator import PrefectOrchestrator
 
     attempts: list[int] = []
 
-    @runtime.db_task("views-probe", "views", retries=retries)
-    def step() -> str:
+    def body(run: Any) -> str:
         attempts.append(1)
-        with runtime.connection() as conn:
+        with run.connection() as conn:
             work(conn, len(attempts))
         return "ok"
 
+    probe_step = step("views-probe", retries=retries)(body)
+
     @flow(name="pgtender-retry-probe")
-    def probe() -> str:
-        return step()
+    def probe() -> Any:
+        report = custom_run(lambda run: Done(message=probe_step(run)), orchestrator=PrefectOrchestrator())
+        return verdicts.to_state(report.verdict)
 
     state = probe(return_state=True)
     return state, len(attempts)
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_a_lost_connection_is_retried_by_the_task_once_more(migrated_db: Database) -> None:
+def test_a_lost_connection_is_retried_by_the_step_once_more(migrated_db: Database) -> None:
     def work(conn: psycopg.Connection[Any], attempt: int) -> None:
         if attempt == 1:  # the server ends this session (pg_terminate_backend, a restart ...)
             conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
@@ -92,25 +104,32 @@ def test_a_lost_connection_is_retried_by_the_task_once_more(migrated_db: Databas
 
 @pytest.mark.usefixtures("prefect_api")
 @pytest.mark.parametrize(
-    ("kind", "raise_it"),
+    ("kind", "raise_it", "ending"),
     [
-        ("statement_timeout", lambda c: c.execute("SET statement_timeout = 50; SELECT pg_sleep(2)")),
-        ("bad input", lambda c: (_ for _ in ()).throw(ConfigError("unknown table"))),
-        ("row-count mismatch", lambda c: ddl.expect_equal("moved rows", 3, 2)),
-        ("a bug", lambda c: c.execute("SELECT * FROM no_such_table")),
+        (
+            "statement_timeout",
+            lambda c: c.execute("SET statement_timeout = 50; SELECT pg_sleep(2)"),
+            Kind.INFRASTRUCTURE,
+        ),
+        ("bad input", lambda c: (_ for _ in ()).throw(ConfigError("unknown table")), Kind.BAD_INPUT),
+        ("row-count mismatch", lambda c: ddl.expect_equal("moved rows", 3, 2), Kind.PROBLEMS),
+        ("a bug", lambda c: c.execute("SELECT * FROM no_such_table"), Kind.INFRASTRUCTURE),
     ],
 )
-def test_permanent_failures_are_tried_once(migrated_db: Database, kind: str, raise_it: Any) -> None:
+def test_permanent_failures_are_tried_once(
+    migrated_db: Database, kind: str, raise_it: Any, ending: Kind
+) -> None:
     started = time.monotonic()
     state, attempts = _attempts_of(lambda conn, _n: raise_it(conn))
     assert state.is_failed() and attempts == 1, kind
+    assert verdict_of(state).kind is ending, (kind, state.message)
     assert time.monotonic() - started < 30  # no backoff pauses: it fails at once (not a timing claim)
 
 
 @pytest.mark.usefixtures("prefect_api")
 def test_lock_conflicts_are_retried_inside_the_transaction_only(migrated_db: Database) -> None:
-    """run_locked tries the DDL ``attempts`` times; when they are exhausted that is final: the task
-    is not retried on top (before: 5 DDL tries x 2 task tries x 3 flow tries)."""
+    """run_locked tries the DDL ``attempts`` times; when they are exhausted that is final: the step
+    is not retried on top."""
     retry = DdlRetry(lock_timeout_ms=50, attempts=3, backoff_base_ms=1, backoff_max_ms=5)
     ddl_tries: list[int] = []
 
@@ -125,14 +144,14 @@ def test_lock_conflicts_are_retried_inside_the_transaction_only(migrated_db: Dat
     with db.connect(migrated_db.dsn, autocommit=True) as holder, holder.transaction():
         holder.execute("LOCK TABLE ml_models IN ACCESS EXCLUSIVE MODE")
         state, attempts = _attempts_of(work)
-    assert state.is_failed() and isinstance(state.result(raise_on_failure=False), ddl.LockRetriesExhausted)
+    assert state.is_failed() and "lock" in (state.message or "").lower()
     assert attempts == 1 and len(ddl_tries) == 3
 
 
 def test_no_flow_retries() -> None:
     from flows.edge.serving import served_flow
 
-    for job in JOBS:
+    for job in REGISTRY.names():
         assert served_flow(job).retries == 0, job
 
 
@@ -142,32 +161,31 @@ def test_no_flow_retries() -> None:
 def test_a_run_that_lost_its_lock_stops_and_never_reports_success(migrated_db: Database) -> None:
     steps: list[str] = []
 
-    def work(run: lifecycle.Run) -> lifecycle.Done:
+    def work(run: Any) -> Done:
         steps.append("first")
         with migrated_db.connect() as admin:  # the lock session dies (pg_terminate_backend, outage)
-            admin.execute("SELECT pg_terminate_backend(%s)", (run.lock_pid,))
+            admin.execute("SELECT pg_terminate_backend(%s)", (run.session_pid,))
         # meanwhile another run may take the lock and work: it can
         with db.connect(migrated_db.dsn, autocommit=True) as other, locks.job_lock(other, "views") as got:
             assert got
-        lifecycle.checkpoint()  # what every pgtender task does before it starts
+        run.check_lock()  # what every step does before it starts
         steps.append("second")
-        return lifecycle.Done()
+        return Done()
 
-    with pytest.raises(lifecycle.LockLost, match="lost its advisory lock"):
-        lifecycle.execute("views", work)
+    report = custom_run(work)
+    assert report.verdict.kind is Kind.INFRASTRUCTURE and "lost its advisory lock" in report.verdict.line
     assert steps == ["first"]
     ((status, error),) = _ledger(migrated_db, "views")
-    assert status == "failed" and "LockLost" in (error or "")
+    assert status == "failed" and "lost its advisory lock" in (error or "")
 
 
 def test_a_run_that_lost_its_lock_after_its_last_step_is_not_completed(migrated_db: Database) -> None:
-    def work(run: lifecycle.Run) -> lifecycle.Done:
+    def work(run: Any) -> Done:
         with migrated_db.connect() as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (run.lock_pid,))
-        return lifecycle.Done()
+            admin.execute("SELECT pg_terminate_backend(%s)", (run.session_pid,))
+        return Done()
 
-    with pytest.raises(lifecycle.LockLost):
-        lifecycle.execute("views", work)
+    assert custom_run(work).verdict.kind is Kind.INFRASTRUCTURE
     assert [s for s, _ in _ledger(migrated_db, "views")] == ["failed"]
 
 
@@ -175,24 +193,44 @@ def test_a_run_that_lost_its_lock_after_its_last_step_is_not_completed(migrated_
 def test_a_flow_that_lost_its_lock_ends_as_an_infrastructure_error(migrated_db: Database) -> None:
     from prefect import flow
 
+    from flows.core.engine import verdicts
+    from flows.edge.orchestrator import PrefectOrchestrator
+
     @flow(name="pgtender-lost-lock")
     def lost() -> Any:
-        def work(run: lifecycle.Run) -> lifecycle.Done:
+        def work(run: Any) -> Done:
             with migrated_db.connect() as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (run.lock_pid,))
-            return lifecycle.Done()
+                admin.execute("SELECT pg_terminate_backend(%s)", (run.session_pid,))
+            return Done()
 
-        return lifecycle.run_flow("views", work)
+        return verdicts.to_state(custom_run(work, orchestrator=PrefectOrchestrator()).verdict)
 
     state = lost(return_state=True)
-    assert state.is_failed() and state.name == "Infrastructure error"
+    assert state.is_failed() and state.name == "Failed"
+    assert (state.message or "").startswith("Infrastructure error: ")
     assert "lost its advisory lock" in (state.message or "") and "Traceback" not in (state.message or "")
 
 
-def test_bad_input_fails_before_anything_is_touched(migrated_db: Database) -> None:
-    def refuse() -> None:
-        raise ConfigError("day 2026-13-45 is not a valid calendar date")
+def test_bad_input_in_the_plan_changes_nothing_and_is_recorded_as_rejected(migrated_db: Database) -> None:
+    ran: list[int] = []
+    report = custom_run(
+        lambda run: ran.append(1) or Done(),
+        plan_error=ConfigError("day 2026-13-45 is not a valid calendar date"),
+    )
+    assert report.verdict.kind is Kind.BAD_INPUT and report.verdict.exit_code == 2 and ran == []
+    assert _ledger(migrated_db, "views") == [("rejected", "day 2026-13-45 is not a valid calendar date")]
 
-    with pytest.raises(ConfigError):
-        lifecycle.execute("quality", lambda run: lifecycle.Done(), validate=refuse)
-    assert _ledger(migrated_db, "quality") == []
+
+def test_bad_parameters_touch_no_database(migrated_db: Database) -> None:
+    from tests.conftest import run_job
+
+    report = run_job("quality", day="2026-13-45")
+    assert report.verdict.kind is Kind.BAD_INPUT and "day" in report.verdict.line
+    assert report.results == [] and _ledger(migrated_db, "quality") == []
+
+
+def test_an_unmigrated_database_is_bad_input(empty_db: Database) -> None:
+    from tests.conftest import run_job
+
+    report = run_job("health")
+    assert report.verdict.kind is Kind.BAD_INPUT and "run pgtender migrate" in report.verdict.line

@@ -12,14 +12,14 @@ from structlog.testing import capture_logs
 
 from flows import partitions
 from flows.core import clock, db
+from flows.core.ddl import Backoff, LockRetriesExhausted, RowCountMismatch
+from flows.core.engine import Kind
+from flows.core.errors import ConfigError
 from flows.core.partitioning import catalog, intervals
 from flows.core.policy import settings
-from flows.core.ddl import Backoff, LockRetriesExhausted, RowCountMismatch
-from flows.core.errors import ConfigError
 from flows.core.policy.partitions import PartitionsPolicy, TablePolicy
-from flows.edge import runner
 from tests.calendar import CalendarClock
-from tests.conftest import Database
+from tests.conftest import Database, flow_run, run_job, verdict_of
 from tests.partitions_fixtures import WEIRD, count, create_weird_table, lock_held, partitions_of, policy
 
 LE = "learning_events"
@@ -94,7 +94,7 @@ def test_unknown_or_unsuitable_tables_are_config_errors_and_change_nothing(migra
         ]:
             pol = policy({LE: {}, name: {}})
             with pytest.raises(ConfigError, match=message):
-                partitions.run_once(conn, pol)
+                partitions.maintain_all(conn, pol)
         assert partitions_of(conn, LE) == before  # learning_events came first and was not touched
         assert count(conn, "capacity_planning_metrics") == 0
 
@@ -129,7 +129,7 @@ def test_creates_through_horizon_like_the_parent_and_second_run_is_noop(migrated
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         conn.execute("GRANT SELECT, INSERT ON learning_events TO pgtender_checker")
         now = clock.db_now(conn)
-        first = partitions.run_once(conn, pol, now=now)
+        first = partitions.maintain_all(conn, pol, now=now)
         assert first is not None
         created = first[0].created
         current = intervals.floor_to(now, "month")
@@ -167,7 +167,7 @@ def test_creates_through_horizon_like_the_parent_and_second_run_is_noop(migrated
         assert horizon >= 5 * 28
         assert _metric(conn, "default_partition_rows", LE) == 0
         snapshot = partitions_of(conn, LE)
-        second = partitions.run_once(conn, pol)
+        second = partitions.maintain_all(conn, pol)
         assert second is not None and second[0].created == [] and second[0].rows_moved == 0
         assert partitions_of(conn, LE) == snapshot
         # rows route into the new partitions
@@ -191,7 +191,7 @@ def test_dry_run_changes_nothing(migrated_db: Database) -> None:
             "INSERT INTO learning_events (occurred_at, event_type) VALUES (now() - interval '5 months', 'x')"
         )
         before = partitions_of(conn, LE)
-        results = partitions.run_once(conn, pol, dry_run=True)
+        results = partitions.maintain_all(conn, pol, dry_run=True)
         assert results is not None
         le = next(r for r in results if r.table == LE)
         assert len(le.created) == 5 and le.rows_moved == 1  # 4 ahead + the rescued month
@@ -225,7 +225,7 @@ def test_default_rescue_moves_exact_counts_and_leaves_out_of_range_rows(migrated
             "SELECT md5(string_agg(id::text || occurred_at::text, ',' ORDER BY id)) FROM learning_events WHERE event_type = 'old'"
         ).fetchone()[0]
         with capture_logs() as logs:
-            (result,) = partitions.run_once(conn, pol)
+            (result,) = partitions.maintain_all(conn, pol)
         month = conn.execute(
             "SELECT date_trunc('month', now() - interval '5 months', 'UTC') AT TIME ZONE 'UTC'"
         ).fetchone()[0]
@@ -386,7 +386,7 @@ def test_month_boundary_crossed_by_writers_and_runs(
         writer = threading.Thread(target=write)
         writer.start()
         try:
-            before = partitions.run_once(conn, pol)
+            before = partitions.maintain_all(conn, pol)
             assert before is not None
             assert intervals.partition_name(LE, boundary) in partitions_of(conn, LE)
             while clock.db_now(conn) < boundary + timedelta(seconds=1):
@@ -412,13 +412,16 @@ def test_month_boundary_crossed_by_writers_and_runs(
                 sql.SQL("SELECT count(*) FROM {} WHERE event_type = 'w'").format(sql.Identifier(name))
             ).fetchone()[0] == (old_month if month < boundary else new_month)
 
-        (after,) = partitions.run_once(conn, pol)  # after midnight: a new current month
+        (after,) = partitions.maintain_all(conn, pol)  # after midnight: a new current month
         assert intervals.partition_name(LE, entering) in after.created
         assert after.rows_moved == 5 and after.default_rows == 7 and after.rows_beyond_horizon == 7
         assert count(conn, intervals.partition_name(LE, entering)) == 5
 
 
-def test_second_run_exits_cleanly_while_first_holds_the_advisory_lock(migrated_db: Database) -> None:
+def test_second_run_is_skipped_while_first_holds_the_advisory_lock(
+    migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_config(tmp_path, monkeypatch, "[partitions.tables.learning_events]\npremake = 6\n")
     with (
         db.connect(migrated_db.dsn, autocommit=True) as holder,
         db.connect(migrated_db.dsn, autocommit=True) as conn,
@@ -426,23 +429,29 @@ def test_second_run_exits_cleanly_while_first_holds_the_advisory_lock(migrated_d
         holder.execute("SELECT pg_advisory_lock(hashtext('pgtender.job'), hashtext('partitions'))")
         before = partitions_of(conn, LE)
         with capture_logs() as logs:
-            assert partitions.run_once(conn, policy({LE: {"premake": 6}})) is None
-        assert any("holds the lock" in e["event"] for e in logs)
+            report = run_job("partitions")
+        assert report.verdict.kind is Kind.SKIPPED and report.verdict.exit_code == 0
+        assert "holds the advisory lock" in report.verdict.line
+        assert any(e["event"] == "skipped" and "holds the advisory lock" in e["reason"] for e in logs)
         assert partitions_of(conn, LE) == before
+        assert conn.execute(
+            "SELECT status, counts FROM pgtender_operations WHERE job = 'partitions'"
+        ).fetchall() == [("skipped", {})]
+        assert count(conn, "capacity_planning_metrics") == 0
 
 
 def test_writers_are_not_blocked_by_a_noop_pass(migrated_db: Database) -> None:
     """A pass with nothing to do takes no lock that conflicts with a writer's ROW EXCLUSIVE."""
     pol = policy({LE: {}, "system_performance_metrics": {}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
-        partitions.run_once(conn, pol)
+        partitions.maintain_all(conn, pol)
         writer = psycopg.connect(migrated_db.dsn)
         try:
             # The writer holds ROW EXCLUSIVE on the parent and its partitions for the whole pass.
             writer.execute("INSERT INTO learning_events (occurred_at, event_type) VALUES (now(), 'w')")
             writer.execute("INSERT INTO learning_events (occurred_at, event_type) VALUES ('2199-01-01', 'w')")
             strict = policy({LE: {}, "system_performance_metrics": {}}, attempts=1, lock_timeout_ms=50)
-            result = partitions.run_once(conn, strict)
+            result = partitions.maintain_all(conn, strict)
             assert result is not None and all(r.created == [] for r in result)
         finally:
             writer.rollback()
@@ -463,13 +472,13 @@ def test_table_names_with_quotes_spaces_and_semicolons(migrated_db: Database) ->
                 "INSERT INTO {} (ts, note) VALUES (now() - interval '2 weeks', 'past'), (now(), 'now')"
             ).format(sql.Identifier(WEIRD))
         )
-        (result,) = partitions.run_once(conn, pol)
+        (result,) = partitions.maintain_all(conn, pol)
         assert len(result.created) == 5 and result.rows_moved == 2  # 4 weeks ahead + the past week
         names = partitions_of(conn, WEIRD)
         assert all(n.startswith(WEIRD + "_p") or n == WEIRD + "_default" for n in names)
         assert count(conn, WEIRD + "_default") == 0 and count(conn, WEIRD) == 2
         assert _metric(conn, "partition_horizon_days", WEIRD) >= 21
-        assert partitions.run_once(conn, pol)[0].created == []
+        assert partitions.maintain_all(conn, pol)[0].created == []
         conn.execute(
             sql.SQL("INSERT INTO {} (ts, note) VALUES (now() + interval '3 weeks', 'ahead')").format(
                 sql.Identifier(WEIRD)
@@ -508,8 +517,8 @@ def test_partitions_flow_records_ledger_and_metrics(
         conn.execute(
             "INSERT INTO learning_events (occurred_at, event_type) VALUES (now() - interval '4 months', 'x')"
         )
-    state = partitions.partitions_flow(return_state=True)
-    assert state.is_completed()
+    state = flow_run("partitions")
+    assert state.is_completed() and verdict_of(state).kind is Kind.DONE
     result = state.result()
     assert result["partitions_created"] == 4 and result["rows_moved"] == 1  # +3, +4 (LE), +3 (SPM), -4 (LE)
     with migrated_db.connect() as conn:
@@ -527,8 +536,8 @@ def test_partitions_flow_records_ledger_and_metrics(
             ("partition_horizon_days", LE, "table"),
             ("partition_horizon_days", "system_performance_metrics", "table"),
         ]
-    again = runner.run_job("partitions", {})
-    assert again["partitions_created"] == 0
+    again = run_job("partitions")
+    assert again.verdict.kind is Kind.DONE and again.results[0].result["partitions_created"] == 0
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -537,18 +546,25 @@ def test_partitions_flow_skips_when_locked_and_rejects_unknown_tables(
 ) -> None:
     with migrated_db.connect() as holder:
         holder.execute("SELECT pg_advisory_lock(hashtext('pgtender.job'), hashtext('partitions'))")
-        result = runner.run_job("partitions", {})
-        assert "advisory lock" in result["skipped"]
+        state = flow_run("partitions")
+        assert state.is_completed()
+        verdict = verdict_of(state)
+        assert verdict.kind is Kind.SKIPPED and "advisory lock" in verdict.line
     with migrated_db.connect() as conn:
         assert (
             conn.execute("SELECT status FROM pgtender_operations WHERE job = 'partitions'").fetchone()[0]
             == "skipped"
         )
+        before = partitions_of(conn, LE)
     _write_config(tmp_path, monkeypatch, "[partitions.tables.nope]\npremake = 3\n")
-    with pytest.raises(ConfigError, match=r"table public\.nope does not exist"):
-        runner.run_job("partitions", {"dry_run": True})
+    state = flow_run("partitions", dry_run=True)
+    assert state.is_failed()
+    verdict = verdict_of(state)
+    assert verdict.kind is Kind.BAD_INPUT and verdict.exit_code == 2
+    assert "table public.nope does not exist" in verdict.line
     with migrated_db.connect() as conn:
-        assert (
-            conn.execute("SELECT count(*) FROM pgtender_operations WHERE job = 'partitions'").fetchone()[0]
-            == 1
-        )
+        # bad input once the database was reached: a rejected row, nothing changed
+        assert conn.execute(
+            "SELECT status FROM pgtender_operations WHERE job = 'partitions' ORDER BY started_at"
+        ).fetchall() == [("skipped",), ("rejected",)]
+        assert partitions_of(conn, LE) == before

@@ -15,10 +15,11 @@ from psycopg import sql
 
 from flows import partitions
 from flows.core import clock, db
-from flows.core.partitioning import catalog, intervals
 from flows.core.ddl import RowCountMismatch
-from flows.edge import runner
-from tests.conftest import Database
+from flows.core.engine import Done, Kind, Run
+from flows.core.partitioning import catalog, intervals
+from tests.conftest import Database, flow_run, run_job, verdict_of
+from tests.engine_fixtures import custom_run
 from tests.partitions_fixtures import count, partitions_of, policy, rows_digest
 
 LE = "learning_events"
@@ -59,13 +60,32 @@ def _month(conn: psycopg.Connection[Any], offset: int) -> str:
 # ------------------------------------------------------------------ 12.2: a second run skips
 
 
-def test_run_once_second_run_skips_while_run_a_holds_default(migrated_db: Database) -> None:
+def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    path = tmp_path / "pgtender.toml"
+    path.write_text(text)
+    monkeypatch.setenv("PGTENDER_CONFIG", str(path))
+
+
+def test_second_run_skips_while_run_a_holds_default(
+    migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(
+        tmp_path,
+        monkeypatch,
+        "[database]\nlock_timeout_ms = 200\n[partitions.tables.learning_events]\npremake = 6\n",
+    )
     with run_a_mid_attach(migrated_db.dsn), db.connect(migrated_db.dsn, autocommit=True) as conn:
         conn.execute("SET lock_timeout = '200ms'")
         before = partitions_of(conn, LE)
-        assert partitions.run_once(conn, policy({LE: {"premake": 6}}), dry_run=True) is None
-        assert partitions.run_once(conn, policy({LE: {"premake": 6}})) is None
+        for dry_run in (True, False):
+            report = run_job("partitions", dry_run=dry_run)
+            assert report.verdict.kind is Kind.SKIPPED, report.verdict
+            assert "advisory lock" in report.verdict.line
         assert partitions_of(conn, LE) == before
+        assert conn.execute("SELECT status FROM pgtender_operations WHERE job = 'partitions'").fetchall() == [
+            ("skipped",),
+            ("skipped",),
+        ]
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -75,12 +95,12 @@ def test_flow_second_run_skips_while_run_a_holds_default(
 ) -> None:
     """The flow validates the policy against the catalog before it takes the lock: that read must
     not wait on DEFAULT (it used to die with "canceling statement due to lock timeout", exit 3)."""
-    path = tmp_path / "pgtender.toml"
-    path.write_text("[database]\nlock_timeout_ms = 200\n[partitions]\nlock_timeout_ms = 200\n")
-    monkeypatch.setenv("PGTENDER_CONFIG", str(path))
+    _config(tmp_path, monkeypatch, "[database]\nlock_timeout_ms = 200\n[partitions]\nlock_timeout_ms = 200\n")
     with run_a_mid_attach(migrated_db.dsn):
-        result = runner.run_job("partitions", {"dry_run": dry_run})
-    assert "advisory lock" in result["skipped"]
+        state = flow_run("partitions", dry_run=dry_run)
+    assert state.is_completed()
+    verdict = verdict_of(state)
+    assert verdict.kind is Kind.SKIPPED and "advisory lock" in verdict.line
     with migrated_db.connect() as conn:
         (status,) = conn.execute("SELECT status FROM pgtender_operations WHERE job = 'partitions'").fetchone()
         assert status == "skipped"
@@ -106,7 +126,7 @@ def test_dry_run_never_fails_on_a_locked_default(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         before = partitions_of(conn, LE)
         with foreign_lock(migrated_db.dsn, f"{LE}_default"):
-            results = partitions.run_once(conn, pol, dry_run=True)
+            results = partitions.maintain_all(conn, pol, dry_run=True)
         assert results is not None
         (le,) = results
         assert le.default_busy and le.dry_run
@@ -119,7 +139,7 @@ def test_a_run_does_not_wait_on_locked_existing_partitions(migrated_db: Database
     pol = policy({LE: {"premake": 5}, **ONLY_LE}, attempts=1)
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         with foreign_lock(migrated_db.dsn, _month(conn, 0)), foreign_lock(migrated_db.dsn, _month(conn, 1)):
-            (le,) = partitions.run_once(conn, pol) or []
+            (le,) = partitions.maintain_all(conn, pol)
         assert le.created == [_month(conn, k) for k in (3, 4, 5)]
 
 
@@ -153,7 +173,7 @@ def test_rescue_commits_each_month_and_a_failure_midway_keeps_earlier_months(mig
         )
         total, digest = count(conn, LE), rows_digest(conn, LE)
         with pytest.raises(RowCountMismatch, match=r"into learning_events_p\d{8} \(inserted\)"):
-            partitions.run_once(conn, pol)
+            partitions.maintain_all(conn, pol)
         first, failed, rest = _month(conn, -7), _month(conn, -6), _month(conn, -5)
         assert count(conn, first) == 30  # committed before the failure
         assert conn.execute("SELECT to_regclass(%s)", (failed,)).fetchone()[0] is None
@@ -169,7 +189,7 @@ def test_rescue_commits_each_month_and_a_failure_midway_keeps_earlier_months(mig
         )
 
         conn.execute("DROP TRIGGER refuse ON learning_events_default")
-        (le,) = partitions.run_once(conn, pol) or []
+        (le,) = partitions.maintain_all(conn, pol)
         assert sorted(le.created) == [failed, rest] and le.rows_moved == 50
         assert count(conn, f"{LE}_default") == 0
         assert count(conn, LE) == total and rows_digest(conn, LE) == digest
@@ -182,7 +202,7 @@ def test_each_rescued_month_is_its_own_transaction(migrated_db: Database) -> Non
     pol = policy({LE: {"retention": "none", "premake": 5}, **ONLY_LE})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         _park_months(conn, [7, 6, 5], 10)
-        (le,) = partitions.run_once(conn, pol) or []
+        (le,) = partitions.maintain_all(conn, pol)
         rescued = [_month(conn, m) for m in (-7, -6, -5)]
         empty = [_month(conn, m) for m in (4, 5)]
         assert set(rescued + empty) <= set(le.created) and le.rows_moved == 30
@@ -224,12 +244,10 @@ def test_rows_for_an_empty_planned_month_arriving_late_are_moved_not_lost(migrat
 def test_a_runs_reads_leave_out_a_busy_default_and_its_table_reads_on_its_own(
     migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The flow reads the catalog, DEFAULT counts and shapes once for all tables (as run_once does),
+    """The job reads the catalog, DEFAULT counts and shapes once for all tables (as maintain_all does),
     never waiting on a lock longer than lock_timeout: a table whose DEFAULT another session holds is
     left out, and its step reads its own under the DDL retry rule once the lock is gone."""
-    from uuid import uuid4
-
-    from flows.partitions.flow import Prepared, table_task
+    from flows.partitions.flow import Prepared, table_step
 
     path = tmp_path / "pgtender.toml"
     path.write_text("[partitions]\nlock_timeout_ms = 100\n[partitions.tables.learning_events]\npremake = 5\n")
@@ -244,7 +262,15 @@ def test_a_runs_reads_leave_out_a_busy_default_and_its_table_reads_on_its_own(
         dry = Prepared.read(conn, targets, now=now, dry_run=True, lock_timeout_ms=100)
         assert set(dry.tables) == {LE, "system_performance_metrics"}  # a dry-run plans it anyway
         before = partitions_of(conn, LE)
-        summary = table_task.fn(LE, now, uuid4(), False, prepared)  # not prepared: reads its own
+        summaries: list[dict[str, Any]] = []
+
+        def work(run: Run) -> Done:  # the step inside a real run of the job (its lock, its ledger row)
+            summaries.append(table_step(run, LE, now, False, prepared))  # not prepared: reads its own
+            return Done()
+
+        report = custom_run(work, job="partitions")
+        assert report.verdict.kind is Kind.DONE, report.verdict
+        (summary,) = summaries
         assert summary["created"] == [_month(conn, k) for k in (3, 4, 5)]
         assert partitions_of(conn, LE) == sorted(before + summary["created"])
         (recorded,) = conn.execute(

@@ -65,7 +65,7 @@ def test_takeover_of_local_time_partitions(zone: str, gap_at_most: timedelta, mi
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         local = _local_partitions(conn, zone)
         before = _bounds(conn)
-        (result,) = partitions.run_once(conn, POLICY)
+        (result,) = partitions.maintain_all(conn, POLICY)
         after = _bounds(conn)
         created = sorted(set(after) - set(before), key=lambda n: after[n][0])
         # the local partitions are kept as they are; pgtender's own start at UTC midnights
@@ -85,6 +85,6 @@ def test_takeover_of_local_time_partitions(zone: str, gap_at_most: timedelta, mi
         assert result.conflicts == [f"{gap_month.date()}..{first_utc_lo.date()}"]
         # a row in the gap lands in DEFAULT, and stays there (counted as conflicting)
         conn.execute("INSERT INTO ev (id, ts) VALUES (1, %s)", (last_local_hi,))
-        (again,) = partitions.run_once(conn, POLICY)
+        (again,) = partitions.maintain_all(conn, POLICY)
         assert again.created == [] and again.rows_conflicting == 1
         assert conn.execute("SELECT count(*) FROM ev_default").fetchone() == (1,)

@@ -11,15 +11,15 @@ import pytest
 from psycopg import sql
 
 from checks import Suite, all_suites, between, not_null
-from flows import quality
 from flows.core import clock, db, locks
+from flows.core.engine import Kind
+from flows.core.errors import ConfigError
 from flows.core.policy import settings
-from flows.core.errors import ConfigError, ProblemsFound
 from flows.quality import compiler, evaluate, options, recording, verdicts
 from flows.quality.compiler import build_scan
 from tests import quality_fixtures as fx
 from tests.calendar import session_today
-from tests.conftest import Database
+from tests.conftest import Database, flow_run, verdict_of
 
 # Two days before the session's day (tests/calendar.py): inside the partitions the template was
 # migrated with, fully in the past, and its history (up to 14 days back) too.
@@ -52,13 +52,13 @@ def _current(conn: psycopg.Connection[Any], suite: str, day: date = DAY) -> dict
 
 
 def test_parse_day_and_suite_selection() -> None:
-    assert options.parse_day("2026-11-20") == date(2026, 11, 20)
+    assert options.parse_day("2026-11-20", today=date(2026, 11, 21)) == date(2026, 11, 20)
     assert options.parse_day(None, today=date(2026, 3, 1)) == date(2026, 2, 28)
     assert options.parse_day(None, today=date(2028, 3, 1)) == date(2028, 2, 29)
     assert options.parse_day(None, today=date(2027, 1, 1)) == date(2026, 12, 31)
     for bad in ("2026-13-01", "2026-02-30", "yesterday", "20261120", "2026-11-20; DROP TABLE x"):
         with pytest.raises(ConfigError, match="day"):
-            options.parse_day(bad)
+            options.parse_day(bad, today=date(2026, 11, 21))
     with pytest.raises(ConfigError, match="in the future"):
         options.parse_day("2026-11-21", today=date(2026, 11, 20))
     assert options.parse_day("2026-11-20", today=date(2026, 11, 20)) == date(2026, 11, 20)
@@ -406,8 +406,8 @@ def test_flow_lock_is_per_day(migrated_db: Database, tmp_path: Path, monkeypatch
     with db.connect(migrated_db.dsn, autocommit=True) as holder:
         with locks.job_lock(holder, locks.day_key("quality", DAY.isoformat())) as got:
             assert got
-            skipped = quality.quality_flow(day=DAY.isoformat(), suite="learning_events", return_state=True)
-        assert skipped.name == "Skipped" and skipped.is_completed()
+            skipped = flow_run("quality", day=DAY.isoformat(), suite="learning_events")
+        assert skipped.is_completed() and verdict_of(skipped).kind is Kind.SKIPPED
         assert f"another quality for {DAY.isoformat()} run holds the advisory lock" in skipped.message
         with (
             locks.job_lock(holder, "quality") as got,
@@ -416,7 +416,9 @@ def test_flow_lock_is_per_day(migrated_db: Database, tmp_path: Path, monkeypatch
             ) as other_day,
         ):
             assert got and other_day  # what a backfill item of another day holds
-            ran = quality.quality_flow(day=DAY.isoformat(), suite="learning_events")
+            ran_state = flow_run("quality", day=DAY.isoformat(), suite="learning_events")
+    assert verdict_of(ran_state).kind is Kind.DONE
+    ran = ran_state.result()
     assert ran["suites"][0]["status"] == "passed" and ran["suites"][0]["rows_written"] > 0
     with migrated_db.connect() as conn:
         ops = conn.execute(
@@ -435,15 +437,17 @@ def test_flow_threshold_decides_state_and_docs(
         fx.clean_events(conn, DAY)
         fx.defective_events(conn, DAY)
 
-    state = quality.quality_flow(day=DAY.isoformat(), suite="learning_events", return_state=True)
+    state = flow_run("quality", day=DAY.isoformat(), suite="learning_events")
     assert state.is_failed()
-    exc = state.result(raise_on_failure=False)
-    assert isinstance(exc, ProblemsFound) and "learning_events failed" in str(exc)
+    verdict = verdict_of(state)
+    assert (
+        verdict.kind is Kind.PROBLEMS and verdict.exit_code == 1 and "learning_events failed" in verdict.line
+    )
 
     config = tmp_path / "policy.toml"
     config.write_text("[quality]\nthreshold = 40\n", encoding="utf-8")
     monkeypatch.setenv("PGTENDER_CONFIG", str(config))
-    state = quality.quality_flow(day=DAY.isoformat(), suite="learning_events", return_state=True)
+    state = flow_run("quality", day=DAY.isoformat(), suite="learning_events")
     assert state.is_completed(), state
     result = state.result()
     assert result["suites"][0]["status"] == "passed" and result["suites"][0]["score"] > 40
@@ -496,9 +500,9 @@ def test_flow_days_are_the_databases(
 
     before = db_today()
     with clock.travel(timedelta(days=1)):  # pgtender's clock a day ahead of the database's
-        default = quality.quality_flow(suite="ml_models")
+        default = flow_run("quality", suite="ml_models").result()
     with clock.travel(timedelta(days=-1)):  # a day behind: the database's today is not the future
-        today = quality.quality_flow(day=before.isoformat(), suite="ml_models", return_state=True)
+        today = flow_run("quality", day=before.isoformat(), suite="ml_models")
     after = db_today()  # a run may cross the database's midnight
     assert default["day"] in {(d - timedelta(days=1)).isoformat() for d in (before, after)}
     assert today.is_completed(), today
@@ -511,17 +515,24 @@ def test_flow_days_are_the_databases(
 
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_bad_input_is_config_error_and_changes_nothing(migrated_db: Database) -> None:
-    # not a calendar date: refused by the form's type (the field named), before the flow body runs
-    state = quality.quality_flow(day="2026-02-30", return_state=True)
-    assert state.is_failed() and "day" in (state.message or "")
-    state = quality.quality_flow(day=(clock.today() + timedelta(days=1)).isoformat(), return_state=True)
-    assert state.name == "Bad input" and "day" in (state.message or "") and "future" in (state.message or "")
-    state = quality.quality_flow(suite="no_such_suite", return_state=True)
-    assert isinstance(state.result(raise_on_failure=False), ConfigError)
+    # not a calendar date: refused by the parameters' type (the field named), before any target is touched
+    state = flow_run("quality", day="2026-02-30")
+    verdict = verdict_of(state)
+    assert state.is_failed() and verdict.kind is Kind.BAD_INPUT and "day" in verdict.line
+    state = flow_run("quality", day=(clock.today() + timedelta(days=1)).isoformat())
+    verdict = verdict_of(state)
+    assert state.is_failed() and verdict.kind is Kind.BAD_INPUT
+    assert "day" in verdict.line and "future" in verdict.line
+    state = flow_run("quality", suite="no_such_suite")
+    verdict = verdict_of(state)
+    assert verdict.kind is Kind.BAD_INPUT and "unknown quality suite 'no_such_suite'" in verdict.line
     with migrated_db.connect() as conn:
-        assert (
-            conn.execute("SELECT count(*) FROM pgtender_operations WHERE job = 'quality'").fetchone()[0] == 0
-        )
+        # refused once the database was reached (its clock is what "the future" means): rejected
+        # rows, nothing else
+        assert conn.execute("SELECT status FROM pgtender_operations WHERE job = 'quality'").fetchall() == [
+            ("rejected",),
+            ("rejected",),
+        ]
         assert conn.execute("SELECT count(*) FROM data_quality_checks").fetchone()[0] == 0
 
 

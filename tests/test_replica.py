@@ -17,11 +17,13 @@ import psycopg
 import pytest
 from psycopg import conninfo
 
-from flows import backfill, capacity, health, partitions, quality, report, retention, views
+from flows import health
 from flows.core import clock, db, migrations
+from flows.core.engine import Kind
 from flows.core.policy import settings
-from flows.core.errors import ConfigError
-from tests.conftest import Database, fresh_database
+from flows.registry import REGISTRY
+from tests.conftest import Database, flow_run, fresh_database, verdict_of
+from tests.engine_fixtures import minimal_values
 
 PRIMARY = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")
 REPLICA = os.environ.get("PGTENDER_REPLICA_TEST_DATABASE_URL")
@@ -84,25 +86,14 @@ def test_maintenance_does_nothing_on_a_standby(
     monkeypatch.setenv("PGTENDER_DATABASE_URL", replica_dsn)
     # Every job that writes says so and does nothing (pg_partman's idiom), rather than failing
     # on its first write with "cannot execute INSERT in a read-only transaction".
-    for job in (
-        partitions.partitions_flow,
-        retention.retention_flow,
-        views.views_flow,
-        health.health_flow,
-        capacity.capacity_flow,
-        quality.quality_flow,
-    ):
-        assert job() == {"skipped": "replica"}, job.name
-    assert report.report_flow(dry_run=True) == {"skipped": "replica"}
+    for job in REGISTRY.names():  # every job, backfill and the report included
+        values = minimal_values(job, datetime.now(UTC).date() - timedelta(days=1))
+        state = flow_run(job, **values)
+        verdict = verdict_of(state)
+        assert state.is_completed() and verdict.kind is Kind.SKIPPED, (job, state.message)
+        assert "replica" in verdict.line, job
     with db.connect(replica_dsn, autocommit=True) as conn:
         assert db.is_replica(conn)
-        request = backfill.validate(
-            (datetime.now(UTC).date() - timedelta(days=2)).isoformat(),
-            (datetime.now(UTC).date() - timedelta(days=1)).isoformat(),
-            "quality,capacity",
-        )
-        with pytest.raises(ConfigError, match="replica"):
-            backfill.backfill(conn, request, policy=settings.Policy())
     with db.connect(primary.dsn, autocommit=True) as conn:
         _replayed(conn, replica_dsn)
     assert _state(primary.dsn) == before == _state(replica_dsn)

@@ -4,15 +4,17 @@ demo data's capacity history matches the tables it describes."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from flows import backfill, report
+from flows import report
 from flows.core import clock, db
+from flows.core.engine import Kind
 from flows.core.policy import settings
-from tests.conftest import Database
+from tests.conftest import Database, run_job
 from tests.test_report import MONDAY, WEEK, _at, _check, report_env  # noqa: F401 - fixture
 
 DAILY = ("5 0 * * *", "UTC")
@@ -55,12 +57,16 @@ def test_report_states_coverage_and_dry_run_prints_paths(
         _check(conn, day, "learning_events", None, "passed", score=100.0)
     main(["run", "report", "--week", WEEK, "--dry-run"])
     out = capsys.readouterr().out
-    assert out.startswith(f"report {WEEK}: written, nothing sent (dry run)")
-    assert "validated 1 of 7 days (Tue 18)" in out
+    (line,) = out.splitlines()  # the outcome, once
+    assert line.startswith(f"report: done: report {WEEK} written, nothing sent: ")
+    assert "quality validated 1 of 7 days (Tue 18); " in line
     assert "{" not in out and "'eml'" not in out
-    paths = [Path(line.strip()) for line in out.splitlines() if line.strip().startswith("/")]
-    assert {p.name for p in paths} == {"report.html", "report.eml"} and all(p.exists() for p in paths)
-    html = next(p for p in paths if p.name == "report.html").read_text(encoding="utf-8")
+    found = re.search(r" (/\S+/report\.html) \(and report\.eml, report\.txt\)$", line)
+    assert found is not None, line
+    html_path = Path(found.group(1))
+    paths = [html_path, html_path.parent / "report.eml"]
+    assert all(p.exists() for p in paths)
+    html = html_path.read_text(encoding="utf-8")
     text = (paths[0].parent / "report.txt").read_text(encoding="utf-8")
     assert "Pass rate: 100.0%, validated 1 of 7 days (Tue 18)" in text
     assert 'id="coverage"' in html and "validated 1 of 7 days" in html
@@ -81,13 +87,12 @@ def test_demo_capacity_history_matches_the_tables_and_feeds_the_report(demo_db: 
         # a capacity backfill of last week gives the report projections for that week
         now = clock.db_now(conn)
         week = report.parse_week(None, "UTC", now=now)
-        request = backfill.validate(
-            week.days[0].isoformat(), week.days[-1].isoformat(), "capacity", today=now.date()
+        done = run_job(
+            "backfill", start=week.days[0].isoformat(), end=week.days[-1].isoformat(), jobs=["capacity"]
         )
-        policy = settings.Policy()
-        summary = backfill.backfill(conn, request, policy=policy)
-        assert summary["outcomes"] == {"done": 7}
-        data = report.data.gather(conn, week, policy, {}, now=now)
+        assert done.verdict.kind is Kind.DONE, done.verdict
+        assert done.results[0].result["outcomes"] == {"done": 7}
+        data = report.data.gather(conn, week, settings.Policy(), {}, now=now)
     assert "learning_events" in data.size_history
     projected = [p for p in data.projections if p["resource"] == "learning_events"]
     assert projected and projected[0].get("growth_per_day") is not None

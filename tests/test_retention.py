@@ -15,16 +15,16 @@ from structlog.testing import capture_logs
 
 from flows import partitions, retention
 from flows.core import clock, db
+from flows.core.ddl import LockRetriesExhausted, RowCountMismatch
+from flows.core.engine import Kind
+from flows.core.errors import ConfigError
 from flows.core.partitioning import catalog, intervals
 from flows.core.policy import settings
-from flows.core.ddl import LockRetriesExhausted, RowCountMismatch
-from flows.core.errors import ConfigError
 from flows.core.policy.partitions import RetentionPolicy
-from flows.edge import runner
 from flows.retention import archive, expired, partitioned, plain, restore
 from tests.calendar import CalendarClock
 from tests.catalog import fingerprint
-from tests.conftest import Database
+from tests.conftest import Database, flow_run, run_job, verdict_of
 from tests.partitions_fixtures import (
     WEIRD,
     count,
@@ -118,7 +118,7 @@ def test_dry_run_lists_everything_and_changes_nothing(migrated_db: Database, tmp
         )
         catalog = fingerprint(conn)
         digests = {t: rows_digest(conn, t) for t in (LE, SPM, QPL)}
-        out = retention.run_once(conn, pol, dry_run=True)
+        out = retention.expire_all(conn, pol, state_dir=tmp_path, dry_run=True)
         assert out is not None
         by = {o.table: o for o in out}
         expected = _expired_names(conn, LE, "1 month")
@@ -148,7 +148,7 @@ def test_drop_mode_detaches_and_drops_only_expired(migrated_db: Database, tmp_pa
         doomed = sum(count(conn, p) for p in expired)
         total = count(conn, LE)
         keep = [p for p in partitions_of(conn, LE) if p not in expired]
-        (outcome,) = retention.run_once(conn, pol)
+        (outcome,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         assert [a.partition for a in outcome.actions] == expired
         assert outcome.rows_removed == doomed > 0 and outcome.bytes_removed > 0
         assert count(conn, LE) == total - doomed
@@ -165,7 +165,7 @@ def test_drop_mode_detaches_and_drops_only_expired(migrated_db: Database, tmp_pa
             (LE,),
         ).fetchone()[0]
         assert metric == doomed
-        (again,) = retention.run_once(conn, pol)
+        (again,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         assert again.actions == [] and count(conn, LE) == total - doomed
 
 
@@ -178,7 +178,7 @@ def test_keep_mode_moves_partitions_into_archive_schema(migrated_db: Database, t
         expired = _expired_names(conn, SPM, "2 months")
         digests = {p: rows_digest(conn, p) for p in expired}
         total = count(conn, SPM)
-        (outcome,) = retention.run_once(conn, pol)
+        (outcome,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         assert [a.archived_to for a in outcome.actions] == [f"old stuff.{p}" for p in expired]
         assert outcome.rows_archived == sum(count(conn, p, schema="old stuff") for p in expired) > 0
         assert outcome.rows_removed == 0
@@ -201,7 +201,7 @@ def test_dump_mode_round_trips_and_verifies(migrated_db: Database, tmp_path: Pat
         )
         expired = _expired_names(conn, LE, "2 months")
         digests = {p: rows_digest(conn, p) for p in expired}
-        (outcome,) = retention.run_once(conn, pol)
+        (outcome,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         assert [a.partition for a in outcome.actions] == expired
         for action in outcome.actions:
             manifest_path = Path(action.archived_to)
@@ -308,11 +308,11 @@ def test_midnight_never_drops_the_current_partition(
         writer.start()
         try:
             started = clock.db_now(conn)
-            (before,) = retention.run_once(conn, pol)
+            (before,) = retention.expire_all(conn, pol, state_dir=tmp_path)
             while clock.db_now(conn) < midnight + timedelta(seconds=0.5):
                 time.sleep(0.05)
             after_started = clock.db_now(conn)
-            (after,) = retention.run_once(conn, pol)
+            (after,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         finally:
             stop.set()
             writer.join()
@@ -382,7 +382,7 @@ def test_plain_tables_batched_delete_with_exact_counts(migrated_db: Database, tm
             "SELECT count(*) FROM query_performance_logs WHERE logged_at >= now() - interval '30 days'"
         ).fetchone()[0]
         old = count(conn, QPL) - young
-        (outcome,) = retention.run_once(conn, pol)
+        (outcome,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         assert outcome.rows_removed == old and outcome.rows_remaining == 0 and outcome.complete
         assert count(conn, QPL) == young
         assert outcome.bytes_removed > 0
@@ -408,7 +408,7 @@ def test_plain_delete_stops_at_the_time_budget(migrated_db: Database) -> None:
         assert count(conn, QPL) == 20
 
 
-def test_plain_batch_mismatch_rolls_back(migrated_db: Database) -> None:
+def test_plain_batch_mismatch_rolls_back(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy(
         {},
         plain=_only_plain(
@@ -428,11 +428,11 @@ def test_plain_batch_mismatch_rolls_back(migrated_db: Database) -> None:
             "CREATE TRIGGER refuse BEFORE DELETE ON query_performance_logs FOR EACH ROW EXECUTE FUNCTION refuse_keep()"
         )
         with pytest.raises(RowCountMismatch, match="rolled back"):
-            retention.run_once(conn, pol)
+            retention.expire_all(conn, pol, state_dir=tmp_path)
         assert count(conn, QPL) == 30
 
 
-def test_plain_policy_errors_are_config_errors(migrated_db: Database) -> None:
+def test_plain_policy_errors_are_config_errors(migrated_db: Database, tmp_path: Path) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         for plain, message in [
             ({"nope": {"column": "ts", "retention": "1 day"}}, "does not exist"),
@@ -441,7 +441,7 @@ def test_plain_policy_errors_are_config_errors(migrated_db: Database) -> None:
             ({LE: {"column": "occurred_at", "retention": "1 day"}}, "not a plain table"),
         ]:
             with pytest.raises(ConfigError, match=message):
-                retention.run_once(conn, _policy({}, plain=_only_plain(**plain)))
+                retention.expire_all(conn, _policy({}, plain=_only_plain(**plain)), state_dir=tmp_path)
     with pytest.raises(Exception, match="batch_size"):
         RetentionPolicy.model_validate(
             {"plain": {"x": {"column": "t", "retention": "1 day", "batch_size": 0}}}
@@ -464,11 +464,11 @@ def test_hostile_names_in_drop_and_dump(migrated_db: Database, tmp_path: Path) -
             ).format(sql.Identifier(name))
         )
         # rows older than the retention would stay in DEFAULT: partition them all first
-        partitions.run_once(conn, policy({name: {"interval": "week", "premake": 1, "retention": "8 weeks"},
-                                          LE: {"enabled": False}, SPM: {"enabled": False}}))  # fmt: skip
+        partitions.maintain_all(conn, policy({name: {"interval": "week", "premake": 1, "retention": "8 weeks"},
+                                              LE: {"enabled": False}, SPM: {"enabled": False}}))  # fmt: skip
         assert count(conn, name + "_default") == 0
         total = count(conn, name)
-        (outcome,) = retention.run_once(conn, pol)
+        (outcome,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         assert outcome.actions and count(conn, name) == total - outcome.rows_removed
         files = list((tmp_path / "dumps").iterdir())
         assert files and all(f.parent == tmp_path / "dumps" for f in files)
@@ -499,12 +499,14 @@ def test_retention_flow_ledger_and_metrics(
         )
         expired = _expired_names(conn, LE, "1 month")
         total = count(conn, LE)
-    dry = runner.run_job("retention", {"dry_run": True})
-    assert dry["partitions_expired"] == len(expired) and dry["rows_remaining"] == 10
+    dry = run_job("retention", dry_run=True)
+    assert dry.verdict.kind is Kind.DONE, dry.verdict
+    assert dry.results[0].result["partitions_expired"] == len(expired)
+    assert dry.results[0].result["rows_remaining"] == 10
     with migrated_db.connect() as conn:
         assert count(conn, LE) == total
-    state = retention.retention_flow(return_state=True)
-    assert state.is_completed()
+    state = flow_run("retention")
+    assert state.is_completed() and verdict_of(state).kind is Kind.DONE
     result = state.result()
     assert result["partitions_expired"] == len(expired) and result["rows_removed"] >= 10
     with migrated_db.connect() as conn:

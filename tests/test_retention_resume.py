@@ -16,9 +16,9 @@ from psycopg import sql
 
 from flows import retention
 from flows.core import clock, db
+from flows.core.errors import ConfigError
 from flows.core.partitioning import catalog
 from flows.core.policy import settings
-from flows.core.errors import ConfigError
 from flows.retention import partitioned, restore
 from tests.conftest import Database
 from tests.partitions_fixtures import count, partitions_of, rows_digest
@@ -133,12 +133,12 @@ def test_a_run_killed_at_each_step_is_finished_by_the_next(
         if step == "detached":
             assert count(conn, first) == first_rows  # standalone, its rows intact
 
-        (outcome,) = retention.run_once(conn, pol)
+        (outcome,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         assert count(conn, LE) == total - doomed
         finished = [a for a in outcome.actions if a.steps[0].startswith("finish")]
         assert [a.partition for a in finished] == ([first] if step == "detached" else [])
         _assert_finished(conn, dump_dir, expired, digests)
-        (again,) = retention.run_once(conn, pol)
+        (again,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         assert again.actions == []
 
 
@@ -151,7 +151,7 @@ def test_dry_run_names_a_detached_partition_and_changes_nothing(
         first = _expired_names(conn, LE, "2 months")[0]
         rows = count(conn, first)
         _killed_run(conn, pol, tmp_path / "dumps", "detached")
-        (outcome,) = retention.run_once(conn, pol, dry_run=True)
+        (outcome,) = retention.expire_all(conn, pol, state_dir=tmp_path, dry_run=True)
         (pending,) = [a for a in outcome.actions if a.partition == first]
         assert pending.steps == ["finish: drop"] and pending.rows == rows
         assert _is_marked_standalone(conn, first) and count(conn, first) == rows
@@ -167,7 +167,7 @@ def test_a_detached_table_whose_dump_is_gone_is_dumped_again_before_its_drop(
         _killed_run(conn, pol, dump_dir, "detached")
         for path in dump_dir.iterdir():  # an operator cleaned the directory meanwhile
             path.unlink()
-        (outcome,) = retention.run_once(conn, pol)
+        (outcome,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         (finished,) = [a for a in outcome.actions if a.partition == expired[0]]
         assert finished.steps == ["finish: dump", "finish: drop"]
         _assert_finished(conn, dump_dir, expired, digests)
@@ -194,7 +194,7 @@ def test_restore_into_the_parent_after_the_drop_happens_once(migrated_db: Databa
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         _load_months(conn)
         total = count(conn, LE)
-        (outcome,) = retention.run_once(conn, pol)
+        (outcome,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         after = count(conn, LE)
         assert after == total - outcome.rows_removed
         for manifest_path in sorted(dump_dir.glob("*.json")):  # rows land in DEFAULT
@@ -218,7 +218,7 @@ def hook(step):
         os.kill(os.getpid(), signal.SIGKILL)
 
 policy = settings.current_policy()
-with db.connect(settings.dsn(), autocommit=True) as conn:
+with db.connect(settings.dsn(settings.load_settings()), autocommit=True) as conn:
     (target,) = catalog.resolve_targets(conn, {"learning_events": policy.partitions.tables["learning_events"]})
     partitioned.expire_partitions(conn, target, policy.retention, now=clock.db_now(conn),
                                 dump_dir=policy.retention.dump_dir, on_step=hook)
@@ -263,7 +263,7 @@ def test_a_real_kill_9_between_detach_and_drop(
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         assert _is_marked_standalone(conn, expired[0])
-        (outcome,) = retention.run_once(conn, settings.current_policy())
+        (outcome,) = retention.expire_all(conn, settings.current_policy(), state_dir=tmp_path)
         assert [a.partition for a in outcome.actions if a.steps == ["finish: drop"]] == [expired[0]]
         assert count(conn, LE) == total - doomed
         _assert_finished(conn, dump_dir, expired, digests)
@@ -281,6 +281,6 @@ def test_partial_files_of_the_old_naming_are_removed(migrated_db: Database, tmp_
         stale.write_bytes(b"half a dump")
         unrelated = dump_dir / "public.other_table_p20260101.20260101T000000Z.copy.partial"
         unrelated.write_bytes(b"not ours to judge")
-        retention.run_once(conn, pol)
+        retention.expire_all(conn, pol, state_dir=tmp_path)
     assert not stale.exists()
     assert unrelated.exists()  # another table's: removed when that table is dumped again

@@ -9,9 +9,15 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from flows.core import schedules
-from flows.core.jobs import JOBS, get_flow
+from flows.core.policy import settings
 from flows.edge import serving
+from flows.registry import REGISTRY
+
+JOBS = REGISTRY.names()
+
+
+def _crons() -> dict[str, str]:
+    return {job: s.cron for job, s in REGISTRY.schedules(settings.current_policy()).items()}
 
 
 @pytest.fixture
@@ -32,7 +38,7 @@ def test_one_deployment_per_job_with_schedule_tags_and_concurrency() -> None:
     deps = _by_name()
     assert sorted(deps) == sorted(JOBS)
     for job, dep in deps.items():
-        assert dep.flow_name == get_flow(job).name  # type: ignore[attr-defined]
+        assert dep.flow_name == job
         assert {"pgtender", job} <= set(dep.tags)
         assert dep.concurrency_limit == 1, job
         expected = (
@@ -42,11 +48,11 @@ def test_one_deployment_per_job_with_schedule_tags_and_concurrency() -> None:
         )
         assert dep.concurrency_options.collision_strategy == expected, job
         assert dep.description, job
-        if job not in schedules.SCHEDULES:
+        if job not in _crons():
             assert not dep.schedules, f"{job} is on demand"
             continue
         (schedule,) = dep.schedules
-        assert schedule.schedule.cron == schedules.SCHEDULES[job]
+        assert schedule.schedule.cron == _crons()[job]
         assert schedule.schedule.timezone == ("Europe/Berlin" if job == "report" else "UTC"), job
     assert deps["report"].schedules[0].schedule.cron == "0 8 * * 1"
     assert deps["partitions"].schedules[0].schedule.cron == "5 0 * * *"
@@ -190,13 +196,13 @@ def test_prefect_yaml_mirrors_the_served_deployments() -> None:
     for job, d in listed.items():
         module, _, attr = d["entrypoint"].rpartition(".")
         assert module == "flows.edge.entrypoints"
-        assert getattr(entrypoints, attr).name == getattr(get_flow(job), "name", None)
-        assert set(d["tags"]) == {"pgtender", job, *serving.TAGS.get(job, ())}, job
+        assert getattr(entrypoints, attr).name == job
+        assert set(d["tags"]) == set(serving.tags(job)), job
         crons = [s["cron"] for s in d["schedules"]]
-        assert crons == ([schedules.SCHEDULES[job]] if job in schedules.SCHEDULES else []), job
+        assert crons == ([_crons()[job]] if job in _crons() else []), job
         strategy = d["concurrency_limit"]["collision_strategy"]
         assert d["concurrency_limit"]["limit"] == 1
-        assert strategy == ("CANCEL_NEW" if job in serving.CANCEL_NEW else "ENQUEUE"), job
+        assert strategy == REGISTRY.get(job).overlap.value, job
         assert getattr(entrypoints, attr).retries == 0, job
 
 
@@ -240,8 +246,7 @@ def test_prefect_deploy_and_serve_expose_the_same_forms(tmp_path: Path) -> None:
     served = _by_name()
     with get_client(sync_client=True) as client:
         for job in sorted(JOBS):
-            flow_name = get_flow(job).name  # type: ignore[attr-defined]
-            deployed = client.read_deployment_by_name(f"{flow_name}/{job}")
+            deployed = client.read_deployment_by_name(f"{job}/{job}")
             assert deployed.work_pool_name == "pgtender", job
             expected = served[job]._parameter_openapi_schema.model_dump()
             for key in ("definitions", "required"):  # the server drops them when empty

@@ -10,9 +10,10 @@ import structlog
 
 from flows import views
 from flows.core import db, locks, migrations
+from flows.core.engine import Kind
+from flows.core.errors import ConfigError
 from flows.core.policy import settings
-from flows.core.errors import ConfigError, ProblemsFound
-from tests.conftest import Database
+from tests.conftest import Database, flow_run, run_job, verdict_of
 
 SEED_VIEWS = {"mv_model_performance_trend", "mv_pattern_trend", "mv_llm_usage_daily"}
 # 0010's rollup table behind the view mv_daily_learning_events.
@@ -163,8 +164,8 @@ def test_allow_and_deny_lists(migrated_db: Database) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_refreshes_seed_views_concurrently(migrated_db: Database) -> None:
-    state = views.views_flow(return_state=True)
-    assert state.is_completed() and state.name == "Completed"
+    state = flow_run("views")
+    assert state.is_completed() and state.name == "Completed" and verdict_of(state).kind is Kind.DONE
     result = state.result()
     assert result["failed"] == [] and result["warnings"] == []
     assert result["views"][0]["view"] == ROLLUP  # rollups first: views may read them
@@ -173,13 +174,13 @@ def test_flow_refreshes_seed_views_concurrently(migrated_db: Database) -> None:
         ROLLUP: "rollup",
     }
     with migrated_db.connect() as conn:
-        status, counts = conn.execute(
-            "SELECT status, counts FROM pgtender_operations WHERE job = 'views'"
+        status, counts, operation_id = conn.execute(
+            "SELECT status, counts, operation_id FROM pgtender_operations WHERE job = 'views'"
         ).fetchone()
         tagged = conn.execute(
             "SELECT count(DISTINCT resource_name) FROM capacity_planning_metrics"
             " WHERE metric_name = 'view_refresh_ms' AND operation_id = %s",
-            (result["operation_id"],),
+            (operation_id,),
         ).fetchone()[0]
     assert status == "completed" and counts["refreshed"] == 4 and counts["failed"] == 0
     assert counts["rollups"] == 1 and tagged == 4
@@ -189,12 +190,13 @@ def test_flow_refreshes_seed_views_concurrently(migrated_db: Database) -> None:
 def test_flow_overlapping_a_running_refresh_is_skipped(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as holder, locks.job_lock(holder, "views") as got:
         assert got  # this session plays the running refresh
-        state = views.views_flow(return_state=True)
-    assert state.is_completed() and state.name == "Skipped" and "holds the advisory lock" in state.message
+        state = flow_run("views")
+    verdict = verdict_of(state)
+    assert state.is_completed() and verdict.kind is Kind.SKIPPED and "holds the advisory lock" in verdict.line
     with migrated_db.connect() as conn:
         rows = conn.execute("SELECT status, error FROM pgtender_operations WHERE job = 'views'").fetchall()
         metrics = conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0]
-    assert rows == [("skipped", state.message)]
+    assert rows == [("skipped", verdict.line)]
     assert metrics == 0
 
 
@@ -202,15 +204,14 @@ def test_flow_overlapping_a_running_refresh_is_skipped(migrated_db: Database) ->
 def test_flow_with_a_failing_view_ends_failed(
     migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.edge.runner import run_job
-
     config = tmp_path / "policy.toml"
     config.write_text('[views]\nexclude = ["mv_llm_usage_daily"]\n')
     monkeypatch.setenv("PGTENDER_CONFIG", str(config))
     with migrated_db.connect() as conn:
         conn.execute(BAD)
-    with pytest.raises(ProblemsFound, match="mv_bad"):
-        run_job("views", {})
+    report = run_job("views")
+    assert report.verdict.kind is Kind.PROBLEMS and report.verdict.exit_code == 1
+    assert "mv_bad" in report.verdict.line
     with migrated_db.connect() as conn:
         status, counts, error = conn.execute(
             "SELECT status, counts, error FROM pgtender_operations WHERE job = 'views'"
@@ -227,7 +228,9 @@ def test_flow_with_a_failing_view_ends_failed(
 
 @pytest.mark.usefixtures("prefect_api")
 def test_dry_run_changes_nothing(migrated_db: Database) -> None:
-    result = views.views_flow(dry_run=True)
+    state = flow_run("views", dry_run=True)
+    assert verdict_of(state).kind is Kind.DONE
+    result = state.result()
     assert {p["name"] for p in result["plan"]} == MANAGED
     with migrated_db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0] == 0
@@ -253,13 +256,12 @@ def test_flow_with_unknown_view_in_policy_changes_nothing(
     config = tmp_path / "pgtender.toml"
     config.write_text('[views]\ninclude = ["not_a_view"]\n')
     monkeypatch.setenv("PGTENDER_CONFIG", str(config))
-    from flows.core.errors import ConfigError
-    from flows.edge.runner import run_job
-
-    with pytest.raises(ConfigError, match="not_a_view"):
-        run_job("views", {})
+    report = run_job("views")
+    assert report.verdict.kind is Kind.BAD_INPUT and report.verdict.exit_code == 2
+    assert "not_a_view" in report.verdict.line
     with migrated_db.connect() as conn:
-        assert conn.execute("SELECT count(*) FROM pgtender_operations").fetchone()[0] == 0
+        # refused once the database was reached: a rejected row, nothing else
+        assert conn.execute("SELECT job, status FROM pgtender_operations").fetchall() == [("views", "rejected")]
         assert conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0] == 0
 
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from flows.core.jobs import JOBS, get_flow
 from psycopg import sql
 
 from flows.core import clock, db, locks
-from flows.core.jobs import JOBS, get_flow
 from tests.fleet_fixtures import BASE, NAMES, Fleet
 
 ROOT = Path(__file__).parents[1]

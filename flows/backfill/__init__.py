@@ -34,6 +34,7 @@ from flows.backfill.items import finished_since, run_item
 from flows.backfill.request import JOB, Item, ItemOutcome, ItemResult, Request, validate
 from flows.backfill.summary import carried_forward, outcome_of, summarize, table_markdown
 from flows.core.engine import JobSpec, LockScope, Outcome, Params, Plan, Planning, ReplayContext, Run, step
+from flows.core.engine.forms import ReplayableJob
 from flows.core.logs import get_logger
 
 
@@ -117,7 +118,7 @@ def backfill_run(run: Run, request: Request) -> Outcome:
 class BackfillParams(Params):
     start: date = Field(description="First UTC day to re-run (YYYY-MM-DD).")
     end: date = Field(description="Last UTC day to re-run (YYYY-MM-DD), included; not in the future.")
-    jobs: list[str] | None = Field(
+    jobs: list[ReplayableJob] | None = Field(
         None,
         description=(
             "Jobs to re-run: quality, capacity (each day), partitions, views (once)."

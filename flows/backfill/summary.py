@@ -107,4 +107,6 @@ def outcome_of(summary: dict[str, Any]) -> Outcome:
             summary=f"{span}: {by[PROBLEMS]} item(s) found problems",
             result=summary,
         )
-    return Done(result=summary, message=f"{span}: {summary['items']} item(s) done")
+    earlier = summary.get("already_done", 0)
+    again = f" ({earlier} recorded earlier, not re-run)" if earlier else ""
+    return Done(result=summary, message=f"{span}: {summary['items']} item(s) done{again}")

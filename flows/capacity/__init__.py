@@ -159,5 +159,5 @@ SPEC = JobSpec(
     plan=lambda planning, params: Plan(work=capacity_run),
     schedule=Cron("0 2 * * *"),
     tags=("maintenance", "monitoring"),
-    replay=Replays(replay),
+    replay=Replays(replay, default=True),
 )

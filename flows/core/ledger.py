@@ -8,6 +8,7 @@ an outage) are marked ``abandoned``, with the time they were found as ``finished
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,7 @@ def start_operation(
             "flow_run_id": str(flow_run_id) if flow_run_id else None,
             "params": Jsonb(params or {}),
             "host": socket.gethostname(),
+            "process_id": os.getpid(),
         },
     ).fetchone()
     assert row is not None

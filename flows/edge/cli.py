@@ -345,7 +345,9 @@ def cron_migrate(
 def main(argv: list[str] | None = None) -> None:
     log = get_logger()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # a command's typer.Exit comes back as its code
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except PgtenderError as exc:
         typer.echo(f"pgtender: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -8,9 +8,9 @@
    scheduled run), followed until it ends, and its final state read back (``verdicts.from_state``).
    A run of the job already going (a scheduled one) is followed instead of starting a second: the
    command reports that run's outcome.
-4. An API without the deployment: the job's flow runs here, as a flow run of that API.
-5. No server running: the engine runs the job here with no orchestrator (``PlainOrchestrator``):
-   the same lifecycle and ledger rows, no Prefect run.
+4. Otherwise (no server running, or an API that serves no pgtender deployment: a warning says so)
+   the engine runs the job here with no orchestrator (``PlainOrchestrator``): the same lifecycle
+   and ledger rows, no Prefect run.
 
 Every path ends in a ``Verdict``: the command prints its one line and exits with its code.
 """
@@ -27,10 +27,11 @@ from typing import Any
 
 import httpx
 
-from flows.core.engine import PlainOrchestrator, RunReport, Verdict, verdicts
+from flows.core.engine import PlainOrchestrator, RunReport, Verdict, validate, verdicts
 from flows.core.engine import start as start_run
 from flows.core.errors import ConfigError, InfrastructureError
 from flows.core.fleet import targets
+from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
 from flows.core.policy import settings
 from flows.edge.context import run_context
@@ -175,19 +176,19 @@ def through_deployment(job: str, parameters: dict[str, Any], *, poll_seconds: fl
         assert deployment is not None
         going = _active_run(client, deployment.id, parameters)
         if going is None:
-            submitted = run_deployment(  # the sync call returns the run itself
+            submitted: Any = run_deployment(  # the sync call returns the run itself
                 deployment_name(job), parameters=parameters, timeout=0, as_subflow=False
             )
-            state = follow(client, submitted.id, poll_seconds)  # type: ignore[union-attr]
+            state = follow(client, submitted.id, poll_seconds)
             if state.is_cancelled() and "concurrency" in (state.message or "").lower():
                 going = _active_run(client, deployment.id, parameters)  # it lost the race for the slot
         if going is not None:
             state = follow(client, going.id, poll_seconds)
             verdict = verdicts.from_state(state)
-            return Verdict(
-                verdict.kind, f"(the {job} run already going, {going.name}) {verdict.line}".strip()
-            )
-    return verdicts.from_state(state)
+            where = f"the {job} run already going: flow run {going.name} {going.id}"
+            return Verdict(verdict.kind, f"{verdict.line} [{where}]".strip())
+    verdict = verdicts.from_state(state)
+    return Verdict(verdict.kind, f"{verdict.line} [flow run {submitted.name} {submitted.id}]".strip())
 
 
 def dispatch(job: str, values: dict[str, Any]) -> tuple[Verdict, RunReport | None]:
@@ -197,25 +198,27 @@ def dispatch(job: str, values: dict[str, Any]) -> tuple[Verdict, RunReport | Non
     current = settings.load_settings()
     policy = settings.current_policy(current)
     params = {k: v for k, v in values.items() if k != "target"}
-    spec.parse(params)  # bad input: one line, exit 2, nothing submitted or run
+    validate(spec, params, policy)  # bad input: one line, exit 2, nothing submitted or run
     targets.check_name(values.get("target"), policy)
     found = find_api(current.state_dir)
-    if found is None:
-        report = run_here(job, values)
-        return report.verdict, report
-    api_url, _where = found
-    check_api(api_url)
-    with using_api(api_url):
-        from prefect.client.orchestration import get_client  # noqa: PLC0415
+    if found is not None:
+        api_url, where = found
+        check_api(api_url)
+        with using_api(api_url):
+            from prefect.client.orchestration import get_client  # noqa: PLC0415
 
-        with get_client(sync_client=True) as client:
-            has_deployment = _deployment(client, job) is not None
-        if has_deployment:
-            return through_deployment(job, values), None
-        from flows.edge.flows import flow_for  # noqa: PLC0415 - Prefect's flow machinery only here
-
-        state = flow_for(spec)(**values, return_state=True)
-        return verdicts.from_state(state), None
+            with get_client(sync_client=True) as client:
+                has_deployment = _deployment(client, job) is not None
+            if has_deployment:
+                return through_deployment(job, values), None
+        get_logger(job=job).warning(
+            "no deployment of this job on the Prefect API: it runs here, without a flow run"
+            " (pgtender serve registers the deployments)",
+            api=mask_secrets(api_url),
+            found_in=where,
+        )
+    report = run_here(job, values)
+    return report.verdict, report
 
 
 __all__ = ["dispatch", "find_api", "follow", "forget_api", "record_api", "run_here", "through_deployment"]

@@ -16,11 +16,13 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from typing import Annotated, Any
+import types
+import typing
+from typing import Annotated, Any, Literal
 
 from flows.core.engine import JobSpec, verdicts
 from flows.core.engine import start as start_run
-from flows.core.engine.forms import TargetName
+from flows.core.engine.forms import REPLAYABLE, TargetName
 from flows.core.errors import PgtenderError
 from flows.core.logs import ensure_configured
 from flows.edge.context import run_context
@@ -31,6 +33,23 @@ _flows: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
+def _form_type(annotation: Any) -> Any:
+    """The type the form shows: a replayable job name becomes the list of the registry's names."""
+    if typing.get_origin(annotation) is Annotated:
+        base, *meta = typing.get_args(annotation)
+        if REPLAYABLE in meta:
+            return Literal[tuple(REGISTRY.replays())]
+        return annotation
+    args = typing.get_args(annotation)
+    if not args:
+        return annotation
+    origin = typing.get_origin(annotation)
+    resolved = tuple(_form_type(a) for a in args)
+    if origin in (types.UnionType, typing.Union):
+        return typing.Union[resolved]  # noqa: UP007 - built from a tuple
+    return origin[resolved] if len(resolved) > 1 else origin[resolved[0]]
+
+
 def signature(spec: JobSpec[Any]) -> inspect.Signature:
     """The flow's parameters: the spec's, then ``target``."""
     params = [
@@ -39,7 +58,11 @@ def signature(spec: JobSpec[Any]) -> inspect.Signature:
             inspect.Parameter.KEYWORD_ONLY,
             default=inspect.Parameter.empty if field.is_required() else field.default,
             # the type with its constraints (pattern, bounds): the form checks what the model would
-            annotation=Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation,
+            annotation=(
+                Annotated[(_form_type(field.annotation), *field.metadata)]
+                if field.metadata
+                else _form_type(field.annotation)
+            ),
         )
         for name, field in spec.params.model_fields.items()
     ]

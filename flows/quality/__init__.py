@@ -181,6 +181,11 @@ def plan_run(planning: Planning, params: QualityParams) -> Plan:
     )
 
 
+def check(policy: Any, params: QualityParams) -> None:
+    """An unknown suite is bad input before any target is touched."""
+    select_suites(params.suite, policy.quality)
+
+
 SPEC = JobSpec(
     name=JOB,
     description="Validate the day's window (default: yesterday UTC) with every (or one) GX suite.",
@@ -190,4 +195,5 @@ SPEC = JobSpec(
     lock=LockScope.DAY,
     tags=("quality",),
     replay=Replays(replay, default=True),
+    check=check,
 )

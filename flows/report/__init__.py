@@ -37,7 +37,7 @@ from flows.report import fleet as fleet_report
 from flows.report import mail as report_email
 from flows.report.data import job_stats, late_runs
 from flows.report.render import build
-from flows.report.week import Week, parse_week, recipients_for
+from flows.report.week import Week, parse_week, recipients_for, week_monday
 
 JOB = "report"
 
@@ -100,6 +100,8 @@ def report_run(run: Run, chosen: Week, recipients: list[str], dry_run: bool) -> 
     log.info("report rendered", week=chosen.label, directory=built["directory"], subject=built["subject"])
     result = {k: v for k, v in built.items() if k != "text"}
     where = f"{built['html']} (and report.eml, report.txt)"
+    if built.get("coverage"):  # how much of the week the quality results cover, said at the terminal too
+        where = f"quality {built['coverage']}; {where}"
     if dry_run or not recipients:
         run.record(sent=0)
         log.info("dry run: nothing sent", eml=built["eml"], html=built["html"])
@@ -132,7 +134,10 @@ class ReportParams(Params):
 
 
 def check(policy: settings.Policy, params: ReportParams) -> None:
-    """Over a fleet, one email: bad recipients fail before any target is touched."""
+    """Before any target is touched: a week that does not exist; over a fleet (one email), bad
+    recipients."""
+    if params.week is not None:
+        week_monday(params.week)
     if policy.targets:
         recipients_for(params.to, policy.report, dry_run=params.dry_run)
 

@@ -72,19 +72,23 @@ def week_of(day: date, tz: str, *, complete: bool) -> Week:
     return Week(f"{year}-W{number:02d}", monday, tz, complete)
 
 
+def week_monday(week: str) -> date:
+    """The Monday of an ISO week ``YYYY-Www`` (ConfigError for a label that is none)."""
+    match = _WEEK_RE.match(week.strip()) if isinstance(week, str) else None
+    if match is None:
+        raise ConfigError(f"week must be an ISO week like 2026-W47, got {week!r}")
+    try:
+        return date.fromisocalendar(int(match[1]), int(match[2]), 1)
+    except ValueError:
+        raise ConfigError(f"week {week!r} does not exist (ISO years have 52 or 53 weeks)") from None
+
+
 def parse_week(week: str | None, tz: str, *, now: datetime) -> Week:
     """``YYYY-Www`` (ISO week); default: the last complete week in ``tz``. Future weeks are refused."""
     local_today = now.astimezone(ZoneInfo(tz)).date()
     if week is None:
         return week_of(local_today - timedelta(days=7), tz, complete=True)
-    match = _WEEK_RE.match(week.strip()) if isinstance(week, str) else None
-    if match is None:
-        raise ConfigError(f"week must be an ISO week like 2026-W47, got {week!r}")
-    try:
-        monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
-    except ValueError:
-        raise ConfigError(f"week {week!r} does not exist (ISO years have 52 or 53 weeks)") from None
-    found = week_of(monday, tz, complete=True)
+    found = week_of(week_monday(week), tz, complete=True)
     if found.start > now:
         raise ConfigError(f"week {week} has not started yet in {tz}")
     return Week(found.label, found.monday, tz, complete=found.end <= now)

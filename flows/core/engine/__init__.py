@@ -19,7 +19,7 @@ from flows.core.engine.outcomes import (
 )
 from flows.core.engine.registry import JobRegistry
 from flows.core.engine.report import RunReport, TargetResult
-from flows.core.engine.run import run, start
+from flows.core.engine.run import run, start, validate
 from flows.core.engine.spec import (
     Cron,
     JobSpec,
@@ -74,4 +74,5 @@ __all__ = [
     "run",
     "start",
     "step",
+    "validate",
 ]

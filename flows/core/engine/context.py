@@ -146,6 +146,11 @@ class Run:
         return self.target.state_dir(self.context.state_dir)
 
     @property
+    def session_pid(self) -> int:
+        """The backend pid of the run's own session (it holds the locks and the ledger row)."""
+        return self._session.info.backend_pid
+
+    @property
     def counts(self) -> dict[str, Any]:
         return dict(self._counts)
 

@@ -7,7 +7,7 @@ naming the form's fields. Descriptions come from each flow's docstring (``Args:`
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
@@ -19,6 +19,14 @@ Recipients = Annotated[
     Field(pattern=r"^\s*[^@\s,]+@[^@\s,]+(\s*,\s*[^@\s,]+@[^@\s,]+)*\s*$", examples=["oncall@example.com"]),
 ]
 SuiteName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", examples=["learning_events"])]
-BackfillJob = Literal["partitions", "quality", "capacity", "views"]
+
+
+class _Replayable:
+    """Marks a parameter whose values are names of jobs backfill can re-run: the form lists them
+    (``flows.edge.flows`` puts the registry's names there); the run's plan checks them."""
+
+
+REPLAYABLE = _Replayable()
+ReplayableJob = Annotated[str, REPLAYABLE]
 # One database of the fleet ([targets.NAME] in the policy file). Empty: every target.
 TargetName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$", examples=["default"])]

@@ -80,15 +80,22 @@ def start(spec: JobSpec[Any], values: Mapping[str, Any], ctx: RunContext) -> Run
     values = dict(values)
     target = values.pop("target", None) or None
     try:
-        params = spec.parse(values)
-        if spec.check is not None:
-            spec.check(ctx.policy, params)
+        params = validate(spec, values, ctx.policy)
         chosen = targets.select(target, ctx.settings, ctx.policy, embedded=ctx.embedded)
     except PgtenderError as exc:
         report = RunReport(job=spec.name, results=[], error=exc)
         get_logger(job=spec.name).info(f"{spec.name} {report.verdict.kind}", line=report.verdict.line)
         return report
     return run(spec, params, chosen, ctx)
+
+
+def validate(spec: JobSpec[Any], values: Mapping[str, Any], policy: Any) -> Params:
+    """The parameters, validated and checked against the policy file, before any target is touched
+    (``ConfigError``, one line)."""
+    params: Params = spec.parse(values)
+    if spec.check is not None:
+        spec.check(policy, params)
+    return params
 
 
 def run_target(spec: JobSpec[Any], params: Params, target: Target, ctx: RunContext) -> TargetResult:
@@ -313,4 +320,4 @@ def _ended_flow_runs(conn: Conn, job: str, found_by: Any, ctx: RunContext) -> li
     return found
 
 
-__all__ = ["run", "run_target", "session", "start"]
+__all__ = ["run", "run_target", "session", "start", "validate"]

@@ -172,7 +172,9 @@ class JobSpec(Generic[P]):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "parameters"
-            raise ConfigError(f"{self.name}: {where.replace('_', '-')}: {first['msg']}") from None
+            given = values.get(str(first["loc"][0])) if first["loc"] else None
+            shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+            raise ConfigError(f"{where.replace('_', '-')}: {first['msg']}{shown}") from None
 
 
 class Registry(Protocol):

@@ -1,31 +1,36 @@
+"""A job's steps: one retry rule (lost connections only), no task tags, the lock checked first."""
+
 from __future__ import annotations
 
 import psycopg.errors
 import pytest
-from prefect.states import Failed
 
-from flows.core import runtime
 from flows.core.ddl import LockRetriesExhausted
+from flows.core.engine import is_transient, step
 from flows.core.errors import ConfigError, DatabaseUnavailable
 
 
-def _noop() -> int:
+def _noop(run: object) -> int:
     return 1
 
 
-def test_db_task_retries_only_transient_errors_and_carries_no_tags() -> None:
-    task = runtime.db_task("views-refresh", "views", task_run_name="refresh-x")(_noop)
-    assert task.name == "views-refresh" and task.retries == 2
-    assert task.tags == set()  # a tag costs a concurrency-limit lookup per task run
-    assert task.retry_condition_fn is runtime.retry_transient_only
-    with pytest.raises(ValueError, match="must start with its job"):
-        runtime.db_task("refresh", "views")
+@pytest.mark.usefixtures("prefect_api")
+def test_a_step_is_a_prefect_task_without_tags_that_retries_lost_connections_only() -> None:
+    from flows.edge.orchestrator import _retry_condition, _task
+
+    made = _task(step("views-refresh", task_run_name="refresh-x")(_noop), "call")
+    assert made.name == "views-refresh" and made.retries == 2
+    assert made.tags == set()  # a tag costs a concurrency-limit lookup per task run
+    from prefect.cache_policies import NO_CACHE
+
+    assert made.cache_policy is NO_CACHE  # its first argument is the run: nothing to hash
+    assert callable(_retry_condition(step("views-x")(_noop)))
 
 
 @pytest.mark.parametrize(
     ("exc", "retry"),
     [
-        # connection-level failures: a fresh connection may succeed (Prefect task retries)
+        # connection-level failures: a fresh connection may succeed (the step is retried)
         (psycopg.OperationalError("server closed the connection"), True),
         (psycopg.errors.AdminShutdown("terminating connection due to administrator command"), True),
         (DatabaseUnavailable("cannot connect"), True),
@@ -41,4 +46,4 @@ def test_db_task_retries_only_transient_errors_and_carries_no_tags() -> None:
     ],
 )
 def test_retry_condition(exc: BaseException, retry: bool) -> None:
-    assert runtime.retry_transient_only(None, None, Failed(data=exc)) is retry  # type: ignore[arg-type]
+    assert is_transient(exc) is retry
