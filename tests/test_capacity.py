@@ -7,7 +7,8 @@ import pytest
 from flows import capacity
 from flows.capacity import measure
 from flows.core import db, metrics
-from tests.conftest import Database
+from flows.core.engine import Kind
+from tests.conftest import Database, flow_run, verdict_of
 
 
 def _metric(conn, metric: str, resource: str) -> float:
@@ -100,10 +101,8 @@ def test_record_is_one_statement_where_a_repeat_replaces_and_a_non_finite_value_
 
 @pytest.mark.usefixtures("prefect_api")
 def test_capacity_flow_records_snapshot_and_ledger(demo_db: Database) -> None:
-    from prefect.states import Completed
-
-    state = capacity.capacity_flow(return_state=True)
-    assert isinstance(state, type(Completed())) or state.is_completed()
+    state = flow_run("capacity")
+    assert state.is_completed() and verdict_of(state).kind is Kind.DONE
     result = state.result()
     with db.connect(demo_db.dsn, autocommit=True) as conn:
         op = conn.execute(
@@ -129,8 +128,10 @@ def test_capacity_flow_failure_is_in_ledger(migrated_db: Database) -> None:
         conn.execute(
             "ALTER TABLE capacity_planning_metrics ADD CONSTRAINT no_rows CHECK (value < 0) NOT VALID"
         )
-    state = capacity.capacity_flow(return_state=True)
+    state = flow_run("capacity")
     assert state.is_failed()
+    verdict = verdict_of(state)
+    assert verdict.kind is Kind.INFRASTRUCTURE and verdict.exit_code == 3 and "no_rows" in verdict.line
     with migrated_db.connect() as conn:
         rows = conn.execute("SELECT status, error FROM pgtender_operations WHERE job = 'capacity'").fetchall()
         metrics = conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0]
@@ -144,8 +145,9 @@ def test_capacity_flow_skips_while_another_run_holds_the_lock(migrated_db: Datab
 
     with db.connect(migrated_db.dsn, autocommit=True) as holder, locks.job_lock(holder, "capacity") as got:
         assert got
-        state = capacity.capacity_flow(return_state=True)
-    assert state.is_completed() and state.name == "Skipped" and "holds the advisory lock" in state.message
+        state = flow_run("capacity")
+    verdict = verdict_of(state)
+    assert state.is_completed() and verdict.kind is Kind.SKIPPED and "holds the advisory lock" in verdict.line
     with migrated_db.connect() as conn:
         rows = conn.execute("SELECT status FROM pgtender_operations WHERE job = 'capacity'").fetchall()
         metrics = conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0]

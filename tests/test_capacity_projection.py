@@ -9,7 +9,8 @@ import pytest
 from flows import capacity
 from flows.core import db
 from flows.core.policy import settings
-from tests.conftest import Database
+from flows.core.engine import Kind
+from tests.conftest import Database, flow_run, verdict_of
 
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 GB = 10**9
@@ -167,7 +168,9 @@ def test_flow_projects_from_history(migrated_db: Database) -> None:
         _plant(
             conn, "total_bytes", "table", "learning_events", _linear(14, GB, GB, now=now - timedelta(hours=1))
         )
-    result = capacity.capacity_flow()
+    state = flow_run("capacity")
+    assert verdict_of(state).kind is Kind.DONE
+    result = state.result()
     assert result["projections"] >= 1
     with migrated_db.connect() as conn:
         status, counts, flow_run_id = conn.execute(

@@ -26,8 +26,12 @@ from psycopg import conninfo, sql
 from flows import cron
 from flows.core import db, migrations, pgcron
 from flows.core.errors import ConfigError
-from flows.core.schedules import SCHEDULES
+from flows.core.policy import settings
+from flows.registry import REGISTRY
 from tests.conftest import Database
+
+# job -> cron of every job pgtender schedules (what the CLI hands analyze and migrate)
+SCHEDULES = {job: s.cron for job, s in REGISTRY.schedules(settings.Policy()).items()}
 
 CRON_URL = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")
 needs_cron = pytest.mark.skipif(not CRON_URL, reason="PGTENDER_CRON_TEST_DATABASE_URL is not set")
@@ -203,12 +207,12 @@ def test_replacement_by_command(command: str, job: str | None) -> None:
 
 def test_without_pg_cron_analyze_says_so_and_migrate_refuses(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
-        analysis = cron.analyze(conn)
+        analysis = cron.analyze(conn, dsn=migrated_db.dsn, schedules=SCHEDULES)
         assert not analysis.installed and analysis.jobs == []
         assert "nothing to take over" in cron.analysis_text(analysis)
-        assert pgcron.cron_failures(conn, datetime.now(UTC) - timedelta(days=1)) == []
+        assert pgcron.cron_failures(conn, datetime.now(UTC) - timedelta(days=1), migrated_db.dsn) == []
         with pytest.raises(ConfigError, match="nothing to take over"):
-            cron.migrate(conn, execute=True)
+            cron.migrate(conn, dsn=migrated_db.dsn, schedules=SCHEDULES, execute=True)
     assert migrated_db.scalar("SELECT count(*) FROM pgtender_operations") == 0
 
 
@@ -218,7 +222,7 @@ def test_without_pg_cron_analyze_says_so_and_migrate_refuses(migrated_db: Databa
 @needs_cron
 def test_analyze_maps_the_seed_jobs(cron_env: CronEnv) -> None:
     with db.connect(cron_env.tended.dsn, autocommit=True) as conn:
-        analysis = cron.analyze(conn)
+        analysis = cron.analyze(conn, dsn=cron_env.tended.dsn, schedules=SCHEDULES)
     assert analysis.installed and analysis.cron_database == "postgres"
     by_name = {a.job.jobname: a for a in analysis.jobs}
     for jobname, schedule, _command, job in SEED_JOBS:
@@ -271,7 +275,7 @@ def test_migrate_dry_run_changes_nothing_execute_is_reversible(
 
     # Nothing left to take over; a second run does nothing.
     with db.connect(cron_env.tended.dsn, autocommit=True) as conn:
-        again = cron.migrate(conn, execute=True)
+        again = cron.migrate(conn, dsn=cron_env.tended.dsn, schedules=SCHEDULES, execute=True)
     assert again.jobs == [] and "nothing to migrate" in cron.migration_text(again)
 
     # The stored statements put every job back exactly as it was.
@@ -291,7 +295,7 @@ def test_migrate_rolls_back_on_count_mismatch(cron_env: CronEnv) -> None:
     def run_migrate() -> None:
         try:
             with db.connect(cron_env.tended.dsn, autocommit=True) as conn:
-                cron.migrate(conn, execute=True)
+                cron.migrate(conn, dsn=cron_env.tended.dsn, schedules=SCHEDULES, execute=True)
             outcome.append(None)
         except Exception as exc:  # handed to the test thread
             outcome.append(exc)
@@ -326,15 +330,15 @@ def test_migrate_rolls_back_on_count_mismatch(cron_env: CronEnv) -> None:
 def test_cron_failures_reports_remaining_jobs(cron_env: CronEnv) -> None:
     since = datetime.now(UTC) - timedelta(days=1)
     with db.connect(cron_env.tended.dsn, autocommit=True) as conn:
-        failures = pgcron.cron_failures(conn, since)
+        failures = pgcron.cron_failures(conn, since, cron_env.tended.dsn)
         assert sorted({(f.jobname, f.replaced_by) for f in failures}, key=str) == sorted(
             {("quality-checks", "quality"), ("recommendations", None)}, key=str
         )
         assert len(failures) == 6 and all(f.return_message for f in failures)
         assert failures[0].start_time >= failures[-1].start_time
-        assert pgcron.cron_failures(conn, datetime.now(UTC) + timedelta(minutes=1)) == []
-        cron.migrate(conn, execute=True)
-        remaining = pgcron.cron_failures(conn, since)
+        assert pgcron.cron_failures(conn, datetime.now(UTC) + timedelta(minutes=1), cron_env.tended.dsn) == []
+        cron.migrate(conn, dsn=cron_env.tended.dsn, schedules=SCHEDULES, execute=True)
+        remaining = pgcron.cron_failures(conn, since, cron_env.tended.dsn)
     assert {f.jobname for f in remaining} == {"recommendations"}
     assert "division by zero" in (remaining[0].return_message or "")
 
@@ -355,13 +359,16 @@ def test_cli_analyze_prints_the_table(cron_env: CronEnv, capsys: pytest.CaptureF
 @needs_cron
 def test_health_reports_failures_of_remaining_cron_jobs(cron_env: CronEnv) -> None:
     from flows import health
-    from flows.core.policy import settings
 
     policy = settings.HealthPolicy(cron_lookback_minutes=24 * 60)
     with db.connect(cron_env.tended.dsn, autocommit=True) as conn:
-        before = health.run_probes(conn, policy, now=datetime.now(UTC), only=("cron_jobs",)).results
-        cron.migrate(conn, execute=True)
-        after = health.run_probes(conn, policy, now=datetime.now(UTC), only=("cron_jobs",)).results
+        before = health.run_probes(
+            conn, policy, now=datetime.now(UTC), only=("cron_jobs",), dsn=cron_env.tended.dsn
+        ).results
+        cron.migrate(conn, dsn=cron_env.tended.dsn, schedules=SCHEDULES, execute=True)
+        after = health.run_probes(
+            conn, policy, now=datetime.now(UTC), only=("cron_jobs",), dsn=cron_env.tended.dsn
+        ).results
     assert [(r.check_name, r.status) for r in before] == [("health.cron_failures", "failed")]
     assert before[0].observed == {"failed_runs": 6, "jobs": ["quality-checks", "recommendations"]}
     assert after[0].status == "failed"
@@ -370,10 +377,9 @@ def test_health_reports_failures_of_remaining_cron_jobs(cron_env: CronEnv) -> No
 
 def test_health_cron_probe_skips_without_pg_cron(migrated_db: Database) -> None:
     from flows import health
-    from flows.core.policy import settings
 
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         results = health.run_probes(
-            conn, settings.HealthPolicy(), now=datetime.now(UTC), only=("cron_jobs",)
+            conn, settings.HealthPolicy(), now=datetime.now(UTC), only=("cron_jobs",), dsn=migrated_db.dsn
         ).results
     assert [(r.check_name, r.status) for r in results] == [("health.cron_failures", "skipped")]

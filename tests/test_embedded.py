@@ -17,8 +17,8 @@ def test_embedded_server_starts_on_demand_and_is_reused(tmp_path: Path, monkeypa
     monkeypatch.delenv("PGTENDER_DATABASE_URL", raising=False)
     monkeypatch.setenv("PGTENDER_STATE_DIR", str(tmp_path / "state"))
     try:
-        dsn = settings.dsn()
-        assert dsn == settings.dsn()  # same process: same handle
+        dsn = settings.dsn(settings.load_settings(), embedded=embedded.embedded_dsn)
+        assert dsn == settings.dsn(settings.load_settings(), embedded=embedded.embedded_dsn)  # same handle
         with psycopg.connect(dsn) as conn:
             version = conn.execute("SHOW server_version_num").fetchone()[0]
         assert int(version) >= 150000

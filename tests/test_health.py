@@ -12,10 +12,10 @@ import pytest
 
 from flows import health
 from flows.core import clock, db, migrations, schedules
-from flows.core.errors import ProblemsFound
+from flows.core.engine import Kind
 from flows.core.policy import settings
 from flows.health import checks
-from tests.conftest import Database, fresh_database
+from tests.conftest import Database, flow_run, fresh_database, verdict_of
 
 # .ci/setup-pg-cron.sh makes this server with pg_stat_statements in shared_preload_libraries.
 PGSS_SERVER = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")
@@ -686,8 +686,8 @@ def _artifact(key: str) -> Any:
 @pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_passes_on_a_quiet_database(migrated_db: Database) -> None:
-    state = health.health_flow(return_state=True)
-    assert state.is_completed() and state.name == "Completed"
+    state = flow_run("health")
+    assert state.is_completed() and state.name == "Completed" and verdict_of(state).kind is Kind.DONE
     result = state.result()
     assert result["counts"]["failed"] == 0 and result["counts"]["error"] == 0
     assert result["counts"]["passed"] >= 6
@@ -708,14 +708,14 @@ def test_flow_passes_on_a_quiet_database(migrated_db: Database) -> None:
 @pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_with_a_breach_ends_failed_with_an_artifact(migrated_db: Database) -> None:
-    from flows.edge.runner import run_job
-
     with migrated_db.connect() as conn:
         conn.execute(
             "INSERT INTO learning_events (occurred_at, ingested_at, event_type) VALUES (now() - interval '1 hour', now() - interval '1 hour', 'x')"
         )
-    with pytest.raises(ProblemsFound, match=r"health\.event_lag\[learning_events\]"):
-        run_job("health", {})
+    state = flow_run("health")
+    assert state.is_failed()
+    verdict = verdict_of(state)
+    assert verdict.kind is Kind.PROBLEMS and "health.event_lag[learning_events]" in verdict.line
     with migrated_db.connect() as conn:
         status, counts = conn.execute(
             "SELECT status, counts FROM pgtender_operations WHERE job = 'health'"

@@ -13,7 +13,8 @@ from psycopg import conninfo
 from flows.core import db, ledger, masking
 from flows.core.errors import ConfigError, PgtenderError
 from flows.core.logs import mask_processor
-from tests.conftest import Database
+from flows.core.engine import Kind
+from tests.conftest import Database, flow_run, verdict_of
 from tests.test_cli import run_cli
 
 # Every character class a password can hold (letters, digits, punctuation incl. @ / : % # ? & = ' " \,
@@ -150,8 +151,6 @@ def test_prefect_state_message_and_logs_hold_no_password(
     from prefect import get_client
     from prefect.logging.handlers import APILogHandler
 
-    from flows.capacity import capacity_flow
-
     server = conninfo.conninfo_to_dict(migrated_db.dsn)
     host, port = server.get("host") or "127.0.0.1", server.get("port") or "5432"
     for url, secret in (
@@ -159,8 +158,8 @@ def test_prefect_state_message_and_logs_hold_no_password(
         (f"postgresql://app:{quote('Pr3fect@/pw', safe='')}@{host}:{port}/pgtender_no_such_db", "Pr3fect"),
     ):
         monkeypatch.setenv("PGTENDER_DATABASE_URL", url)
-        state = capacity_flow(return_state=True)
-        assert state.is_failed() and state.name == "Bad input"
+        state = flow_run("capacity")
+        assert state.is_failed() and verdict_of(state).kind is Kind.BAD_INPUT
         assert secret not in (state.message or "")
         flow_run_id = state.state_details.flow_run_id
         APILogHandler().flush()  # the run's logs are sent in batches: wait until they are stored

@@ -194,3 +194,36 @@ def test_unknown_applied_version_is_refused(migrated_db: Database) -> None:
         )
         with pytest.raises(ConfigError, match=r"9999 .*does not know"):
             migrations.migrate(conn)
+
+
+def test_0013_ledger_outcomes_round_trip_keeps_every_row(migrated_db: Database) -> None:
+    """0013 adds the 'rejected' and 'interrupted' statuses and the process id; rolled back, such
+    rows are kept as 'failed' (their error says what they were), and forward again they fit."""
+    import psycopg
+
+    assert migrations.newest_version() >= 13
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO pgtender_operations (job, status, started_at, finished_at, error, process_id) VALUES"
+            " ('views', 'rejected', now(), now(), 'bad input', 4242),"
+            " ('views', 'interrupted', now(), now(), 'interrupted (SIGTERM)', 4243),"
+            " ('views', 'completed', now(), now(), NULL, 4244)"
+        )
+        migrations.rollback(conn, 12)
+        assert conn.execute(
+            "SELECT status, error FROM pgtender_operations ORDER BY error NULLS LAST"
+        ).fetchall() == [("failed", "bad input"), ("failed", "interrupted (SIGTERM)"), ("completed", None)]
+        assert conn.execute(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE table_name = 'pgtender_operations' AND column_name = 'process_id'"
+        ).fetchone() == (0,)
+        with pytest.raises(psycopg.errors.CheckViolation, match="pgtender_operations_status_check"):
+            conn.execute(
+                "INSERT INTO pgtender_operations (job, status, finished_at) VALUES ('views', 'rejected', now())"
+            )
+        migrations.migrate(conn)
+        conn.execute(
+            "INSERT INTO pgtender_operations (job, status, finished_at, process_id)"
+            " VALUES ('views', 'interrupted', now(), 1)"
+        )
+        assert conn.execute("SELECT count(*) FROM pgtender_operations").fetchone() == (4,)

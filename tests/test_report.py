@@ -18,9 +18,11 @@ from psycopg.types.json import Jsonb
 
 from flows import report
 from flows.core import clock
+from flows.core.engine import Kind
 from flows.core.errors import ConfigError
 from flows.edge.prefect_server import free_port
-from tests.conftest import Database
+from flows.registry import REGISTRY
+from tests.conftest import Database, flow_run, run_job, verdict_of
 
 WEEK = "2025-W47"  # Mon 2025-11-17 .. Sun 2025-11-23
 MONDAY = date(2025, 11, 17)
@@ -303,7 +305,7 @@ def test_report_on_a_dst_monday_counts_its_local_week(migrated_db: Database, tmp
             week,
             [],
             policy=policy,
-            schedules=report.schedules_for(policy),
+            schedules={job: (s.cron, s.timezone) for job, s in REGISTRY.schedules(policy).items()},
             state_dir=tmp_path,
             now=now,
         )
@@ -332,7 +334,7 @@ def test_default_week_is_the_databases_last_complete_week(migrated_db: Database,
     with migrated_db.connect() as conn:
         before = report.parse_week(None, BERLIN, now=clock.db_now(conn)).label
     with clock.travel(timedelta(days=7)):
-        result = report.report_flow(dry_run=True)
+        result = flow_run("report", dry_run=True).result()
     with migrated_db.connect() as conn:
         after = report.parse_week(None, BERLIN, now=clock.db_now(conn)).label
     assert result["week"] in {before, after}
@@ -349,7 +351,9 @@ def test_report_arrives_with_charts_and_planted_numbers(
     monkeypatch.setenv("PGTENDER_SMTP_PORT", str(smtp_server.port))
     plant(migrated_db)
 
-    result = report.report_flow(week=WEEK)
+    state = flow_run("report", week=WEEK)
+    assert verdict_of(state).kind is Kind.DONE, state.message
+    result = state.result()
 
     assert result["sent"] == 2 and result["pass_rate"] == 82.35 and result["failing_checks"] == 3
     ((rcpt, msg),) = smtp_server.messages
@@ -405,7 +409,9 @@ def test_dry_run_writes_eml_and_self_contained_html_and_sends_nothing(
     monkeypatch.setenv("PGTENDER_SMTP_PORT", str(smtp_server.port))
     plant(migrated_db)
 
-    result = report.report_flow(week=WEEK, to="someone@example.org", dry_run=True)
+    state = flow_run("report", week=WEEK, to="someone@example.org", dry_run=True)
+    assert verdict_of(state).kind is Kind.DONE, state.message
+    result = state.result()
 
     assert result["dry_run"] is True and result["sent"] == 0
     assert smtp_server.messages == []
@@ -431,9 +437,11 @@ def test_failed_send_is_retried_then_fails_and_the_report_is_kept(
     monkeypatch.setenv("PGTENDER_SMTP_TIMEOUT_SECONDS", "5")
     plant(migrated_db)
 
-    state = report.report_flow(week=WEEK, return_state=True)
+    state = flow_run("report", week=WEEK)
 
     assert state.is_failed()
+    verdict = verdict_of(state)
+    assert verdict.kind is Kind.INFRASTRUCTURE and "SMTP 127.0.0.1" in verdict.line
     run_id = state.state_details.flow_run_id
     assert run_id is not None
     with get_client(sync_client=True) as client:
@@ -452,10 +460,14 @@ def test_failed_send_is_retried_then_fails_and_the_report_is_kept(
 
 @pytest.mark.usefixtures("prefect_api")
 def test_bad_week_is_a_config_error_and_changes_nothing(migrated_db: Database, report_env: Path) -> None:
-    from flows.edge.runner import run_job
-
-    for options in ({"week": "2025-W99"}, {"week": "next week"}, {"to": "not-an-address"}):
-        with pytest.raises(ConfigError):
-            run_job("report", options)
+    for options, field in (
+        ({"week": "2025-W99"}, "W99"),
+        ({"week": "next week"}, "week"),
+        ({"to": "not-an-address"}, "to"),
+    ):
+        report = run_job("report", **options)
+        assert report.verdict.kind is Kind.BAD_INPUT and report.verdict.exit_code == 2, report.verdict
+        assert field in report.verdict.line
     assert not (report_env / "reports").exists()
+    # refused before any database is touched: no ledger row at all
     assert migrated_db.scalar("SELECT count(*) FROM pgtender_operations") == 0

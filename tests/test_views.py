@@ -261,7 +261,9 @@ def test_flow_with_unknown_view_in_policy_changes_nothing(
     assert "not_a_view" in report.verdict.line
     with migrated_db.connect() as conn:
         # refused once the database was reached: a rejected row, nothing else
-        assert conn.execute("SELECT job, status FROM pgtender_operations").fetchall() == [("views", "rejected")]
+        assert conn.execute("SELECT job, status FROM pgtender_operations").fetchall() == [
+            ("views", "rejected")
+        ]
         assert conn.execute("SELECT count(*) FROM capacity_planning_metrics").fetchone()[0] == 0
 
 

@@ -6,9 +6,10 @@ message that starts with how the run ended ("Problems found: ...") — Prefect's
 the UI lists every run. A Failed state carries no data (nothing pickled into result storage).
 
 Prefect's engine raises a Failed flow's exception again after the run ended and logs it with its
-traceback ("Engine execution exited with unexpected exception"): for pgtender's own verdicts that
-is a second, noisier copy of the one line the run already logged, so those records are dropped
-(``quiet_known_failures``); any other exception keeps its traceback.
+traceback ("Engine execution exited with unexpected exception"), and logs a failed task run's
+exception the same way: for pgtender's own errors (a step's database errors become those, one line)
+that is a second, noisier copy of the one line the run already logged, so those records are dropped
+(``quiet_known_failures``); any other exception (a bug) keeps its traceback.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ _filter = _KnownFailure()
 
 def quiet_known_failures() -> None:
     """Install the filter on the loggers Prefect's engine reports a failed run with (idempotent)."""
-    for name in ("prefect.flow_runs", "prefect.engine", "prefect.flow_engine"):
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine", "prefect.flow_engine"):
         logger = logging.getLogger(name)
         if _filter not in logger.filters:
             logger.addFilter(_filter)

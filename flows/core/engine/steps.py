@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import psycopg
 import structlog
 
-from flows.core.errors import DatabaseUnavailable
+from flows.core.errors import DatabaseUnavailable, InfrastructureError, PgtenderError
 
 if TYPE_CHECKING:
     from flows.core.engine.context import Run
@@ -96,10 +96,22 @@ def step(
     return decorate
 
 
+def as_known(exc: psycopg.Error) -> PgtenderError:
+    """A database error as pgtender's own, one line: a lost connection stays transient."""
+    line = " ".join(str(exc).split()) or type(exc).__name__
+    if is_transient(exc):
+        return DatabaseUnavailable(f"database connection lost: {type(exc).__name__}: {line}")
+    return InfrastructureError(f"database error: {type(exc).__name__}: {line}")
+
+
 def guarded(step: Step[R], run: Run, *args: Any, **kwargs: Any) -> R:
-    """The step's body as every orchestrator runs it: never start after the run lost its lock."""
+    """The step's body as every orchestrator runs it: never start after the run lost its lock; a
+    database error leaves it as pgtender's one-line error (no driver traceback in the run's logs)."""
     run.check_lock()
-    return step.fn(run, *args, **kwargs)
+    try:
+        return step.fn(run, *args, **kwargs)
+    except psycopg.Error as exc:
+        raise as_known(exc) from None
 
 
 def with_retries(step: Step[R], run: Run, *args: Any, **kwargs: Any) -> R:
@@ -140,7 +152,8 @@ def each_item(
                     continue
         pending.remove(item)
     if lost:
-        raise lost[0]
+        first = lost[0]
+        raise as_known(first) if isinstance(first, psycopg.Error) else first
     return len(results)
 
 
