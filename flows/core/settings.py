@@ -32,6 +32,7 @@ from flows.core.alerts_policy import AlertsPolicy
 from flows.core.errors import ConfigError
 from flows.core.partition_policy import PartitionsPolicy, RetentionPolicy
 from flows.core.target_policy import OVERRIDABLE, FleetPolicy, TargetSpec, check_target_name, deep_merge
+from flows.core.upkeep_policy import UpkeepPolicy
 
 
 def default_state_dir() -> Path:
@@ -226,6 +227,7 @@ class Policy(_Strict):
     report: ReportPolicy = ReportPolicy()
     backfill: BackfillPolicy = BackfillPolicy()
     alerts: AlertsPolicy = AlertsPolicy()
+    upkeep: UpkeepPolicy = UpkeepPolicy()
     # The databases pgtender tends (issue 13). Empty: PGTENDER_DATABASE_URL is the target `default`.
     fleet: FleetPolicy = FleetPolicy()
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
