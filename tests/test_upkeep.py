@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -478,3 +479,45 @@ def test_a_dry_run_changes_nothing(migrated_db: Database, conn: psycopg.Connecti
     assert (index_state(migrated_db, index), index_state(migrated_db, "upkeep_other_v_key")) == before
     assert _parent_stats(migrated_db) == (0, -1.0)
     assert _upkeep_rows(migrated_db) == 0
+
+
+def test_a_rebuild_is_cancelled_when_the_window_closes_and_not_started_after(
+    migrated_db: Database, conn: psycopg.Connection[Any]
+) -> None:
+    """The statement timeout of a rebuild is what is left of the window: a REINDEX still waiting when
+    the window closes is cancelled (here it waits on an old transaction, with a lock_timeout longer
+    than the window); with less than a second left none starts."""
+    make_items(migrated_db, "upkeep_items", 5_000)
+    policy = policy_for(migrated_db).model_copy(update={"lock_timeout_ms": 60_000, "attempts": 1})
+    with capture_logs(), migrated_db.connect() as holder:
+        holder.execute("BEGIN")
+        holder.execute("INSERT INTO upkeep_items (v) VALUES (-1)")
+        closes = db_now(migrated_db) + timedelta(seconds=2)
+        result = rebuild.rebuild(
+            conn,
+            "upkeep_items_pkey",
+            "upkeep_items",
+            "bloated",
+            schema="public",
+            policy=policy,
+            deadline=closes,
+            log=_log(),
+        )
+        holder.execute("ROLLBACK")
+    assert result.status == "failed" and "QueryCanceled" in (result.error or ""), result.error
+    assert "statement timeout" in (result.error or "")
+    assert index_state(migrated_db, "upkeep_items_pkey")[0] is True  # type: ignore[index]
+    with capture_logs():
+        late = rebuild.rebuild(
+            conn,
+            "upkeep_items_pkey",
+            "upkeep_items",
+            "bloated",
+            schema="public",
+            policy=policy,
+            deadline=db_now(migrated_db) + timedelta(milliseconds=500),
+            log=_log(),
+        )
+    assert late.status == "deferred" and late.attempts == 0
+    # the session's own settings are back
+    assert conn.execute("SHOW lock_timeout").fetchone()[0] == "2s"
