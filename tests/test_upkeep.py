@@ -521,3 +521,28 @@ def test_a_rebuild_is_cancelled_when_the_window_closes_and_not_started_after(
     assert late.status == "deferred" and late.attempts == 0
     # the session's own settings are back
     assert conn.execute("SHOW lock_timeout").fetchone()[0] == "2s"
+
+
+def test_upkeep_rows_do_not_count_in_the_health_quality_score(
+    migrated_db: Database, conn: psycopg.Connection[Any]
+) -> None:
+    """Upkeep's rows share the quality suites' UTC-day windows: yesterday's failed vacuum row must
+    not read as a failed quality check."""
+    from flows.core.settings import HealthPolicy
+    from flows.health import run_probes
+
+    make_items(migrated_db, "upkeep_items", 5_000)
+    with migrated_db.connect() as c:
+        c.execute("UPDATE upkeep_items SET v = v + 1")
+    _wait_for_stats(conn)
+    now = db_now(migrated_db)
+    with capture_logs():
+        run_once(conn, policy_for(migrated_db), now=now - timedelta(days=1))
+    assert (
+        migrated_db.scalar(
+            "SELECT status FROM data_quality_checks WHERE check_name = 'upkeep.vacuum' AND window_end <= now()"
+        )
+        == "failed"
+    )
+    (score,) = run_probes(conn, HealthPolicy(), now=now, only=("quality_score",)).results
+    assert score.status == "skipped", score
