@@ -84,9 +84,11 @@ class Migration:
 
 
 def _schedules() -> dict[str, str]:
-    from flows.core.schedules import SCHEDULES  # noqa: PLC0415 - the schedules "here"
+    """job -> its schedule here, cron and the zone it is read in (the report's and upkeep's come
+    from the policy)."""
+    from flows.core.schedules import all_schedules  # noqa: PLC0415 - the schedules "here"
 
-    return dict(SCHEDULES)
+    return {job: f"{s.cron} {s.timezone}" for job, s in all_schedules().items()}
 
 
 def read_jobs(cron_conn: Conn, since: datetime) -> list[tuple[CronJob, dict[str, Any]]]:
@@ -172,7 +174,7 @@ def analysis_text(analysis: Analysis) -> str:
             a.job.jobname or "-",
             a.job.schedule,
             a.replaced_by or "-",
-            (a.schedule_here or "-") + " UTC" * bool(a.schedule_here),
+            a.schedule_here or "-",
             str(a.runs),
             str(a.failures),
             f"{_when(a.last_run_at)} {a.last_status or ''}".strip(),
