@@ -9,6 +9,8 @@ Checks (target: the table or index):
   upkeep.unused_index      warning (unused for unused_days) | skipped (watched, not long enough)
   upkeep.duplicate_index   warning: the redundant index of a group (the one to keep is named)
   upkeep.vacuum            failed: autovacuum is behind on the table
+  upkeep.run               one a run (target ``database``): what it found, counted; the worst status
+                           of the rows above (a run that found nothing still leaves this row)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ CHECKS = (
     "upkeep.unused_index",
     "upkeep.duplicate_index",
     "upkeep.vacuum",
+    "upkeep.run",
 )
 NEXT = {
     "rebuild": "pgtender run upkeep  # inside the window: REINDEX INDEX CONCURRENTLY {subject}",
@@ -147,8 +150,27 @@ def _report_rows(out: Outcome) -> list[dict[str, Any]]:
     return rows
 
 
+def _run_row(out: Outcome, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    s = out.survey
+    statuses = {r["status"] for r in rows}
+    worst = next((w for w in ("failed", "warning") if w in statuses), "passed")
+    observed = {
+        "window_open": s.window_open,
+        "parents_analyzed": sum(1 for a in out.analyzed if a.status == "analyzed"),
+        "indexes_rebuilt": sum(1 for r in out.rebuilt if r.status == "rebuilt"),
+        "invalid_indexes": sum(1 for i in s.invalid if i.kind != "building"),
+        "bloated_indexes": len(s.bloated),
+        "unused_indexes": sum(1 for u in s.unused if u.unused),
+        "duplicate_indexes": sum(len(g.redundant) for g in s.duplicates),
+        "vacuum_behind": sum(1 for v in s.vacuum if v.behind),
+        "db_ms": round(s.db_ms, 1),
+    }
+    return _row("upkeep.run", "database", worst, observed)
+
+
 def check_rows(out: Outcome) -> list[dict[str, Any]]:
-    return _statistics_rows(out) + _index_rows(out) + _report_rows(out)
+    rows = _statistics_rows(out) + _index_rows(out) + _report_rows(out)
+    return [*rows, _run_row(out, rows)]
 
 
 def measurements(out: Outcome) -> list[metrics.Measurement]:
@@ -198,11 +220,10 @@ def record(
             load_sql("queries/upkeep/supersede.sql"),
             {"checks": list(CHECKS), "window_start": start, "window_end": end},
         )
-        if rows:
-            conn.execute(
-                load_sql("queries/upkeep/insert_checks.sql"),
-                {"rows": Jsonb(rows), "window_start": start, "window_end": end, "flow_run_id": flow_run_id},
-            )
+        conn.execute(
+            load_sql("queries/upkeep/insert_checks.sql"),
+            {"rows": Jsonb(rows), "window_start": start, "window_end": end, "flow_run_id": flow_run_id},
+        )
     written = metrics.record(
         conn,
         measurements(out),
