@@ -128,9 +128,11 @@ def _report_rows(out: Outcome) -> list[dict[str, Any]]:
         }
         rows.append(_row("upkeep.unused_index", u.index, "warning" if u.unused else "skipped", observed))
     for g in out.survey.duplicates:
+        sizes = dict(zip(g.indexes, g.bytes, strict=True))
         for index in g.redundant:
             observed = {
                 "table": g.table,
+                "bytes": sizes[index],
                 "duplicate_of": g.keep,
                 "indexes": list(g.indexes),
                 "definition": g.definition,
