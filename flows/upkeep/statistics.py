@@ -36,8 +36,7 @@ ANALYZE_ONLY_FROM = 180000  # server_version_num: ANALYZE ONLY (a parent without
 class Parent:
     oid: int
     name: str
-    reltuples: float
-    has_stats: bool
+    reltuples: float  # -1: never analyzed (PostgreSQL 14+)
     last_analyze: datetime | None
     partitions: int
     fingerprint: str
@@ -82,20 +81,17 @@ def parents(conn: Conn, scope: Scope) -> list[Parent]:
     oids = [t.oid for t in scope.parents]
     if not oids:
         return []
-    rows = conn.execute(
-        load_sql("queries/upkeep/parents.sql"), {"schema": scope.schema, "parents": oids}
-    ).fetchall()
+    rows = conn.execute(load_sql("queries/upkeep/parents.sql"), {"parents": oids}).fetchall()
     return [
         Parent(
             oid=int(r[0]),
             name=str(r[1]),
             reltuples=float(r[2]),
-            has_stats=bool(r[3]),
-            last_analyze=r[4],
-            partitions=int(r[5]),
-            fingerprint=str(r[6]),
-            changes=int(r[7]),
-            live_rows=int(r[8]),
+            last_analyze=r[3],
+            partitions=int(r[4]),
+            fingerprint=str(r[5]),
+            changes=int(r[6]),
+            live_rows=int(r[7]),
         )
         for r in rows
     ]
@@ -119,7 +115,7 @@ def marks(conn: Conn, names: list[str]) -> dict[str, Mark]:
 
 def analyze_reason(parent: Parent, mark: Mark | None, fraction: float) -> str | None:
     """Why ``parent`` needs ANALYZE now, or None (its statistics still describe its partitions)."""
-    if parent.reltuples < 0 or (not parent.has_stats and parent.live_rows > 0):
+    if parent.reltuples < 0:
         return "no statistics"
     if mark is None:
         return "never analyzed by pgtender (its partitions' changes since are unknown)"
