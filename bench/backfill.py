@@ -36,12 +36,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
+from flows.core.replay import ReplayContext
 from psycopg import conninfo, sql
 
 from flows import backfill, capacity, quality
 from flows.core import clock, db, migrations
 from flows.core.policy import settings
-from flows.core.replay import ReplayContext
 from flows.core.telemetry import disable_telemetry
 
 

@@ -38,8 +38,8 @@ from psycopg import conninfo, sql
 
 from flows import health, views
 from flows.core import clock, db, migrations
-from flows.core.policy import settings
 from flows.core.logs import configure_logging
+from flows.core.policy import settings
 from flows.core.schedules import SCHEDULES
 
 

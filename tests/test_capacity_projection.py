@@ -8,8 +8,8 @@ import pytest
 
 from flows import capacity
 from flows.core import db
-from flows.core.policy import settings
 from flows.core.engine import Kind
+from flows.core.policy import settings
 from tests.conftest import Database, flow_run, verdict_of
 
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)

@@ -300,7 +300,7 @@ def _finish(job: str, verdict: Verdict) -> None:
 def _crons(target: Target) -> dict[str, str]:
     from flows.registry import REGISTRY  # noqa: PLC0415
 
-    return {job: s.cron for job, s in REGISTRY.schedules(target.policy).items()}
+    return {job: f"{s.cron} {s.timezone}" for job, s in REGISTRY.schedules(target.policy).items()}
 
 
 app.add_typer(run_app, name="run")

@@ -260,6 +260,33 @@ def size_history(conn: Conn, week: Week) -> tuple[dict[str, list[tuple[date, flo
     return {n: history[n] for n in tables}, projections
 
 
+def index_findings(conn: Conn, week: Week) -> list[dict[str, Any]]:
+    """The unused and duplicate indexes the week's last upkeep run reported (never dropped), for the
+    report's index section: kind, index, table, size, and what it duplicates or since when unused."""
+    rows = conn.execute(
+        load_sql("queries/report/index_findings.sql"), {"start": week.utc_start, "end": week.utc_end}
+    ).fetchall()
+    out = []
+    for check, index, observed, found_on in rows:
+        seen = observed or {}
+        unused = check == "upkeep.unused_index"
+        out.append(
+            {
+                "kind": "unused" if unused else "duplicate",
+                "index": index,
+                "table": seen.get("table", ""),
+                "bytes": seen.get("bytes"),
+                "detail": (
+                    f"no scans since {str(seen.get('counted_since', ''))[:10]}"
+                    if unused
+                    else f"same as {seen.get('duplicate_of', '?')}"
+                ),
+                "found_on": found_on.date(),
+            }
+        )
+    return out
+
+
 def gather(
     conn: Conn,
     week: Week,

@@ -33,6 +33,7 @@ from flows.core.errors import ConfigError
 from flows.core.policy.alerts import AlertsPolicy
 from flows.core.policy.fleet import OVERRIDABLE, FleetPolicy, TargetSpec, check_target_name, deep_merge
 from flows.core.policy.partitions import PartitionsPolicy, RetentionPolicy
+from flows.core.policy.upkeep import UpkeepPolicy
 
 
 def default_state_dir() -> Path:
@@ -227,6 +228,7 @@ class Policy(_Strict):
     report: ReportPolicy = ReportPolicy()
     backfill: BackfillPolicy = BackfillPolicy()
     alerts: AlertsPolicy = AlertsPolicy()
+    upkeep: UpkeepPolicy = UpkeepPolicy()
     # The databases pgtender tends (issue 13). Empty: PGTENDER_DATABASE_URL is the target `default`.
     fleet: FleetPolicy = FleetPolicy()
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
