@@ -152,6 +152,8 @@ class HealthPolicy(_Strict):
 
 QualityWeight = Annotated[float, Field(ge=0, le=1000)]
 QualityPercent = Annotated[float, Field(ge=0, le=100)]
+# An expectation's severity: "error" fails its suite whatever the score, "warn" only lowers it.
+QualitySeverity = Literal["error", "warn"]
 
 
 class QualitySuitePolicy(_Strict):
@@ -160,6 +162,8 @@ class QualitySuitePolicy(_Strict):
     enabled: bool = True
     threshold: QualityPercent | None = None  # the suite's passing score; None = quality.threshold
     weights: dict[str, QualityWeight] = Field(default_factory=dict)  # expectation key -> weight
+    # expectation key -> severity, over the suite's own (checks/*.py); row_count_in_band is the volume band
+    severity: dict[str, QualitySeverity] = Field(default_factory=dict)
     sample_size: Annotated[int, Field(ge=0, le=1000)] | None = None
 
 

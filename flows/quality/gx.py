@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import conninfo
 
-from checks import Expectation, Suite
+from checks import ERROR, WARN, Expectation, Suite
 from flows.core.errors import ConfigError
 from flows.core.logs import get_logger
+from flows.core.outcomes import NOT_PASSED
 from flows.core.runtime import disable_telemetry
 from flows.quality.offline_docs import make_offline
 
@@ -120,8 +121,26 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def expectation_configuration(exp: Expectation, kwargs: dict[str, Any], *, for_docs: bool = False) -> Any:
-    """The GX ExpectationConfiguration of one suite expectation (kwargs already resolved)."""
+# pgtender's severities as GX 1.x's FailureSeverity values (GX also has "info", unused here).
+GX_SEVERITY: dict[str, str] = {ERROR: "critical", WARN: "warning"}
+
+
+def gx_severity(severity: str) -> Any:
+    """GX's ``FailureSeverity`` for a pgtender severity (``error`` -> critical, ``warn`` -> warning)."""
+    from great_expectations.expectations.metadata_types import FailureSeverity  # noqa: PLC0415
+
+    return FailureSeverity(GX_SEVERITY[severity])
+
+
+def expectation_configuration(
+    exp: Expectation, kwargs: dict[str, Any], *, for_docs: bool = False, severity: str | None = None
+) -> Any:
+    """The GX ExpectationConfiguration of one suite expectation (kwargs already resolved).
+
+    ``severity`` (pgtender's, default the expectation's own) becomes GX's ``severity``, so GX's
+    ``get_max_severity_failure()`` of a validation is ``critical`` exactly when an ``error``
+    expectation did not pass.
+    """
     from great_expectations.expectations.expectation_configuration import (  # noqa: PLC0415
         ExpectationConfiguration,
     )
@@ -131,7 +150,12 @@ def expectation_configuration(exp: Expectation, kwargs: dict[str, Any], *, for_d
     kw = gx_kwargs(exp, kwargs)
     if for_docs:
         kw = {k: _json_safe(v) for k, v in kw.items()}
-    return ExpectationConfiguration(type=exp.type, kwargs=kw, meta={"pgtender_key": exp.key})
+    return ExpectationConfiguration(
+        type=exp.type,
+        kwargs=kw,
+        meta={"pgtender_key": exp.key},
+        severity=gx_severity(severity or exp.severity),
+    )
 
 
 def gx_suite(name: str, configs: Sequence[Any]) -> Any:
@@ -240,14 +264,28 @@ class DocsResult:
     result: dict[str, Any]
     sample: list[Any] | None = None
     error: str | None = None
+    severity: str = WARN
 
 
 @dataclass
 class DocsSuite:
+    """One suite's recorded results; ``status`` is pgtender's verdict (its suite row's status).
+
+    Without a status (a site built from bare results) GX's own rule applies: every evaluated
+    expectation passed.
+    """
+
     name: str
     table: str
     window: Window
     results: list[DocsResult]
+    status: str | None = None
+    verdict: dict[str, Any] = field(default_factory=dict)
+
+    def success(self) -> bool:
+        if self.status is not None:
+            return self.status not in NOT_PASSED
+        return all(r.status == "passed" for r in self.results if r.status != "skipped")
 
 
 def build_data_docs(state_dir: Path, run_name: str, suites: Sequence[DocsSuite]) -> Path:
@@ -257,84 +295,102 @@ def build_data_docs(state_dir: Path, run_name: str, suites: Sequence[DocsSuite])
 
 
 def _build_data_docs(state_dir: Path, run_name: str, suites: Sequence[DocsSuite]) -> Path:
-    from great_expectations.core.expectation_validation_result import (  # noqa: PLC0415
-        ExpectationSuiteValidationResult,
-        ExpectationValidationResult,
-    )
     from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
     from great_expectations.data_context.types.resource_identifiers import (  # noqa: PLC0415
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
     )
-    from great_expectations.expectations.expectation_configuration import (  # noqa: PLC0415
-        ExpectationConfiguration,
-    )
 
     ctx = context(state_dir)
+    built: list[Any] = []
     for entry in suites:
-        configs = [
-            ExpectationConfiguration(type=r.type, kwargs=r.kwargs, meta={"pgtender_key": r.key})
-            for r in entry.results
-        ]
+        run_id = RunIdentifier(run_name=run_name, run_time=entry.window.now)
+        suite, validation = _validation_result(entry, run_id)
         if entry.name in {s.name for s in ctx.suites.all()}:
             ctx.suites.delete(entry.name)
-        ctx.suites.add(gx_suite(entry.name, configs))
-        results = []
-        for r, config in zip(entry.results, configs, strict=True):
-            errored = r.status == "error"
-            result = dict(r.result)
-            if r.sample and "unexpected_count" in result:
-                result["partial_unexpected_list"] = r.sample[:20]
-            elif r.sample:
-                result["details"] = {"unexpected_rows_sample": r.sample[:20]}
-            results.append(
-                ExpectationValidationResult(
-                    success=r.status == "passed",
-                    expectation_config=config,
-                    result=result,
-                    exception_info={
-                        "raised_exception": errored,
-                        "exception_message": r.error if errored else None,
-                        "exception_traceback": None,
-                    },
-                )
-            )
-        evaluated = [r for r in entry.results if r.status != "skipped"]
-        passed = sum(1 for r in evaluated if r.status == "passed")
-        run_id = RunIdentifier(run_name=run_name, run_time=entry.window.now)
-        validation = ExpectationSuiteValidationResult(
-            success=passed == len(evaluated),
-            results=results,
-            suite_name=entry.name,
-            statistics={
-                "evaluated_expectations": len(evaluated),
-                "successful_expectations": passed,
-                "unsuccessful_expectations": len(evaluated) - passed,
-                "success_percent": (100.0 * passed / len(evaluated)) if evaluated else None,
-            },
-            meta={
-                "great_expectations_version": _gx_version(),
-                "run_id": run_id,
-                "batch_spec": {"data_asset_name": entry.table, "table": entry.table},
-                "batch_markers": {},
-                "validation_time": entry.window.now.isoformat(),
-                "pgtender": {
-                    "table": entry.table,
-                    "window": [entry.window.start.isoformat(), entry.window.end.isoformat()],
-                },
-            },
-        )
+        ctx.suites.add(suite)
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=entry.name),
             run_id=run_id,
             batch_identifier=f"{entry.table}-{entry.window.start:%Y%m%d}",
         )
         ctx.validation_results_store.set(key, validation)
-    ctx.build_data_docs()
+        built += [key, ExpectationSuiteIdentifier(name=entry.name)]
+    # Only this build's pages (and the index): a long-lived process or a long backfill does not
+    # re-render every validation it kept in memory each time.
+    ctx.build_data_docs(resource_identifiers=built)
     remote = make_offline(docs_dir(state_dir))
     if remote:
         get_logger(job="quality").warning("data docs still load from the network", resources=remote[:10])
     return docs_dir(state_dir) / "index.html"
+
+
+def _validation_result(entry: DocsSuite, run_id: Any) -> tuple[Any, Any]:
+    """GX's suite and suite validation result of one recorded suite (its verdict as ``success``)."""
+    from great_expectations.core.expectation_validation_result import (  # noqa: PLC0415
+        ExpectationSuiteValidationResult,
+        ExpectationValidationResult,
+    )
+    from great_expectations.expectations.expectation_configuration import (  # noqa: PLC0415
+        ExpectationConfiguration,
+    )
+
+    configs = [
+        ExpectationConfiguration(
+            type=r.type,
+            kwargs=r.kwargs,
+            meta={"pgtender_key": r.key, "pgtender_severity": r.severity},
+            severity=gx_severity(r.severity),
+        )
+        for r in entry.results
+    ]
+    results = []
+    for r, config in zip(entry.results, configs, strict=True):
+        errored = r.status == "error"
+        result = dict(r.result)
+        if r.sample and "unexpected_count" in result:
+            result["partial_unexpected_list"] = r.sample[:20]
+        elif r.sample:
+            result["details"] = {"unexpected_rows_sample": r.sample[:20]}
+        results.append(
+            ExpectationValidationResult(
+                success=r.status == "passed",
+                expectation_config=config,
+                result=result,
+                exception_info={
+                    "raised_exception": errored,
+                    "exception_message": r.error if errored else None,
+                    "exception_traceback": None,
+                },
+            )
+        )
+    evaluated = [r for r in entry.results if r.status != "skipped"]
+    passed = sum(1 for r in evaluated if r.status == "passed")
+    validation = ExpectationSuiteValidationResult(
+        success=entry.success(),
+        results=results,
+        suite_name=entry.name,
+        statistics={
+            "evaluated_expectations": len(evaluated),
+            "successful_expectations": passed,
+            "unsuccessful_expectations": len(evaluated) - passed,
+            "success_percent": (100.0 * passed / len(evaluated)) if evaluated else None,
+        },
+        meta={
+            "great_expectations_version": _gx_version(),
+            "run_id": run_id,
+            "batch_spec": {"data_asset_name": entry.table, "table": entry.table},
+            "batch_markers": {},
+            "validation_time": entry.window.now.isoformat(),
+            "pgtender": {
+                "table": entry.table,
+                "window": [entry.window.start.isoformat(), entry.window.end.isoformat()],
+                "status": entry.status,
+                **entry.verdict,
+            },
+        },
+    )
+    return gx_suite(entry.name, configs), validation
 
 
 def _gx_version() -> str:
