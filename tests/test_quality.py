@@ -240,6 +240,8 @@ def test_other_families_planted_defects(migrated_db: Database) -> None:
 
 def test_fused_scan_agrees_with_gx(migrated_db: Database, state_dir: Path) -> None:
     """The fused scan's success, counts and observed values are GX's own, expectation by expectation."""
+    from great_expectations.expectations.metadata_types import FailureSeverity
+
     from flows.quality import gx as gx_runtime
 
     suites = all_suites()
@@ -253,10 +255,18 @@ def test_fused_scan_agrees_with_gx(migrated_db: Database, state_dir: Path) -> No
         for name in ("learning_events", "predictions", "pattern_occurrences"):
             suite = suites[name]
             run = evaluate.evaluate_suite(conn, suite, window, _policy())
-            configs = [gx_runtime.expectation_configuration(o.exp, o.kwargs) for o in run.outcomes]
+            configs = [
+                gx_runtime.expectation_configuration(o.exp, o.kwargs, severity=o.severity)
+                for o in run.outcomes
+            ]
             validation = gx_runtime.validate_with_gx(state_dir, migrated_db.dsn, suite, window, configs)
             gx = {r.expectation_config.meta["pgtender_key"]: r for r in validation.results}
             assert len(gx) == len(run.outcomes)
+            # the suite's verdict is GX's severity rule: an error expectation failed <=> GX's worst
+            # failure is critical (plus the score threshold, which GX does not have)
+            critical = validation.get_max_severity_failure() == FailureSeverity.CRITICAL
+            assert critical == bool(run.details["blocking"]), (name, run.details)
+            assert (run.status in ("failed", "error")) == (critical or run.score < run.threshold), name
             for outcome in run.outcomes:
                 res = gx[outcome.key]
                 assert not res.exception_info.get("raised_exception"), (name, outcome.key, res.exception_info)
