@@ -304,6 +304,12 @@ def test_every_verdict_of_every_run_matches_the_data_docs(
         ).fetchall()
     assert {d: outcome for d, outcome in items} == {d: "problems" if d in problems else "done" for d in days}
     assert len(receiver.events("page")) == len(failing)  # a backfill never pages about the past
+    # what the site is built from is on disk now: never the database's address
+    kept = "".join(
+        p.read_text("utf-8", errors="replace") for p in (oncall / "quality").rglob("*") if p.is_file()
+    )
+    assert "gx" in {p.name for p in (oncall / "quality").iterdir()}
+    assert "127.0.0.1:5432" not in kept and demo_db.name not in kept and "postgresql" not in kept
 
 
 # ---------------------------------------------------------------- the policy
@@ -387,3 +393,41 @@ def test_the_policy_sets_a_severity_both_ways() -> None:
     assert options.severity_for(llm["cost_usd_between"], suites["llm_interactions"], policy) == "error"
     assert options.expectation_keys(suites["learning_events"])[-1] == VOLUME_KEY
     assert [s.name for s in options.select_suites("learning_events", policy)] == ["learning_events"]
+
+
+def test_data_docs_outlive_their_process_for_data_docs_days(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site built by one process keeps another's pages (the suites and validation results behind
+    them are kept on disk); runs older than data_docs_days leave it, pages and all."""
+    from datetime import UTC, datetime
+
+    from flows.quality import gx_docs
+    from flows.quality.compiler import Window
+
+    state = tmp_path / "state"
+    first = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def build(run: str, day: datetime, status: str) -> set[str]:
+        monkeypatch.setattr(gx, "_contexts", {})  # each build as a new process would: a new context
+        window = Window(start=day, end=day + timedelta(days=1), now=day + timedelta(days=1, hours=1))
+        result = gx_docs.DocsResult(
+            key="id_unique",
+            type="expect_column_values_to_be_unique",
+            kwargs={"column": "id"},
+            status="failed" if status == "failed" else "passed",
+            result={"element_count": 10, "unexpected_count": 2 if status == "failed" else 0},
+            severity="error",
+        )
+        suite = gx_docs.DocsSuite("learning_events", "learning_events", window, [result], status=status)
+        gx_docs.build_data_docs(state, run, [suite], keep_days=31)
+        index = dict(INDEX_ROW.findall((gx.docs_dir(state) / "index.html").read_text("utf-8")))
+        pages = {p.relative_to(gx.docs_dir(state)).as_posix() for p in _pages(state)}
+        assert set(index) == pages
+        return {f"{p.split('/')[2]}:{index[p]}" for p in pages}
+
+    assert build("run-a", first, "failed") == {"run-a:Failed"}
+    assert build("run-b", first + timedelta(days=1), "passed") == {"run-a:Failed", "run-b:Success"}
+    # 40 days on: both earlier runs are older than 31 days and leave the site
+    assert build("run-c", first + timedelta(days=40), "warning") == {"run-c:Success"}
+    assert (gx.store_dir(state) / "validations").is_dir()

@@ -179,6 +179,8 @@ class QualityPolicy(_Strict):
     volume_low_ratio: Annotated[float, Field(ge=0, le=1)] = 0.5
     volume_high_ratio: Annotated[float, Field(ge=1, le=1000)] = 2.0
     data_docs: bool = True
+    # Data Docs keep the validations of runs from the last N days (older ones and their pages go).
+    data_docs_days: Annotated[int, Field(ge=1, le=3660)] = 31
     suites: dict[str, QualitySuitePolicy] = Field(default_factory=dict)
 
 

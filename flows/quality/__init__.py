@@ -60,7 +60,12 @@ def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed:
     if policy.data_docs:  # the days a backfill validated get their Data Docs, as a daily run's do
         run_name = f"quality-{day.isoformat()}-{ctx.flow_run_id or ctx.operation_id or 'backfill'}"
         state_dir = settings.load_settings().state_dir
-        docs = build_docs(conn, state_dir, window, [s.name for s in suites], run_name)
+        # the suites' pages and the index once, with the range's last day (their cost grows)
+        last = ctx.days is None or day >= ctx.days[1]
+        names = [s.name for s in suites]
+        docs = build_docs(
+            conn, state_dir, window, names, run_name, keep_days=policy.data_docs_days, full=last
+        )
     failing = [r for r in runs if r.failing]
     counts = {
         "suites": len(runs),
@@ -98,8 +103,9 @@ def suite_task(suite_name: str, day_iso: str, now_iso: str) -> dict[str, Any]:
 def docs_task(day_iso: str, now_iso: str, suite_names: list[str], run_name: str) -> str:
     current = settings.load_settings()
     window = day_window(date.fromisoformat(day_iso), datetime.fromisoformat(now_iso))
+    keep_days = settings.current_policy(current).quality.data_docs_days
     with runtime.connection() as conn:
-        return str(build_docs(conn, current.state_dir, window, suite_names, run_name))
+        return str(build_docs(conn, current.state_dir, window, suite_names, run_name, keep_days=keep_days))
 
 
 def _artifacts(day: date, summaries: list[dict[str, Any]], docs: str | None) -> None:

@@ -20,15 +20,23 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 def build_docs(
-    conn: Conn, state_dir: Path, window: Window, suite_names: Sequence[str], run_name: str
+    conn: Conn,
+    state_dir: Path,
+    window: Window,
+    suite_names: Sequence[str],
+    run_name: str,
+    *,
+    keep_days: int,
+    full: bool = True,
 ) -> Path:
     """Render the recorded current results of the window as a GX Data Docs site.
 
     Each suite's validation result carries the suite row's verdict (``success`` is False exactly
     when pgtender's status is failed or error) and each expectation its severity, as GX's own
-    ``FailureSeverity`` (``error`` -> critical, ``warn`` -> warning).
+    ``FailureSeverity`` (``error`` -> critical, ``warn`` -> warning). ``full=False``: the
+    validation pages only (``gx_docs.build_data_docs``).
     """
-    from flows.quality import gx as gx_runtime  # noqa: PLC0415
+    from flows.quality import gx_docs as gx_runtime  # noqa: PLC0415
 
     rows = conn.execute(
         load_sql("queries/quality/docs_rows.sql"),
@@ -63,7 +71,9 @@ def build_docs(
                 severity=details.get("severity", WARN),
             )
         )
-    return gx_runtime.build_data_docs(state_dir, run_name, list(by_suite.values()))
+    return gx_runtime.build_data_docs(
+        state_dir, run_name, list(by_suite.values()), keep_days=keep_days, full=full
+    )
 
 
 def gx_runner(policy: QualityPolicy) -> Any:
