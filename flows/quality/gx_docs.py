@@ -94,9 +94,10 @@ def _build_data_docs(
     for entry in suites:
         run_id = RunIdentifier(run_name=run_name, run_time=entry.window.now)
         suite, validation = _validation_result(entry, run_id)
-        if entry.name in saved:
-            ctx.suites.delete(entry.name)
-        ctx.suites.add(suite)
+        if full or entry.name not in saved:  # a validation page alone does not read its suite
+            if entry.name in saved:
+                ctx.suites.delete(entry.name)
+            ctx.suites.add(suite)
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=entry.name),
             run_id=run_id,
