@@ -139,7 +139,6 @@ def _validation_result(entry: DocsSuite, run_id: Any) -> tuple[Any, Any]:
     """GX's suite and suite validation result of one recorded suite (its verdict as ``success``)."""
     from great_expectations.core.expectation_validation_result import (  # noqa: PLC0415
         ExpectationSuiteValidationResult,
-        ExpectationValidationResult,
     )
     from great_expectations.expectations.expectation_configuration import (  # noqa: PLC0415
         ExpectationConfiguration,
@@ -154,27 +153,7 @@ def _validation_result(entry: DocsSuite, run_id: Any) -> tuple[Any, Any]:
         )
         for r in entry.results
     ]
-    results = []
-    for r, config in zip(entry.results, configs, strict=True):
-        errored = r.status == "error"
-        result = dict(r.result)
-        if r.sample and "unexpected_count" in result:
-            result["partial_unexpected_list"] = r.sample[:SAMPLE_SHOWN]
-        elif r.sample:
-            result["details"] = {"unexpected_rows_sample": r.sample[:SAMPLE_SHOWN]}
-        results.append(
-            ExpectationValidationResult(
-                # skipped = no rows in the window, where GX's own answer is a vacuous success
-                success=r.status in ("passed", "skipped"),
-                expectation_config=config,
-                result=result,
-                exception_info={
-                    "raised_exception": errored,
-                    "exception_message": r.error if errored else None,
-                    "exception_traceback": None,
-                },
-            )
-        )
+    results = [_expectation_result(r, config) for r, config in zip(entry.results, configs, strict=True)]
     evaluated = [r for r in entry.results if r.status != "skipped"]
     passed = sum(1 for r in evaluated if r.status == "passed")
     validation = ExpectationSuiteValidationResult(
@@ -202,6 +181,30 @@ def _validation_result(entry: DocsSuite, run_id: Any) -> tuple[Any, Any]:
         },
     )
     return gx_suite(entry.name, configs), validation
+
+
+def _expectation_result(r: DocsResult, config: Any) -> Any:
+    from great_expectations.core.expectation_validation_result import (  # noqa: PLC0415
+        ExpectationValidationResult,
+    )
+
+    errored = r.status == "error"
+    result = dict(r.result)
+    if r.sample and "unexpected_count" in result:
+        result["partial_unexpected_list"] = r.sample[:SAMPLE_SHOWN]
+    elif r.sample:
+        result["details"] = {"unexpected_rows_sample": r.sample[:SAMPLE_SHOWN]}
+    return ExpectationValidationResult(
+        # skipped = no rows in the window, where GX's own answer is a vacuous success
+        success=r.status in ("passed", "skipped"),
+        expectation_config=config,
+        result=result,
+        exception_info={
+            "raised_exception": errored,
+            "exception_message": r.error if errored else None,
+            "exception_traceback": None,
+        },
+    )
 
 
 def _gx_version() -> str:
