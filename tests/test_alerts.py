@@ -27,14 +27,15 @@ from flows.edge.cli import main
 from tests.conftest import Database
 
 
+from tests.fleet_fixtures import BASE, NAMES, Fleet
+from tests.test_report import free_port
+
+
 def _policy() -> Any:
     from flows.core.policy import settings
 
     return settings.current_policy()
 
-
-from tests.fleet_fixtures import BASE, NAMES, Fleet
-from tests.test_report import free_port
 
 SECRET = "s3cr3t-hook-token-4242"
 

@@ -37,7 +37,7 @@ _lock = threading.Lock()
 def _form_type(annotation: Any) -> Any:
     """The type the form shows: a replayable job name becomes the list of the registry's names."""
     if typing.get_origin(annotation) is Annotated:
-        base, *meta = typing.get_args(annotation)
+        _base, *meta = typing.get_args(annotation)
         if REPLAYABLE in meta:
             return Literal[tuple(REGISTRY.replays())]
         return annotation

@@ -154,6 +154,8 @@ class HealthPolicy(_Strict):
 
 QualityWeight = Annotated[float, Field(ge=0, le=1000)]
 QualityPercent = Annotated[float, Field(ge=0, le=100)]
+# An expectation's severity: "error" fails its suite whatever the score, "warn" only lowers it.
+QualitySeverity = Literal["error", "warn"]
 
 
 class QualitySuitePolicy(_Strict):
@@ -162,6 +164,8 @@ class QualitySuitePolicy(_Strict):
     enabled: bool = True
     threshold: QualityPercent | None = None  # the suite's passing score; None = quality.threshold
     weights: dict[str, QualityWeight] = Field(default_factory=dict)  # expectation key -> weight
+    # expectation key -> severity, over the suite's own (checks/*.py); row_count_in_band is the volume band
+    severity: dict[str, QualitySeverity] = Field(default_factory=dict)
     sample_size: Annotated[int, Field(ge=0, le=1000)] | None = None
 
 
@@ -177,6 +181,8 @@ class QualityPolicy(_Strict):
     volume_low_ratio: Annotated[float, Field(ge=0, le=1)] = 0.5
     volume_high_ratio: Annotated[float, Field(ge=1, le=1000)] = 2.0
     data_docs: bool = True
+    # Data Docs keep the validations of runs from the last N days (older ones and their pages go).
+    data_docs_days: Annotated[int, Field(ge=1, le=3660)] = 31
     suites: dict[str, QualitySuitePolicy] = Field(default_factory=dict)
 
 
