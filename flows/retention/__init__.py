@@ -7,9 +7,11 @@ bound is older than ``now - retention`` — never the current or a future one, n
   detach must be 0, else it rolls back);
 - ``keep``: detached and moved to the archive schema in one transaction; its rows are counted
   before and in the archive after;
-- ``dump``: COPYed (text format) to a gzip file under ``dump_dir`` with a JSON manifest (rows,
-  sha256); the file is re-read and verified before anything is detached; after the detach the
-  table is counted again and re-attached on any mismatch; only then dropped.
+- ``dump``: COPYed (text format) to a gzip file under ``dump_dir`` (a directory, a shared mount or
+  an object store: ``s3://bucket/prefix``) with a JSON manifest (rows, sha256); the dump is re-read
+  from the store and verified before anything is detached; after the detach the table is counted
+  again and re-attached on any mismatch; only then dropped. Partial files carry the run that
+  writes them (its operation id): no run removes another live run's.
 
 Plain tables (``[retention.plain.*]``): batched DELETE, one transaction per batch, the batch's
 selected and deleted counts compared before commit; the run stops at ``max_seconds``.
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -30,6 +31,8 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 
 from flows.core import clock, lifecycle, locks, metrics, runtime, settings
+from flows.core.archives.ownership import new_owner
+from flows.core.archives.store import Store, policy_store
 from flows.core.catalog import Target, resolve_targets
 from flows.core.errors import raise_worst
 from flows.core.forms import DryRun, TargetName
@@ -45,10 +48,9 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "retention"
 
 
-def dump_dir_for(policy: RetentionPolicy) -> Path:
-    if policy.dump_dir is not None:
-        return policy.dump_dir
-    return settings.load_settings().state_dir / "archive"
+def archive_store(policy: RetentionPolicy) -> Store:
+    """Where dump mode writes (``[retention] dump_dir``, default ``<state dir>/archive``)."""
+    return policy_store(policy.dump_dir, policy.storage, settings.load_settings().state_dir)
 
 
 def retention_targets(conn: Conn, policy: settings.Policy) -> tuple[list[Target], list[PlainTarget]]:
@@ -71,8 +73,9 @@ def run_once(
             return None
         now = now or clock.db_now(conn)
         rp = policy.retention
+        store, owner = archive_store(rp), new_owner()
         out = [
-            expire_partitions(conn, t, rp, now=now, dump_dir=dump_dir_for(rp), dry_run=dry_run, log=log)
+            expire_partitions(conn, t, rp, now=now, dump_dir=store, dry_run=dry_run, log=log, owner=owner)
             for t in parts
         ]
         deadline = time.monotonic() + rp.max_seconds
@@ -111,9 +114,10 @@ def partitioned_task(table: str, measured_at: datetime, operation_id: UUID, dry_
             target,
             policy.retention,
             now=measured_at,
-            dump_dir=dump_dir_for(policy.retention),
+            dump_dir=archive_store(policy.retention),
             dry_run=dry_run,
             log=log,
+            owner=new_owner(operation_id),
         )
     if not dry_run:
         _record(outcome, measured_at, operation_id)
