@@ -12,7 +12,7 @@ import typer
 from flows.core import db, migrations, settings
 from flows.core.archives import restore
 from flows.core.archives.manifest import read_manifest
-from flows.core.archives.store import locate, policy_store
+from flows.core.archives.store import locate, open_store, policy_store
 from flows.core.drop_permit import DropData
 from flows.edge.fleet_cli import each_target
 
@@ -89,19 +89,25 @@ def print_dump(drop_data: DropData, echo: Echo) -> None:
         echo(f"    {d.table.schema}.{d.table.name}: {d.rows} rows -> {d.manifest}")
 
 
-def restore_dump(conn: Conn, manifest: str, *, schema: str | None, table: str | None) -> tuple[str, int]:
-    """Load a dump (retention's or a guarded rollback's) back; its own table unless told otherwise."""
-    store, name = locate(manifest, settings.current_policy().retention.storage)
+def restore_dump(
+    conn: Conn, manifest: str, *, schema: str | None, table: str | None
+) -> list[tuple[str, int]]:
+    """Load a dump (retention's or a guarded rollback's) back, into its own table unless told
+    otherwise; a folder (what rollback --drop-data printed): every table in it, referenced first."""
+    storage = settings.current_policy().retention.storage
+    if not manifest.endswith(".json"):
+        return restore.restore_folder(conn, open_store(manifest, storage))
+    store, name = locate(manifest, storage)
     found = read_manifest(store, name)
     schema = schema or str(found.get("schema") or "public")
     table = table or str(found.get("table") or found.get("parent") or "")
-    loaded = restore.restore_dump(conn, store, name, schema=schema, table=table)
-    return f"{schema}.{table}", loaded
+    return [(f"{schema}.{table}", restore.restore_dump(conn, store, name, schema=schema, table=table))]
 
 
 def restore_command(
     manifest: Annotated[
-        str, typer.Argument(help="The dump's manifest: a path, or a URL in the archive store.")
+        str,
+        typer.Argument(help="A dump's manifest (.json) or a folder of dumps (a path or a URL)."),
     ],
     table: Annotated[str | None, typer.Option(help="Load into this table (default: the dump's own).")] = None,
     schema: Annotated[str | None, typer.Option(help="Its schema (default: the dump's own).")] = None,
@@ -119,5 +125,5 @@ def restore_command(
             autocommit=True,
         )
         with conn:
-            where, rows = restore_dump(conn, manifest, schema=schema, table=table)
-        typer.echo(f"restored {rows} rows into {where}")
+            for where, rows in restore_dump(conn, manifest, schema=schema, table=table):
+                typer.echo(f"restored {rows} rows into {where}")

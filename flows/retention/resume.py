@@ -11,8 +11,9 @@ from psycopg import sql
 
 from flows.core import clock
 from flows.core.archives import manifest as manifests
-from flows.core.archives.copy_out import StepHook, no_hook
-from flows.core.archives.manifest import write_manifest
+from flows.core.archives.copy_out import StepHook, name_part, no_hook
+from flows.core.archives.manifest import read_manifest, write_manifest
+from flows.core.archives.ownership import is_partial, removable
 from flows.core.archives.store import Store
 from flows.core.catalog import Target
 from flows.core.db import load_sql
@@ -25,7 +26,6 @@ from flows.retention.archive import (
     _marker_prefix,
     dump_into,
     manifests_of,
-    tidy_stem,
 )
 from flows.retention.expired import Expired, count_rows
 from flows.retention.results import PartitionAction
@@ -130,5 +130,36 @@ def finish_interrupted_dumps(
         if conn.execute(relation, {"oid": oid}).fetchone() is None:
             # dropped by the killed run just before it could write that down
             write_manifest(store, manifest_name, {**manifest, "dropped_at": clock.now().isoformat()}, owner)
-        tidy_stem(conn, store, manifest_name.removesuffix(".json"), owner)
+    if not dry_run:
+        sweep(conn, store, f"{name_part(database)}.{name_part(target.schema)}.", owner)
     return actions
+
+
+def _kept_file(store: Store, manifest_name: str) -> str:
+    """The data file a manifest names; ``*`` (keep them all) when the manifest is unreadable."""
+    try:
+        return str(read_manifest(store, manifest_name).get("file"))
+    except RowCountMismatch:
+        return "*"
+
+
+def sweep(conn: Conn, store: Store, prefix: str, owner: str) -> list[str]:
+    """Remove the partials and the data files no manifest names under ``prefix`` (one listing)
+    whose writers are done with them (flows.core.archives.ownership); returns what went."""
+    names = store.names(prefix)
+    present = set(names)
+    kept: dict[str, str | None] = {}
+    removed = []
+    for name in names:
+        if name.endswith(".copy.gz"):
+            stem = ".".join(name.split(".")[:4])
+            if stem not in kept:
+                kept[stem] = _kept_file(store, f"{stem}.json") if f"{stem}.json" in present else None
+            if kept[stem] in (name, "*"):
+                continue
+        elif not is_partial(name):
+            continue
+        if removable(conn, store, name, owner):
+            store.remove(name)
+            removed.append(name)
+    return removed

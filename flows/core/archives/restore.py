@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import gzip
 from datetime import datetime
+from graphlib import TopologicalSorter
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from flows.core.archives.manifest import verify_dump
+from flows.core.archives.manifest import read_manifest, verify_dump
 from flows.core.archives.store import Store
 from flows.core.catalog import Target
 from flows.core.db import load_sql
@@ -84,4 +85,43 @@ def restore_dump(
                 copy.write(chunk)
         loaded = cur.rowcount
         expect_equal(f"restore of {manifest['file']}", int(manifest["rows"]), loaded)
+        if not ranged:
+            _advance_sequences(cur, ident, manifest["columns"])
     return loaded
+
+
+def _advance_sequences(cur: psycopg.Cursor[Any], ident: sql.Identifier, cols: list[str]) -> None:
+    """A whole table restored into a re-created one: its serial/identity sequences move past the
+    loaded keys, so the next insert does not collide with a restored row."""
+    for col in cols:
+        row = cur.execute(
+            load_sql("queries/archives/serial_sequence.sql"), {"table": ident.as_string(cur), "column": col}
+        ).fetchone()
+        if row and row[0]:
+            cur.execute(
+                sql.SQL("SELECT setval(%s, max({c})) FROM {t} HAVING max({c}) IS NOT NULL").format(
+                    c=sql.Identifier(col), t=ident
+                ),
+                (row[0],),
+            )
+
+
+def restore_folder(conn: Conn, store: Store) -> list[tuple[str, int]]:
+    """Every whole-table dump in ``store`` (a guarded rollback's folder), referenced tables first."""
+    dumps = {}
+    for name in store.names():
+        if name.endswith(".json"):
+            found = read_manifest(store, name)
+            if found.get("kind") == "table":
+                dumps[(str(found["schema"]), str(found["table"]))] = name
+    if not dumps:
+        raise ConfigError(f"{store.location} holds no table dumps")
+    order: TopologicalSorter[tuple[str, str]] = TopologicalSorter({t: () for t in dumps})
+    for schema, name, ref_schema, ref_name in conn.execute(load_sql("queries/archives/foreign_keys.sql")):
+        child, parent = (schema, name), (ref_schema, ref_name)
+        if child in dumps and parent in dumps and child != parent:
+            order.add(child, parent)
+    return [
+        (f"{schema}.{table}", restore_dump(conn, store, dumps[(schema, table)], schema=schema, table=table))
+        for schema, table in order.static_order()
+    ]

@@ -222,11 +222,20 @@ class RemoteStore(Store):
     def names(self, prefix: str = "") -> list[str]:
         with _store_errors(self.location):
             try:
-                entries = self.fs.ls(self.root, detail=True)
+                if self.scheme == "s3":  # listed by the server from the prefix (one request a page)
+                    found = self.fs.find(self.root, prefix=prefix, detail=True)
+                    entries = list(found.values()) if isinstance(found, dict) else []
+                else:
+                    entries = self.fs.ls(self.root, detail=True)
             except FileNotFoundError:
                 return []
-        out = (str(e["name"]).rsplit("/", 1)[-1] for e in entries if e.get("type") == "file")
-        return sorted(n for n in out if n.startswith(prefix))
+        here = f"{self.root}/"
+        out = (
+            str(e["name"]).removeprefix(here)
+            for e in entries
+            if e.get("type") == "file" and str(e["name"]).startswith(here)
+        )
+        return sorted(n for n in out if n.startswith(prefix) and "/" not in n)
 
     def in_use(self, name: str) -> bool:
         del name  # an object being uploaded is invisible until complete: nothing to protect here
