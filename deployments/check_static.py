@@ -212,9 +212,8 @@ def check_archives() -> list[str]:
         policy = settings.load_policy(toml)
     spec = merged_template()["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
     ephemeral = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
-    mounts = [
-        m["mountPath"] for c in spec["containers"] for m in c.get("volumeMounts", []) if m["name"] in ephemeral
-    ]
+    volume_mounts = [m for c in spec["containers"] for m in c.get("volumeMounts", [])]
+    mounts = [m["mountPath"] for m in volume_mounts if m["name"] in ephemeral]
     errors = []
     for name in [None, *policy.targets]:
         dump_dir = (policy.for_target(name) if name else policy).retention.dump_dir
