@@ -112,7 +112,9 @@ class LocalStore(Store):
 
     @contextlib.contextmanager
     def open_read(self, name: str) -> Iterator[IO[bytes]]:
-        with _store_errors(self.location), (self.root / name).open("rb") as fh:
+        with _store_errors(self.location):
+            fh = (self.root / name).open("rb")
+        with fh:  # what the reader makes of the bytes (a bad gzip) is the reader's to say
             yield fh
 
     @contextlib.contextmanager
@@ -195,7 +197,9 @@ class RemoteStore(Store):
 
     @contextlib.contextmanager
     def open_read(self, name: str) -> Iterator[IO[bytes]]:
-        with _store_errors(self.location), self.fs.open(self._path(name), "rb") as fh:
+        with _store_errors(self.location):
+            fh = self.fs.open(self._path(name), "rb")
+        with fh:
             yield fh
 
     @contextlib.contextmanager
