@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from flows import retention
-from flows.core import clock, db, ledger
+from flows.core import clock, db, ledger, migrations, settings
 from flows.core.archives import manifest as manifests
 from flows.core.archives.ownership import new_owner, owner_of, partial_name
 from flows.core.archives.policy import ArchiveStorage
@@ -250,3 +250,41 @@ def test_dump_dir_urls_are_checked() -> None:
     with pytest.raises(ConfigError, match="scheme"):
         open_store("ftp://host/x")
     assert isinstance(open_store("file:///tmp/x"), LocalStore)
+
+
+def test_an_unreachable_store_stops_the_rollback_before_anything_is_dropped(
+    demo_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "pgtender.toml"
+    config.write_text(
+        '[retention]\ndump_dir = "s3://nowhere/archive"\n[retention.storage]\n'
+        'endpoint_url = "http://127.0.0.1:1"\nkey_env = "K_UNREACHABLE"\nsecret_env = "S_UNREACHABLE"\n'
+    )
+    monkeypatch.setenv("PGTENDER_CONFIG", str(config))
+    monkeypatch.setenv("K_UNREACHABLE", "AKIAUNREACHABLE")
+    monkeypatch.setenv("S_UNREACHABLE", "very-secret-key")
+    with demo_db.connect() as conn:
+        before = tree_count(conn, "learning_events")
+    code, out, err = run_cli(["rollback", "--to", "0", "--drop-data"], capsys)
+    assert code == 3, (out, err)
+    (line,) = err.strip().splitlines()
+    assert "archive store s3://nowhere/archive" in line and "very-secret-key" not in out + err
+    with demo_db.connect() as conn:
+        assert tree_count(conn, "learning_events") == before
+        assert max(r.version for r in migrations.applied(conn)) == migrations.discover()[-1].version
+
+
+def test_each_target_of_a_fleet_dumps_under_its_own_prefix(tmp_path: Path) -> None:
+    config = tmp_path / "pgtender.toml"
+    config.write_text(
+        '[retention]\ndump_dir = "s3://archive-bucket/fleet"\n'
+        '[targets.eu]\nurl_env = "EU_URL"\n[targets.us]\nurl_env = "US_URL"\n'
+        '[targets.us.retention]\ndump_dir = "/mnt/shared/us"\n'
+    )
+    policy = settings.load_policy(config)
+    assert policy.for_target("eu").retention.dump_dir == "s3://archive-bucket/fleet/eu"
+    assert policy.for_target("us").retention.dump_dir == "/mnt/shared/us"
+    config.write_text('[retention]\ndump_dir = "s3://user:pw@bucket/x"\n')
+    with pytest.raises(ConfigError, match="must not hold credentials") as info:
+        settings.load_policy(config)
+    assert "pw" not in str(info.value).replace("pgtender", "")

@@ -37,7 +37,11 @@ def _from_block(block: str) -> str:
 
 def s3_options(storage: ArchiveStorage) -> dict[str, Any]:
     """Keyword arguments of ``s3fs.S3FileSystem`` for this policy."""
-    options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
+    options: dict[str, Any] = {
+        "skip_instance_cache": True,
+        "use_listings_cache": False,
+        "config_kwargs": {"connect_timeout": 5, "read_timeout": 60},
+    }
     client: dict[str, Any] = {}
     if storage.endpoint_url:
         client["endpoint_url"] = storage.endpoint_url

@@ -80,13 +80,23 @@ class Store(ABC):
 
 
 @contextlib.contextmanager
-def _store_errors(location: str) -> Iterator[None]:
+def _store_errors(location: str, client_errors: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """OSError (and the object store client's own errors) as InfrastructureError; not-found passes."""
+    caught: tuple[type[Exception], ...] = (OSError, *client_errors)
     try:
         yield
     except FileNotFoundError:
         raise
-    except OSError as exc:
+    except caught as exc:
         raise InfrastructureError(f"archive store {location}: {type(exc).__name__}: {exc}") from None
+
+
+def _client_errors(scheme: str) -> tuple[type[Exception], ...]:
+    if scheme != "s3":
+        return ()
+    from botocore import exceptions  # noqa: PLC0415 - s3fs brings botocore; only object stores need it
+
+    return (exceptions.BotoCoreError, exceptions.ClientError)
 
 
 class LocalStore(Store):
@@ -173,6 +183,10 @@ class RemoteStore(Store):
         self.scheme = scheme
         self.root = root.strip("/")
         self.location = f"{scheme}://{self.root}"
+        self.client_errors = _client_errors(scheme)
+
+    def _errors(self) -> contextlib.AbstractContextManager[None]:
+        return _store_errors(self.location, self.client_errors)
 
     def _path(self, name: str) -> str:
         return f"{self.root}/{name}"
@@ -184,27 +198,27 @@ class RemoteStore(Store):
         return RemoteStore(self.fs, self.scheme, self._path(name))
 
     def exists(self, name: str) -> bool:
-        with _store_errors(self.location):
+        with self._errors():
             return bool(self.fs.isfile(self._path(name)))
 
     def size(self, name: str) -> int:
-        with _store_errors(self.location):
+        with self._errors():
             return int(self.fs.size(self._path(name)))
 
     def read_bytes(self, name: str) -> bytes:
-        with _store_errors(self.location):
+        with self._errors():
             return bytes(self.fs.cat_file(self._path(name)))
 
     @contextlib.contextmanager
     def open_read(self, name: str) -> Iterator[IO[bytes]]:
-        with _store_errors(self.location):
+        with self._errors():
             fh = self.fs.open(self._path(name), "rb")
         with fh:
             yield fh
 
     @contextlib.contextmanager
     def write(self, partial: str, final: str, after_write: AfterWrite = _nothing) -> Iterator[IO[bytes]]:
-        with _store_errors(self.location):
+        with self._errors():
             with self.fs.open(self._path(partial), "wb") as fh:
                 yield fh
             # the upload has completed: the partial object exists whole
@@ -216,15 +230,15 @@ class RemoteStore(Store):
 
     def put_atomic(self, name: str, data: bytes, partial: str) -> None:
         del partial  # one PUT: the object appears whole or not at all
-        with _store_errors(self.location):
+        with self._errors():
             self.fs.pipe_file(self._path(name), data)
 
     def remove(self, name: str) -> None:
-        with _store_errors(self.location), contextlib.suppress(FileNotFoundError):
+        with self._errors(), contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self._path(name))
 
     def names(self, prefix: str = "") -> list[str]:
-        with _store_errors(self.location):
+        with self._errors():
             try:
                 if self.scheme == "s3":  # listed by the server from the prefix (one request a page)
                     found = self.fs.find(self.root, prefix=prefix, detail=True)
