@@ -25,8 +25,6 @@ from flows.core import db
 from flows.core.policy.alerts import AlertsPolicy, Channel
 from flows.edge.cli import main
 from tests.conftest import Database
-
-
 from tests.fleet_fixtures import BASE, NAMES, Fleet
 from tests.test_report import free_port
 

@@ -144,6 +144,10 @@ def plan_run(planning: Planning, params: BackfillParams) -> Plan:
         policy=planning.policy.backfill,
         today=planning.now.date(),
     )
+    for job in request.jobs:  # each job's own check of the policy (e.g. quality's suite options)
+        spec = planning.registry.get(job)
+        if spec.check is not None:
+            spec.check(planning.policy, spec.params())
     return Plan(work=lambda run: backfill_run(run, request), params=request.params(), day=request.key)
 
 

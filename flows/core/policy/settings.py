@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows.core import masking
+from flows.core.archives.policy import join
 from flows.core.errors import ConfigError
 from flows.core.policy.alerts import AlertsPolicy
 from flows.core.policy.fleet import OVERRIDABLE, FleetPolicy, TargetSpec, check_target_name, deep_merge
@@ -284,7 +285,7 @@ def load_policy(path: Path | None) -> Policy:
         dump_dir = raw_target.get("retention", {}).get("dump_dir")
         if isinstance(dump_dir, str) and "dump_dir" not in (spec.retention or {}):
             # one dump directory per target: two databases' partitions share table names
-            raw_target["retention"] = {**raw_target["retention"], "dump_dir": str(Path(dump_dir) / name)}
+            raw_target["retention"] = {**raw_target["retention"], "dump_dir": join(dump_dir, name)}
         try:
             merged = Policy.model_validate(raw_target)
         except ValidationError as exc:
