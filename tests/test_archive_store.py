@@ -86,7 +86,7 @@ def test_retention_dumps_into_s3_and_another_worker_restores(
         _load_months(conn)
         expired = _expired_names(conn, LE, "2 months")
         digests = {p: rows_digest(conn, p) for p in expired}
-        (outcome,) = retention.run_once(conn, pol)
+        (outcome,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         assert [a.partition for a in outcome.actions] == expired
         assert all(str(a.archived_to).startswith(f"{url}/") for a in outcome.actions)
         assert not (tmp_path / "dumps").exists()  # nothing on this worker's disk
@@ -166,12 +166,12 @@ def test_a_second_run_never_deletes_a_live_runs_partial_object(
         (partial,) = [n for n in store.names() if n.endswith(".partial")]
         assert owner_of(partial) == new_owner(run_a.operation_id)
         # run B does the whole job (its own partials, its own dumps) and leaves A's object alone
-        (outcome,) = retention.run_once(conn, pol)
+        (outcome,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         assert [a.partition for a in outcome.actions] == expired
         assert partial in store.names()
         # A's run is over in the ledger (the next start marks a dead run abandoned): its leftover goes
         ledger.fail_operation(a, run_a.operation_id, "stopped")
-        (again,) = retention.run_once(conn, pol)
+        (again,) = retention.expire_all(conn, pol, state_dir=tmp_path)
         assert again.actions == []
         assert not [n for n in store.names() if n.endswith(".partial")]
         for action in outcome.actions:  # B's dumps are whole
@@ -206,11 +206,11 @@ def test_a_partial_file_being_written_is_never_removed(migrated_db: Database, tm
         with (dump_dir / name).open("wb") as writer:
             fcntl.flock(writer.fileno(), fcntl.LOCK_EX)  # a live writer (another worker's run)
             writer.write(b"half")
-            retention.run_once(conn, pol)
+            retention.expire_all(conn, pol, state_dir=tmp_path)
             assert (dump_dir / name).exists()
             assert LocalStore(dump_dir).in_use(name)
         assert not LocalStore(dump_dir).in_use(name)
-        retention.run_once(conn, pol)  # its writer is gone and the ledger does not know it
+        retention.expire_all(conn, pol, state_dir=tmp_path)  # its writer is gone and the ledger does not know it
         assert not (dump_dir / name).exists()
 
 
