@@ -139,7 +139,7 @@ image_key=$(
 )
 IMAGE="$NAME:src-$image_key"
 if [ -n "$no_cache" ] || ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
-    timed "docker build $IMAGE" docker build --quiet ${no_cache:+--no-cache} --network none \
+    timed "docker build $IMAGE" docker build --quiet --force-rm ${no_cache:+--no-cache} --network none \
         -f deployments/Dockerfile --build-arg PYTHON_IMAGE="$BASE" --build-arg WHEELHOUSE=/wheelhouse \
         -t "$IMAGE" . >/dev/null
     # keep the five newest builds (their dependency layer is shared; `docker rmi` spares images in use)
