@@ -109,18 +109,20 @@ def create_docker_pool(name: str, env: dict[str, str], volumes: list[str]) -> No
 
 
 def image_deployments_file(pool: str, image: str, dest: Path) -> Path:
-    """deployments/prefect.image.yaml as `prefect deploy` would register it after its build and push
-    steps: the same deployments, the image the build produced, on ``pool``. (No registry is
-    reachable here, so the build is deployments/build-image.sh's and nothing is pushed.)"""
-    spec = yaml.safe_load((ROOT / "deployments" / "prefect.image.yaml").read_text("utf-8"))
-    assert spec["pull"] == [] and spec["build"] and spec["push"]
-    for step in ("build", "push", "definitions"):
-        spec.pop(step)
-    for deployment in spec["deployments"]:
-        pool_spec = dict(deployment["work_pool"])
-        assert pool_spec["job_variables"] == {"image": "{{ build_image.image }}"}, deployment["name"]
-        deployment["work_pool"] = {**pool_spec, "name": pool, "job_variables": {"image": image}}
-    dest.write_text(yaml.safe_dump(spec, sort_keys=False), "utf-8")
+    """deployments/prefect.image.yaml for the image build-image.sh made, as the README says to
+    register it offline (deployments/prebuilt_yaml.py: no build or push step; no registry here)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "deployments" / "prebuilt_yaml.py"), "--image", image, "--pool", pool],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    spec = yaml.safe_load(done.stdout)
+    assert "build" not in spec and "push" not in spec and spec["pull"] == []
+    assert {d["work_pool"]["job_variables"]["image"] for d in spec["deployments"]} == {image}
+    dest.write_text(done.stdout, "utf-8")
     return dest
 
 
