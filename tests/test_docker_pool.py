@@ -247,7 +247,9 @@ def _every_job_and_a_kill(
         docker("kill", container.id)
         wait_final([runs["views-killed"]], 180)
         after_kill = _ledger(fleet, "charlie", "views", runs["views-killed"])
-        _mark("the killed run is final")
+        # PostgreSQL does not notice a dead client while its backend waits on a lock (until the lock
+        # is granted or lock_timeout fires); the run's lock session, idle, ended at once
+        _mark(f"the killed run is final; its backend still waits: {_waiting_on_rollup_lock(fleet)}")
         holder.execute(ROLLUP_LOCK.format("pg_advisory_unlock"))
     submit("views", "views", {"target": "charlie"})
     wait_final([runs["capacity"]], 600)
