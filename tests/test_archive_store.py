@@ -210,7 +210,9 @@ def test_a_partial_file_being_written_is_never_removed(migrated_db: Database, tm
             assert (dump_dir / name).exists()
             assert LocalStore(dump_dir).in_use(name)
         assert not LocalStore(dump_dir).in_use(name)
-        retention.expire_all(conn, pol, state_dir=tmp_path)  # its writer is gone and the ledger does not know it
+        retention.expire_all(
+            conn, pol, state_dir=tmp_path
+        )  # its writer is gone and the ledger does not know it
         assert not (dump_dir / name).exists()
 
 
