@@ -36,7 +36,7 @@ from flows.backfill.driver import backfill, chunks, plan, progress_listener, run
 from flows.backfill.items import finished_since, run_item
 from flows.backfill.request import JOB, Item, ItemOutcome, ItemResult, Request, validate
 from flows.backfill.summary import carried_forward, outcome_of, summarize, table_markdown
-from flows.core import clock, lifecycle, plain, runtime, settings
+from flows.core import clock, lifecycle, markdown, plain, runtime, settings
 from flows.core.forms import BackfillJob, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Outcome
@@ -127,7 +127,7 @@ def backfill_run(run: lifecycle.Run, request: Request) -> Outcome:
     )
     plain.artifact(
         "table",
-        table=summary["table"],
+        table=markdown.rows(summary["table"]),
         key="backfill-outcomes",
         description=f"backfill {request.start}..{request.end}: outcome per day and job",
     )

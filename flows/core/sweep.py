@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from flows.core import plain
+from flows.core import markdown, plain
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.errors import ProblemsFound as ProblemsError
 from flows.core.logs import get_logger
@@ -179,9 +179,9 @@ def publish(job: str, results: list[TargetOutcome]) -> None:
     try:
         plain.artifact(  # nothing in plain mode (no Prefect run to attach it to)
             "table",
-            table=[r.row() for r in results],
+            table=markdown.rows(r.row() for r in results),  # messages escaped: shown as written
             key=f"fleet-{job}",
-            description=summary(job, results),
+            description=markdown.text(summary(job, results)),
         )
     except (PrefectException, OSError) as exc:  # the targets' outcomes are recorded in their ledgers
         get_logger(job=job).warning("fleet artifact not written", error=str(exc))

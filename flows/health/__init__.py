@@ -22,7 +22,7 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 from psycopg.types.json import Jsonb
 
-from flows.core import alerting, clock, lifecycle, metrics, plain, runtime, settings
+from flows.core import alerting, clock, lifecycle, markdown, metrics, plain, runtime, settings
 from flows.core.db import load_sql, set_local
 from flows.core.forms import TargetName
 from flows.core.logs import get_logger
@@ -241,7 +241,7 @@ def health_run(run: lifecycle.Run) -> Outcome:
     run.counts.update(alerts=alerts_task(out["rows"]))
     plain.artifact(
         "table",
-        table=out["rows"],
+        table=markdown.rows(out["rows"]),
         key="health-summary",
         description=(
             f"Health window {out['window_start']}: {counts['failed']} failed, {counts['error']} error,"

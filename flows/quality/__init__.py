@@ -29,7 +29,7 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 
 from checks import Suite, all_suites
-from flows.core import clock, lifecycle, outcomes, plain, runtime, settings
+from flows.core import clock, lifecycle, markdown, outcomes, plain, runtime, settings
 from flows.core.forms import SuiteName, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import NOT_PASSED
@@ -110,7 +110,7 @@ def _artifacts(day: date, summaries: list[dict[str, Any]], docs: str | None) -> 
             "link",
             key="quality-data-docs",
             link=Path(docs).resolve().as_uri(),
-            link_text=f"GX Data Docs ({day.isoformat()})",
+            link_text=markdown.text(f"GX Data Docs ({day.isoformat()})"),
             description="Great Expectations Data Docs of the day's quality suites",
         )
 

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from checks import Suite
+from flows.core import markdown
 from flows.core.outcomes import NOT_PASSED, CheckStatus
 from flows.core.settings import QualityPolicy
 from flows.quality.compiler import Fact, Window, gx_kwargs
@@ -118,19 +119,25 @@ def summary(run: SuiteRun) -> dict[str, Any]:
 
 
 def markdown_summary(day: date, summaries: list[dict[str, Any]], docs: Path | None) -> str:
+    """The quality-summary artifact (every value escaped: suite and check names render as written)."""
+    body = [
+        (
+            s["suite"],
+            "-" if s["rows"] is None else str(s["rows"]),
+            "-" if s["score"] is None else f"{s['score']:.1f}%",
+            f"{s['threshold']:.0f}%",
+            s["status"],
+            ", ".join(s["not_passed"]) or "-",
+        )
+        for s in summaries
+    ]
     lines = [
         f"# Data quality for {day.isoformat()}",
         "",
-        "| suite | rows | score | threshold | status | not passed |",
-        "|---|---:|---:|---:|---|---|",
+        *markdown.table(
+            ("suite", "rows", "score", "threshold", "status", "not passed"), body, right=(1, 2, 3)
+        ),
     ]
-    for s in summaries:
-        score = "-" if s["score"] is None else f"{s['score']:.1f}%"
-        rows = "-" if s["rows"] is None else str(s["rows"])
-        lines.append(
-            f"| {s['suite']} | {rows} | {score} | {s['threshold']:.0f}% | {s['status']} | "
-            f"{', '.join(s['not_passed']) or '-'} |"
-        )
     if docs is not None:
-        lines += ["", f"Data Docs: `{docs}`"]
+        lines += ["", f"Data Docs: {markdown.text(docs)}"]
     return "\n".join(lines)

@@ -30,7 +30,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.client.schemas.objects import State
 
-from flows.core import clock, lifecycle, plain, runtime, settings, targets
+from flows.core import clock, lifecycle, markdown, plain, runtime, settings, targets
 from flows.core.errors import InfrastructureError, PgtenderError
 from flows.core.forms import DryRun, IsoWeek, Recipients, TargetName
 from flows.core.logs import get_logger
@@ -90,6 +90,12 @@ send_task = runtime.plain_aware(
 )
 
 
+def artifact_markdown(subject: str, directory: str, text: str) -> str:
+    """The weekly-report artifact: the subject and where the files are (escaped), the text verbatim."""
+    kept = markdown.text(f"Kept in {directory} (report.eml, report.html).")
+    return f"## {markdown.text(subject)}\n\n{kept}\n\n{markdown.code_block(text)}\n"
+
+
 def report_run(run: lifecycle.Run, chosen: Week, recipients: list[str], dry_run: bool) -> Outcome:
     """The job's work inside the lifecycle: build, keep a copy as artifact, send."""
     log = get_logger(job=JOB)
@@ -101,10 +107,7 @@ def report_run(run: lifecycle.Run, chosen: Week, recipients: list[str], dry_run:
     plain.artifact(
         "markdown",
         key="weekly-report",
-        markdown=(
-            f"## {built['subject']}\n\nKept in `{built['directory']}` (report.eml, report.html).\n\n"
-            f"```\n{built['text']}\n```\n"
-        ),
+        markdown=artifact_markdown(built["subject"], built["directory"], built["text"]),
         description=f"Weekly quality report {chosen.label}",
     )
     log.info("report rendered", week=chosen.label, directory=built["directory"], subject=built["subject"])
