@@ -132,7 +132,12 @@ def test_cli_bad_request_exits_2_and_changes_nothing(
         assert caught.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("pgtender: ") and "\n" not in err
-    assert migrated_db.scalar("SELECT count(*) FROM pgtender_operations") == 0
+    # nothing ran: each refusal is kept as one 'rejected' ledger row (the weekly report counts it)
+    with migrated_db.connect() as conn:
+        rows = conn.execute(
+            "SELECT status, params ->> 'source', finished_at = started_at FROM pgtender_operations"
+        ).fetchall()
+    assert rows == [("rejected", "cli", True)] * 4
     assert migrated_db.scalar("SELECT count(*) FROM data_quality_checks") == 0
 
 

@@ -32,11 +32,13 @@ import psycopg
 from prefect import flow, task
 from prefect.client.schemas.objects import State
 
+from flows.backfill import rejected
 from flows.backfill.driver import backfill, chunks, plan, progress_listener, run_chunk
 from flows.backfill.items import finished_since, run_item
 from flows.backfill.request import JOB, Item, ItemOutcome, ItemResult, Request, validate
 from flows.backfill.summary import carried_forward, outcome_of, summarize, table_markdown
 from flows.core import clock, lifecycle, markdown, plain, runtime, settings
+from flows.core.errors import ConfigError
 from flows.core.forms import BackfillJob, TargetName
 from flows.core.logs import get_logger
 from flows.core.outcomes import Outcome
@@ -167,9 +169,14 @@ def backfill_flow(
     def plan() -> lifecycle.Planned:  # in each target: "no future days" by its clock
         with runtime.connection() as conn:  # "no future days" by the database's today: the rows are its
             today = clock.db_now(conn).date()
-        request = validate(
-            start, end, jobs, force=force, policy=settings.current_policy().backfill, today=today
-        )
+            try:
+                request = validate(
+                    start, end, jobs, force=force, policy=settings.current_policy().backfill, today=today
+                )
+            except ConfigError as exc:  # refused: kept in the ledger as 'rejected' (the report shows it)
+                given = rejected.as_given(start, end, jobs, force, source="flow run")
+                rejected.record(conn, given, exc, flow_run_id=runtime.current_flow_run_id())
+                raise
         # One run of the same request at a time; backfills of other ranges may run side by side
         # (their items take the jobs' own locks).
         return lifecycle.Planned(

@@ -9,16 +9,37 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flows.backfill import JOB, ItemResult, Request, finished_since, progress_listener, validate
+from flows.backfill import JOB, ItemResult, Request, finished_since, progress_listener, rejected, validate
 from flows.core import clock, lifecycle, runtime, settings, targets
 from flows.core.errors import ConfigError, InfrastructureError, ProblemsFound
 
 DEPLOYMENT = "backfill/backfill"
 
 
-def _policy_and_request(start: str, end: str, jobs: str | None, force: bool) -> Request:
+def _policy_and_request(
+    start: str, end: str, jobs: str | None, force: bool, target: str | None = None
+) -> Request:
     policy = settings.current_policy()
-    return validate(start, end, jobs, force=force, policy=policy.backfill)
+    try:
+        return validate(start, end, jobs, force=force, policy=policy.backfill)
+    except ConfigError as exc:
+        _record_rejection(rejected.as_given(start, end, jobs, force, source="cli"), exc, target)
+        raise
+
+
+def _record_rejection(given: dict[str, Any], exc: ConfigError, target: str | None) -> None:
+    """The refused request in the ledger of each target it named (the report counts it); a target
+    that cannot be reached or named keeps nothing: the rejection stays one line, exit 2."""
+    try:
+        chosen = targets.select(target)
+    except ConfigError:
+        return
+    for one in chosen:
+        try:
+            with targets.using(one), runtime.connection() as conn:
+                rejected.record(conn, given, exc, flow_run_id=None)
+        except (InfrastructureError, *rejected.NOT_RECORDED):
+            continue
 
 
 def cli_local(
@@ -36,7 +57,7 @@ def cli_local(
 
     from flows.edge import dispatch  # noqa: PLC0415
 
-    request = _policy_and_request(start, end, jobs, force)  # ConfigError before anything runs
+    request = _policy_and_request(start, end, jobs, force, target)  # ConfigError before anything runs
     params: dict[str, Any] = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
     if target:
         params["target"] = target
@@ -112,7 +133,7 @@ def cli_deployment(
     from prefect.client.schemas.objects import FlowRun  # noqa: PLC0415
     from prefect.deployments import run_deployment  # noqa: PLC0415
 
-    request = _policy_and_request(start, end, jobs, force)
+    request = _policy_and_request(start, end, jobs, force, target)
     params: dict[str, Any] = {"start": start, "end": end, "jobs": list(request.jobs), "force": force}
     # progress is read from the ledger of the target named, or of the fleet's first target
     watched = targets.select(target)[0]

@@ -26,6 +26,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, task
 from prefect.client.schemas.objects import State
@@ -47,7 +48,9 @@ JOB = "report"
 
 
 @runtime.db_task("report-build", JOB)
-def build_task(week_label: str, recipients: list[str], now_iso: str) -> dict[str, Any]:
+def build_task(
+    week_label: str, recipients: list[str], now_iso: str, operation_id: str | None = None
+) -> dict[str, Any]:
     current = settings.load_settings()
     policy = settings.current_policy(current)
     now = datetime.fromisoformat(now_iso)
@@ -61,6 +64,7 @@ def build_task(week_label: str, recipients: list[str], now_iso: str) -> dict[str
             schedules=schedules_for(policy),
             state_dir=current.state_dir,
             now=now,
+            exclude=UUID(operation_id) if operation_id else None,
         )
     return {
         "directory": str(rendered.directory),
@@ -100,7 +104,7 @@ def report_run(run: lifecycle.Run, chosen: Week, recipients: list[str], dry_run:
     """The job's work inside the lifecycle: build, keep a copy as artifact, send."""
     log = get_logger(job=JOB)
     policy = run.policy
-    built = build_task(chosen.label, recipients, run.started_at.isoformat())
+    built = build_task(chosen.label, recipients, run.started_at.isoformat(), str(run.operation_id))
     run.counts.update(
         {k: built[k] for k in ("pass_rate", "evaluated", "failing_checks", "health_alerts", "charts")}
     )
