@@ -277,7 +277,15 @@ def backfill(  # noqa: PLR0917 - typer options
         bool, typer.Option("--force", help="Exceed backfill.max_days; redo days already done.")
     ] = False,
     deployment: Annotated[
-        bool, typer.Option("--deployment", help="Trigger the backfill deployment instead of running here.")
+        bool,
+        typer.Option(
+            "--deployment",
+            help=(
+                "Only trigger a run of the backfill deployment (--deployment-name) and return;"
+                " --watch follows it. Without it the backfill runs through that deployment too when"
+                " a server is running (followed here to its end), and here when none is."
+            ),
+        ),
     ] = False,
     watch: Annotated[bool, typer.Option("--watch", help="With --deployment: follow the run.")] = False,
     deployment_name: Annotated[str, typer.Option(help="The deployment to trigger.")] = "backfill/backfill",
