@@ -83,11 +83,11 @@ class ReportData:
     failing_total: int
     health_alerts: list[dict[str, Any]]
     jobs: list[JobStats]
-    backfills: list[BackfillRequest]
     size_history: dict[str, list[tuple[date, float]]]
     projections: list[dict[str, Any]]
     threshold: float | None = None
     images: dict[str, str] = field(default_factory=dict)
+    backfills: list[BackfillRequest] = field(default_factory=list)  # the week's requests, one a run
 
     @property
     def rejected(self) -> int:
