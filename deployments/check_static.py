@@ -205,8 +205,8 @@ def check_image_yaml() -> list[str]:
 def check_archives() -> list[str]:
     """Archives must outlive the pod: the policy's dump_dir (every target's) is an object-store URL
     (or a path outside every emptyDir mount), never the state directory's emptyDir."""
-    from flows.core.archives.policy import is_url
     from flows.core.policy import settings
+    from flows.core.policy.archives import is_url
 
     configmap = yaml.safe_load((K8S / "policy-configmap.yaml").read_text("utf-8"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,11 +19,11 @@ from flows import retention
 from flows.core import clock, db, ledger, migrations
 from flows.core.archives import manifest as manifests
 from flows.core.archives.ownership import new_owner, owner_of, partial_name
-from flows.core.archives.policy import ArchiveStorage
 from flows.core.archives.store import LocalStore, RemoteStore, open_store
 from flows.core.ddl import RowCountMismatch
 from flows.core.errors import ConfigError
 from flows.core.policy import settings
+from flows.core.policy.archives import ArchiveStorage
 from flows.retention import archive, expired, partitioned
 from tests.conftest import Database
 from tests.partitions_fixtures import count, rows_digest

@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from checks import Suite, all_suites, between, not_null
-from flows.core import clock, db, locks
+from flows.core import clock, db, locks, markdown
 from flows.core.engine import Kind
 from flows.core.errors import ConfigError
 from flows.core.policy import settings
@@ -513,7 +513,9 @@ def test_flow_threshold_decides_state_and_docs(
             )
         )
     kinds = {a.key: a for a in arts}
-    assert "quality-summary" in kinds and "learning_events" in str(kinds["quality-summary"].data)
+    assert "quality-summary" in kinds and markdown.text("learning_events") in str(
+        kinds["quality-summary"].data
+    )
     assert "quality-data-docs" in kinds and "index.html" in str(kinds["quality-data-docs"].data)
 
 

@@ -277,7 +277,11 @@ def backfill(  # noqa: PLR0917 - typer options
         bool,
         typer.Option(
             "--deployment",
-            help="Only trigger the backfill deployment and return (a worker runs it); --watch follows it.",
+            help=(
+                "Only trigger a run of the backfill deployment (--deployment-name) and return;"
+                " --watch follows it. Without it the backfill runs through that deployment too when"
+                " a server is running (followed here to its end), and here when none is."
+            ),
         ),
     ] = False,
     watch: Annotated[

@@ -31,6 +31,7 @@ import psycopg
 from pydantic import Field
 
 from checks import Suite, all_suites
+from flows.core import markdown
 from flows.core.engine import (
     NOT_PASSED,
     Cron,
@@ -131,7 +132,7 @@ def _artifacts(run: Run, day: date, summaries: list[dict[str, Any]], docs: str |
             "link",
             key="quality-data-docs",
             link=Path(docs).resolve().as_uri(),
-            link_text=f"GX Data Docs ({day.isoformat()})",
+            link_text=markdown.text(f"GX Data Docs ({day.isoformat()})"),
             description="Great Expectations Data Docs of the day's quality suites",
         )
 

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from checks import ERROR, Suite
+from flows.core import markdown
 from flows.core.engine.outcomes import NOT_PASSED, CheckStatus
 from flows.core.policy.settings import QualityPolicy
 from flows.quality.compiler import Fact, Window, gx_kwargs
@@ -135,19 +136,26 @@ def finding(s: dict[str, Any]) -> str:
 
 
 def markdown_summary(day: date, summaries: list[dict[str, Any]], docs: Path | None) -> str:
+    """The quality-summary artifact (every value escaped: suite and check names render as written)."""
+    body = [
+        (
+            s["suite"],
+            "-" if s["rows"] is None else str(s["rows"]),
+            "-" if s["score"] is None else f"{s['score']:.1f}%",
+            f"{s['threshold']:.0f}%",
+            s["status"],
+            s.get("verdict") or "-",
+            ", ".join(s["not_passed"]) or "-",
+        )
+        for s in summaries
+    ]
     lines = [
         f"# Data quality for {day.isoformat()}",
         "",
-        "| suite | rows | score | threshold | status | why | not passed |",
-        "|---|---:|---:|---:|---|---|---|",
+        *markdown.table(
+            ("suite", "rows", "score", "threshold", "status", "why", "not passed"), body, right=(1, 2, 3)
+        ),
     ]
-    for s in summaries:
-        score = "-" if s["score"] is None else f"{s['score']:.1f}%"
-        rows = "-" if s["rows"] is None else str(s["rows"])
-        lines.append(
-            f"| {s['suite']} | {rows} | {score} | {s['threshold']:.0f}% | {s['status']} | "
-            f"{s.get('verdict') or '-'} | {', '.join(s['not_passed']) or '-'} |"
-        )
     if docs is not None:
-        lines += ["", f"Data Docs: `{docs}`"]
+        lines += ["", f"Data Docs: {markdown.text(docs)}"]
     return "\n".join(lines)

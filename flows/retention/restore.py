@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 
 from flows.core.archives import restore as loader
-from flows.core.archives.policy import ArchiveStorage
 from flows.core.archives.store import ArchiveRef, locate
+from flows.core.policy.archives import ArchiveStorage
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

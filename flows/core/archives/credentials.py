@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any, cast
 
-from flows.core.archives.policy import ArchiveStorage
 from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.policy.archives import ArchiveStorage
 
 
 def _from_env(var: str) -> str:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from flows.core.archives.credentials import s3_options
-from flows.core.archives.policy import URL, ArchiveStorage, check_location
 from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.policy.archives import URL, ArchiveStorage, check_location
 
 ArchiveRef = Path | str  # a manifest (or data file) in a directory, or its URL in an object store
 AfterWrite = Callable[[], None]

@@ -38,7 +38,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flows.core.archives.policy import ArchiveStorage, Location, check_location
+from flows.core.policy.archives import ArchiveStorage, Location, check_location
 
 Interval = Literal["day", "week", "month"]
 ArchiveMode = Literal["keep", "dump", "drop"]

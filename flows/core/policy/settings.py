@@ -25,13 +25,14 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows.core import masking
-from flows.core.archives.policy import join
 from flows.core.errors import ConfigError
 from flows.core.policy.alerts import AlertsPolicy
+from flows.core.policy.archives import join
 from flows.core.policy.fleet import OVERRIDABLE, FleetPolicy, TargetSpec, check_target_name, deep_merge
 from flows.core.policy.partitions import PartitionsPolicy, RetentionPolicy
 from flows.core.policy.upkeep import UpkeepPolicy
@@ -138,7 +139,11 @@ class HealthPolicy(_Strict):
     xid_age_warning: Annotated[int, Field(gt=0, le=2_147_483_647)] = 500_000_000
     xid_age_max: Annotated[int, Field(gt=0, le=2_147_483_647)] = 1_200_000_000
     replication_lag_max_seconds: Annotated[float, Field(ge=0)] = 60.0
+    # Rows in a DEFAULT partition: more than max_rows warn; more than page_rows, or rows there for
+    # more than page_hours (longer than one daily partitions run can explain), fail and page.
     default_partition_max_rows: Annotated[int, Field(ge=0)] = 0
+    default_partition_page_rows: Annotated[int, Field(ge=1)] = 10_000
+    default_partition_page_hours: Annotated[float, Field(gt=0, le=8_760)] = 26.0
     default_partition_count_cap: Annotated[int, Field(ge=1)] = 100_000
     # Every partitioned table must have partitions covering at least this many intervals ahead.
     partition_min_intervals_ahead: Annotated[float, Field(ge=0)] = 1.0
@@ -151,6 +156,15 @@ class HealthPolicy(_Strict):
     probe_statement_timeout_ms: PositiveMs = 5_000
     probe_lock_timeout_ms: PositiveMs = 200
     budget_ms: PositiveMs = 1_000
+
+    @model_validator(mode="after")
+    def _pages_above_the_warning(self) -> HealthPolicy:
+        if self.default_partition_page_rows <= self.default_partition_max_rows:
+            raise ValueError(
+                f"default_partition_page_rows ({self.default_partition_page_rows}) must be above"
+                f" default_partition_max_rows ({self.default_partition_max_rows})"
+            )
+        return self
 
 
 QualityWeight = Annotated[float, Field(ge=0, le=1000)]
