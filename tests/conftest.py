@@ -24,7 +24,7 @@ from flows.core.telemetry import disable_telemetry
 pytest.register_assert_rewrite("tests.calendar")
 from tests import calendar  # noqa: E402 - after register_assert_rewrite
 
-pytest_plugins = ["tests.calendar", "tests.fleet_fixtures"]
+pytest_plugins = ["tests.calendar", "tests.fleet_fixtures", "tests.s3_fixtures"]
 
 disable_telemetry()
 for _var in ("PGTENDER_DATABASE_URL", "PGTENDER_CONFIG"):

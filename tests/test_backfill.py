@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import date, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ import psycopg
 import pytest
 
 from flows import backfill, capacity
-from flows.core import clock, db, locks
+from flows.core import clock, db, locks, markdown
 from flows.core.engine import Kind, PlainOrchestrator, Verdict
 from flows.core.errors import ConfigError
 from flows.core.policy import settings
@@ -308,6 +309,7 @@ def test_range_jobs_run_once_around_the_days(demo_db: Database) -> None:
         {backfill.Item(r["job"], r["day"]): backfill.ItemResult(**r) for r in _summary_items(summary)},
     )
     assert "| day | partitions | quality | views |" in text and "once for the whole range" in text
+    assert f"| {markdown.text(_days_back(2))} |" in text  # escaped, as every artifact's data
 
 
 def _summary_items(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -352,9 +354,9 @@ def test_flow_progress_and_table_artifacts(demo_db: Database) -> None:
         by_key["backfill-progress"].type == "progress"
         and float(str(by_key["backfill-progress"].data)) == 100.0
     )
-    assert by_key["backfill-outcomes"].type == "table" and _days_back(2) in str(
-        by_key["backfill-outcomes"].data
-    )
+    outcomes = by_key["backfill-outcomes"]
+    assert outcomes.type == "table"
+    assert markdown.text(_days_back(2)) in [row["day"] for row in json.loads(str(outcomes.data))]
     assert "backfill-summary" in by_key
 
     bad = flow_run("backfill", start=_days_back(1), end=_days_back(3))

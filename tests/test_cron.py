@@ -197,7 +197,17 @@ def cron_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[CronEnv]:
         ("SELECT run_data_quality_checks()", "quality"),
         ("SELECT check_system_health()", "health"),
         ("SELECT monitor_resources()", "health"),
-        ("VACUUM ANALYZE ml_models", None),
+        ("VACUUM ANALYZE ml_models", "upkeep"),
+        ("ANALYZE learning_events", "upkeep"),
+        ("analyse learning_events_partitioned", "upkeep"),
+        ("REINDEX TABLE CONCURRENTLY learning_events", "upkeep"),
+        ("SELECT 1; vacuum (verbose, analyze) pattern_occurrences", "upkeep"),
+        (
+            "DELETE FROM query_performance_logs WHERE logged_at < now() - interval '30 days'; VACUUM",
+            "retention",
+        ),
+        ("REFRESH MATERIALIZED VIEW mv_pattern_trend; ANALYZE mv_pattern_trend", "views"),
+        ("SELECT analyze_user_behaviour()", None),
         ("SELECT recompute_recommendations()", None),
     ],
 )
@@ -228,7 +238,7 @@ def test_analyze_maps_the_seed_jobs(cron_env: CronEnv) -> None:
     for jobname, schedule, _command, job in SEED_JOBS:
         a = by_name[jobname]
         assert a.replaced_by == job, a.note
-        assert a.job.schedule == schedule and a.schedule_here == SCHEDULES[job]
+        assert a.job.schedule == schedule and a.schedule_here == f"{SCHEDULES[job]} UTC"
         assert a.runs == 3
     quality = by_name["quality-checks"]
     assert quality.failures == 3 and quality.last_status == "failed"

@@ -463,6 +463,8 @@ def test_default_partition_rows_both_ways(migrated_db: Database) -> None:
         "rows": 2,
         "capped": False,
         "default_partition": "learning_events_default",
+        "since": le.observed["since"],  # the probe's first window with rows: this one
+        "hours": 0.0,
     }
     assert _one(after, "system_performance_metrics").status == "passed"
     assert _one(tolerant, "learning_events").status == "passed"

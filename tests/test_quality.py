@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from checks import Suite, all_suites, between, not_null
-from flows.core import clock, db, locks
+from flows.core import clock, db, locks, markdown
 from flows.core.engine import Kind
 from flows.core.errors import ConfigError
 from flows.core.policy import settings
@@ -168,14 +168,29 @@ def test_tenth_of_normal_volume_fails_the_band(migrated_db: Database) -> None:
     assert out[evaluate.VOLUME_KEY].observed_value == 100
     assert out[evaluate.VOLUME_KEY].kwargs["min_value"] == 500
     assert [o.key for o in run.outcomes if o.status != "passed"] == [evaluate.VOLUME_KEY]
-    assert run.score == pytest.approx(100 * 12 / 13, abs=1e-3)
-    assert run.status == "passed"  # 92.3 >= 90: one volume miss alone does not fail the day
-    strict = _policy(
-        suites={"learning_events": settings.QualitySuitePolicy(weights={evaluate.VOLUME_KEY: 5})}
+    assert run.score == pytest.approx(100 * 12 / 13, abs=1e-3)  # the trend: 92.3, above 90
+    # ... but the volume band is an error-severity expectation: the day fails whatever the score
+    assert out[evaluate.VOLUME_KEY].severity == "error"
+    assert run.status == "failed" and run.details["blocking"] == [evaluate.VOLUME_KEY]
+    assert run.details["verdict"] == f"error-severity {evaluate.VOLUME_KEY} failed"
+    # the policy may make it a warning: then only the score counts (92.3 >= 90: warning, not failed)
+    lenient = _policy(
+        suites={"learning_events": settings.QualitySuitePolicy(severity={evaluate.VOLUME_KEY: "warn"})}
+    )
+    weighted = _policy(
+        suites={
+            "learning_events": settings.QualitySuitePolicy(
+                severity={evaluate.VOLUME_KEY: "warn"}, weights={evaluate.VOLUME_KEY: 5}
+            )
+        }
     )
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
-        rerun = evaluate.evaluate_suite(conn, suite, _window(), strict)
+        warned = evaluate.evaluate_suite(conn, suite, _window(), lenient)
+        rerun = evaluate.evaluate_suite(conn, suite, _window(), weighted)
+    assert warned.status == "warning" and warned.score == run.score
+    assert warned.details["blocking"] == [] and warned.details["warnings"] == [evaluate.VOLUME_KEY]
     assert rerun.score == pytest.approx(100 * 12 / 17, abs=1e-3) and rerun.status == "failed"
+    assert rerun.details["verdict"] == "score 70.6 < 90"
 
 
 @pytest.mark.calendar
@@ -226,6 +241,8 @@ def test_other_families_planted_defects(migrated_db: Database) -> None:
 
 def test_fused_scan_agrees_with_gx(migrated_db: Database, state_dir: Path) -> None:
     """The fused scan's success, counts and observed values are GX's own, expectation by expectation."""
+    from great_expectations.expectations.metadata_types import FailureSeverity
+
     from flows.quality import gx as gx_runtime
 
     suites = all_suites()
@@ -239,10 +256,18 @@ def test_fused_scan_agrees_with_gx(migrated_db: Database, state_dir: Path) -> No
         for name in ("learning_events", "predictions", "pattern_occurrences"):
             suite = suites[name]
             run = evaluate.evaluate_suite(conn, suite, window, _policy())
-            configs = [gx_runtime.expectation_configuration(o.exp, o.kwargs) for o in run.outcomes]
+            configs = [
+                gx_runtime.expectation_configuration(o.exp, o.kwargs, severity=o.severity)
+                for o in run.outcomes
+            ]
             validation = gx_runtime.validate_with_gx(state_dir, migrated_db.dsn, suite, window, configs)
             gx = {r.expectation_config.meta["pgtender_key"]: r for r in validation.results}
             assert len(gx) == len(run.outcomes)
+            # the suite's verdict is GX's severity rule: an error expectation failed <=> GX's worst
+            # failure is critical (plus the score threshold, which GX does not have)
+            critical = validation.get_max_severity_failure() == FailureSeverity.CRITICAL
+            assert critical == bool(run.details["blocking"]), (name, run.details)
+            assert (run.status in ("failed", "error")) == (critical or run.score < run.threshold), name
             for outcome in run.outcomes:
                 res = gx[outcome.key]
                 assert not res.exception_info.get("raised_exception"), (name, outcome.key, res.exception_info)
@@ -448,9 +473,18 @@ def test_flow_threshold_decides_state_and_docs(
     config.write_text("[quality]\nthreshold = 40\n", encoding="utf-8")
     monkeypatch.setenv("PGTENDER_CONFIG", str(config))
     state = flow_run("quality", day=DAY.isoformat(), suite="learning_events")
+    assert state.is_failed()  # duplicated ids and orphaned model ids are errors whatever the score
+    assert "error-severity id_unique failed, model_id_references_ml_models failed" in (state.message or "")
+    # made warnings by the policy, only the score (above 40) decides: the suite passes with warnings
+    config.write_text(
+        "[quality]\nthreshold = 40\n[quality.suites.learning_events.severity]\n"
+        'id_unique = "warn"\nmodel_id_references_ml_models = "warn"\n',
+        encoding="utf-8",
+    )
+    state = flow_run("quality", day=DAY.isoformat(), suite="learning_events")
     assert state.is_completed(), state
     result = state.result()
-    assert result["suites"][0]["status"] == "passed" and result["suites"][0]["score"] > 40
+    assert result["suites"][0]["status"] == "warning" and result["suites"][0]["score"] > 40
     index = Path(result["data_docs"])
     assert index.is_file() and index.parent == state_dir / "quality" / "data_docs"
     assert "learning_events" in index.read_text(encoding="utf-8")
@@ -465,8 +499,8 @@ def test_flow_threshold_decides_state_and_docs(
             "SELECT count(*), count(DISTINCT flow_run_id) FROM data_quality_checks"
             " WHERE is_current AND suite = 'learning_events'"
         ).fetchone()
-    assert [o[0] for o in ops] == ["problems", "completed"]
-    assert ops[1][1]["suites"] == 1 and ops[1][1]["rows_written"] == current[0] and current[1] == 1
+    assert [o[0] for o in ops] == ["problems", "problems", "completed"]
+    assert ops[2][1]["suites"] == 1 and ops[2][1]["rows_written"] == current[0] and current[1] == 1
 
     from prefect.client.orchestration import get_client
 
@@ -479,7 +513,9 @@ def test_flow_threshold_decides_state_and_docs(
             )
         )
     kinds = {a.key: a for a in arts}
-    assert "quality-summary" in kinds and "learning_events" in str(kinds["quality-summary"].data)
+    assert "quality-summary" in kinds and markdown.text("learning_events") in str(
+        kinds["quality-summary"].data
+    )
     assert "quality-data-docs" in kinds and "index.html" in str(kinds["quality-data-docs"].data)
 
 

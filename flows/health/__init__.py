@@ -21,7 +21,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from flows.alerts import alerting
-from flows.core import clock, metrics
+from flows.core import clock, markdown, metrics
 from flows.core.db import load_sql, set_local
 from flows.core.engine import Cron, Done, JobSpec, Outcome, Overlap, Params, Plan, ProblemsFound, Run, step
 from flows.core.logs import get_logger
@@ -242,7 +242,7 @@ def health_run(run: Run) -> Outcome:
     run.record(alerts=alerts_step(run, out["rows"]))
     run.artifact(
         "table",
-        table=out["rows"],
+        table=markdown.rows(out["rows"]),
         key="health-summary",
         description=(
             f"Health window {out['window_start']}: {counts['failed']} failed, {counts['error']} error,"

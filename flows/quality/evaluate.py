@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from checks import Expectation, Suite
+from checks import ERROR, Expectation, Suite
 from flows.core.db import load_sql
 from flows.core.engine.outcomes import NOT_PASSED, CheckStatus
 from flows.core.logs import get_logger
@@ -20,13 +20,13 @@ from flows.core.masking import mask_secrets
 from flows.core.partitioning.catalog import read_children
 from flows.core.policy.settings import QualityPolicy
 from flows.quality.compiler import ROW_COUNT, Fact, Window, build_scan
-from flows.quality.options import sample_size_for, threshold_for, weight_for
+from flows.quality.options import VOLUME_KEY, sample_size_for, severity_for, threshold_for, weight_for
 from flows.quality.scan import fetch_samples, run_scan
-from flows.quality.verdicts import Outcome, evaluate
+from flows.quality.verdicts import Outcome, evaluate, suite_verdict
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "quality"
-VOLUME_KEY = "row_count_in_band"
+__all__ = ["VOLUME_KEY", "SuiteRun", "check_name", "evaluate_suite", "gx_outcomes", "volume_band"]
 
 # Runs expectations the fused scan does not support through GX: (suite, window, facts) -> outcomes.
 GxRunner = Callable[[Suite, Window, list[Fact]], list[Outcome]]
@@ -112,7 +112,8 @@ class SuiteRun:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def below_threshold(self) -> bool:
+    def failing(self) -> bool:
+        """The suite failed (an error expectation, the score, no rows) or could not be evaluated."""
         return self.status in NOT_PASSED
 
 
@@ -168,15 +169,19 @@ def evaluate_suite(
                 ROW_COUNT,
                 {"min_value": low, "max_value": high} if high is not None else {"min_value": low},
                 notes="volume band learned from recent days",
+                severity=ERROR,  # a collapsed day is the incident the suite exists to catch
             )
         )
         run.details["volume"] = vdetails
     weights = [weight_for(e, suite, policy) for e in exps]
+    severities = [severity_for(e, suite, policy) for e in exps]
     if info is None:
         message = f"table {suite.table!r} does not exist"
         run.outcomes = [
             _error_outcome(e, dict(e.kwargs), w, message) for e, w in zip(exps, weights, strict=True)
         ]
+        for outcome, severity in zip(run.outcomes, severities, strict=True):
+            outcome.severity = severity
         run.status, run.score = CheckStatus.ERROR, 0.0
         run.details["error"] = message
         return run
@@ -273,21 +278,15 @@ def evaluate_suite(
                 outcome.weight = weights[fact.index]
                 outcomes[fact.index] = outcome
 
+    for index, found in enumerate(outcomes):
+        if found is not None:
+            found.severity = severities[index]
     run.outcomes = [o for o in outcomes if o is not None]
-    evaluated = [o for o in run.outcomes if o.status != CheckStatus.SKIPPED]
-    total = sum(o.weight for o in evaluated)
-    if evaluated and total > 0:
-        run.score = round(100.0 * sum(o.weight for o in evaluated if o.success) / total, 4)
-    if row_count == 0:
-        run.details["reason"] = "no rows in the window"
-        if suite.requires_rows:
-            run.status, run.score = CheckStatus.FAILED, 0.0
-        elif run.score is None:
-            run.status = CheckStatus.SKIPPED
-    if run.status == CheckStatus.PASSED and run.score is not None and run.score < run.threshold:
-        run.status = CheckStatus.FAILED
-    if run.status == CheckStatus.PASSED and any(o.status == CheckStatus.ERROR for o in run.outcomes):
-        run.details["errors"] = [o.key for o in run.outcomes if o.status == CheckStatus.ERROR]
+    verdict = suite_verdict(
+        run.outcomes, row_count=row_count, requires_rows=suite.requires_rows, threshold=run.threshold
+    )
+    run.status, run.score = verdict.status, verdict.score
+    run.details.update(verdict.details)
     return run
 
 
@@ -298,7 +297,9 @@ def gx_outcomes(
     from flows.quality import gx as gx_runtime  # noqa: PLC0415 - imports GX slow only when needed
 
     try:
-        configs = [gx_runtime.expectation_configuration(f.exp, f.kwargs) for f in facts]
+        configs = [
+            gx_runtime.expectation_configuration(f.exp, f.kwargs, severity=f.exp.severity) for f in facts
+        ]
         validation = gx_runtime.validate_with_gx(
             state_dir,
             dsn,

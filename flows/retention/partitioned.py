@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from flows.core.archives.copy_out import StepHook, no_hook
+from flows.core.archives.ownership import new_owner
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
 from flows.core.errors import DataProblem
 from flows.core.logs import get_logger
 from flows.core.partitioning.catalog import Target
 from flows.core.policy.partitions import DdlRetry, RetentionPolicy
-from flows.retention.archive import (
-    StepHook,
-    drop_after_dump,
-    dump_partition,
-    finish_interrupted_dumps,
-    no_hook,
-)
+from flows.retention.archive import DumpDir, as_store, drop_dumped, dump_into
 from flows.retention.expired import (
     Expired,
     count_rows,
@@ -32,6 +26,7 @@ from flows.retention.expired import (
     range_rows_in_parent,
 )
 from flows.retention.results import PartitionAction, TableOutcome
+from flows.retention.resume import finish_interrupted_dumps
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -93,23 +88,27 @@ def expire_partitions(
     policy: RetentionPolicy,
     *,
     now: datetime,
-    dump_dir: Path,
+    dump_dir: DumpDir,
     dry_run: bool = False,
     log: Any = None,
     on_step: StepHook = no_hook,
+    owner: str | None = None,
     on_expired: Callable[[int, int], None] = lambda rows, nbytes: None,
 ) -> TableOutcome:
     """Finish what a killed run left half-done, then archive per policy, detach and drop every
     expired partition of one table (oldest first). ``on_step`` is called after each step of the
-    dump mode (tests stop a run there; a run checks its lock there), ``on_expired(rows, bytes)``
-    after each partition is gone (the run's ledger row counts it as it happens)."""
+    dump mode (tests stop a run there; a run checks its lock there). ``owner`` names the run in its
+    partial files (its ledger operation: flows.core.archives.ownership); default a fresh token.
+    ``on_expired(rows, bytes)`` after each partition is gone (the run's ledger row counts it)."""
     log = (log or get_logger(job=JOB)).bind(table=f"{target.schema}.{target.name}")
     mode = target.policy.archive
     exact = policy.exact_counts or dry_run or mode != "drop"
     outcome = TableOutcome(table=target.name, schema=target.schema, kind="partitioned", dry_run=dry_run)
     label = f"{target.schema}.{target.name}"
+    owner = owner or new_owner()
+    store = as_store(dump_dir)
     for action in finish_interrupted_dumps(
-        conn, target, dump_dir=dump_dir, retry=policy, log=log, dry_run=dry_run, on_step=on_step
+        conn, target, store=store, owner=owner, retry=policy, log=log, dry_run=dry_run, on_step=on_step
     ):
         outcome.actions.append(action)
         if not dry_run:
@@ -152,17 +151,16 @@ def expire_partitions(
             outcome.rows_archived += exp.rows
             outcome.bytes_archived += exp.bytes
         else:
-            manifest_path = dump_partition(
-                conn, target, exp, dump_dir=dump_dir, retry=policy, log=log, on_step=on_step
+            name, manifest = dump_into(
+                conn, target, exp, store, owner=owner, retry=policy, log=log, on_step=on_step
             )
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            action.archived_to = str(manifest_path)
+            action.archived_to = str(store.ref(name))
             action.rows = int(manifest["rows"])
-            drop_after_dump(conn, target, exp, manifest_path, retry=policy, log=log, on_step=on_step)
+            drop_dumped(conn, target, exp, store, name, owner=owner, retry=policy, log=log, on_step=on_step)
             outcome.rows_archived += action.rows
             outcome.rows_removed += action.rows
             outcome.bytes_removed += exp.bytes
-            outcome.bytes_archived += (manifest_path.parent / manifest["file"]).stat().st_size
+            outcome.bytes_archived += store.size(manifest["file"])
             on_expired(action.rows, exp.bytes)
         log.info(
             "partition expired",

@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 import structlog
 
-from flows.core import db, ledger, locks, migrations
+from flows.core import db, ledger, locks, markdown, migrations
 from flows.core.db import load_sql
 from flows.core.engine.context import Finished, Run, RunContext
 from flows.core.engine.outcomes import Outcome, ProblemsFound, Skipped, Status
@@ -64,8 +64,11 @@ def run(spec: JobSpec[Any], params: Params, targets: list[Target], ctx: RunConte
             results = [f.result() for f in futures]
     report = RunReport(job=spec.name, results=results, fleet=fleet)
     if fleet:
-        ctx.orchestrator.artifact(
-            "table", table=[r.row() for r in results], key=f"fleet-{spec.name}", description=report.summary()
+        ctx.orchestrator.artifact(  # names and messages escaped: shown as written
+            "table",
+            table=markdown.rows(r.row() for r in results),
+            key=f"fleet-{spec.name}",
+            description=markdown.text(report.summary()),
         )
     if spec.after is not None:
         report = spec.after(report, params, ctx.policy, ctx)
