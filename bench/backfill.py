@@ -36,7 +36,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
-from flows.core.replay import ReplayContext
 from psycopg import conninfo, sql
 
 from flows import capacity, quality

@@ -19,7 +19,7 @@ import pytest
 
 from flows.core import markdown
 from tests.browser import MARKUP, TABLE_ROWS, chromium_page
-from tests.conftest import Database
+from tests.conftest import Database, flow_run
 
 HOSTILE = [
     ">= 90 % quoted",
@@ -220,12 +220,11 @@ def _number(text: str) -> float | None:
 def test_the_health_artifact_shows_the_databases_rows_in_the_prefect_ui(
     migrated_db: Database, prefect_ui: Any
 ) -> None:
-    from flows import health
     from flows.core import clock
 
     with migrated_db.connect() as conn:
         _plant_models(conn, clock.db_now(conn))
-    state = health.health_flow(return_state=True)
+    state = flow_run("health")
     flow_run_id = state.state_details.flow_run_id
     with migrated_db.connect() as conn:
         rows = conn.execute(
@@ -265,7 +264,7 @@ def test_the_health_artifact_shows_the_databases_rows_in_the_prefect_ui(
 def test_every_publishers_artifact_shows_its_data_in_the_prefect_ui(prefect_ui: Any) -> None:
     from prefect import flow
 
-    from flows.core import plain
+    from flows.edge.orchestrator import PrefectOrchestrator
 
     built = _publishers()
 
@@ -273,7 +272,7 @@ def test_every_publishers_artifact_shows_its_data_in_the_prefect_ui(prefect_ui: 
     def publish() -> dict[str, str]:
         ids = {}
         for key, (kind, content) in built.items():
-            made = plain.artifact(kind, key=key, **{kind: content})
+            made = PrefectOrchestrator().artifact(kind, key=key, **{kind: content})
             ids[key] = str(made)
         return ids
 

@@ -427,12 +427,6 @@ def _api_for_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: `pgtender backfill --deployment` triggers a run of a reversed range (bad input)"
-    " instead of refusing it with exit 2 before any flow run exists (flows/edge/backfill_cli.py trigger"
-    " validates nothing)",
-)
 @pytest.mark.usefixtures("prefect_api")
 def test_cli_deployment_refuses_bad_input_before_any_flow_run(
     demo_db: Database, monkeypatch: pytest.MonkeyPatch

@@ -89,19 +89,19 @@ def test_default_rows_that_stayed_page_once_through_the_health_flow(
 ) -> None:
     """The demo's case: rows for 2199 in DEFAULT. While they are new, health warns and nothing is
     sent; once health has seen them for more than 26 hours, the health run pages once."""
-    from flows.health import health_flow
+    from tests.conftest import flow_run
 
     hook: Receiver = request.getfixturevalue("receiver")
     with migrated_db.connect() as conn:
         now = clock.db_now(conn)
         _plant(conn, *FAR)
-    health_flow(return_state=True)
+    flow_run("health")
     assert [p for p in hook.posts if p["check"] == CHECK] == []  # new rows: a warning only
 
     with migrated_db.connect() as conn:  # as if health had seen them since 27 hours ago
         _probe(conn, now - timedelta(hours=27))
-    health_flow(return_state=True)
-    health_flow(return_state=True)  # still there: no second page
+    flow_run("health")
+    flow_run("health")  # still there: no second page
     pages = [p for p in hook.posts if p["check"] == CHECK]
     assert [(p["event"], p["subject"]) for p in pages] == [("page", "learning_events")]
     assert pages[0]["observed"] == 3 and "after 26 h in DEFAULT" in pages[0]["limit"]

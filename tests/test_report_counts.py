@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flows import backfill, report
+from flows import report
 from flows.core import clock
 from flows.core.policy import settings
 from flows.report import charts
 from tests.browser import chromium_page
-from tests.conftest import Database
+from tests.conftest import Database, flow_run
 from tests.test_report import report_env  # noqa: F401 - fixture
 
 BERLIN = "Europe/Berlin"
@@ -258,13 +258,13 @@ def test_a_week_with_backfills_counts_requests_and_shows_the_rejected(
         d = {n: _days_back(conn, n) for n in range(1, 6)}
         future = (clock.db_now(conn).astimezone(UTC).date() + timedelta(days=10)).isoformat()
     main(["backfill", "--start", d[5], "--end", d[3], "--jobs", "capacity"])
-    ui = backfill.backfill_flow(start=d[2], end=d[1], jobs=["capacity"], return_state=True)
+    ui = flow_run("backfill", start=d[2], end=d[1], jobs=["capacity"])
     assert ui.is_completed()
     with pytest.raises(SystemExit) as refused:
         main(["backfill", "--start", future, "--end", future, "--jobs", "capacity"])
     assert refused.value.code == 2
-    bad = backfill.backfill_flow(start=d[1], end=d[2], return_state=True)
-    assert bad.is_failed() and bad.name == "Bad input"
+    bad = flow_run("backfill", start=d[1], end=d[2])
+    assert bad.is_failed() and (bad.message or "").startswith("Bad input: ")
     capsys.readouterr()
 
     with migrated_db.connect() as conn:

@@ -152,6 +152,12 @@ def plan_run(planning: Planning, params: BackfillParams) -> Plan:
     return Plan(work=lambda run: backfill_run(run, request), params=request.params(), day=request.key)
 
 
+def check(policy: Any, params: BackfillParams) -> None:
+    """Before any target is touched: start after end, a range over backfill.max_days (the future
+    is the database's, checked in the plan; job names, against the registry, there too)."""
+    validate(params.start, params.end, None, known={}, force=params.force, policy=policy.backfill, today=None)
+
+
 SPEC = JobSpec(
     name=JOB,
     description=(
@@ -162,6 +168,7 @@ SPEC = JobSpec(
     plan=plan_run,
     lock=LockScope.DAY,
     tags=("on-call",),
+    check=check,
 )
 
 
