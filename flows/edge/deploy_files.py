@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from flows.core.engine import JobSpec, Overlap
 from flows.core.policy.settings import Policy
@@ -26,7 +27,7 @@ NOTES = {
 ORDER = ("partitions", "retention", "views", "quality", "health", "capacity", "report", "upkeep", "backfill")
 
 
-def _entry(spec: JobSpec[object], policy: Policy) -> str:
+def _entry(spec: JobSpec[Any], policy: Policy) -> str:
     tags = ", ".join(["pgtender", spec.name, *(t for t in spec.tags if t != spec.name)])
     if spec.schedule is None:
         schedules = "schedules: []"
