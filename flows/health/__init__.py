@@ -214,7 +214,8 @@ def probes_step(job_run: Run) -> dict[str, Any]:
 
 @step("health-alerts", retries=0)
 def alerts_step(run: Run, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Pages for checks that started failing, resolves for those that cleared (nothing else)."""
+    """Pages for checks that started failing, resolves for those that cleared; then the crash
+    watchdog (``flows.health.crashes``)."""
     with run.connection() as conn:
         sent = alerting.evaluate(
             conn,
@@ -224,8 +225,9 @@ def alerts_step(run: Run, rows: list[dict[str, Any]]) -> dict[str, int]:
             policy=run.policy,
             flow_run_id=run.flow_run_id,
         )
+        crashed = crashes.page_crashes(conn, run)  # other jobs' dead runs: abandoned, paged once
     alerting.log_deliveries(sent, job=JOB)
-    return alerting.counts(sent)
+    return {**alerting.counts(sent), **crashed}
 
 
 def health_run(run: Run) -> Outcome:
@@ -241,7 +243,6 @@ def health_run(run: Run) -> Outcome:
     )
     counts = out["counts"]
     run.record(alerts=alerts_step(run, out["rows"]))
-    run.record(crashes=crashes.crashes_step(run))  # other jobs' dead runs: abandoned, paged once
     run.artifact(
         "table",
         table=out["rows"],

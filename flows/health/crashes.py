@@ -21,7 +21,7 @@ import psycopg
 from flows.alerts import alerting, hooks
 from flows.core import ledger
 from flows.core.db import load_sql
-from flows.core.engine import Run, step
+from flows.core.engine import Run
 from flows.core.logs import get_logger
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -61,32 +61,35 @@ def abandon_crashed(
     return found
 
 
-@step("health-crashes", retries=0)
-def crashes_step(run: Run) -> dict[str, int]:
-    """Every other job's dead runs abandoned, and each job with one paged (``job.<job>``) once."""
+def page_crashes(conn: Conn, run: Run) -> dict[str, int]:
+    """Every other job's dead runs abandoned, and each job with one paged (``job.<job>``) once.
+    Called inside the health run's alerts step (no task run of its own: a Prefect task run costs
+    tens of milliseconds, and health runs every 5 minutes on every target)."""
     jobs = [job for job in run.registry.names() if job != run.job]
     log = get_logger(job=run.job)
+    found = abandon_crashed(
+        conn, jobs=jobs, found_by=run.operation_id, ended_runs=run.orchestrator.ended_runs
+    )
     sent: list[alerting.Delivery] = []
-    with run.connection() as conn:
-        found = abandon_crashed(
-            conn, jobs=jobs, found_by=run.operation_id, ended_runs=run.orchestrator.ended_runs
-        )
-        for job, gone in sorted(found.items()):
-            for dead in gone:
-                log.warning(
-                    "a run of another job was abandoned",
-                    crashed_job=job,
-                    abandoned_operation_id=str(dead.operation_id),
-                    started_at=dead.started_at.isoformat(),
-                    reason=dead.reason,
-                )
-            sent += alerting.infrastructure(
-                conn,
-                job,
-                hooks.crash_line(job, gone),
-                target=run.target.name,
-                policy=run.policy,
-                flow_run_id=run.flow_run_id,
+    for job, gone in sorted(found.items()):
+        for dead in gone:
+            log.warning(
+                "a run of another job was abandoned",
+                crashed_job=job,
+                abandoned_operation_id=str(dead.operation_id),
+                started_at=dead.started_at.isoformat(),
+                reason=dead.reason,
             )
+        sent += alerting.infrastructure(
+            conn,
+            job,
+            hooks.crash_line(job, gone),
+            target=run.target.name,
+            policy=run.policy,
+            flow_run_id=run.flow_run_id,
+        )
     alerting.log_deliveries(sent, job=run.job)
-    return {"crashed_runs_found": sum(len(g) for g in found.values()), **alerting.counts(sent)}
+    return {
+        "crashed_runs_found": sum(len(g) for g in found.values()),
+        "crash_pages": alerting.counts(sent)["pages"],
+    }
