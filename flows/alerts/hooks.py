@@ -12,6 +12,7 @@ that cannot be evaluated is a warning in the log, not a second failure of the ru
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from flows.alerts import alerting, channels
 from flows.core import clock, db
 from flows.core.engine import Finished
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
+from flows.core.ledger import Abandoned
 from flows.core.logs import get_logger
 from flows.core.policy.settings import Policy
 
@@ -45,15 +47,20 @@ def _write(path: Path, data: dict[str, str]) -> None:
         path.unlink(missing_ok=True)
 
 
-def _crash_line(finished: Finished) -> str | None:
-    if not finished.abandoned:
+def crash_line(job: str, abandoned: Sequence[Abandoned]) -> str | None:
+    """What a crash page says: the (first) dead run of ``job``, when it started, who found it."""
+    if not abandoned:
         return None
-    gone = finished.abandoned[0]
-    more = f" (+{len(finished.abandoned) - 1} more)" if len(finished.abandoned) > 1 else ""
+    gone = abandoned[0]
+    more = f" (+{len(abandoned) - 1} more)" if len(abandoned) > 1 else ""
     return (
-        f"the {finished.job} run started {gone.started_at.isoformat(timespec='seconds')} crashed"
+        f"the {job} run started {gone.started_at.isoformat(timespec='seconds')} crashed"
         f" (its process or worker died){more}: {gone.reason}"
     )
+
+
+def _crash_line(finished: Finished) -> str | None:
+    return crash_line(finished.job, finished.abandoned)
 
 
 def after_run(finished: Finished) -> None:

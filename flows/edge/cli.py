@@ -23,6 +23,7 @@ from flows.core.policy import settings
 from flows.core.telemetry import disable_telemetry
 from flows.edge import migrate_cli
 from flows.edge.alerts_cli import alerts_app
+from flows.edge.automations_cli import apply_automations, automations_app
 from flows.edge.fleet_cli import each_target
 from flows.edge.run_cli import run_app
 
@@ -251,6 +252,7 @@ def serve(
         ids = serving.deployment_ids()
         if not ids:
             raise ConfigError("no pgtender deployments registered: run `prefect deploy --all` first")
+        apply_automations()  # a lost worker's run is Crashed (deployments/README.md)
         typer.echo(f"late-run guard for {', '.join(sorted(ids))} (Ctrl-C stops)")
         serving.collapse_late_runs_now(ids)
         serving.guard_late_runs(ids, threading.Event())
@@ -318,6 +320,7 @@ def _crons(target: Target) -> dict[str, str]:
 
 app.add_typer(run_app, name="run")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(automations_app, name="automations")
 cron_app = typer.Typer(help="Take over pg_cron jobs.", no_args_is_help=True)
 app.add_typer(cron_app, name="cron")
 

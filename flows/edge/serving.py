@@ -32,6 +32,7 @@ from uuid import UUID
 from flows.core import clock
 from flows.core.logs import get_logger
 from flows.core.policy import settings
+from flows.edge import automations
 from flows.edge.flows import flow_for
 from flows.registry import REGISTRY
 
@@ -232,14 +233,28 @@ def serve_all(*, limit: int | None = None) -> None:
             log.info("SIGTERM received: stopping")
             sys.exit(0)
 
-    runner = _Runner(name="pgtender", limit=limit, pause_on_shutdown=False, query_seconds=2.0)
+    # heartbeat_seconds: every served run heartbeats, so a run whose process dies is Crashed by the
+    # automation applied below (flows/edge/automations.py) and its concurrency slot released
+    runner = _Runner(
+        name="pgtender",
+        limit=limit,
+        pause_on_shutdown=False,
+        query_seconds=2.0,
+        heartbeat_seconds=automations.HEARTBEAT_SECONDS,
+    )
     ids: dict[str, UUID] = {}
     for job in REGISTRY.names():
         # add_flow upserts the deployment (Prefect then deletes its *future* auto-scheduled runs and
         # keeps the overdue ones) and runs this flow object when a run of it comes due.
         ids[job] = runner.add_flow(served_flow(job), **deployment_options(job))  # type: ignore[assignment]
     cancelled = collapse_late_runs_now(ids)
-    log.info("deployments registered", deployments=sorted(ids), late_runs_cancelled=cancelled)
+    applied = automations.apply_now()
+    log.info(
+        "deployments registered",
+        deployments=sorted(ids),
+        late_runs_cancelled=cancelled,
+        automations={a.name: a.action for a in applied},
+    )
     stop = threading.Event()
     # The thread runs in a copy of this context: Prefect's settings (the API URL `pgtender up` set
     # with temporary_settings) live in context variables, which a plain new thread would not see.

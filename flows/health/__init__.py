@@ -6,7 +6,8 @@ statement and lock timeout, so a probe can neither write nor wait behind a heavy
 writes one current row per (check, target, window) into ``data_quality_checks`` (window: the
 5-minute bucket the run started in; a re-run supersedes the current row) and its measurements into
 ``capacity_planning_metrics``. A run with any failed check ends Failed (ProblemsFound, exit 1) after
-recording everything, with a table artifact summarising the checks.
+recording everything, with a table artifact summarising the checks. Its crash watchdog
+(``flows.health.crashes``) marks every other job's dead runs abandoned and pages each such job once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from flows.core.db import load_sql, set_local
 from flows.core.engine import Cron, Done, JobSpec, Outcome, Overlap, Params, Plan, ProblemsFound, Run, step
 from flows.core.logs import get_logger
 from flows.core.policy import settings
-from flows.health import alerts, checks, probes
+from flows.health import alerts, checks, crashes, probes
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -213,7 +214,8 @@ def probes_step(job_run: Run) -> dict[str, Any]:
 
 @step("health-alerts", retries=0)
 def alerts_step(run: Run, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Pages for checks that started failing, resolves for those that cleared (nothing else)."""
+    """Pages for checks that started failing, resolves for those that cleared; then the crash
+    watchdog (``flows.health.crashes``)."""
     with run.connection() as conn:
         sent = alerting.evaluate(
             conn,
@@ -223,8 +225,9 @@ def alerts_step(run: Run, rows: list[dict[str, Any]]) -> dict[str, int]:
             policy=run.policy,
             flow_run_id=run.flow_run_id,
         )
+        crashed = crashes.page_crashes(conn, run)  # other jobs' dead runs: abandoned, paged once
     alerting.log_deliveries(sent, job=JOB)
-    return alerting.counts(sent)
+    return {**alerting.counts(sent), **crashed}
 
 
 def health_run(run: Run) -> Outcome:
