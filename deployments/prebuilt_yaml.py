@@ -33,10 +33,10 @@ def prebuilt(spec: dict[str, Any], image: str, pool: str) -> dict[str, Any]:
     out = {k: v for k, v in spec.items() if k not in ("build", "push", "definitions")}
     deployments = []
     for deployment in spec["deployments"]:
-        variables = deployment["work_pool"]["job_variables"]
-        if variables != {"image": "{{ build_image.image }}"}:
+        variables = dict(deployment["work_pool"]["job_variables"])
+        if variables.pop("image", None) != "{{ build_image.image }}" or set(variables) - {"env"}:
             raise SystemExit(f"{deployment['name']}: unexpected job variables {variables}")
-        work_pool = {**deployment["work_pool"], "name": pool, "job_variables": {"image": image}}
+        work_pool = {**deployment["work_pool"], "name": pool, "job_variables": {**variables, "image": image}}
         deployments.append({**deployment, "work_pool": work_pool})
     out["deployments"] = deployments
     return out

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from flows.alerts import alerting
+from flows.core.policy import settings
 from flows.edge.alerts_cli import NO_CHANNEL
 from tests.conftest import Database
 
@@ -78,6 +79,8 @@ def _failing(db: Database) -> None:
             conn,
             "health",
             [alerting.Observation(check_name="health.xid_age", subject="database", failing=True, observed=9)],
+            target="default",
+            policy=settings.current_policy(),
         )
 
 

@@ -31,7 +31,7 @@ from flows.registry import REGISTRY
 from tests.conftest import Database
 
 # job -> cron of every job pgtender schedules (what the CLI hands analyze and migrate)
-SCHEDULES = {job: s.cron for job, s in REGISTRY.schedules(settings.Policy()).items()}
+SCHEDULES = {job: f"{s.cron} {s.timezone}" for job, s in REGISTRY.schedules(settings.Policy()).items()}
 
 CRON_URL = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")
 needs_cron = pytest.mark.skipif(not CRON_URL, reason="PGTENDER_CRON_TEST_DATABASE_URL is not set")
@@ -238,7 +238,7 @@ def test_analyze_maps_the_seed_jobs(cron_env: CronEnv) -> None:
     for jobname, schedule, _command, job in SEED_JOBS:
         a = by_name[jobname]
         assert a.replaced_by == job, a.note
-        assert a.job.schedule == schedule and a.schedule_here == f"{SCHEDULES[job]} UTC"
+        assert a.job.schedule == schedule and a.schedule_here == SCHEDULES[job]
         assert a.runs == 3
     quality = by_name["quality-checks"]
     assert quality.failures == 3 and quality.last_status == "failed"

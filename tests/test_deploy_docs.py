@@ -114,7 +114,10 @@ def test_the_documented_secret_block_command_makes_url_secret_work(
     monkeypatch.delenv("PGTENDER_DATABASE_URL", raising=False)
     settings._policy_cached.cache_clear()
     try:
-        resolved = {t.name: (t.source, t.dsn) for t in targets.resolve_all()}
+        current = settings.load_settings()
+        resolved = {
+            t.name: (t.source, t.dsn) for t in targets.resolve_all(current, settings.current_policy(current))
+        }
     finally:
         settings._policy_cached.cache_clear()
     assert resolved["us"] == ("secret:pgtender-us-url", url)

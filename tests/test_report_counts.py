@@ -170,7 +170,7 @@ def test_a_fresh_install_draws_no_projection_it_does_not_have(migrated_db: Datab
     with migrated_db.connect() as conn:
         _capacity_snapshot(conn, now - timedelta(hours=2))
         built = report.build(
-            conn, week, [], policy=policy, schedules=report.schedules_for(policy), state_dir=tmp_path, now=now
+            conn, week, [], policy=policy, schedules=_schedules(policy), state_dir=tmp_path, now=now
         )
     text = built.text.read_text(encoding="utf-8")
     html = built.html.read_text(encoding="utf-8")
@@ -194,9 +194,15 @@ def test_a_fresh_install_draws_no_projection_it_does_not_have(migrated_db: Datab
     assert [line.get_linestyle() for line in with_growth.axes[0].get_lines()] == ["-", "--"]
 
 
+def _schedules(policy: Any) -> dict[str, tuple[str, str]]:
+    from flows.registry import REGISTRY
+
+    return {job: (s.cron, s.timezone) for job, s in REGISTRY.schedules(policy).items()}
+
+
 def _report_paths(out: str) -> list[Path]:
-    """The files a `pgtender run report --dry-run` printed."""
-    return [Path(line.strip()) for line in out.splitlines() if line.strip().startswith("/")]
+    """The files a `pgtender run report --dry-run` named in its outcome line."""
+    return [Path(p) for p in re.findall(r"(/\S+\.(?:html|eml|txt))", out)]
 
 
 @pytest.mark.calendar
@@ -291,7 +297,7 @@ def test_a_week_with_backfills_counts_requests_and_shows_the_rejected(
         ]
         policy = settings.Policy()
         built = report.build(
-            conn, week, [], policy=policy, schedules=report.schedules_for(policy), state_dir=tmp_path, now=now
+            conn, week, [], policy=policy, schedules=_schedules(policy), state_dir=tmp_path, now=now
         )
     assert items == 5  # the days: parts of two runs
     assert len(reasons) == 2 and "in the future" in reasons[0] and "after end" in reasons[1]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from flows.core.policy.settings import Policy
 
 FIXED = ("PREFECT_API_URL", "PGTENDER_CONFIG", "PGTENDER_STATE_DIR")
+# set by the deployments themselves (their `env` job variable): every run heartbeats
+SET_BY_DEPLOYMENTS = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY",)
 SMTP = (
     "PGTENDER_SMTP_HOST",
     "PGTENDER_SMTP_PORT",
@@ -33,7 +35,7 @@ class WorkerNeeds:
 
 
 def worker_needs(policy: Policy) -> WorkerNeeds:
-    needs = WorkerNeeds(variables=dict.fromkeys(FIXED, False))
+    needs = WorkerNeeds(variables=dict.fromkeys((*FIXED, *SET_BY_DEPLOYMENTS), False))
     for spec in policy.targets.values():
         if spec.url_env is not None:
             needs.variables[spec.url_env] = True
@@ -50,6 +52,10 @@ def worker_needs(policy: Policy) -> WorkerNeeds:
                 needs.blocks[channel.block] = BLOCK_TYPES[channel.type]
             email = email or channel.type == "email"
         email = email or bool(each.report.recipients)
+        storage = each.retention.storage  # the archive store's keys (dump mode, rollback --drop-data)
+        for env in (storage.key_env, storage.secret_env):
+            if env is not None:
+                needs.variables[env] = True
     if email:
         needs.variables.update({name: name.endswith("_PASSWORD") for name in SMTP})
     return needs

@@ -14,10 +14,11 @@ from flows.core.policy.alerts import Channel
 # Help texts are Rich markup: a literal "[" takes a backslash (else "[[alerts.channels]]" vanishes).
 alerts_app = typer.Typer(
     help=(
-        "The alert channels of the policy's \\[\\[alerts.channels]]: apply them as Prefect blocks, send"
+        "The alert channels of the policy's [[alerts.channels]]: apply them as Prefect blocks, send"
         " a test notice, list the checks failing now."
     ),
     no_args_is_help=True,
+    rich_markup_mode=None,  # help shown as written (`[[alerts.channels]]` is not markup)
 )
 NO_CHANNEL = "no alert channel is configured ([[alerts.channels]] in the policy file): nothing can page"
 

@@ -9,7 +9,9 @@ import typer
 
 from flows.core.errors import ConfigError, InfrastructureError
 
-automations_app = typer.Typer(help="Prefect automations pgtender relies on.", no_args_is_help=True)
+automations_app = typer.Typer(
+    help="Prefect automations pgtender relies on.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 def apply_automations(echo: bool = True) -> None:

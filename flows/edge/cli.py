@@ -33,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts shown as written: `[retention] dump_dir` is not markup
 )
 
 
@@ -321,7 +322,7 @@ def _crons(target: Target) -> dict[str, str]:
 app.add_typer(run_app, name="run")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(automations_app, name="automations")
-cron_app = typer.Typer(help="Take over pg_cron jobs.", no_args_is_help=True)
+cron_app = typer.Typer(help="Take over pg_cron jobs.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(cron_app, name="cron")
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from flows.core.engine import PlainOrchestrator, RunReport, Verdict, validate, verdicts
+from flows.core.engine import PlainOrchestrator, RunReport, Verdict, verdicts
 from flows.core.engine import start as start_run
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.fleet import targets
@@ -201,8 +201,7 @@ def dispatch(job: str, values: dict[str, Any]) -> tuple[Verdict, RunReport | Non
     spec = REGISTRY.get(job)
     current = settings.load_settings()
     policy = settings.current_policy(current)
-    params = {k: v for k, v in values.items() if k != "target"}
-    validate(spec, params, policy)  # bad input: one line, exit 2, nothing submitted or run
+    spec.parse({k: v for k, v in values.items() if k != "target"})  # the form's types: one line, exit 2
     targets.check_name(values.get("target"), policy)
     found = find_api(current.state_dir)
     if found is not None:

@@ -82,14 +82,35 @@ def start(spec: JobSpec[Any], values: Mapping[str, Any], ctx: RunContext) -> Run
     before anything is touched — bad input there is the report's error — then ``run``."""
     values = dict(values)
     target = values.pop("target", None) or None
+    chosen: list[Target] = []
     try:
-        params = validate(spec, values, ctx.policy)
+        params = spec.parse(values)
         chosen = targets.select(target, ctx.settings, ctx.policy, embedded=ctx.embedded)
+        if spec.check is not None:
+            spec.check(ctx.policy, params)
     except PgtenderError as exc:
+        if chosen and isinstance(exc, ConfigError):  # the request itself refused: kept as rejected
+            for t in chosen:
+                _reject_quietly(spec, params, t, ctx, exc)
         report = RunReport(job=spec.name, results=[], error=exc)
         get_logger(job=spec.name).info(f"{spec.name} {report.verdict.kind}", line=report.verdict.line)
         return report
     return run(spec, params, chosen, ctx)
+
+
+def _reject_quietly(
+    spec: JobSpec[Any], params: Params, target: Target, ctx: RunContext, exc: ConfigError
+) -> None:
+    """A request refused before any target's work: its `rejected` row in the target's ledger (the
+    weekly report counts it), when the ledger can be reached; otherwise nothing (still bad input)."""
+    try:
+        with session(target, ctx) as conn:
+            row = conn.execute(load_sql("queries/engine/readiness.sql")).fetchone()
+            if row is None or row[0] or not row[1]:  # a replica, or no ledger here
+                return
+            _record_rejected(conn, spec, params, ctx, exc)
+    except (PgtenderError, psycopg.Error):
+        return
 
 
 def validate(spec: JobSpec[Any], values: Mapping[str, Any], policy: Any) -> Params:
