@@ -138,7 +138,6 @@ def test_cli_bad_request_exits_2_and_changes_nothing(
 # ---------------------------------------------------------------- the plain core
 
 
-@pytest.mark.calendar
 def test_backfill_is_idempotent_and_resumable(demo_db: Database) -> None:
     policy = _policy(chunk_days=2)
     request = backfill.validate(_days_back(4), _days_back(2), "quality,capacity")
@@ -243,7 +242,6 @@ def test_held_job_lock_makes_items_busy_then_resume_finishes(demo_db: Database) 
         assert _current_quality(conn)[0] > 0 and _current_quality(conn)[1] == 0
 
 
-@pytest.mark.calendar
 def test_range_jobs_run_once_around_the_days(demo_db: Database) -> None:
     request = backfill.validate(_days_back(2), _days_back(1), "partitions,quality,views")
     with db.connect(demo_db.dsn, autocommit=True) as conn:
@@ -286,7 +284,6 @@ def _summary_items(summary: dict[str, Any]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the flow and the CLI
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_progress_and_table_artifacts(demo_db: Database) -> None:
     from prefect.client.orchestration import get_client
@@ -326,7 +323,6 @@ def test_flow_progress_and_table_artifacts(demo_db: Database) -> None:
     assert bad.is_failed() and isinstance(bad.result(raise_on_failure=False), ConfigError)
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_future_days_by_the_databases_clock(migrated_db: Database) -> None:
     """ "No future days" is the database's today, also when pgtender's own clock is a day off."""
@@ -345,7 +341,6 @@ def test_flow_future_days_by_the_databases_clock(migrated_db: Database) -> None:
     assert isinstance(error, ConfigError) and "in the future" in str(error)
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_cli_local_run_shows_progress_and_table(
     demo_db: Database, capsys: pytest.CaptureFixture[str]

@@ -155,7 +155,6 @@ def test_seed_comparison() -> None:
     assert "| Learning Events | 1,000,000 | 500,000.0 | 12.0 | 24.0 | 2.0 |" in text
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_projects_from_history(migrated_db: Database) -> None:
     from prefect.client.orchestration import get_client

@@ -10,7 +10,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -88,6 +88,11 @@ def _part(text: str) -> str:
 
 def dump_stem(database: str, schema: str, partition: str, oid: int) -> str:
     return f"{_part(database)}.{_part(schema)}.{_part(partition)}.{oid}"
+
+
+def dump_stamp(moment: datetime) -> str:
+    """The stamp in a dump's data file name: UTC to the microsecond, names sort by time."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def _marker_prefix(target: Target) -> str:
@@ -177,8 +182,7 @@ def dump_partition(
         )
     tidy_stem(dump_dir, stem)
     _remove_legacy_partials(dump_dir, target.schema, name)
-    stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
-    data = dump_dir / f"{stem}.{stamp}.copy.gz"
+    data = dump_dir / f"{stem}.{dump_stamp(clock.now())}.copy.gz"
     partial = data.with_name(data.name + ".partial")
     table = sql.Identifier(target.schema, name)
     columns = _columns(conn, target.schema, name)
