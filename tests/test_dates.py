@@ -8,12 +8,13 @@ few tests that need PostgreSQL's clock moved are marked ``calendar``, see tests/
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from flows import health
-from flows.core import intervals, schedules, settings
+from flows.core import db, intervals, schedules, settings
 from flows.core.catalog import Child, Target, horizon_days
 from flows.core.errors import ConfigError
 from flows.core.partition_policy import TablePolicy
@@ -21,6 +22,7 @@ from flows.health import checks, watchdog
 from flows.partitions.plan import plan_table
 from flows.quality import options
 from flows.retention import expired
+from tests import conftest, databases
 from tests.calendar import instants
 from tests.dates import FACTS, midnight, month
 
@@ -190,6 +192,51 @@ def test_health_window_holds_now(now: datetime) -> None:
     start, end = health.window_of(now)
     assert (start, end) == (FACTS[now].health_window, FACTS[now].health_window + timedelta(minutes=5))
     assert start <= now < end
+
+
+@pytest.fixture(scope="module")
+def probes_db(server_dsn: str, templates: conftest.Templates) -> Iterator[conftest.Database]:
+    """One migrated database for the probes at every instant (each case removes its rows)."""
+    name = databases.spares.take(server_dsn, templates.get("migrated", conftest._build_migrated))
+    yield conftest.Database(server_dsn, name)
+    databases.dropper.drop(server_dsn, name)
+
+
+@instants()
+def test_probes_read_their_windows_back_from_now(now: datetime, probes_db: conftest.Database) -> None:
+    """The latest quality window up to now (yesterday's UTC day; not one ending later), the newest
+    event that has happened (not one stamped in the future), with ``now`` given."""
+    f = FACTS[now]
+    with db.connect(probes_db.dsn, autocommit=True) as conn:
+        try:
+            for end, statuses in (
+                (midnight(f.yesterday), ["failed"] * 5),
+                (midnight(f.today), ["passed"] * 8 + ["failed", "error"]),
+                (midnight(f.today + timedelta(days=1)), ["failed"] * 3),  # a window not over yet
+            ):
+                for i, status in enumerate(statuses):
+                    conn.execute(
+                        "INSERT INTO data_quality_checks (check_name, suite, target, window_start, window_end,"
+                        " status) VALUES (%s, 'learning_events', 'learning_events', %s, %s, %s)",
+                        (f"expect_{i}", end - timedelta(days=1), end, status),
+                    )
+            conn.execute(
+                "INSERT INTO learning_events (occurred_at, ingested_at, event_type) VALUES"
+                " (%(t)s - interval '10 minutes', %(t)s - interval '9 minutes', 'x'), (%(t)s + interval '1 hour', %(t)s, 'x')",
+                {"t": now},
+            )
+            run = health.run_probes(
+                conn, settings.HealthPolicy(), now=now, only=("quality_score", "event_lag")
+            )
+        finally:
+            conn.execute("DELETE FROM data_quality_checks")
+            conn.execute("DELETE FROM learning_events")
+    by = {r.check_name: r for r in run.results}
+    score, lag = by["health.quality_score"], by["health.event_lag"]
+    assert score.observed is not None and lag.observed is not None
+    assert datetime.fromisoformat(score.observed["window_end"]) == midnight(f.today)
+    assert (score.observed["score_pct"], score.observed["failing"], score.status) == (80.0, 2, "failed")
+    assert lag.observed["lag_seconds"] == 600.0 and lag.observed["max_ingest_delay_seconds"] == 60.0
 
 
 @instants()
