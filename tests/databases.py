@@ -47,7 +47,7 @@ class Dropper:
     checkpoint one drop waits for serves every drop requested before it began: whatever piled up
     while a batch ran is dropped together, in parallel, as the next batch."""
 
-    BATCH = 8
+    BATCH = 12
 
     def __init__(self) -> None:
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()

@@ -36,7 +36,6 @@ def _env(fleet: Fleet, home: Path) -> dict[str, str]:
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PREFECT_HOME": str(home)}
-    env["PREFECT_WORKER_QUERY_SECONDS"] = "1"  # a worker asks for new runs every second (default 10)
     env["PGTENDER_CONFIG"] = str(fleet.config)
     for name, d in fleet.dbs.items():
         env[f"FLEET_{name.upper()}_URL"] = d.dsn
