@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from psycopg import sql
 
+from checks import Suite
 from flows import health
 from flows.core import db, intervals, schedules, settings
 from flows.core.catalog import Child, Target, horizon_days
@@ -20,7 +22,7 @@ from flows.core.errors import ConfigError
 from flows.core.partition_policy import TablePolicy
 from flows.health import checks, watchdog
 from flows.partitions.plan import plan_table
-from flows.quality import options
+from flows.quality import evaluate, options
 from flows.retention import expired
 from tests import conftest, databases
 from tests.calendar import instants
@@ -47,6 +49,14 @@ def _monthly(first: date, ks: range) -> list[Child]:
 
 def _names(days: list[date]) -> list[str]:
     return [f"{LE}_p{d:%Y%m%d}" for d in days]
+
+
+@pytest.fixture(scope="module")
+def instant_db(server_dsn: str, templates: conftest.Templates) -> Iterator[conftest.Database]:
+    """One migrated database for the cases that read a catalog or a table (each removes what it adds)."""
+    name = databases.spares.take(server_dsn, templates.get("migrated", conftest._build_migrated))
+    yield conftest.Database(server_dsn, name)
+    databases.dropper.drop(server_dsn, name)
 
 
 # ------------------------------------------------------------------ intervals and names
@@ -178,10 +188,32 @@ def test_quality_day_is_yesterday_and_never_the_future(now: datetime) -> None:
         options.parse_day((f.today + timedelta(days=1)).isoformat(), today=now.date())
     window = options.day_window(f.yesterday, now)
     assert (window.start, window.end, window.now) == (midnight(f.yesterday), midnight(f.today), now)
-    # the day's monthly partition: last year's December on 1 January
-    assert [
-        c.name for c in _monthly(f.month, range(-3, 3)) if c.lo == midnight(f.yesterday.replace(day=1))
-    ] == [f"{LE}_p{f.yesterday.replace(day=1):%Y%m%d}"]
+
+
+@instants()
+def test_quality_finds_the_days_partition_from_catalog_bounds(
+    now: datetime, instant_db: conftest.Database
+) -> None:
+    """Yesterday's monthly partition (last year's December on 1 January); a day with none: DEFAULT."""
+    f = FACTS[now]
+    table = f"q_{now:%Y%m%d%H%M%S}"
+    suite = Suite(name=table, table=table, time_column="at", expectations=())
+    with db.connect(instant_db.dsn, autocommit=True) as conn:
+        try:
+            conn.execute(sql.SQL("CREATE TABLE {} (at timestamptz NOT NULL) PARTITION BY RANGE (at)").format(
+                sql.Identifier(table)))  # fmt: skip
+            conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} DEFAULT").format(
+                sql.Identifier(f"{table}_default"), sql.Identifier(table)))  # fmt: skip
+            for k in (-1, 0):  # last month's partition and this month's, named like no convention
+                lo, hi = midnight(month(f.month, k)), midnight(month(f.month, k + 1))
+                conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                    sql.Identifier(f"{table}_m{k + 1}"), sql.Identifier(table), sql.Literal(lo), sql.Literal(hi)))  # fmt: skip
+            info = evaluate.partition_info(conn, suite, options.parse_day(None, today=now.date()))
+            old = evaluate.partition_info(conn, suite, month(f.month, -2))
+        finally:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    assert info == {"partitioned": True, "partition": f"{table}_m{0 if f.yesterday < f.month else 1}"}
+    assert old is not None and old["partition"] == f"{table}_default" and "DEFAULT" in old["note"]
 
 
 # ------------------------------------------------------------------ health: windows, firings, watchdog
@@ -194,20 +226,12 @@ def test_health_window_holds_now(now: datetime) -> None:
     assert start <= now < end
 
 
-@pytest.fixture(scope="module")
-def probes_db(server_dsn: str, templates: conftest.Templates) -> Iterator[conftest.Database]:
-    """One migrated database for the probes at every instant (each case removes its rows)."""
-    name = databases.spares.take(server_dsn, templates.get("migrated", conftest._build_migrated))
-    yield conftest.Database(server_dsn, name)
-    databases.dropper.drop(server_dsn, name)
-
-
 @instants()
-def test_probes_read_their_windows_back_from_now(now: datetime, probes_db: conftest.Database) -> None:
+def test_probes_read_their_windows_back_from_now(now: datetime, instant_db: conftest.Database) -> None:
     """The latest quality window up to now (yesterday's UTC day; not one ending later), the newest
     event that has happened (not one stamped in the future), with ``now`` given."""
     f = FACTS[now]
-    with db.connect(probes_db.dsn, autocommit=True) as conn:
+    with db.connect(instant_db.dsn, autocommit=True) as conn:
         try:
             for end, statuses in (
                 (midnight(f.yesterday), ["failed"] * 5),
