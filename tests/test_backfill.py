@@ -165,7 +165,6 @@ def test_cli_bad_request_exits_2_and_changes_nothing(
 # ---------------------------------------------------------------- the job, here (no Prefect)
 
 
-@pytest.mark.calendar
 def test_backfill_is_idempotent_and_resumable(
     demo_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,7 +275,6 @@ def test_held_job_lock_makes_items_busy_then_resume_finishes(
         assert _current_quality(conn)[0] > 0 and _current_quality(conn)[1] == 0
 
 
-@pytest.mark.calendar
 def test_range_jobs_run_once_around_the_days(demo_db: Database) -> None:
     request = _validate(_days_back(2), _days_back(1), "partitions,quality,views")
     report = run_job(
@@ -324,7 +322,6 @@ def _summary_items(summary: dict[str, Any]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the flow and the CLI
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_progress_and_table_artifacts(demo_db: Database) -> None:
     from prefect.client.orchestration import get_client
@@ -365,7 +362,6 @@ def test_flow_progress_and_table_artifacts(demo_db: Database) -> None:
     assert verdict.kind is Kind.BAD_INPUT and f"start {_days_back(1)} is after end" in verdict.line
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_future_days_by_the_databases_clock(migrated_db: Database) -> None:
     """ "No future days" is the database's today, also when pgtender's own clock is a day off."""
@@ -382,7 +378,6 @@ def test_flow_future_days_by_the_databases_clock(migrated_db: Database) -> None:
     assert verdict.kind is Kind.BAD_INPUT and "in the future" in verdict.line
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_cli_local_run_shows_progress_and_table(
     demo_db: Database, capsys: pytest.CaptureFixture[str]

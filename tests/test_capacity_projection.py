@@ -158,7 +158,6 @@ def test_seed_comparison() -> None:
     assert "| " + " | ".join(markdown.text(c) for c in cells) + " |" in text
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_projects_from_history(migrated_db: Database) -> None:
     from prefect.client.orchestration import get_client

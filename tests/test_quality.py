@@ -116,7 +116,6 @@ def test_no_gx_import_at_module_import() -> None:
 # ---------------------------------------------------------------- planted defects
 
 
-@pytest.mark.calendar
 def test_learning_events_planted_defects_exact_counts(migrated_db: Database) -> None:
     suite = all_suites()["learning_events"]
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -156,7 +155,6 @@ def test_learning_events_planted_defects_exact_counts(migrated_db: Database) -> 
     assert run.details["partition"] == f"learning_events_p{DAY.replace(day=1):%Y%m%d}"
 
 
-@pytest.mark.calendar
 def test_tenth_of_normal_volume_fails_the_band(migrated_db: Database) -> None:
     suite = all_suites()["learning_events"]
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -193,7 +191,6 @@ def test_tenth_of_normal_volume_fails_the_band(migrated_db: Database) -> None:
     assert rerun.details["verdict"] == "score 70.6 < 90"
 
 
-@pytest.mark.calendar
 def test_volume_band_learned_from_recorded_history(migrated_db: Database) -> None:
     """Once earlier days are recorded, the band comes from their results, not from recounting."""
     suite = all_suites()["learning_events"]
@@ -209,7 +206,6 @@ def test_volume_band_learned_from_recorded_history(migrated_db: Database) -> Non
     assert (low, high) == (300, 1200)
 
 
-@pytest.mark.calendar
 def test_clean_day_passes_every_expectation(migrated_db: Database) -> None:
     suite = all_suites()["learning_events"]
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -222,6 +218,21 @@ def test_clean_day_passes_every_expectation(migrated_db: Database) -> None:
 
 
 @pytest.mark.calendar
+def test_the_databases_yesterday_is_checked_in_its_own_partition(migrated_db: Database) -> None:
+    """No --day: the database's yesterday (on 1 January, 31 December, in last year's partition),
+    validated in the partition migration 0005 made for its month."""
+    suite = all_suites()["learning_events"]
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        now = clock.db_now(conn)
+        day = options.parse_day(None, today=now.date())
+        fx.history(conn, day)
+        fx.clean_events(conn, day)
+        run = evaluate.evaluate_suite(conn, suite, options.day_window(day, now), _policy())
+    assert day == now.date() - timedelta(days=1)
+    assert run.row_count == fx.CLEAN_ROWS and run.status == "passed" and run.score == 100.0
+    assert run.details["partition"] == f"learning_events_p{day.replace(day=1):%Y%m%d}"
+
+
 def test_other_families_planted_defects(migrated_db: Database) -> None:
     suites = all_suites()
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -356,7 +367,6 @@ def test_unsupported_type_runs_through_gx(migrated_db: Database, state_dir: Path
     assert out["bad_gx"].status == "error"
 
 
-@pytest.mark.calendar
 def test_fused_scan_is_pruned_to_the_days_partition(migrated_db: Database) -> None:
     suite = all_suites()["learning_events"]
     window = _window()
@@ -418,7 +428,6 @@ def test_rerun_keeps_one_current_row_per_check(migrated_db: Database) -> None:
 # ---------------------------------------------------------------- the Prefect flow
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_lock_is_per_day(migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run of the same day skips; the job-wide lock a backfill of other days holds does not."""
@@ -519,7 +528,6 @@ def test_flow_threshold_decides_state_and_docs(
     assert "quality-data-docs" in kinds and "index.html" in str(kinds["quality-data-docs"].data)
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_days_are_the_databases(
     migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -326,7 +326,6 @@ def test_report_on_a_dst_monday_counts_its_local_week(migrated_db: Database, tmp
 # ---------------------------------------------------------------- the flow
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_default_week_is_the_databases_last_complete_week(migrated_db: Database, report_env: Path) -> None:
     """No --week: the last complete week in the report's zone by the database's clock (at New Year:

@@ -299,7 +299,6 @@ def _utc_today(conn: psycopg.Connection[Any]) -> date:
     return row[0]  # type: ignore[no-any-return]
 
 
-@pytest.mark.calendar
 def test_rollup_recomputes_trailing_days_and_backfill_ranges(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         today = _utc_today(conn)

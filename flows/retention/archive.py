@@ -5,7 +5,7 @@ way back). The format, the store and the ownership of partial files are flows.co
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -59,6 +59,11 @@ def verify_dump(manifest: ArchiveRef) -> dict[str, Any]:
 #   5. record dropped_at in the manifest.
 # <stem> names the database, schema, partition and its oid. A re-run drops a marked table (step 4),
 # re-dumps a partition still attached (steps 1-2) and records a drop it missed (step 5).
+
+
+def dump_stamp(moment: datetime) -> str:
+    """The stamp in a dump's data file name: UTC to the microsecond, names sort by time."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def _marker_prefix(target: Target) -> str:
@@ -131,7 +136,7 @@ def dump_into(
         )
     tidy_stem(conn, store, stem, owner)
     _remove_legacy_partials(store, target.schema, name)
-    data = f"{stem}.{clock.now().strftime('%Y%m%dT%H%M%S%fZ')}.{owner}.copy.gz"
+    data = f"{stem}.{dump_stamp(clock.now())}.{owner}.copy.gz"
     table = sql.Identifier(target.schema, name)
     cols = columns(conn, target.schema, name)
     source = sql.SQL("{} ({})").format(table, sql.SQL(", ").join(sql.Identifier(c) for c in cols))
