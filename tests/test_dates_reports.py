@@ -20,6 +20,7 @@ from flows.core.policy import settings
 from flows.report.render import output_dir
 from flows.report.week import week_of
 from flows.retention import archive
+from flows.registry import REGISTRY
 from tests.calendar import MATRIX, instants
 from tests.dates import FACTS, midnight
 
@@ -74,20 +75,27 @@ def test_late_runs_count_the_firings_up_to_now(now: datetime) -> None:
 # ------------------------------------------------------------------ backfill ranges
 
 
+KNOWN = REGISTRY.replays()  # the jobs a backfill can re-run
+
+
 @instants()
 def test_backfill_ranges_end_today_and_cross_month_and_year_ends(now: datetime) -> None:
     f = FACTS[now]
     today = now.date()
-    request = backfill.validate((f.month - timedelta(days=2)).isoformat(), today.isoformat(), today=today)
+    request = backfill.validate(
+        (f.month - timedelta(days=2)).isoformat(), today.isoformat(), known=KNOWN, today=today
+    )
     assert request.days[0] == f.month - timedelta(days=2) and request.days[-1] == today
     assert all(b - a == timedelta(days=1) for a, b in zip(request.days, request.days[1:], strict=False))
     assert f.month in request.days and f.yesterday in request.days
     with pytest.raises(ConfigError, match="in the future"):
-        backfill.validate(f.yesterday.isoformat(), (today + timedelta(days=1)).isoformat(), today=today)
+        backfill.validate(
+            f.yesterday.isoformat(), (today + timedelta(days=1)).isoformat(), known=KNOWN, today=today
+        )
     items = backfill.validate(
-        f.yesterday.isoformat(), today.isoformat(), "partitions,quality,views", today=today
+        f.yesterday.isoformat(), today.isoformat(), "partitions,quality,views", known=KNOWN, today=today
     )
-    chunks = backfill.chunks(items.items(), 1)
+    chunks = backfill.chunks(items, items.items(), 1)
     assert [[(i.job, i.day) for i in c] for c in chunks] == [
         [("partitions", "range")],
         [("quality", f.yesterday.isoformat())],
