@@ -15,7 +15,7 @@ from flows.core import clock, db, locks, markdown
 from flows.core.engine import Kind
 from flows.core.errors import ConfigError
 from flows.core.policy import settings
-from flows.quality import compiler, evaluate, options, recording, verdicts
+from flows.quality import compiler, evaluate, gx_validation, options, recording, verdicts
 from flows.quality.compiler import build_scan
 from tests import quality_fixtures as fx
 from tests.calendar import session_today
@@ -356,7 +356,7 @@ def test_unsupported_type_runs_through_gx(migrated_db: Database, state_dir: Path
         fx.defective_events(conn, DAY)  # adds rows with user_id 'u'
 
         def runner(s: Suite, w: compiler.Window, facts: list[Any]) -> list[verdicts.Outcome]:
-            return evaluate.gx_outcomes(state_dir, migrated_db.dsn, s, w, facts, sample_size=3)
+            return gx_validation.gx_outcomes(state_dir, migrated_db.dsn, s, w, facts, sample_size=3)
 
         run = evaluate.evaluate_suite(conn, suite, _window(), _policy(), gx_runner=runner)
     out = _by_key(run)

@@ -30,44 +30,18 @@ def sessions(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult
     rows = conn.execute(health_sql("sessions")).fetchall()
     cols = ("pid", "state", "xact_seconds", "state_seconds", "waiting", "blockers", "query")
     sess = [dict(zip(cols, r, strict=True)) for r in rows]
-
-    def result(
-        check: str, limit: float, offenders: list[dict[str, Any]], key: str, metric: str
-    ) -> CheckResult:
-        offenders = sorted(offenders, key=lambda s: -float(s[key] or 0.0))
-        observed = {"count": len(offenders), "max_seconds": float(offenders[0][key]) if offenders else 0.0}
-        sample = [
-            {
-                "pid": s["pid"],
-                "state": s["state"],
-                "seconds": round(float(s[key] or 0.0), 3),
-                "query": s["query"],
-            }
-            for s in offenders[:5]
-        ]
-        return CheckResult(
-            check_name=check,
-            target="pg_stat_activity",
-            status=FAILED if offenders else PASSED,
-            observed=observed,
-            threshold=limit,
-            expected=f"no session over {limit:g} s",
-            details={"offenders": sample},
-            metrics=[(metric, float(len(offenders)), "sessions")],
-        )
-
     long_limit = policy.long_transaction_max_seconds
     idle_limit = policy.idle_in_transaction_max_seconds
     wait_limit = policy.lock_wait_max_seconds
     return [
-        result(
+        _sessions_over(
             "health.long_transactions",
             long_limit,
             [s for s in sess if (s["xact_seconds"] or 0.0) > long_limit],
-            "xact_seconds",
-            "health.long_transactions",
+            key="xact_seconds",
+            metric="health.long_transactions",
         ),
-        result(
+        _sessions_over(
             "health.idle_in_transaction",
             idle_limit,
             [
@@ -76,10 +50,10 @@ def sessions(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult
                 if str(s["state"]).startswith("idle in transaction")
                 and (s["state_seconds"] or 0.0) > idle_limit
             ],
-            "state_seconds",
-            "health.idle_in_transaction",
+            key="state_seconds",
+            metric="health.idle_in_transaction",
         ),
-        result(
+        _sessions_over(
             "health.lock_waits",
             wait_limit,
             [
@@ -87,10 +61,38 @@ def sessions(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult
                 for s in sess
                 if s["waiting"] and s["blockers"] > 0 and (s["state_seconds"] or 0.0) > wait_limit
             ],
-            "state_seconds",
-            "health.blocked_lock_waits",
+            key="state_seconds",
+            metric="health.blocked_lock_waits",
         ),
     ]
+
+
+def _sessions_over(
+    check: str, limit: float, offenders: list[dict[str, Any]], *, key: str, metric: str
+) -> CheckResult:
+    """One session check: failed when any session is over ``limit`` seconds of ``key`` (the five
+    longest in the details)."""
+    offenders = sorted(offenders, key=lambda s: -float(s[key] or 0.0))
+    observed = {"count": len(offenders), "max_seconds": float(offenders[0][key]) if offenders else 0.0}
+    sample = [
+        {
+            "pid": s["pid"],
+            "state": s["state"],
+            "seconds": round(float(s[key] or 0.0), 3),
+            "query": s["query"],
+        }
+        for s in offenders[:5]
+    ]
+    return CheckResult(
+        check_name=check,
+        target="pg_stat_activity",
+        status=FAILED if offenders else PASSED,
+        observed=observed,
+        threshold=limit,
+        expected=f"no session over {limit:g} s",
+        details={"offenders": sample},
+        metrics=[(metric, float(len(offenders)), "sessions")],
+    )
 
 
 def xid_age(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:

@@ -54,7 +54,8 @@ from flows.core.logs import get_logger
 from flows.quality.alerts import alerts_step
 from flows.quality.compiler import Fact, Window
 from flows.quality.docs import build_docs, gx_runner
-from flows.quality.evaluate import evaluate_suite, gx_outcomes
+from flows.quality.evaluate import evaluate_suite
+from flows.quality.gx_validation import gx_outcomes
 from flows.quality.options import day_window, parse_day, sample_size_for, select_suites
 from flows.quality.recording import finding, markdown_summary, record, run_suites, summary
 from flows.quality.verdicts import Outcome

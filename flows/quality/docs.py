@@ -12,7 +12,7 @@ from checks import WARN, Suite, all_suites
 from flows.core.db import load_sql
 from flows.core.policy.settings import QualityPolicy
 from flows.quality.compiler import Window
-from flows.quality.evaluate import gx_outcomes
+from flows.quality.gx_validation import gx_outcomes
 from flows.quality.options import sample_size_for
 
 Conn = psycopg.Connection[tuple[Any, ...]]

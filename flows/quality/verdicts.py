@@ -12,6 +12,7 @@ import psycopg
 
 from checks import ERROR, WARN, Expectation, Severity
 from flows.core.engine.outcomes import NOT_PASSED, CheckStatus
+from flows.core.masking import mask_secrets
 from flows.quality.compiler import ROW_COUNT, Fact
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -53,6 +54,13 @@ class Outcome:
     def unexpected_percent(self) -> float | None:
         value = self.result.get("unexpected_percent")
         return None if value is None else float(value)
+
+
+def error_outcome(exp: Expectation, kwargs: dict[str, Any], weight: float, message: str) -> Outcome:
+    """An error row: the expectation could not be evaluated (``message`` masked, one line)."""
+    # GX/SQLAlchemy messages may quote the connection URL: mask before it reaches a table or a log.
+    text = mask_secrets(" ".join(message.split()))[:2000]
+    return Outcome(exp, kwargs, weight, CheckStatus.ERROR, False, {}, None, {"error": text})
 
 
 def _mostly_ok(considered: int, unexpected: int, mostly: float) -> bool:

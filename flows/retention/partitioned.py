@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from psycopg import sql
 
 from flows.core.archives.copy_out import StepHook, no_hook
 from flows.core.archives.ownership import new_owner
+from flows.core.archives.store import Store
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
 from flows.core.errors import DataProblem
@@ -104,76 +106,127 @@ def expire_partitions(
     mode = target.policy.archive
     exact = policy.exact_counts or dry_run or mode != "drop"
     outcome = TableOutcome(table=target.name, schema=target.schema, kind="partitioned", dry_run=dry_run)
-    label = f"{target.schema}.{target.name}"
-    owner = owner or new_owner()
-    store = as_store(dump_dir)
+    how = _Removal(
+        store=as_store(dump_dir),
+        owner=owner or new_owner(),
+        policy=policy,
+        log=log,
+        on_step=on_step,
+        on_expired=on_expired,
+    )
+    _finish_interrupted(conn, target, outcome, how, dry_run=dry_run)
+    found = run_locked(
+        conn,
+        lambda c: expired_partitions(c, target, now=now, exact=exact),
+        retry=policy,
+        what=f"inspect {target.schema}.{target.name}",
+        log=log,
+    )
+    for exp in found:
+        action = _planned_action(target, exp, mode)
+        outcome.actions.append(action)
+        if dry_run:
+            log.info("would expire partition", partition=exp.name, mode=mode, rows=exp.rows, bytes=exp.bytes)
+        elif mode != "drop":  # drop: all of this table's expired partitions at once, below
+            _archive_one(conn, target, exp, action, outcome, how=how)
+    if mode == "drop" and found and not dry_run:
+        _drop_all(conn, target, found, outcome, how)
+    return outcome
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Removal:
+    """How one run archives and removes the partitions of a table."""
+
+    store: Store
+    owner: str
+    policy: RetentionPolicy
+    log: Any
+    on_step: StepHook
+    on_expired: Callable[[int, int], None]
+
+
+def _finish_interrupted(
+    conn: Conn, target: Target, outcome: TableOutcome, how: _Removal, *, dry_run: bool
+) -> None:
+    """What a killed run left half-done, finished first (dry run: only reported)."""
     for action in finish_interrupted_dumps(
-        conn, target, store=store, owner=owner, retry=policy, log=log, dry_run=dry_run, on_step=on_step
+        conn,
+        target,
+        store=how.store,
+        owner=how.owner,
+        retry=how.policy,
+        log=how.log,
+        dry_run=dry_run,
+        on_step=how.on_step,
     ):
         outcome.actions.append(action)
         if not dry_run:
             outcome.rows_archived += action.rows
             outcome.rows_removed += action.rows
-    found = run_locked(
-        conn,
-        lambda c: expired_partitions(c, target, now=now, exact=exact),
-        retry=policy,
-        what=f"inspect {label}",
-        log=log,
+
+
+_STEPS = {
+    "drop": ("detach", "drop"),
+    "keep": ("detach", "archive"),
+    "dump": ("dump", "detach", "drop"),
+}
+
+
+def _planned_action(target: Target, exp: Expired, mode: str) -> PartitionAction:
+    """What happens to one expired partition in this mode (its steps), before it happens."""
+    return PartitionAction(
+        table=target.name,
+        partition=exp.name,
+        lower=exp.lo.isoformat(),
+        upper=exp.hi.isoformat(),
+        mode=mode,
+        rows=exp.rows,
+        rows_exact=exp.rows_exact,
+        bytes=exp.bytes,
+        steps=list(_STEPS[mode]),
     )
-    for exp in found:
-        steps = {
-            "drop": ["detach", "drop"],
-            "keep": ["detach", "archive"],
-            "dump": ["dump", "detach", "drop"],
-        }
-        action = PartitionAction(
-            table=target.name,
-            partition=exp.name,
-            lower=exp.lo.isoformat(),
-            upper=exp.hi.isoformat(),
-            mode=mode,
-            rows=exp.rows,
-            rows_exact=exp.rows_exact,
-            bytes=exp.bytes,
-            steps=steps[mode],
+
+
+def _archive_one(
+    conn: Conn, target: Target, exp: Expired, action: PartitionAction, outcome: TableOutcome, *, how: _Removal
+) -> None:
+    """Keep mode: moved into the archive schema; dump mode: dumped, verified, detached, dropped."""
+    policy, log, store = how.policy, how.log, how.store
+    if action.mode == "keep":
+        action.archived_to = keep_partition(
+            conn, target, exp, archive_schema=policy.archive_schema, retry=policy, log=log
         )
-        outcome.actions.append(action)
-        if dry_run:
-            log.info("would expire partition", partition=exp.name, mode=mode, rows=exp.rows, bytes=exp.bytes)
-            continue
-        if mode == "drop":
-            continue  # all of this table's expired partitions at once, below
-        if mode == "keep":
-            action.archived_to = keep_partition(
-                conn, target, exp, archive_schema=policy.archive_schema, retry=policy, log=log
-            )
-            outcome.rows_archived += exp.rows
-            outcome.bytes_archived += exp.bytes
-        else:
-            name, manifest = dump_into(
-                conn, target, exp, store, owner=owner, retry=policy, log=log, on_step=on_step
-            )
-            action.archived_to = str(store.ref(name))
-            action.rows = int(manifest["rows"])
-            drop_dumped(conn, target, exp, store, name, owner=owner, retry=policy, log=log, on_step=on_step)
-            outcome.rows_archived += action.rows
-            outcome.rows_removed += action.rows
-            outcome.bytes_removed += exp.bytes
-            outcome.bytes_archived += store.size(manifest["file"])
-            on_expired(action.rows, exp.bytes)
-        log.info(
-            "partition expired",
-            partition=exp.name,
-            mode=mode,
-            rows=action.rows,
-            archived_to=action.archived_to,
+        outcome.rows_archived += exp.rows
+        outcome.bytes_archived += exp.bytes
+    else:
+        name, manifest = dump_into(
+            conn, target, exp, store, owner=how.owner, retry=policy, log=log, on_step=how.on_step
         )
-    if mode == "drop" and found and not dry_run:
-        drop_partitions(conn, target, found, retry=policy, log=log)
-        outcome.rows_removed = sum(e.rows for e in found)
-        outcome.bytes_removed = sum(e.bytes for e in found)
-        for e in found:
-            on_expired(e.rows, e.bytes)
-        log.info("partitions dropped", partitions=[e.name for e in found], rows=outcome.rows_removed)
-    return outcome
+        action.archived_to = str(store.ref(name))
+        action.rows = int(manifest["rows"])
+        drop_dumped(
+            conn, target, exp, store, name, owner=how.owner, retry=policy, log=log, on_step=how.on_step
+        )
+        outcome.rows_archived += action.rows
+        outcome.rows_removed += action.rows
+        outcome.bytes_removed += exp.bytes
+        outcome.bytes_archived += store.size(manifest["file"])
+        how.on_expired(action.rows, exp.bytes)
+    log.info(
+        "partition expired",
+        partition=exp.name,
+        mode=action.mode,
+        rows=action.rows,
+        archived_to=action.archived_to,
+    )
+
+
+def _drop_all(conn: Conn, target: Target, found: list[Expired], outcome: TableOutcome, how: _Removal) -> None:
+    """Drop mode: every expired partition of the table in one transaction."""
+    drop_partitions(conn, target, found, retry=how.policy, log=how.log)
+    outcome.rows_removed = sum(e.rows for e in found)
+    outcome.bytes_removed = sum(e.bytes for e in found)
+    for e in found:
+        how.on_expired(e.rows, e.bytes)
+    how.log.info("partitions dropped", partitions=[e.name for e in found], rows=outcome.rows_removed)
