@@ -17,10 +17,10 @@ import pytest
 from flows import backfill, capacity, report, views
 from flows.core.errors import ConfigError
 from flows.core.policy import settings
+from flows.registry import REGISTRY
 from flows.report.render import output_dir
 from flows.report.week import week_of
 from flows.retention import archive
-from flows.registry import REGISTRY
 from tests.calendar import MATRIX, instants
 from tests.dates import FACTS, midnight
 
