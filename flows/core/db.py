@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import psycopg
-from psycopg import conninfo
+from psycopg import conninfo, pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from flows.core import masking
@@ -32,6 +34,9 @@ def load_sql(relative: str) -> bytes:
     return (sql_dir() / relative).read_bytes()
 
 
+DEFAULT_CONNECT_TIMEOUT_S = 10
+
+
 def check_dsn(dsn: str) -> None:
     """Refuse a connection string libpq would misread (ConfigError, exit 2), before it is used; from
     now on its password, in every form, is masked in this process's messages."""
@@ -51,7 +56,15 @@ def connect_kwargs(dsn: str, policy: DatabasePolicy, application_name: str) -> d
         f" -c lock_timeout={policy.lock_timeout_ms}"
         " -c idle_in_transaction_session_timeout=600000"
     ).strip()
-    return {"application_name": application_name, "options": options}
+    kwargs = {"application_name": application_name, "options": options}
+    # The URL's connect_timeout (or PGCONNECT_TIMEOUT) wins; without one, 10 s.
+    if not str(parsed.get("connect_timeout") or os.environ.get("PGCONNECT_TIMEOUT") or "").strip():
+        kwargs["connect_timeout"] = str(DEFAULT_CONNECT_TIMEOUT_S)
+    return kwargs
+
+
+def _options(kwargs: dict[str, str]) -> dict[str, Any]:
+    return dict(kwargs)  # libpq options, as psycopg.connect(**kwargs) takes them
 
 
 def _describe(dsn: str) -> str:
@@ -89,14 +102,7 @@ def connect(
     ConfigError (exit 2) for settings that can never work, InfrastructureError (exit 3) otherwise."""
     kwargs = connect_kwargs(dsn, policy or DatabasePolicy(), application_name)
     try:
-        conn = psycopg.connect(
-            dsn,
-            autocommit=autocommit,
-            connect_timeout=10,
-            application_name=kwargs["application_name"],
-            options=kwargs["options"],
-            prepare_threshold=None,
-        )
+        conn = psycopg.connect(dsn, autocommit=autocommit, prepare_threshold=None, **_options(kwargs))
     except psycopg.ProgrammingError as exc:  # an option libpq rejects before connecting
         raise ConfigError(f"cannot connect to {_describe(dsn)}: {_first_line(exc)}") from None
     except psycopg.OperationalError as exc:
@@ -109,14 +115,32 @@ def connect(
     return conn
 
 
+class Connection(psycopg.Connection[tuple[Any, ...]]):
+    """A pooled connection. ``on_begin``, when its borrower sets one, runs first in each outermost
+    transaction (``with conn.transaction():``): a run's fence check (``flows.core.fence``)."""
+
+    on_begin: Callable[[Connection], None] | None = None
+
+    @contextmanager
+    def transaction(
+        self, savepoint_name: str | None = None, force_rollback: bool = False
+    ) -> Iterator[psycopg.Transaction]:
+        outermost = self.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        with super().transaction(savepoint_name, force_rollback) as tx:
+            hook = self.on_begin
+            if outermost and hook is not None:
+                hook(self)
+            yield tx
+
+
 _verified: set[str] = set()  # DSNs a direct connection has reached: their settings work
-_pools: dict[tuple[str, str], ConnectionPool[psycopg.Connection[tuple[object, ...]]]] = {}
+_pools: dict[tuple[str, str], ConnectionPool[Connection]] = {}
 _pools_lock = threading.Lock()
 
 
 def get_pool(
     dsn: str, *, policy: DatabasePolicy | None = None, application_name: str = "pgtender"
-) -> ConnectionPool[psycopg.Connection[tuple[object, ...]]]:
+) -> ConnectionPool[Connection]:
     """A process-wide pool per DSN (thread-safe), opened on first use."""
     policy = policy or DatabasePolicy()
     key = (dsn, application_name)
@@ -134,11 +158,12 @@ def get_pool(
             kwargs = connect_kwargs(dsn, policy, application_name)
             pool = ConnectionPool(
                 dsn,
+                connection_class=Connection,
                 min_size=policy.pool_min_size,
                 max_size=policy.pool_max_size,
                 # No server-side prepared statements: a long-lived pooled connection would otherwise
                 # keep generic plans made when a table was small, or for another day's partition.
-                kwargs={**kwargs, "autocommit": True, "connect_timeout": 10, "prepare_threshold": None},
+                kwargs={**kwargs, "autocommit": True, "prepare_threshold": None},
                 open=False,
                 name=f"pgtender:{application_name}",
             )
@@ -150,7 +175,7 @@ def get_pool(
 @contextmanager
 def pooled(
     dsn: str, *, policy: DatabasePolicy | None = None, application_name: str = "pgtender"
-) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+) -> Iterator[Connection]:
     """Borrow an autocommit connection; open explicit transactions with ``conn.transaction()``."""
     pool = get_pool(dsn, policy=policy, application_name=application_name)
     try:

@@ -39,6 +39,8 @@ from flows.core.errors import (
     ConfigError,
     DataProblem,
     InfrastructureError,
+    Interrupted,
+    LockLost,
     PgtenderError,
 )
 from flows.core.fleet import targets
@@ -253,17 +255,27 @@ def _locked(
         job=spec.name, flow_run_id=flow_run_id, operation_id=str(op.operation_id)
     ):
         try:
+            run.take_fence()
             outcome: Outcome = plan.work(run)
             run.check_lock()
         except DataProblem as exc:  # raised deep inside (a count that did not add up)
             outcome = ProblemsFound(
                 findings=[one_line(str(exc))], summary=f"{spec.name} stopped on a problem"
             )
-        except PgtenderError as exc:
+        except (LockLost, Interrupted) as exc:
             _finish(run, conn, LEDGER[kind_of(exc)], str(exc))
             raise
+        except PgtenderError as exc:
+            # a statement the run taking over cancelled, a session ended: the lost lock says why
+            lost = run.lost_lock()
+            _finish(run, conn, LEDGER[kind_of(lost or exc)], str(lost or exc))
+            if lost is not None:
+                raise lost from None
+            raise
         except psycopg.Error as exc:
-            error = InfrastructureError(f"database error: {type(exc).__name__}: {one_line(str(exc))}")
+            error = run.lost_lock() or InfrastructureError(
+                f"database error: {type(exc).__name__}: {one_line(str(exc))}"
+            )
             _finish(run, conn, Status.FAILED, str(error))
             raise error from None
         except BaseException as exc:
@@ -273,6 +285,9 @@ def _locked(
             status = Status.INTERRUPTED if interrupted else Status.FAILED
             _finish(run, conn, status, f"{type(exc).__name__}: {one_line(str(exc))}")
             raise
+        finally:
+            with suppress(psycopg.Error):  # the session is gone: its fences stay, fenced off
+                run.release_fence()
     message = outcome.message if isinstance(outcome, ProblemsFound | Skipped) else None
     _finish(run, conn, LEDGER[outcome.kind], message)
     return (
