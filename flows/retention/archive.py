@@ -18,10 +18,10 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from flows.core import clock
+from flows.core import clock, operator_files
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
-from flows.core.errors import DataProblem
+from flows.core.errors import ConfigError, DataProblem
 from flows.core.partitioning.catalog import Target
 from flows.core.policy.partitions import DdlRetry
 from flows.retention.expired import Expired, count_rows, detach_partition
@@ -49,9 +49,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_manifest(manifest_path: Path) -> dict[str, Any]:
+    """A dump's manifest, read with bounds (``ConfigError``: too big, too deep, not a manifest)."""
+    manifest = operator_files.read_json(manifest_path, what="dump manifest")
+    missing = [k for k in ("file", "sha256", "rows") if not isinstance(manifest, dict) or k not in manifest]
+    if missing:
+        raise ConfigError(f"dump manifest {manifest_path} is not a pgtender manifest (no {missing[0]!r})")
+    return dict(manifest)
+
+
 def verify_dump(manifest_path: Path) -> dict[str, Any]:
     """Re-read a dump: its checksum and its row count must match the manifest. Returns the manifest."""
-    manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(manifest_path)
     data = manifest_path.parent / manifest["file"]
     if not data.is_file() or _sha256(data) != manifest["sha256"]:
         raise RowCountMismatch(f"dump {data} does not match its checksum; nothing dropped")
@@ -298,8 +307,8 @@ def _manifests(dump_dir: Path, database: str, target: Target) -> list[tuple[Path
     out = []
     for path in sorted(dump_dir.glob("*.json")) if dump_dir.is_dir() else []:
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            manifest = operator_files.read_json(path, what="dump manifest")
+        except ConfigError:
             continue  # not ours, or unreadable: restore_dump will say so if it is ever used
         if (
             isinstance(manifest, dict)
