@@ -28,6 +28,7 @@ from flows.core.errors import PgtenderError
 from flows.core.logs import ensure_configured
 from flows.edge.context import run_context
 from flows.edge.orchestrator import PrefectOrchestrator
+from flows.edge.signals import stop_on_sigterm
 from flows.registry import REGISTRY
 
 _flows: dict[str, Any] = {}
@@ -37,7 +38,7 @@ _lock = threading.Lock()
 def _form_type(annotation: Any) -> Any:
     """The type the form shows: a replayable job name becomes the list of the registry's names."""
     if typing.get_origin(annotation) is Annotated:
-        base, *meta = typing.get_args(annotation)
+        _base, *meta = typing.get_args(annotation)
         if REPLAYABLE in meta:
             return Literal[tuple(REGISTRY.replays())]
         return annotation
@@ -109,7 +110,11 @@ def run_flow(job: str, parameters: dict[str, Any]) -> Any:
     quiet_known_failures()
     spec = REGISTRY.get(job)
     values = {k: v for k, v in parameters.items() if v is not None}
-    report = start_run(spec, values, run_context(PrefectOrchestrator()))
+    # SIGTERM (the runner cancelling, a pod stopped): the run stops at its next safe point, records
+    # `interrupted` and ends Cancelled "Interrupted: ..." — instead of Prefect's handler raising
+    # TerminationSignal mid-statement and the run ending Crashed with its ledger row `started`.
+    with stop_on_sigterm() as stop:
+        report = start_run(spec, values, run_context(PrefectOrchestrator(), stop))
     return verdicts.to_state(report.verdict, data=report.data())
 
 

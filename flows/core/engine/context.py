@@ -215,13 +215,17 @@ class Run:
     def check_lock(self) -> None:
         """Between steps: ``Interrupted`` after SIGTERM, ``LockLost`` when the run's session no longer
         holds its locks (another run may be working now): stop before doing anything else."""
+        self.check_stop()
+        lost = self.lost_lock()
+        if lost is not None:
+            raise lost
+
+    def check_stop(self) -> None:
+        """``Interrupted`` after SIGTERM (no round trip: cheap enough for every chunk of a COPY)."""
         if self.context.stop.is_set():
             raise Interrupted(
                 f"{self.job} stopped at a safe point on SIGTERM; done so far: {self.done_so_far()}"
             )
-        lost = self.lost_lock()
-        if lost is not None:
-            raise lost
 
     def lost_lock(self) -> LockLost | None:
         """``LockLost`` when the run's session no longer holds its locks, else None."""

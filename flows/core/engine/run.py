@@ -262,9 +262,19 @@ def _locked(
             outcome = ProblemsFound(
                 findings=[one_line(str(exc))], summary=f"{spec.name} stopped on a problem"
             )
-        except (LockLost, Interrupted) as exc:
+        except LockLost as exc:
             _finish(run, conn, LEDGER[kind_of(exc)], str(exc))
             raise
+        except Interrupted as exc:
+            if not ctx.stop.is_set():
+                _finish(run, conn, Status.INTERRUPTED, str(exc))
+                raise
+            # the line says what the whole run did (the steps' own errors say it per step)
+            stopped = Interrupted(
+                f"{spec.name} stopped at a safe point on SIGTERM; done: {run.done_so_far()}"
+            )
+            _finish(run, conn, Status.INTERRUPTED, str(stopped))
+            raise stopped from None
         except PgtenderError as exc:
             # a statement the run taking over cancelled, a session ended: the lost lock says why
             lost = run.lost_lock()
