@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.errors
 from psycopg import conninfo, pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -155,6 +157,9 @@ def get_pool(
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
+            # The pool's background reconnects log each failure as a raw warning; pgtender reports a
+            # database it cannot reach itself, in one line (``_checkout``).
+            logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
             kwargs = connect_kwargs(dsn, policy, application_name)
             pool = ConnectionPool(
                 dsn,
@@ -178,12 +183,33 @@ def pooled(
 ) -> Iterator[Connection]:
     """Borrow an autocommit connection; open explicit transactions with ``conn.transaction()``."""
     pool = get_pool(dsn, policy=policy, application_name=application_name)
+    conn = _checkout(pool, dsn, policy or DatabasePolicy(), application_name)
     try:
-        with pool.connection(timeout=30) as conn:
-            yield conn
+        yield conn
+    finally:
+        pool.putconn(conn)
+
+
+POOL_WAIT_S = 30.0  # a busy pool: how long a borrower waits for a connection
+PROBE_AFTER_S = 2.0  # no connection by then: is the database reachable at all? (a direct connect)
+
+
+def _checkout(
+    pool: ConnectionPool[Connection], dsn: str, policy: DatabasePolicy, application_name: str
+) -> Connection:
+    """A pooled connection. A database that went away (a target dying mid-run) is its connect
+    error in about ``PROBE_AFTER_S``, not a ``PoolTimeout`` after ``POOL_WAIT_S``."""
+    try:
+        return pool.getconn(timeout=PROBE_AFTER_S)
+    except PoolTimeout:
+        pass
+    connect(dsn, policy=policy, application_name=application_name, autocommit=True).close()  # raises
+    try:
+        return pool.getconn(timeout=POOL_WAIT_S - PROBE_AFTER_S)
     except PoolTimeout as exc:
         raise DatabaseUnavailable(
-            f"no database connection to {_describe(dsn)} within 30 s: {masking.mask_secrets(str(exc))}"
+            f"no database connection to {_describe(dsn)} within {POOL_WAIT_S:g} s (the pool is busy):"
+            f" {masking.mask_secrets(str(exc))}"
         ) from None
 
 
@@ -193,6 +219,17 @@ def close_pools() -> None:
             pool.close()
         _pools.clear()
         _verified.clear()
+
+
+def refused(exc: psycopg.Error) -> ConfigError | None:
+    """A database error that is the configuration's, not the server's: the role pgtender connects
+    as lacks a privilege (SQLSTATE 42501). Bad input: one line, exit 2."""
+    if not isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return None
+    return ConfigError(
+        f"the database role lacks a privilege: {_first_line(exc)} (grant it, or connect as the role"
+        " that owns pgtender's tables: the one that ran pgtender migrate)"
+    )
 
 
 def set_local(conn: psycopg.Connection[tuple[object, ...]], name: str, value: str) -> None:

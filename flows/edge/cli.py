@@ -22,7 +22,7 @@ from flows.core.masking import mask_secrets
 from flows.core.policy import settings
 from flows.core.telemetry import disable_telemetry
 from flows.edge.alerts_cli import alerts_app
-from flows.edge.fleet_cli import each_target
+from flows.edge.fleet_cli import each_target, for_each_target
 from flows.edge.run_cli import run_app
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ app = typer.Typer(
 
 @app.callback()
 def _entry(
+    ctx: typer.Context,
     log_json: Annotated[
         bool | None, typer.Option("--log-json/--log-console", help="Log format (default: JSON off a TTY).")
     ] = None,
@@ -54,7 +55,7 @@ def _entry(
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FORMATTER", "json")
     if log_level is None:
         # A command run at a terminal prints its outcome once: the log says only what needs attention.
-        quiet = sys.stderr.isatty() and _command() in {"run", "backfill"}
+        quiet = sys.stderr.isatty() and ctx.invoked_subcommand in {"run", "backfill"}
         log_level = "WARNING" if quiet else "INFO"
         if quiet:
             import os  # noqa: PLC0415
@@ -62,13 +63,15 @@ def _entry(
             os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # no Prefect chatter either
     configure_logging(json=json_logs, level=log_level.upper())
     _prefect_home()
+    if ctx.invoked_subcommand in _TALKS_TO_PREFECT:
+        from flows.edge.dispatch import env_api_url  # noqa: PLC0415
+
+        env_api_url()  # a malformed PREFECT_API_URL: one line, exit 2, before Prefect's traceback
 
 
-def _command() -> str:
-    import click  # noqa: PLC0415
-
-    ctx = click.get_current_context(silent=True)
-    return ctx.invoked_subcommand or "" if ctx is not None else ""
+# The commands that reach a Prefect API (PREFECT_API_URL when set).
+# (run and backfill check it where they look for the server: their line names the job.)
+_TALKS_TO_PREFECT = frozenset({"serve", "up", "alerts"})
 
 
 def _prefect_home() -> None:
@@ -113,10 +116,14 @@ def migrate(
         str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
     ] = None,
 ) -> None:
-    """Apply migrations (each step in its own transaction), on each target of the fleet."""
-    for t in each_target(target, typer.echo):
+    """Apply migrations (each step in its own transaction), on each target of the fleet (a target
+    that fails is said and the others go on; the exit code is the worst)."""
+
+    def one(t: Target) -> None:
         with _connect(t) as conn:
             _print_steps(migrations.migrate(conn, to, dry_run=dry_run), dry_run=dry_run)
+
+    for_each_target(target, typer.echo, one)
 
 
 @app.command()
@@ -174,11 +181,13 @@ def demo_data(
     """Load realistic synthetic data (with DEFAULT-partition rows and planted defects)."""
     from flows.demo_data import load_demo_data  # noqa: PLC0415 - only this command needs it
 
-    for t in each_target(target, typer.echo):
+    def one(t: Target) -> None:
         with _connect(t) as conn:
             counts = load_demo_data(conn, days=days, rows_per_day=rows_per_day, seed=seed)
         for table, n in sorted(counts.items()):
             typer.echo(f"{table:<36} {n:>10}")
+
+    for_each_target(target, typer.echo, one)
 
 
 @contextlib.contextmanager
@@ -352,6 +361,10 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"pgtender: {exc}", err=True)
         sys.exit(exc.exit_code)
     except psycopg.Error as exc:
+        refused = db.refused(exc)
+        if refused is not None:  # a role without a privilege: bad input, exit 2
+            typer.echo(f"pgtender: {refused}", err=True)
+            sys.exit(refused.exit_code)
         message = mask_secrets(" ".join(str(exc).split()))
         typer.echo(f"pgtender: database error: {message}", err=True)
         sys.exit(InfrastructureError.exit_code)

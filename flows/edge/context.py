@@ -23,4 +23,5 @@ def run_context(orchestrator: Orchestrator, stop: threading.Event | None = None)
         policy=settings.current_policy(current),
         embedded=embedded.embedded_dsn,
         after=hooks.after_run,
+        check=hooks.check_channels,
     )

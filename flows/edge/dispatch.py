@@ -74,12 +74,24 @@ def _answers(api_url: str) -> bool:
         return False
 
 
+def env_api_url() -> str | None:
+    """``PREFECT_API_URL`` when set; not an http(s) URL with a host: bad input (exit 2, nothing ran)."""
+    env = os.environ.get("PREFECT_API_URL", "").strip()
+    if not env:
+        return None
+    try:
+        url: httpx.URL | None = httpx.URL(env)
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError("PREFECT_API_URL is not an http(s) URL (like http://127.0.0.1:4200/api)")
+    return env
+
+
 def find_api(state_dir: Path) -> tuple[str, str] | None:
     """(API URL, where it came from), or None when no server is running for this state directory."""
-    env = os.environ.get("PREFECT_API_URL", "").strip()
+    env = env_api_url()
     if env:
-        if not env.startswith(("http://", "https://")):
-            raise ConfigError("PREFECT_API_URL is not an http(s) URL")
         return env, "PREFECT_API_URL"
     path = api_file(state_dir)
     try:

@@ -123,7 +123,8 @@ def partitions_run(run: Run, dry_run: bool) -> Outcome:
     if busy:
         counts["default_busy"] = busy
     run.record(**counts)
-    raise_worst(JOB, failures)
+    changed = f"{counts['partitions_created']} partition(s) created, {counts['rows_moved']} rows moved"
+    raise_worst(JOB, failures, done=changed if counts["partitions_created"] else None)
     log.info("partitions done", **{k: v for k, v in counts.items() if k != "failed_tables"})
     message = f"{counts['partitions_created']} partition(s) created, {counts['rows_moved']} rows moved"
     if busy:

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from flows.core import db, fence, locks
 from flows.core.db import load_sql
-from flows.core.errors import Interrupted, LockLost
+from flows.core.errors import Interrupted, LockLost, PgtenderError
 from flows.core.logs import get_logger
 
 if TYPE_CHECKING:
@@ -82,6 +82,9 @@ class RunContext:
     embedded: Embedded | None = None  # how to reach the embedded server (the edge starts it)
     after: Callable[[Finished], None] | None = None  # the alerts layer: job.<job> pages and resolves
     stop: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: stop at a safe point
+    # Before any target is touched, each target's policy (the alerts layer: its channels' secrets
+    # are set): a ConfigError is bad input, exit 2, nothing run.
+    check: Callable[[Policy], None] | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -220,6 +223,19 @@ class Run:
         if lost is not None:
             raise lost
 
+    def _unreachable(self) -> str | None:
+        """Why a new connection to the target fails now (its session ended with it), or None."""
+        try:
+            db.connect(
+                self.target.dsn,
+                policy=self.policy.database,
+                application_name=f"{self.context.application_name}-probe",
+                autocommit=True,
+            ).close()
+        except PgtenderError as exc:
+            return str(exc)
+        return None
+
     def check_stop(self) -> None:
         """``Interrupted`` after SIGTERM (no round trip: cheap enough for every chunk of a COPY)."""
         if self.context.stop.is_set():
@@ -233,6 +249,12 @@ class Run:
             held = not self._session.closed and all(locks.holds(self._session, n) for n in self._lock_names)
         if held:
             return None
+        unreachable = self._unreachable()
+        if unreachable is not None:  # the database went away: that, not the lock, is the news
+            return LockLost(
+                f"{self.job}: the database became unreachable during the run ({unreachable}): stopped;"
+                f" done so far: {self.done_so_far()}"
+            )
         return LockLost(
             f"{self.job} lost its advisory lock (its session ended): stopped before the next step;"
             f" another run may hold the lock now; done so far: {self.done_so_far()}"

@@ -37,6 +37,7 @@ from flows.core.engine.spec import JobSpec, LockScope, Params, Plan, Planning
 from flows.core.engine.verdicts import LEDGER, kind_of, one_line
 from flows.core.errors import (
     ConfigError,
+    DatabaseUnavailable,
     DataProblem,
     InfrastructureError,
     Interrupted,
@@ -84,6 +85,9 @@ def start(spec: JobSpec[Any], values: Mapping[str, Any], ctx: RunContext) -> Run
     try:
         params = validate(spec, values, ctx.policy)
         chosen = targets.select(target, ctx.settings, ctx.policy, embedded=ctx.embedded)
+        if ctx.check is not None:
+            for t in chosen:
+                ctx.check(t.policy)
     except PgtenderError as exc:
         report = RunReport(job=spec.name, results=[], error=exc)
         get_logger(job=spec.name).info(f"{spec.name} {report.verdict.kind}", line=report.verdict.line)
@@ -111,7 +115,9 @@ def run_target(spec: JobSpec[Any], params: Params, target: Target, ctx: RunConte
         except PgtenderError as exc:
             result = TargetResult(target=target.name, error=exc)
         except psycopg.Error as exc:
-            error = InfrastructureError(f"database error: {type(exc).__name__}: {one_line(str(exc))}")
+            error = db.refused(exc) or InfrastructureError(
+                f"database error: {type(exc).__name__}: {one_line(str(exc))}"
+            )
             result = TargetResult(target=target.name, error=error)
         except Exception as exc:
             log.exception("unexpected error")
@@ -277,16 +283,19 @@ def _locked(
             raise stopped from None
         except PgtenderError as exc:
             # a statement the run taking over cancelled, a session ended: the lost lock says why
-            lost = run.lost_lock()
+            # (a database that cannot be reached says so itself)
+            lost = None if isinstance(exc, DatabaseUnavailable) else run.lost_lock()
             _finish(run, conn, LEDGER[kind_of(lost or exc)], str(lost or exc))
             if lost is not None:
                 raise lost from None
             raise
         except psycopg.Error as exc:
-            error = run.lost_lock() or InfrastructureError(
-                f"database error: {type(exc).__name__}: {one_line(str(exc))}"
+            error = (
+                run.lost_lock()
+                or db.refused(exc)
+                or InfrastructureError(f"database error: {type(exc).__name__}: {one_line(str(exc))}")
             )
-            _finish(run, conn, Status.FAILED, str(error))
+            _finish(run, conn, LEDGER[kind_of(error)], str(error))
             raise error from None
         except BaseException as exc:
             interrupted = (
