@@ -2,8 +2,9 @@
 a worker on another machine):
 
     targets -> (each) session: replica? migrated? -> plan (bad input: rejected) -> advisory lock
-    (job[, day]) -> ledger start -> work, step by step (each step checks the lock; counts written
-    as steps commit) -> outcome -> ledger finish -> the after-run hook (alerts)
+    (job[, day]) -> ledger start -> the lock's fence -> work, step by step (each step checks the
+    lock, each transaction the fence; counts written as steps commit) -> outcome -> ledger finish
+    -> the after-run hook (alerts)
 
 - Bad input (parameters, a target, a plan that refuses) changes nothing: a ``rejected`` ledger row
   when the target's ledger could be reached, none otherwise.
@@ -14,6 +15,9 @@ a worker on another machine):
   Another run holding the lock: this run is recorded as skipped and does nothing.
 - Errors become the target's result (one line, no traceback): a target that fails never stops the
   others. A bug is logged with its traceback and reported as an infrastructure error.
+- The fence (``flows.core.fence``): a run whose lock session ended while its work went on, and
+  whose lock another run took, writes nothing more; the run taking over waits for (then cancels)
+  its transaction in flight.
 - SIGTERM / Ctrl-C: the run stops at its next step, its row says ``interrupted`` with its counts.
 """
 
