@@ -52,6 +52,7 @@ import psycopg
 from psycopg import sql
 
 from flows.core.db import load_sql, sql_dir
+from flows.core.errors import ConfigError
 
 
 def demo_sql_dir() -> Path:
@@ -148,10 +149,11 @@ def load_demo_data(
     Returns the rows inserted per table (from the statements' row counts). The daily rollup is then
     computed for every loaded day, materialized views in schema public are refreshed (not
     concurrently) and the database is analyzed.
-    Raises ValueError for non-positive sizes or when ml_models/learning_events already hold rows.
+    Raises ConfigError (one line, exit 2, nothing loaded) for non-positive sizes or when
+    ml_models/learning_events already hold rows.
     """
     if days < 1 or rows_per_day < 1:
-        raise ValueError("days and rows_per_day must be >= 1")
+        raise ConfigError("days and rows_per_day must be >= 1")
 
     counts: dict[str, int] = {}
     with conn.transaction(), conn.cursor() as cur:
@@ -159,7 +161,9 @@ def load_demo_data(
             cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
             row = cur.fetchone()
             if row is not None and row[0]:
-                raise ValueError(f"{table} already has rows: demo data expects an empty schema")
+                raise ConfigError(
+                    f"{table} already has rows: demo data goes into an empty schema only; nothing loaded"
+                )
 
         if now is None:
             cur.execute("SELECT now()")

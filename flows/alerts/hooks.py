@@ -24,6 +24,7 @@ from flows.core.engine import Finished
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.ledger import Abandoned
 from flows.core.logs import get_logger
+from flows.core.policy.alerts import resolve_secret
 from flows.core.policy.settings import Policy
 
 
@@ -61,6 +62,15 @@ def crash_line(job: str, abandoned: Sequence[Abandoned]) -> str | None:
 
 def _crash_line(finished: Finished) -> str | None:
     return crash_line(finished.job, finished.abandoned)
+
+
+def check_channels(policy: Policy) -> None:
+    """Before a run touches anything: every channel's environment variables are set (README: a bad
+    channel is one line, exit 2), not found missing when the run's first page is due."""
+    for channel in policy.alerts.channels:
+        for env in (channel.url_env, channel.integration_key_env, channel.api_key_env):
+            if env is not None:
+                resolve_secret(channel, env)
 
 
 def after_run(finished: Finished) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import psycopg
-from psycopg import conninfo
+import psycopg.errors
+from psycopg import conninfo, pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from flows.core import masking
@@ -32,6 +36,9 @@ def load_sql(relative: str) -> bytes:
     return (sql_dir() / relative).read_bytes()
 
 
+DEFAULT_CONNECT_TIMEOUT_S = 10
+
+
 def check_dsn(dsn: str) -> None:
     """Refuse a connection string libpq would misread (ConfigError, exit 2), before it is used; from
     now on its password, in every form, is masked in this process's messages."""
@@ -51,7 +58,15 @@ def connect_kwargs(dsn: str, policy: DatabasePolicy, application_name: str) -> d
         f" -c lock_timeout={policy.lock_timeout_ms}"
         " -c idle_in_transaction_session_timeout=600000"
     ).strip()
-    return {"application_name": application_name, "options": options}
+    kwargs = {"application_name": application_name, "options": options}
+    # The URL's connect_timeout (or PGCONNECT_TIMEOUT) wins; without one, 10 s.
+    if not str(parsed.get("connect_timeout") or os.environ.get("PGCONNECT_TIMEOUT") or "").strip():
+        kwargs["connect_timeout"] = str(DEFAULT_CONNECT_TIMEOUT_S)
+    return kwargs
+
+
+def _options(kwargs: dict[str, str]) -> dict[str, Any]:
+    return dict(kwargs)  # libpq options, as psycopg.connect(**kwargs) takes them
 
 
 def _describe(dsn: str) -> str:
@@ -89,14 +104,7 @@ def connect(
     ConfigError (exit 2) for settings that can never work, InfrastructureError (exit 3) otherwise."""
     kwargs = connect_kwargs(dsn, policy or DatabasePolicy(), application_name)
     try:
-        conn = psycopg.connect(
-            dsn,
-            autocommit=autocommit,
-            connect_timeout=10,
-            application_name=kwargs["application_name"],
-            options=kwargs["options"],
-            prepare_threshold=None,
-        )
+        conn = psycopg.connect(dsn, autocommit=autocommit, prepare_threshold=None, **_options(kwargs))
     except psycopg.ProgrammingError as exc:  # an option libpq rejects before connecting
         raise ConfigError(f"cannot connect to {_describe(dsn)}: {_first_line(exc)}") from None
     except psycopg.OperationalError as exc:
@@ -109,14 +117,32 @@ def connect(
     return conn
 
 
+class Connection(psycopg.Connection[tuple[Any, ...]]):
+    """A pooled connection. ``on_begin``, when its borrower sets one, runs first in each outermost
+    transaction (``with conn.transaction():``): a run's fence check (``flows.core.fence``)."""
+
+    on_begin: Callable[[Connection], None] | None = None
+
+    @contextmanager
+    def transaction(
+        self, savepoint_name: str | None = None, force_rollback: bool = False
+    ) -> Iterator[psycopg.Transaction]:
+        outermost = self.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        with super().transaction(savepoint_name, force_rollback) as tx:
+            hook = self.on_begin
+            if outermost and hook is not None:
+                hook(self)
+            yield tx
+
+
 _verified: set[str] = set()  # DSNs a direct connection has reached: their settings work
-_pools: dict[tuple[str, str], ConnectionPool[psycopg.Connection[tuple[object, ...]]]] = {}
+_pools: dict[tuple[str, str], ConnectionPool[Connection]] = {}
 _pools_lock = threading.Lock()
 
 
 def get_pool(
     dsn: str, *, policy: DatabasePolicy | None = None, application_name: str = "pgtender"
-) -> ConnectionPool[psycopg.Connection[tuple[object, ...]]]:
+) -> ConnectionPool[Connection]:
     """A process-wide pool per DSN (thread-safe), opened on first use."""
     policy = policy or DatabasePolicy()
     key = (dsn, application_name)
@@ -131,14 +157,18 @@ def get_pool(
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
+            # The pool's background reconnects log each failure as a raw warning; pgtender reports a
+            # database it cannot reach itself, in one line (``_checkout``).
+            logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
             kwargs = connect_kwargs(dsn, policy, application_name)
             pool = ConnectionPool(
                 dsn,
+                connection_class=Connection,
                 min_size=policy.pool_min_size,
                 max_size=policy.pool_max_size,
                 # No server-side prepared statements: a long-lived pooled connection would otherwise
                 # keep generic plans made when a table was small, or for another day's partition.
-                kwargs={**kwargs, "autocommit": True, "connect_timeout": 10, "prepare_threshold": None},
+                kwargs={**kwargs, "autocommit": True, "prepare_threshold": None},
                 open=False,
                 name=f"pgtender:{application_name}",
             )
@@ -150,15 +180,36 @@ def get_pool(
 @contextmanager
 def pooled(
     dsn: str, *, policy: DatabasePolicy | None = None, application_name: str = "pgtender"
-) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+) -> Iterator[Connection]:
     """Borrow an autocommit connection; open explicit transactions with ``conn.transaction()``."""
     pool = get_pool(dsn, policy=policy, application_name=application_name)
+    conn = _checkout(pool, dsn, policy or DatabasePolicy(), application_name)
     try:
-        with pool.connection(timeout=30) as conn:
-            yield conn
+        yield conn
+    finally:
+        pool.putconn(conn)
+
+
+POOL_WAIT_S = 30.0  # a busy pool: how long a borrower waits for a connection
+PROBE_AFTER_S = 2.0  # no connection by then: is the database reachable at all? (a direct connect)
+
+
+def _checkout(
+    pool: ConnectionPool[Connection], dsn: str, policy: DatabasePolicy, application_name: str
+) -> Connection:
+    """A pooled connection. A database that went away (a target dying mid-run) is its connect
+    error in about ``PROBE_AFTER_S``, not a ``PoolTimeout`` after ``POOL_WAIT_S``."""
+    try:
+        return pool.getconn(timeout=PROBE_AFTER_S)
+    except PoolTimeout:
+        pass
+    connect(dsn, policy=policy, application_name=application_name, autocommit=True).close()  # raises
+    try:
+        return pool.getconn(timeout=POOL_WAIT_S - PROBE_AFTER_S)
     except PoolTimeout as exc:
         raise DatabaseUnavailable(
-            f"no database connection to {_describe(dsn)} within 30 s: {masking.mask_secrets(str(exc))}"
+            f"no database connection to {_describe(dsn)} within {POOL_WAIT_S:g} s (the pool is busy):"
+            f" {masking.mask_secrets(str(exc))}"
         ) from None
 
 
@@ -168,6 +219,17 @@ def close_pools() -> None:
             pool.close()
         _pools.clear()
         _verified.clear()
+
+
+def refused(exc: psycopg.Error) -> ConfigError | None:
+    """A database error that is the configuration's, not the server's: the role pgtender connects
+    as lacks a privilege (SQLSTATE 42501). Bad input: one line, exit 2."""
+    if not isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return None
+    return ConfigError(
+        f"the database role lacks a privilege: {_first_line(exc)} (grant it, or connect as the role"
+        " that owns pgtender's tables: the one that ran pgtender migrate)"
+    )
 
 
 def set_local(conn: psycopg.Connection[tuple[object, ...]], name: str, value: str) -> None:

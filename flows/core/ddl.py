@@ -33,7 +33,7 @@ RETRYABLE: tuple[type[BaseException], ...] = (
 
 
 class LockRetriesExhausted(InfrastructureError):
-    """Every try of a DDL transaction timed out waiting for its locks; nothing was changed."""
+    """Every try of a DDL transaction timed out waiting for its locks; that transaction changed nothing."""
 
 
 class RowCountMismatch(DataProblem):
@@ -80,7 +80,7 @@ def run_locked(
                 log.error("lock retries exhausted", what=what, attempts=attempt, error=kind)
                 raise LockRetriesExhausted(
                     f"{what}: gave up after {attempt} tries of {retry.lock_timeout_ms} ms "
-                    f"({kind}); nothing was changed"
+                    f"({kind}); that step changed nothing"
                 ) from exc
             pause = backoff.delay_s(attempt)
             log.warning(

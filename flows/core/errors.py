@@ -49,12 +49,15 @@ class Interrupted(PgtenderError):
     exit_code = 143
 
 
-def raise_worst(what: str, failures: dict[str, BaseException]) -> None:
+def raise_worst(what: str, failures: dict[str, BaseException], *, done: str | None = None) -> None:
     """One error for several failed items (tables, targets), of the most telling kind: bad input,
-    then findings, then infrastructure. Nothing when nothing failed."""
+    then findings, then infrastructure. Nothing when nothing failed. ``done``: what the other
+    items changed meanwhile (a failed item's "nothing was changed" is about that item only)."""
     if not failures:
         return
     detail = "; ".join(f"{name}: {exc}" for name, exc in failures.items())
+    if done:
+        detail += f"; done meanwhile: {done}"
     errors = list(failures.values())
     if any(isinstance(e, ConfigError) for e in errors):
         raise ConfigError(f"{what} failed for {detail}")

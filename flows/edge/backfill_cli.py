@@ -55,15 +55,19 @@ def table_text(summary: dict[str, Any]) -> str:
 
 
 def run(values: dict[str, Any], echo: Callable[[str], None]) -> Verdict:
-    """Through the running server (like ``pgtender run``), or here with a progress bar."""
+    """Through the running server (like ``pgtender run``), or here with a progress bar. SIGTERM
+    stops it at its next safe point (exit 143)."""
     import typer  # noqa: PLC0415
 
-    if dispatch.find_api(settings.load_settings().state_dir) is not None:
-        return dispatch.dispatch(JOB, values)[0]
-    label = f"backfill {values['start']}..{values['end']}"
-    with typer.progressbar(length=100, label=label, file=sys.stderr) as bar:
-        report = dispatch.run_here(JOB, values, _Bar(bar))
-        bar.update(max(0, 100 - bar.pos))
+    from flows.edge.signals import stop_on_sigterm  # noqa: PLC0415
+
+    with stop_on_sigterm() as stop:
+        if dispatch.find_api(settings.load_settings().state_dir) is not None:
+            return dispatch.dispatch(JOB, values, stop)[0]
+        label = f"backfill {values['start']}..{values['end']}"
+        with typer.progressbar(length=100, label=label, file=sys.stderr) as bar:
+            report = dispatch.run_here(JOB, values, _Bar(bar), stop)
+            bar.update(max(0, 100 - bar.pos))
     for r in report.results:
         if "table" in r.result:
             if len(report.results) > 1:

@@ -24,7 +24,7 @@ from flows.core.telemetry import disable_telemetry
 from flows.edge import migrate_cli
 from flows.edge.alerts_cli import alerts_app
 from flows.edge.automations_cli import apply_automations, automations_app
-from flows.edge.fleet_cli import each_target
+from flows.edge.fleet_cli import each_target, for_each_target
 from flows.edge.run_cli import run_app
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ app = typer.Typer(
 
 @app.callback()
 def _entry(
+    ctx: typer.Context,
     log_json: Annotated[
         bool | None, typer.Option("--log-json/--log-console", help="Log format (default: JSON off a TTY).")
     ] = None,
@@ -57,7 +58,7 @@ def _entry(
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FORMATTER", "json")
     if log_level is None:
         # A command run at a terminal prints its outcome once: the log says only what needs attention.
-        quiet = sys.stderr.isatty() and _command() in {"run", "backfill"}
+        quiet = sys.stderr.isatty() and ctx.invoked_subcommand in {"run", "backfill"}
         log_level = "WARNING" if quiet else "INFO"
         if quiet:
             import os  # noqa: PLC0415
@@ -65,13 +66,15 @@ def _entry(
             os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # no Prefect chatter either
     configure_logging(json=json_logs, level=log_level.upper())
     _prefect_home()
+    if ctx.invoked_subcommand in _TALKS_TO_PREFECT:
+        from flows.edge.dispatch import env_api_url  # noqa: PLC0415
+
+        env_api_url()  # a malformed PREFECT_API_URL: one line, exit 2, before Prefect's traceback
 
 
-def _command() -> str:
-    import click  # noqa: PLC0415
-
-    ctx = click.get_current_context(silent=True)
-    return ctx.invoked_subcommand or "" if ctx is not None else ""
+# The commands that reach a Prefect API (PREFECT_API_URL when set).
+# (run and backfill check it where they look for the server: their line names the job.)
+_TALKS_TO_PREFECT = frozenset({"serve", "up", "alerts"})
 
 
 def _prefect_home() -> None:
@@ -116,11 +119,15 @@ def migrate(
         str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
     ] = None,
 ) -> None:
-    """Apply migrations (each step in its own transaction), on each target of the fleet. Going down
-    (--to below the current version) is guarded like rollback."""
-    for t in each_target(target, typer.echo):
+    """Apply migrations (each step in its own transaction), on each target of the fleet (a target
+    that fails is said and the others go on; the exit code is the worst). Going down (--to below
+    the current version) is guarded like rollback."""
+
+    def one(t: Target) -> None:
         with _connect(t) as conn:
             migrate_cli.migrate_to(conn, t, to, dry_run=dry_run, drop=drop_data, down_only=False)
+
+    for_each_target(target, typer.echo, one)
 
 
 @app.command()
@@ -185,11 +192,13 @@ def demo_data(
     """Load realistic synthetic data (with DEFAULT-partition rows and planted defects)."""
     from flows.demo_data import load_demo_data  # noqa: PLC0415 - only this command needs it
 
-    for t in each_target(target, typer.echo):
+    def one(t: Target) -> None:
         with _connect(t) as conn:
             counts = load_demo_data(conn, days=days, rows_per_day=rows_per_day, seed=seed)
         for table, n in sorted(counts.items()):
             typer.echo(f"{table:<36} {n:>10}")
+
+    for_each_target(target, typer.echo, one)
 
 
 @contextlib.contextmanager
@@ -369,6 +378,10 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"pgtender: {exc}", err=True)
         sys.exit(exc.exit_code)
     except psycopg.Error as exc:
+        refused = db.refused(exc)
+        if refused is not None:  # a role without a privilege: bad input, exit 2
+            typer.echo(f"pgtender: {refused}", err=True)
+            sys.exit(refused.exit_code)
         message = mask_secrets(" ".join(str(exc).split()))
         typer.echo(f"pgtender: database error: {message}", err=True)
         sys.exit(InfrastructureError.exit_code)

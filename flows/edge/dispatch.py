@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from flows.core.engine import PlainOrchestrator, RunReport, Verdict, verdicts
+from flows.core.engine import Kind, PlainOrchestrator, RunReport, Verdict, verdicts
 from flows.core.engine import start as start_run
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.fleet import targets
@@ -73,12 +74,24 @@ def _answers(api_url: str) -> bool:
         return False
 
 
+def env_api_url() -> str | None:
+    """``PREFECT_API_URL`` when set; not an http(s) URL with a host: bad input (exit 2, nothing ran)."""
+    env = os.environ.get("PREFECT_API_URL", "").strip()
+    if not env:
+        return None
+    try:
+        url: httpx.URL | None = httpx.URL(env)
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError("PREFECT_API_URL is not an http(s) URL (like http://127.0.0.1:4200/api)")
+    return env
+
+
 def find_api(state_dir: Path) -> tuple[str, str] | None:
     """(API URL, where it came from), or None when no server is running for this state directory."""
-    env = os.environ.get("PREFECT_API_URL", "").strip()
+    env = env_api_url()
     if env:
-        if not env.startswith(("http://", "https://")):
-            raise ConfigError("PREFECT_API_URL is not an http(s) URL")
         return env, "PREFECT_API_URL"
     path = api_file(state_dir)
     try:
@@ -114,10 +127,12 @@ def check_api(api_url: str) -> None:
 # --------------------------------------------------------------------------- the paths
 
 
-def run_here(job: str, values: dict[str, Any], orchestrator: Any = None) -> RunReport:
+def run_here(
+    job: str, values: dict[str, Any], orchestrator: Any = None, stop: threading.Event | None = None
+) -> RunReport:
     """The engine in this process, with no orchestrator (or the one given)."""
     try:
-        context = run_context(orchestrator or PlainOrchestrator())  # reads the policy file
+        context = run_context(orchestrator or PlainOrchestrator(), stop)  # reads the policy file
     except PgtenderError as exc:
         return RunReport(job=job, results=[], error=exc)
     return start_run(REGISTRY.get(job), values, context)
@@ -162,15 +177,28 @@ def _active_run(client: Any, deployment_id: Any, parameters: dict[str, Any]) -> 
     return None
 
 
-def follow(client: Any, flow_run_id: Any, poll_seconds: float) -> Any:
+def follow(client: Any, flow_run_id: Any, poll_seconds: float, stop: threading.Event | None = None) -> Any:
+    """The run's final state; None when ``stop`` was set first (SIGTERM: stop following it)."""
     while True:
         state = client.read_flow_run(flow_run_id).state
         if state is not None and state.is_final():
             return state
-        time.sleep(poll_seconds)
+        if stop is None:
+            time.sleep(poll_seconds)
+        elif stop.wait(poll_seconds):
+            return None
 
 
-def through_deployment(job: str, parameters: dict[str, Any], *, poll_seconds: float = 0.5) -> Verdict:
+def _left(job: str, flow_run: Any) -> Verdict:
+    return Verdict(
+        Kind.INTERRUPTED,
+        f"stopped following flow run {flow_run.name} {flow_run.id} on SIGTERM: it goes on on the server",
+    )
+
+
+def through_deployment(
+    job: str, parameters: dict[str, Any], *, poll_seconds: float = 0.5, stop: threading.Event | None = None
+) -> Verdict:
     """A run of the job's deployment (or the one already going), followed to its end."""
     from prefect.client.orchestration import get_client  # noqa: PLC0415
     from prefect.deployments import run_deployment  # noqa: PLC0415
@@ -183,11 +211,15 @@ def through_deployment(job: str, parameters: dict[str, Any], *, poll_seconds: fl
             submitted: Any = run_deployment(  # the sync call returns the run itself
                 deployment_name(job), parameters=parameters, timeout=0, as_subflow=False
             )
-            state = follow(client, submitted.id, poll_seconds)
+            state = follow(client, submitted.id, poll_seconds, stop)
+            if state is None:
+                return _left(job, submitted)
             if state.is_cancelled() and "concurrency" in (state.message or "").lower():
                 going = _active_run(client, deployment.id, parameters)  # it lost the race for the slot
         if going is not None:
-            state = follow(client, going.id, poll_seconds)
+            state = follow(client, going.id, poll_seconds, stop)
+            if state is None:
+                return _left(job, going)
             verdict = verdicts.from_state(state)
             where = f"the {job} run already going: flow run {going.name} {going.id}"
             return Verdict(verdict.kind, f"{verdict.line} [{where}]".strip())
@@ -195,9 +227,12 @@ def through_deployment(job: str, parameters: dict[str, Any], *, poll_seconds: fl
     return Verdict(verdict.kind, f"{verdict.line} [flow run {submitted.name} {submitted.id}]".strip())
 
 
-def dispatch(job: str, values: dict[str, Any]) -> tuple[Verdict, RunReport | None]:
+def dispatch(
+    job: str, values: dict[str, Any], stop: threading.Event | None = None
+) -> tuple[Verdict, RunReport | None]:
     """Run ``job`` through the running server when there is one, else here. The report is there
-    when the run happened in this process."""
+    when the run happened in this process. ``stop`` (set on SIGTERM) stops the run here at its next
+    safe point, or stops following the server's run."""
     spec = REGISTRY.get(job)
     current = settings.load_settings()
     policy = settings.current_policy(current)
@@ -213,14 +248,14 @@ def dispatch(job: str, values: dict[str, Any]) -> tuple[Verdict, RunReport | Non
             with get_client(sync_client=True) as client:
                 has_deployment = _deployment(client, job) is not None
             if has_deployment:
-                return through_deployment(job, values), None
+                return through_deployment(job, values, stop=stop), None
         get_logger(job=job).warning(
             "no deployment of this job on the Prefect API: it runs here, without a flow run"
             " (pgtender serve registers the deployments)",
             api=mask_secrets(api_url),
             found_in=where,
         )
-    report = run_here(job, values)
+    report = run_here(job, values, stop=stop)
     return report.verdict, report
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import psycopg
+
 from flows.core import db, migrations
 from flows.core.errors import ConfigError, DataProblem, InfrastructureError, PgtenderError
 from flows.core.fleet import targets
@@ -33,6 +35,39 @@ def each_target(
         if fleet:
             echo(f"== target {t.name} ({t.source})")
         yield t
+
+
+def for_each_target(
+    target: str | None, echo: Callable[[str], None], action: Callable[[Target], None]
+) -> None:
+    """``action`` on each target a command works on (``each_target``). In a fleet a target that
+    fails is reported on its line and the command goes on with the others; then one error of the
+    worst kind (its exit code) names each failed target. A single database: its error as it is."""
+    chosen: list[Target] = []
+    failed: dict[str, PgtenderError] = {}
+    for t in each_target(target, echo):  # its header line, then its work
+        chosen.append(t)
+        try:
+            action(t)
+        except (PgtenderError, psycopg.Error) as exc:
+            if not t.configured:  # no fleet: the one database's error as it is
+                raise
+            error = exc if isinstance(exc, PgtenderError) else _as_error(exc)
+            failed[t.name] = error
+            echo(f"target {t.name}: failed: {error}")
+    if not failed:
+        return
+    worst = max(failed.values(), key=lambda e: e.exit_code)
+    done = [t.name for t in chosen if t.name not in failed]
+    detail = "; ".join(f"{name}: {e}" for name, e in failed.items())
+    raise type(worst)(
+        f"{len(failed)} of {len(chosen)} target(s) failed ({detail});"
+        f" done on {', '.join(done) if done else 'none'}"
+    )
+
+
+def _as_error(exc: psycopg.Error) -> PgtenderError:
+    return db.refused(exc) or InfrastructureError(f"database error: {' '.join(str(exc).split())}")
 
 
 def targets_table(echo: Callable[[str], None]) -> None:

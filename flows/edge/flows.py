@@ -28,6 +28,7 @@ from flows.core.errors import PgtenderError
 from flows.core.logs import ensure_configured, get_logger
 from flows.edge.context import run_context
 from flows.edge.orchestrator import PrefectOrchestrator
+from flows.edge.signals import stop_on_sigterm
 from flows.registry import REGISTRY
 
 _flows: dict[str, Any] = {}
@@ -109,13 +110,17 @@ def run_flow(job: str, parameters: dict[str, Any]) -> Any:
     quiet_known_failures()
     spec = REGISTRY.get(job)
     values = {k: v for k, v in parameters.items() if v is not None}
-    try:
-        context = run_context(PrefectOrchestrator())  # reads the policy file: bad input, one line
-    except PgtenderError as exc:
-        report = RunReport(job=job, results=[], error=exc)
-        get_logger(job=job).error(f"{job} {report.verdict.kind}", line=report.verdict.line)
-    else:
-        report = start_run(spec, values, context)
+    # SIGTERM (the runner cancelling, a pod stopped): the run stops at its next safe point, records
+    # `interrupted` and ends Cancelled "Interrupted: ..." — instead of Prefect's handler raising
+    # TerminationSignal mid-statement and the run ending Crashed with its ledger row `started`.
+    with stop_on_sigterm() as stop:
+        try:
+            context = run_context(PrefectOrchestrator(), stop)  # reads the policy file: bad input
+        except PgtenderError as exc:
+            report = RunReport(job=job, results=[], error=exc)
+            get_logger(job=job).error(f"{job} {report.verdict.kind}", line=report.verdict.line)
+        else:
+            report = start_run(spec, values, context)
     return verdicts.to_state(report.verdict, data=report.data())
 
 

@@ -18,7 +18,7 @@ run_app = typer.Typer(
     help=(
         "Run one job now: a run of its deployment on the running server (pgtender up), followed to its"
         " end; with no server running, the job here without Prefect. Prints the outcome once; exit 0 done"
-        " or skipped, 1 problems found, 2 bad input, 3 infrastructure error."
+        " or skipped, 1 problems found, 2 bad input, 3 infrastructure error, 143 interrupted (SIGTERM)."
     ),
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -56,9 +56,11 @@ def _values(spec: JobSpec[Any], given: dict[str, Any]) -> dict[str, Any]:
 def run_job(job: str, values: dict[str, Any]) -> Verdict:
     """The job through the server or here; bad input before anything ran is a verdict too."""
     from flows.edge.dispatch import dispatch  # noqa: PLC0415
+    from flows.edge.signals import stop_on_sigterm  # noqa: PLC0415
 
     try:
-        return dispatch(job, values)[0]
+        with stop_on_sigterm() as stop:  # SIGTERM: the run stops at its next safe point, exit 143
+            return dispatch(job, values, stop)[0]
     except PgtenderError as exc:
         return verdicts.of_error(exc)
 

@@ -106,11 +106,16 @@ def partitions_run(run: Run, dry_run: bool) -> Outcome:
     if results and not dry_run:  # every table's horizon and DEFAULT rows, one insert
         with run.connection() as conn:
             record(conn, [TableResult(**r) for r in results.values()], measured_at, run)
+    # A real run counted each partition as it committed (``done_one``): a table that failed midway
+    # (a lost lock) is in those counts, not in ``results``.
+    done = {} if dry_run else run.counts
     counts: dict[str, Any] = {
         "dry_run": dry_run,
         "tables": len(targets),
-        "partitions_created": sum(len(r["created"]) for r in results.values()),
-        "rows_moved": sum(r["rows_moved"] for r in results.values()),
+        "partitions_created": done.get(
+            "partitions_created", sum(len(r["created"]) for r in results.values())
+        ),
+        "rows_moved": done.get("rows_moved", sum(r["rows_moved"] for r in results.values())),
         "default_rows_left": sum(r["default_rows"] for r in results.values()),
         "failed_tables": sorted(failures),
     }
@@ -118,7 +123,8 @@ def partitions_run(run: Run, dry_run: bool) -> Outcome:
     if busy:
         counts["default_busy"] = busy
     run.record(**counts)
-    raise_worst(JOB, failures)
+    changed = f"{counts['partitions_created']} partition(s) created, {counts['rows_moved']} rows moved"
+    raise_worst(JOB, failures, done=changed if counts["partitions_created"] else None)
     log.info("partitions done", **{k: v for k, v in counts.items() if k != "failed_tables"})
     message = f"{counts['partitions_created']} partition(s) created, {counts['rows_moved']} rows moved"
     if busy:

@@ -34,7 +34,7 @@ from flows.core.archives.ownership import new_owner
 from flows.core.archives.store import Store, policy_store
 from flows.core.engine import Cron, Done, JobSpec, Outcome, Params, Plan, Planning, Run, step
 from flows.core.engine.forms import DryRun
-from flows.core.errors import raise_worst
+from flows.core.errors import Interrupted, LockLost, raise_worst
 from flows.core.logs import get_logger
 from flows.core.partitioning.catalog import Target, resolve_targets
 from flows.core.policy import settings
@@ -102,8 +102,12 @@ def _record(run: Run, outcome: TableOutcome, measured_at: datetime) -> None:
 
 
 def _progress(run: Run, step_name: str) -> None:
-    """After each step of a dump: the run still holds its lock (else it stops here)."""
-    run.check_lock()
+    """After each step of a dump: the run still holds its lock (else it stops here). During the
+    COPY (a call per chunk) only SIGTERM is looked at: no round trip per row."""
+    if step_name == "copying":
+        run.check_stop()
+    else:
+        run.check_lock()
 
 
 @step("retention-partitioned")
@@ -171,6 +175,10 @@ def retention_run(run: Run, dry_run: bool) -> Outcome:
     )
     results.update(plain_results)
     failures.update(plain_failures)
+    if any(isinstance(e, Interrupted | LockLost) for e in failures.values()):
+        # SIGTERM or a lost lock: the row keeps what the steps counted as each partition and batch
+        # committed (``run.add``); the tables' results would undercount a table stopped midway.
+        raise_worst(JOB, failures)
     counts: dict[str, Any] = {
         "dry_run": dry_run,
         "partitions_expired": sum(len(r["actions"]) for r in results.values()),

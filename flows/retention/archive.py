@@ -27,7 +27,7 @@ from flows.core.archives.manifest import DUMP_FORMAT, file_sha256, read_manifest
 from flows.core.archives.ownership import is_partial, new_owner, removable
 from flows.core.archives.store import ArchiveRef, Store, locate, open_store
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
-from flows.core.errors import DataProblem
+from flows.core.errors import ConfigError, DataProblem
 from flows.core.partitioning.catalog import Target
 from flows.core.policy.partitions import DdlRetry
 from flows.retention.expired import Expired, count_rows, detach_partition
@@ -286,7 +286,7 @@ def manifests_of(store: Store, database: str, target: Target) -> list[tuple[str,
             continue
         try:
             manifest = read_manifest(store, name)
-        except (RowCountMismatch, FileNotFoundError):
+        except (ConfigError, FileNotFoundError):
             continue  # not ours, or unreadable: restore_dump will say so if it is ever used
         owner = (manifest.get("database"), manifest.get("schema"), manifest.get("parent"))
         if "oid" in manifest and owner == (database, target.schema, target.name):

@@ -17,6 +17,7 @@ from flows.core.archives.ownership import is_partial, removable
 from flows.core.archives.store import Store
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch
+from flows.core.errors import ConfigError
 from flows.core.partitioning.catalog import Target
 from flows.core.policy.partitions import DdlRetry
 from flows.retention.archive import (
@@ -139,7 +140,7 @@ def _kept_file(store: Store, manifest_name: str) -> str:
     """The data file a manifest names; ``*`` (keep them all) when the manifest is unreadable."""
     try:
         return str(read_manifest(store, manifest_name).get("file"))
-    except RowCountMismatch:
+    except (RowCountMismatch, ConfigError):
         return "*"
 
 

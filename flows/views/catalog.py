@@ -93,4 +93,9 @@ def refresh_order(views: list[MatView]) -> list[MatView]:
 
 
 def plan(conn: Conn, policy: settings.ViewsPolicy) -> list[MatView]:
+    """What a run refreshes, in order; a schema that does not exist is bad input (a typo would
+    otherwise refresh nothing, every run, and say done)."""
+    row = conn.execute(load_sql("queries/views/schema_exists.sql"), {"schema": policy.schema_name}).fetchone()
+    if not (row and row[0]):
+        raise ConfigError(f"[views] schema_name {policy.schema_name!r}: no such schema in this database")
     return refresh_order(select_views(discover(conn, policy.schema_name), policy.include, policy.exclude))

@@ -14,9 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from flows.core import operator_files
 from flows.core.archives.ownership import partial_name
 from flows.core.archives.store import Store
 from flows.core.ddl import RowCountMismatch
+from flows.core.errors import ConfigError
 
 DUMP_FORMAT = "postgresql-copy-text+gzip"
 _CHUNK = 1 << 20
@@ -31,13 +33,16 @@ def file_sha256(path: Path) -> str:
 
 
 def read_manifest(store: Store, name: str) -> dict[str, Any]:
-    try:
-        manifest = json.loads(store.read_bytes(name).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RowCountMismatch(f"manifest {store.ref(name)} is unreadable ({type(exc).__name__})") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("file"), str):
-        raise RowCountMismatch(f"{store.ref(name)} is not a pgtender dump manifest")
-    return manifest
+    """A dump's manifest, read with bounds (flows.core.operator_files): too big, too deep, not JSON
+    or not a pgtender manifest is a ``ConfigError`` (one line; nothing is dropped or restored)."""
+    with store.open_read(name) as fh:
+        manifest = operator_files.read_json_from(fh, store.ref(name), what="dump manifest")
+    missing = [k for k in ("file", "sha256", "rows") if not isinstance(manifest, dict) or k not in manifest]
+    if missing or not isinstance(manifest["file"], str):
+        raise ConfigError(
+            f"dump manifest {store.ref(name)} is not a pgtender manifest (no {(missing or ['file'])[0]!r})"
+        )
+    return dict(manifest)
 
 
 def write_manifest(store: Store, name: str, manifest: dict[str, Any], owner: str) -> None:

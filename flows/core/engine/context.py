@@ -21,9 +21,9 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from flows.core import db, locks
+from flows.core import db, fence, locks
 from flows.core.db import load_sql
-from flows.core.errors import Interrupted, LockLost
+from flows.core.errors import Interrupted, LockLost, PgtenderError
 from flows.core.logs import get_logger
 
 if TYPE_CHECKING:
@@ -82,6 +82,9 @@ class RunContext:
     embedded: Embedded | None = None  # how to reach the embedded server (the edge starts it)
     after: Callable[[Finished], None] | None = None  # the alerts layer: job.<job> pages and resolves
     stop: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: stop at a safe point
+    # Before any target is touched, each target's policy (the alerts layer: its channels' secrets
+    # are set): a ConfigError is bad input, exit 2, nothing run.
+    check: Callable[[Policy], None] | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -120,6 +123,7 @@ class Run:
         self._session = session
         self._lock_names = lock_names
         self._counts: dict[str, Any] = {}
+        self._fence: dict[str, int] = {}  # lock name -> fencing token (``take_fence``)
         self._session_lock = threading.RLock()  # steps may run in the fleet's threads
         self.log = get_logger(job=spec.name, target=target.name)
 
@@ -156,11 +160,16 @@ class Run:
 
     @contextmanager
     def connection(self) -> Iterator[Conn]:
-        """An autocommit connection to the target, from the process pool."""
+        """An autocommit connection to the target, from the process pool. Each transaction opened
+        on it (``with conn.transaction():``) first checks the run's fence (``fence``)."""
         with db.pooled(
             self.target.dsn, policy=self.policy.database, application_name=self.context.application_name
         ) as conn:
-            yield conn
+            conn.on_begin = self.fence
+            try:
+                yield conn
+            finally:
+                conn.on_begin = None
 
     def artifact(self, kind: str, **kwargs: Any) -> Any:
         return self.orchestrator.artifact(kind, **kwargs)
@@ -182,15 +191,71 @@ class Run:
         """Add to counts (rows moved, partitions dropped) and write the totals now."""
         self.record(**{k: self._counts.get(k, 0) + v for k, v in deltas.items()})
 
+    # ---------------------------------------------------------------- the lock, fenced
+
+    def take_fence(self) -> None:
+        """Once the locks are held: their fences (waits for, then cancels, the transaction still in
+        flight of a run that held them before)."""
+        with self._session_lock:
+            self._fence = fence.take(self._session, self._lock_names, self.operation_id, log=self.log)
+
+    def release_fence(self) -> None:
+        with self._session_lock:
+            if self._fence and not self._session.closed:
+                fence.release(self._session, self._lock_names, self.operation_id)
+
+    def fence(self, conn: Conn) -> None:
+        """First in each transaction of the work (``connection()`` runs it): ``LockLost`` when another
+        run took the lock over; the fence rows stay locked until the transaction ends."""
+        if self._fence:
+            fence.check(conn, self._fence, self.operation_id, job=self.job)
+
+    def done_so_far(self) -> str:
+        """What the run did, for the line of a run that stopped early."""
+        shown = [f"{k}={v}" for k, v in self._counts.items() if isinstance(v, int | float) and v]
+        return ", ".join(shown) if shown else "nothing yet"
+
     def check_lock(self) -> None:
         """Between steps: ``Interrupted`` after SIGTERM, ``LockLost`` when the run's session no longer
         holds its locks (another run may be working now): stop before doing anything else."""
+        self.check_stop()
+        lost = self.lost_lock()
+        if lost is not None:
+            raise lost
+
+    def _unreachable(self) -> str | None:
+        """Why a new connection to the target fails now (its session ended with it), or None."""
+        try:
+            db.connect(
+                self.target.dsn,
+                policy=self.policy.database,
+                application_name=f"{self.context.application_name}-probe",
+                autocommit=True,
+            ).close()
+        except PgtenderError as exc:
+            return str(exc)
+        return None
+
+    def check_stop(self) -> None:
+        """``Interrupted`` after SIGTERM (no round trip: cheap enough for every chunk of a COPY)."""
         if self.context.stop.is_set():
-            raise Interrupted(f"{self.job} stopped at a safe point: interrupted (SIGTERM or Ctrl-C)")
+            raise Interrupted(
+                f"{self.job} stopped at a safe point on SIGTERM; done so far: {self.done_so_far()}"
+            )
+
+    def lost_lock(self) -> LockLost | None:
+        """``LockLost`` when the run's session no longer holds its locks, else None."""
         with self._session_lock:
             held = not self._session.closed and all(locks.holds(self._session, n) for n in self._lock_names)
-        if not held:
-            raise LockLost(
-                f"{self.job} lost its advisory lock (its session ended): stopped before the next step;"
-                " another run may hold the lock now"
+        if held:
+            return None
+        unreachable = self._unreachable()
+        if unreachable is not None:  # the database went away: that, not the lock, is the news
+            return LockLost(
+                f"{self.job}: the database became unreachable during the run ({unreachable}): stopped;"
+                f" done so far: {self.done_so_far()}"
             )
+        return LockLost(
+            f"{self.job} lost its advisory lock (its session ended): stopped before the next step;"
+            f" another run may hold the lock now; done so far: {self.done_so_far()}"
+        )

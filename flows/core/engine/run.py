@@ -2,8 +2,9 @@
 a worker on another machine):
 
     targets -> (each) session: replica? migrated? -> plan (bad input: rejected) -> advisory lock
-    (job[, day]) -> ledger start -> work, step by step (each step checks the lock; counts written
-    as steps commit) -> outcome -> ledger finish -> the after-run hook (alerts)
+    (job[, day]) -> ledger start -> the lock's fence -> work, step by step (each step checks the
+    lock, each transaction the fence; counts written as steps commit) -> outcome -> ledger finish
+    -> the after-run hook (alerts)
 
 - Bad input (parameters, a target, a plan that refuses) changes nothing: a ``rejected`` ledger row
   when the target's ledger could be reached, none otherwise.
@@ -14,6 +15,9 @@ a worker on another machine):
   Another run holding the lock: this run is recorded as skipped and does nothing.
 - Errors become the target's result (one line, no traceback): a target that fails never stops the
   others. A bug is logged with its traceback and reported as an infrastructure error.
+- The fence (``flows.core.fence``): a run whose lock session ended while its work went on, and
+  whose lock another run took, writes nothing more; the run taking over waits for (then cancels)
+  its transaction in flight.
 - SIGTERM / Ctrl-C: the run stops at its next step, its row says ``interrupted`` with its counts.
 """
 
@@ -37,8 +41,11 @@ from flows.core.engine.spec import JobSpec, LockScope, Params, Plan, Planning
 from flows.core.engine.verdicts import LEDGER, kind_of, one_line
 from flows.core.errors import (
     ConfigError,
+    DatabaseUnavailable,
     DataProblem,
     InfrastructureError,
+    Interrupted,
+    LockLost,
     PgtenderError,
 )
 from flows.core.fleet import targets
@@ -86,6 +93,9 @@ def start(spec: JobSpec[Any], values: Mapping[str, Any], ctx: RunContext) -> Run
     try:
         params = spec.parse(values)
         chosen = targets.select(target, ctx.settings, ctx.policy, embedded=ctx.embedded)
+        if ctx.check is not None:
+            for t in chosen:
+                ctx.check(t.policy)
         if spec.check is not None:
             spec.check(ctx.policy, params)
     except PgtenderError as exc:
@@ -133,7 +143,9 @@ def run_target(spec: JobSpec[Any], params: Params, target: Target, ctx: RunConte
         except PgtenderError as exc:
             result = TargetResult(target=target.name, error=exc)
         except psycopg.Error as exc:
-            error = InfrastructureError(f"database error: {type(exc).__name__}: {one_line(str(exc))}")
+            error = db.refused(exc) or InfrastructureError(
+                f"database error: {type(exc).__name__}: {one_line(str(exc))}"
+            )
             result = TargetResult(target=target.name, error=error)
         except Exception as exc:
             log.exception("unexpected error")
@@ -277,18 +289,41 @@ def _locked(
         job=spec.name, flow_run_id=flow_run_id, operation_id=str(op.operation_id)
     ):
         try:
+            run.take_fence()
             outcome: Outcome = plan.work(run)
             run.check_lock()
         except DataProblem as exc:  # raised deep inside (a count that did not add up)
             outcome = ProblemsFound(
                 findings=[one_line(str(exc))], summary=f"{spec.name} stopped on a problem"
             )
-        except PgtenderError as exc:
+        except LockLost as exc:
             _finish(run, conn, LEDGER[kind_of(exc)], str(exc))
             raise
+        except Interrupted as exc:
+            if not ctx.stop.is_set():
+                _finish(run, conn, Status.INTERRUPTED, str(exc))
+                raise
+            # the line says what the whole run did (the steps' own errors say it per step)
+            stopped = Interrupted(
+                f"{spec.name} stopped at a safe point on SIGTERM; done: {run.done_so_far()}"
+            )
+            _finish(run, conn, Status.INTERRUPTED, str(stopped))
+            raise stopped from None
+        except PgtenderError as exc:
+            # a statement the run taking over cancelled, a session ended: the lost lock says why
+            # (a database that cannot be reached says so itself)
+            lost = None if isinstance(exc, DatabaseUnavailable) else run.lost_lock()
+            _finish(run, conn, LEDGER[kind_of(lost or exc)], str(lost or exc))
+            if lost is not None:
+                raise lost from None
+            raise
         except psycopg.Error as exc:
-            error = InfrastructureError(f"database error: {type(exc).__name__}: {one_line(str(exc))}")
-            _finish(run, conn, Status.FAILED, str(error))
+            error = (
+                run.lost_lock()
+                or db.refused(exc)
+                or InfrastructureError(f"database error: {type(exc).__name__}: {one_line(str(exc))}")
+            )
+            _finish(run, conn, LEDGER[kind_of(error)], str(error))
             raise error from None
         except BaseException as exc:
             interrupted = (
@@ -297,6 +332,9 @@ def _locked(
             status = Status.INTERRUPTED if interrupted else Status.FAILED
             _finish(run, conn, status, f"{type(exc).__name__}: {one_line(str(exc))}")
             raise
+        finally:
+            with suppress(psycopg.Error):  # the session is gone: its fences stay, fenced off
+                run.release_fence()
     message = outcome.message if isinstance(outcome, ProblemsFound | Skipped) else None
     _finish(run, conn, LEDGER[outcome.kind], message)
     return (

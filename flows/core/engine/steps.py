@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import psycopg
 import structlog
 
+from flows.core import db
 from flows.core.errors import DatabaseUnavailable, InfrastructureError, PgtenderError
 
 if TYPE_CHECKING:
@@ -99,6 +100,9 @@ def step(
 def as_known(exc: psycopg.Error) -> PgtenderError:
     """A database error as pgtender's own, one line: a lost connection stays transient."""
     line = " ".join(str(exc).split()) or type(exc).__name__
+    refused = db.refused(exc)
+    if refused is not None:
+        return refused
     if is_transient(exc):
         return DatabaseUnavailable(f"database connection lost: {type(exc).__name__}: {line}")
     return InfrastructureError(f"database error: {type(exc).__name__}: {line}")

@@ -10,7 +10,6 @@ Environment (pydantic-settings, prefix ``PGTENDER_``):
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -29,7 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flows.core import masking
+from flows.core import masking, operator_files
 from flows.core.errors import ConfigError
 from flows.core.policy.alerts import AlertsPolicy
 from flows.core.policy.archives import join
@@ -279,14 +278,7 @@ def load_policy(path: Path | None) -> Policy:
     """Read and validate the TOML policy file; ``None`` means all defaults."""
     if path is None:
         return Policy()
-    try:
-        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    raw = operator_files.read_toml(path, what="config file")  # at most 1 MB, 32 levels deep
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as exc:

@@ -1,0 +1,2 @@
+DROP TABLE pgtender_fences;
+DROP SEQUENCE pgtender_fence_tokens;
