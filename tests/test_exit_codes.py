@@ -140,7 +140,9 @@ def test_a_webhook_whose_variable_is_unset_is_bad_input(
         == f"health: bad input: alerts channel 'oncall': environment variable {variable} is not set"
     )
     with migrated_db.connect() as conn:  # nothing ran: the refusal is on the ledger, as rejected
-        assert conn.execute("SELECT job, status FROM pgtender_operations").fetchall() == [("health", "rejected")]
+        assert conn.execute("SELECT job, status FROM pgtender_operations").fetchall() == [
+            ("health", "rejected")
+        ]
 
 
 @pytest.mark.parametrize("command", [["serve"], ["alerts", "apply"], ["up", "--once"], ["run", "views"]])
