@@ -49,68 +49,85 @@ def create_partitions(
     partition committed (the run's ledger row counts it)."""
     if not planned:
         return []
-    label = f"{target.schema}.{target.name}"
-    shape = shape or read_shape(conn, target)
+    creator = _Creator(
+        conn, target, shape or read_shape(conn, target), retry=retry, log=log, done_one=done_one
+    )
     rescue = [p for p in planned if p.default_rows > 0 and target.default is not None]
-    empty = [p for p in planned if p not in rescue]
-    done: list[tuple[str, int]] = []
     failure: PgtenderError | None = None
     for p in rescue:
         check()
         try:
-            moved = run_locked(
-                conn,
-                lambda c, p=p: rescue_step(c, target, shape, p),  # type: ignore[misc]
-                retry=retry,
-                what=f"rescue DEFAULT rows of {label} into {p.name}",
-                log=log,
-            )
+            default_rows -= creator.rescue(p)
         except PgtenderError as exc:
             failure = exc
             break
-        if moved is not None:
-            done.append((p.name, moved))
-            done_one(p.name, moved)
-            default_rows -= moved
-    for batch in empty_batches(empty, default_rows):
+    for batch in empty_batches([p for p in planned if p not in rescue], default_rows):
         check()
-        try:
-            try:
-                names = run_locked(
-                    conn,
-                    lambda c, b=batch: create_empty(c, target, shape, b),  # type: ignore[misc]
-                    retry=retry,
-                    what=f"create partitions of {label}",
-                    log=log,
-                )
-            except CONFLICTS:  # another session created one of them first: look, then go on
-                names = run_locked(
-                    conn,
-                    lambda c, b=batch: create_empty(c, target, shape, b, recheck=True),  # type: ignore[misc]
-                    retry=retry,
-                    what=f"create partitions of {label}",
-                    log=log,
-                )
-        except psycopg.errors.CheckViolation:
-            # Rows for one of these ranges reached DEFAULT after the plan: move them step by step.
-            names = []
-            for p in batch:
-                moved = run_locked(
-                    conn,
-                    lambda c, p=p: rescue_step(c, target, shape, p),  # type: ignore[misc]
-                    retry=retry,
-                    what=f"rescue DEFAULT rows of {label} into {p.name}",
-                    log=log,
-                )
-                if moved is not None:
-                    done.append((p.name, moved))
-                    done_one(p.name, moved)
-        done += [(n, 0) for n in names]
-        for n in names:
-            done_one(n, 0)
+        creator.create(batch)
     if failure is not None:
         raise failure
-    return done
+    return creator.done
+
+
+class _Creator:
+    """One table's partitions, one transaction each (``run_locked``), counted as they commit."""
+
+    def __init__(
+        self,
+        conn: Conn,
+        target: Target,
+        shape: Shape,
+        *,
+        retry: DdlRetry,
+        log: Any,
+        done_one: Callable[[str, int], None],
+    ) -> None:
+        self.conn, self.target, self.shape, self.retry, self.log = conn, target, shape, retry, log
+        self.label = f"{target.schema}.{target.name}"
+        self.done_one = done_one
+        self.done: list[tuple[str, int]] = []
+
+    def _committed(self, name: str, moved: int) -> None:
+        self.done.append((name, moved))
+        self.done_one(name, moved)
+
+    def rescue(self, p: Planned) -> int:
+        """Move ``p``'s rows out of DEFAULT into its new partition; the rows moved."""
+        moved = run_locked(
+            self.conn,
+            lambda c: rescue_step(c, self.target, self.shape, p),
+            retry=self.retry,
+            what=f"rescue DEFAULT rows of {self.label} into {p.name}",
+            log=self.log,
+        )
+        if moved is None:  # another session covered the range
+            return 0
+        self._committed(p.name, moved)
+        return moved
+
+    def _create_empty(self, batch: list[Planned], *, recheck: bool) -> list[str]:
+        return run_locked(
+            self.conn,
+            lambda c: create_empty(c, self.target, self.shape, batch, recheck=recheck),
+            retry=self.retry,
+            what=f"create partitions of {self.label}",
+            log=self.log,
+        )
+
+    def create(self, batch: list[Planned]) -> None:
+        """Create a batch of partitions with nothing to move, in one transaction."""
+        try:
+            try:
+                names = self._create_empty(batch, recheck=False)
+            except CONFLICTS:  # another session created one of them first: look, then go on
+                names = self._create_empty(batch, recheck=True)
+        except psycopg.errors.CheckViolation:
+            # Rows for one of these ranges reached DEFAULT after the plan: move them step by step.
+            for p in batch:
+                self.rescue(p)
+            return
+        for n in names:
+            self._committed(n, 0)
 
 
 @dataclass
@@ -165,7 +182,6 @@ def maintain_table(
         observed = look(conn, [target], retry=retry, dry_run=dry_run, log=log)[target.oid]
         ready = Ready(target, observed, plan_table(target, observed.children, observed.buckets, now))
     observed, plan, shape = ready.observed, ready.plan, ready.shape
-    children = observed.children
     result = TableResult(
         table=target.name,
         schema=target.schema,
@@ -180,19 +196,7 @@ def maintain_table(
         default_busy=observed.default_busy,
     )
     if dry_run:
-        if observed.default_busy:
-            log.warning("DEFAULT is locked by another session: its rows were not counted")
-        result.created = [p.name for p in plan.create]
-        result.rows_moved = sum(p.default_rows for p in plan.create)
-        result.default_rows = plan.default_rows - result.rows_moved
-        for p in plan.create:
-            log.info(
-                "would create partition", partition=p.name, lo=p.lo.isoformat(), rows_to_move=p.default_rows
-            )
-        result.horizon_days = horizon_days(
-            children + [Child(p.name, False, p.lo, p.hi) for p in plan.create], now
-        )
-        return result
+        return _planned_only(result, ready, now, log)
     created = create_partitions(
         conn,
         target,
@@ -204,6 +208,38 @@ def maintain_table(
         check=check,
         done_one=done_one,
     )
+    _account(result, created, ready, now, conn=conn, retry=retry, log=log)
+    return result
+
+
+def _planned_only(result: TableResult, ready: Ready, now: datetime, log: Any) -> TableResult:
+    """A dry run's result: what the plan would create and move, nothing changed."""
+    plan = ready.plan
+    if ready.observed.default_busy:
+        log.warning("DEFAULT is locked by another session: its rows were not counted")
+    result.created = [p.name for p in plan.create]
+    result.rows_moved = sum(p.default_rows for p in plan.create)
+    result.default_rows = plan.default_rows - result.rows_moved
+    for p in plan.create:
+        log.info("would create partition", partition=p.name, lo=p.lo.isoformat(), rows_to_move=p.default_rows)
+    result.horizon_days = horizon_days(
+        ready.observed.children + [Child(p.name, False, p.lo, p.hi) for p in plan.create], now
+    )
+    return result
+
+
+def _account(
+    result: TableResult,
+    created: list[tuple[str, int]],
+    ready: Ready,
+    now: datetime,
+    *,
+    conn: Conn,
+    retry: DdlRetry,
+    log: Any,
+) -> None:
+    """What the creation did: partitions, rows moved, the rows DEFAULT still holds, the horizon."""
+    target, plan, children = ready.target, ready.plan, ready.observed.children
     for name, moved in created:
         result.created.append(name)
         result.rows_moved += moved
@@ -231,7 +267,6 @@ def maintain_table(
         )
     if plan.conflicts:
         log.warning("ranges overlap existing partitions; not created", ranges=plan.conflicts)
-    return result
 
 
 def measurements(result: TableResult) -> list[metrics.Measurement]:
