@@ -89,7 +89,7 @@ def status(
     rows = []
     for t in each_target(target, lambda _line: None):
         with db.connect(
-            t.dsn, policy=t.policy.database, application_name="pgtender-cli", autocommit=True
+            t.dsn, policy=t.policy.database, application_name="pgtender-cli", autocommit=True, name=t.name
         ) as conn:
             rows += alerting.open_alerts(conn)
     if not rows:

@@ -158,7 +158,10 @@ class Run:
     def connection(self) -> Iterator[Conn]:
         """An autocommit connection to the target, from the process pool."""
         with db.pooled(
-            self.target.dsn, policy=self.policy.database, application_name=self.context.application_name
+            self.target.dsn,
+            policy=self.policy.database,
+            application_name=self.context.application_name,
+            name=self.target.name,
         ) as conn:
             yield conn
 
