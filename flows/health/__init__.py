@@ -213,18 +213,10 @@ def probes_step(job_run: Run) -> dict[str, Any]:
 
 @step("health-alerts", retries=0)
 def alerts_step(run: Run, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Pages for checks that started failing, resolves for those that cleared (nothing else)."""
+    """Record the checks that started failing or cleared: their pages and resolves are due, and go
+    out after the run (outside its lock: a slow receiver never holds the health lock)."""
     with run.connection() as conn:
-        sent = alerting.evaluate(
-            conn,
-            JOB,
-            alerts.observations(rows),
-            target=run.target.name,
-            policy=run.policy,
-            flow_run_id=run.flow_run_id,
-        )
-    alerting.log_deliveries(sent, job=JOB)
-    return alerting.counts(sent)
+        return alerting.record(conn, JOB, alerts.observations(rows), target=run.target.name)
 
 
 def health_run(run: Run) -> Outcome:
