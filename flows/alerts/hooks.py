@@ -16,7 +16,9 @@ Never raises: an alert that cannot be evaluated is a warning in the log, not a s
 
 from __future__ import annotations
 
-import httpx
+import os
+import sys
+
 import psycopg
 
 from flows.alerts import alerting, offline, outbox
@@ -77,8 +79,17 @@ def _in_database(finished: Finished, infra: str | None) -> list[Delivery]:
     return sent
 
 
+def _prefect_api() -> bool:
+    """Is there a Prefect API (without importing Prefect into a process that has not)?"""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    loaded = sys.modules.get("prefect.settings")
+    return loaded is not None and bool(loaded.PREFECT_API_URL.value())
+
+
 def _stores(finished: Finished) -> list[offline.Store]:
-    return offline.stores(finished.state_dir, shared=finished.flow_run_id is not None)
+    shared = finished.flow_run_id is not None or _prefect_api()
+    return offline.stores(finished.state_dir, shared=shared)
 
 
 def _unreachable(finished: Finished, infra: str) -> None:
@@ -94,7 +105,7 @@ def _unreachable(finished: Finished, infra: str) -> None:
                 error=infra,
                 flow_run_id=finished.flow_run_id,
             )
-        except (httpx.HTTPError, OSError, RuntimeError, ValueError) as exc:
+        except offline.STORE_ERRORS as exc:  # nothing was sent: the next store pages instead
             log.warning("alert state store unreachable, trying the next", error=" ".join(str(exc).split()))
             continue
         if sent is not None:
@@ -110,7 +121,7 @@ def _reachable(finished: Finished) -> None:
             sent = offline.resolve(
                 store, job=finished.job, target=finished.target.name, policy=finished.target.policy
             )
-        except (httpx.HTTPError, OSError, RuntimeError, ValueError) as exc:
+        except offline.STORE_ERRORS as exc:
             log.warning("alert state store unreachable", error=" ".join(str(exc).split()))
             continue
         if sent is not None:

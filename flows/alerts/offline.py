@@ -30,11 +30,16 @@ from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
+import httpx
+
 from flows.alerts import channels
 from flows.alerts.notices import Delivery, Notice
 from flows.core import clock
 from flows.core.policy.settings import Policy
 
+# What a store raises when it cannot be reached or answers badly (the Prefect client: httpx errors,
+# ValueError for a malformed answer, RuntimeError when no API is configured; the file: OSError).
+STORE_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, OSError, RuntimeError, ValueError)
 LEASE_SECONDS = 60  # Prefect's shortest lease; a hold lasts one delivery (channels x their deadline)
 WAIT_SECONDS = 120.0  # for another worker's hold to end
 
@@ -193,7 +198,8 @@ def _notice(event: str, job: str, target: str, policy: Policy, **fields: Any) ->
 def page(
     store: Store, *, job: str, target: str, policy: Policy, error: str, flow_run_id: str | None
 ) -> Delivery | None:
-    """The database of ``target`` is unreachable: page once per outage (None: already paged)."""
+    """The database of ``target`` is unreachable: page once per outage (None: already paged).
+    Raises one of ``STORE_ERRORS`` only before anything was sent (another store may be tried)."""
     chans = list(policy.alerts.channels)
     if not chans:
         return None
@@ -217,7 +223,8 @@ def page(
         )
         attempt = channels.deliver(notice, chans, from_address=policy.report.from_address)
         if attempt.accepted:
-            store.put(job, target, {"state": "sent", "since": since})  # marked after
+            with contextlib.suppress(*STORE_ERRORS):  # not marked: the next run sends it once more
+                store.put(job, target, {"state": "sent", "since": since})  # marked after
     return Delivery(notice, bool(attempt.accepted), tuple(attempt.accepted))
 
 
