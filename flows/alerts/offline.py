@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import json
 import random
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -33,21 +34,33 @@ from uuid import UUID
 import httpx
 
 from flows.alerts import channels
-from flows.alerts.notices import Delivery, Notice
+from flows.alerts.notices import Delivery, Event, Notice
 from flows.core import clock
 from flows.core.policy.settings import Policy
 
 # What a store raises when it cannot be reached or answers badly (the Prefect client: httpx errors,
 # ValueError for a malformed answer, RuntimeError when no API is configured; the file: OSError).
 STORE_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, OSError, RuntimeError, ValueError)
-LEASE_SECONDS = 60  # Prefect's shortest lease; a hold lasts one delivery (channels x their deadline)
+LEASE_SECONDS = 60  # Prefect's shortest lease; a hold lasts one delivery (``_hold_seconds``)
 WAIT_SECONDS = 120.0  # for another worker's hold to end
+# Every run of every target asks "is an outage of mine recorded?": one listing of the recorded
+# outages answers a whole sweep (a few seconds stale at most: a resolve then waits one run).
+LISTING_SECONDS = 10.0
+_PREFIX = "pgtender_unreachable__"
+_listing: dict[str, tuple[float, frozenset[str]]] = {}  # API URL -> (valid until, variable names)
+_listing_lock = threading.Lock()
 
 
 class Store(Protocol):
     """Where the unreachable targets' alert state lives, and the lock that serializes it."""
 
-    def hold(self, target: str) -> contextlib.AbstractContextManager[None]: ...
+    def recorded(self, job: str, target: str) -> bool:
+        """Cheap: False when no state of (job, target) is recorded (``get`` is the truth)."""
+        ...
+
+    def hold(self, target: str, seconds: float) -> contextlib.AbstractContextManager[None]:
+        """Held by one process at a time, for at most ``seconds`` (then another may take it)."""
+        ...
 
     def get(self, job: str, target: str) -> dict[str, str] | None: ...
 
@@ -63,7 +76,7 @@ class FileStore:
         self.path = state_dir / "alerts" / "unreachable.json"
 
     @contextlib.contextmanager
-    def hold(self, target: str) -> Iterator[None]:
+    def hold(self, target: str, seconds: float) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with (self.path.parent / ".unreachable.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -94,6 +107,9 @@ class FileStore:
     def get(self, job: str, target: str) -> dict[str, str] | None:
         return self._all().get(f"{target}/job.{job}")
 
+    def recorded(self, job: str, target: str) -> bool:
+        return self.path.exists() and self.get(job, target) is not None
+
     def put(self, job: str, target: str, value: dict[str, str]) -> None:
         data = self._all()
         data[f"{target}/job.{job}"] = value
@@ -110,18 +126,36 @@ class PrefectStore:
 
     @staticmethod
     def variable(job: str, target: str) -> str:
-        return f"pgtender_unreachable__{job}__{target}"
+        return f"{_PREFIX}{job}__{target}"
+
+    def recorded(self, job: str, target: str) -> bool:
+        """From one listing of every recorded outage, shared by the process for a few seconds."""
+        from prefect.client.orchestration import get_client  # noqa: PLC0415
+        from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+
+        api = str(PREFECT_API_URL.value() or "")
+        with _listing_lock:
+            cached = _listing.get(api)
+        if cached is None or cached[0] <= time.monotonic():
+            body = {"variables": {"name": {"like_": f"{_PREFIX}%"}}, "limit": 200}
+            with get_client(sync_client=True) as client:
+                found = client.request("POST", "/variables/filter", json=body).json()
+            names = frozenset(str(v["name"]) for v in found if str(v["name"]).startswith(_PREFIX))
+            cached = (time.monotonic() + LISTING_SECONDS, names)
+            with _listing_lock:
+                _listing[api] = cached
+        return self.variable(job, target) in cached[1]
 
     @staticmethod
     def limit(target: str) -> str:
         return f"pgtender-alerts-{target}"
 
     @contextlib.contextmanager
-    def hold(self, target: str) -> Iterator[None]:
+    def hold(self, target: str, seconds: float) -> Iterator[None]:
         from prefect.client.orchestration import get_client  # noqa: PLC0415 - only under Prefect
 
         with get_client(sync_client=True) as client:
-            lease = _acquire(client, self.limit(target))
+            lease = _acquire(client, self.limit(target), max(LEASE_SECONDS, seconds))
             try:
                 yield
             finally:
@@ -142,6 +176,7 @@ class PrefectStore:
         from prefect.exceptions import ObjectAlreadyExists  # noqa: PLC0415
 
         name = self.variable(job, target)
+        _forget_listing()
         with get_client(sync_client=True) as client:
             try:
                 client.create_variable(VariableCreate(name=name, value=value, tags=["pgtender"]))
@@ -152,11 +187,17 @@ class PrefectStore:
         from prefect.client.orchestration import get_client  # noqa: PLC0415
         from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
 
+        _forget_listing()
         with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
             client.delete_variable_by_name(self.variable(job, target))
 
 
-def _acquire(client: Any, name: str) -> UUID:
+def _forget_listing() -> None:
+    with _listing_lock:
+        _listing.clear()
+
+
+def _acquire(client: Any, name: str, lease_seconds: float) -> UUID:
     """One slot of the limit ``name`` (created with one slot when missing), with a lease."""
     import httpx  # noqa: PLC0415
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate  # noqa: PLC0415
@@ -166,7 +207,7 @@ def _acquire(client: Any, name: str) -> UUID:
     while True:
         try:
             response = client.increment_concurrency_slots_with_lease(
-                names=[name], slots=1, mode="concurrency", lease_duration=LEASE_SECONDS
+                names=[name], slots=1, mode="concurrency", lease_duration=lease_seconds
             )
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code != 423 or time.monotonic() >= ends:  # 423: another worker holds it
@@ -180,10 +221,10 @@ def _acquire(client: Any, name: str) -> UUID:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
 
 
-def _notice(event: str, job: str, target: str, policy: Policy, **fields: Any) -> Notice:
+def _notice(event: Event, job: str, target: str, policy: Policy, **fields: Any) -> Notice:
     now = clock.now()
     return Notice(
-        event="page" if event == "page" else "resolve",
+        event=event,
         target=target,
         check_name=f"job.{job}",
         subject="",
@@ -195,6 +236,11 @@ def _notice(event: str, job: str, target: str, policy: Policy, **fields: Any) ->
     )
 
 
+def _hold_seconds(policy: Policy) -> float:
+    """One delivery on every channel (each bounded by its deadline) and the reads and writes around it."""
+    return sum(c.timeout_seconds for c in policy.alerts.channels) + 30
+
+
 def page(
     store: Store, *, job: str, target: str, policy: Policy, error: str, flow_run_id: str | None
 ) -> Delivery | None:
@@ -203,7 +249,7 @@ def page(
     chans = list(policy.alerts.channels)
     if not chans:
         return None
-    with store.hold(target):
+    with store.hold(target, _hold_seconds(policy)):
         state = store.get(job, target)
         if state is not None and state.get("state") == "sent":
             return None
@@ -230,9 +276,9 @@ def page(
 
 def resolve(store: Store, *, job: str, target: str, policy: Policy) -> Delivery | None:
     """``target`` answered again: resolve its outage page (None: there was none to resolve)."""
-    if store.get(job, target) is None:  # the usual run: one read
+    if not store.recorded(job, target):  # the usual run: nothing recorded (one listing a sweep)
         return None
-    with store.hold(target):
+    with store.hold(target, _hold_seconds(policy)):
         state = store.get(job, target)
         if state is None:
             return None
