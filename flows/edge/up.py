@@ -13,7 +13,6 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from flows.core import db, migrations
 from flows.core.engine import verdicts
 from flows.core.logs import get_logger
-from flows.core.masking import mask_secrets
 from flows.core.policy import settings
 from flows.edge.embedded import embedded_dsn, stop_embedded
 
@@ -44,8 +43,10 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
             stack.callback(_stopped, "embedded PostgreSQL", stop_embedded, current.state_dir)
             typer.echo(f"database: embedded PostgreSQL under {current.state_dir / 'postgres'}")
         else:
-            typer.echo(f"database: {mask_secrets(dsn)}")
-        with db.connect(dsn, policy=policy.database, application_name="pgtender-up", autocommit=True) as conn:
+            typer.echo("database: target 'default' (PGTENDER_DATABASE_URL)")  # named, never located
+        with db.connect(
+            dsn, policy=policy.database, application_name="pgtender-up", autocommit=True, name="default"
+        ) as conn:
             steps = migrations.migrate(conn)
             typer.echo(
                 f"migrations: {len(steps)} applied, database at version {migrations.discover()[-1].version}"
