@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 import psycopg
 
@@ -26,16 +27,18 @@ from flows.alerts.notices import Delivery
 from flows.core import db
 from flows.core.engine import Finished
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
+from flows.core.ledger import Abandoned
 from flows.core.logs import get_logger
 
 
-def _crash_line(finished: Finished) -> str | None:
-    if not finished.abandoned:
+def crash_line(job: str, abandoned: Sequence[Abandoned]) -> str | None:
+    """What a crash page says: the (first) dead run of ``job``, when it started, who found it."""
+    if not abandoned:
         return None
-    gone = finished.abandoned[0]
-    more = f" (+{len(finished.abandoned) - 1} more)" if len(finished.abandoned) > 1 else ""
+    gone = abandoned[0]
+    more = f" (+{len(abandoned) - 1} more)" if len(abandoned) > 1 else ""
     return (
-        f"the {finished.job} run started {gone.started_at.isoformat(timespec='seconds')} crashed"
+        f"the {job} run started {gone.started_at.isoformat(timespec='seconds')} crashed"
         f" (its process or worker died){more}: {gone.reason}"
     )
 
@@ -69,7 +72,7 @@ def _in_database(finished: Finished, infra: str | None) -> list[Delivery]:
     with db.pooled(
         target.dsn, policy=target.policy.database, application_name="pgtender-alerts", name=target.name
     ) as conn:
-        crash = _crash_line(finished)
+        crash = crash_line(job, finished.abandoned)
         if crash is not None and infra is None:  # page the crash once (now: this run resolves it next)
             sent += alerting.infrastructure(
                 conn, job, crash, target=target.name, policy=target.policy, flow_run_id=finished.flow_run_id
