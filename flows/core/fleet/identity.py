@@ -7,9 +7,10 @@ fixed at initdb) and the database's oid name one database on one cluster, howeve
 
 Cost: one connection and one query per target, all targets at once (a thread each, up to
 ``PARALLEL``), once per URL per process for ``CACHE_SECONDS`` (a served process sweeps every few
-minutes: it asks again only after that). A target that cannot be reached, or a role not allowed to
-read ``pg_control_system``, is not identified (its run says why it fails); a replica is not either
-(it writes nothing, so it conflicts with nothing, and it shares its primary's identity).
+minutes: it asks again only after that; a URL that did not answer, after a minute). A target that
+cannot be reached, or a role not allowed to read ``pg_control_system``, is not identified (its run
+says why it fails); a replica is not either (it writes nothing, so it conflicts with nothing, and
+it shares its primary's identity).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from flows.core.db import load_sql
 
 PARALLEL = 16
 CACHE_SECONDS = 600.0
+UNREACHABLE_CACHE_SECONDS = 60.0  # a target that did not answer is asked again after this
 CONNECT_TIMEOUT_SECONDS = 5
 
 Identity = tuple[str, int]  # (system identifier, database oid)
@@ -49,8 +51,10 @@ def _ask(dsn: str) -> Identity | None:
             prepare_threshold=None,
         ) as conn:
             row = conn.execute(load_sql("queries/fleet/identity.sql")).fetchone()
-    except psycopg.Error:
-        return None  # unreachable or not allowed: not identified (not cached: asked again next time)
+    except psycopg.Error:  # unreachable or not allowed: not identified, asked again in a minute
+        with _cache_lock:
+            _cache[dsn] = (time.monotonic() + UNREACHABLE_CACHE_SECONDS, None)
+        return None
     found: Identity | None = None
     if row is not None and row[0] is not None and row[1] is not None and not row[2]:
         found = (str(row[0]), int(row[1]))
