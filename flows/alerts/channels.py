@@ -12,6 +12,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx
+
 from flows.alerts import blocks, http
 from flows.alerts.notices import Notice
 from flows.alerts.senders import pagerduty_events, sender
@@ -36,7 +38,7 @@ def send(channel: Channel, notice: Notice, *, from_address: str = "pgtender@loca
         sender(channel).send(notice, from_address=from_address)
     except http.PostFailed as exc:
         raise DeliveryFailed(_one_line(exc)) from None
-    except (OSError, ValueError, PgtenderError) as exc:
+    except (httpx.HTTPError, OSError, ValueError, PgtenderError) as exc:  # httpx: a block from Prefect
         raise DeliveryFailed(f"{type(exc).__name__}: {_one_line(exc)}") from None
 
 
