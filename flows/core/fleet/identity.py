@@ -36,12 +36,19 @@ _cache: dict[str, tuple[float, Identity | None]] = {}
 _cache_lock = threading.Lock()
 
 
-def _ask(dsn: str) -> Identity | None:
-    """The identity of a primary's database; None for a replica or a database that cannot tell."""
+def _cached(dsn: str) -> tuple[bool, Identity | None]:
     with _cache_lock:
         cached = _cache.get(dsn)
     if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
+        return True, cached[1]
+    return False, None
+
+
+def _ask(dsn: str) -> Identity | None:
+    """The identity of a primary's database; None for a replica or a database that cannot tell."""
+    known, found_before = _cached(dsn)
+    if known:
+        return found_before
     try:
         with psycopg.connect(
             dsn,
@@ -69,8 +76,12 @@ def identify(dsns: Sequence[str]) -> list[Identity | None]:
         return []
     for dsn in dsns:
         masking.register_dsn(dsn)
-    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(dsns)), thread_name_prefix="identity") as pool:
-        return list(pool.map(_ask, dsns))
+    missing = [d for d in dsns if not _cached(d)[0]]
+    if missing:  # only the URLs not asked lately, all at once
+        workers = min(PARALLEL, len(missing))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="identity") as pool:
+            list(pool.map(_ask, missing))
+    return [_ask(d) for d in dsns]
 
 
 def forget() -> None:
