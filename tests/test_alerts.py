@@ -25,6 +25,8 @@ from flows.core import db
 from flows.core.policy.alerts import AlertsPolicy, SlackChannel, WebhookChannel
 from flows.edge.cli import main
 from tests.conftest import Database
+from tests.fleet_fixtures import BASE, NAMES, Fleet
+from tests.test_report import free_port
 
 
 def _policy() -> Any:
@@ -32,9 +34,6 @@ def _policy() -> Any:
 
     return settings.current_policy()
 
-
-from tests.fleet_fixtures import BASE, NAMES, Fleet
-from tests.test_report import free_port
 
 SECRET = "s3cr3t-hook-token-4242"
 
