@@ -38,18 +38,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from psycopg import conninfo, sql
 
-from flows import backfill, capacity, quality
+from flows import capacity, quality
 from flows.core import clock, db, migrations
+from flows.core.engine import ReplayContext
 from flows.core.policy import settings
-from flows.core.replay import ReplayContext
 from flows.core.telemetry import disable_telemetry
+from flows.registry import REGISTRY
 
 
 def sql_work(dsn: str, days: list[date], policy: settings.Policy) -> float:
     """The plain cores only, one connection: what a backfill has to do in the database."""
     started = time.perf_counter()
     with db.connect(dsn, autocommit=True) as conn:
-        ctx = ReplayContext(policy=policy, now=clock.db_now(conn))
+        ctx = ReplayContext(
+            policy=policy, now=clock.db_now(conn), state_dir=settings.load_settings().state_dir, dsn=dsn
+        )
         for day in days:
             quality.replay(conn, day, ctx)
             capacity.replay(conn, day, ctx)
@@ -63,7 +66,9 @@ def flow_run(dsn: str, start: date, end: date) -> tuple[float, dict[str, Any]]:
     # results table was small, and the quality writes slow down run after run.
     db.close_pools()
     started = time.perf_counter()
-    state = backfill.backfill_flow(
+    from flows.edge.flows import flow_for
+
+    state = flow_for(REGISTRY.get("backfill"))(
         start=start.isoformat(),
         end=end.isoformat(),
         jobs=["quality", "capacity"],

@@ -10,14 +10,14 @@ land in ~/.prefect), starts `pgtender up` there (demo data, a local Prefect serv
 deployment served), and a second runner beside it serving one empty flow with the same polling
 interval. Then, alternating, each a fresh process timed from spawn to exit:
 
-  health   `pgtender run health`: finds the recorded API, submits a run of health/health, streams
-           its logs, exits with its code
-  empty    a process that imports the same client (flows.edge.dispatch) and submits a run of the
-           empty deployment, following it the same way (polling its state and logs)
+  health   `pgtender run health`: finds the recorded API, submits a run of health/health, follows
+           it to its end, prints its outcome once, exits with its code
+  empty    a process that submits a run of the empty deployment through the same client code
+           (``flows.edge.dispatch.through_deployment``) and follows it the same way
 
 ratio = median(health) / median(empty); target <= 1.5. After `up` is stopped:
 
-  plain    `pgtender run health` with no server running (one line, then the plain core)
+  plain    `pgtender run health` with no server running (the engine here, no Prefect)
 
 Absolute times are printed too; the machine is shared, so the medians of --repeat rounds count.
 """
@@ -37,7 +37,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -67,30 +66,25 @@ def serve_empty() -> None:
 
 
 def submit_empty() -> None:
-    """What `pgtender run` does, for the empty deployment: submit, follow state and logs, exit."""
+    """What `pgtender run` does, for the empty deployment: submit, follow it to its end, exit."""
+    from flows.core.engine import Kind
     from flows.edge import dispatch
 
-    with dispatch._api(os.environ["BENCH_API_URL"]):
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-        from prefect.client.schemas.sorting import LogSort
-        from prefect.deployments import run_deployment
+    with dispatch.using_api(os.environ["BENCH_API_URL"]):
+        verdict = dispatch.through_deployment("empty", {})  # the deployment empty/empty
+    print(verdict.text("empty"))
+    sys.exit(0 if verdict.kind is Kind.DONE else 3)
 
-        run: Any = run_deployment("empty/empty", timeout=0, as_subflow=False)
-        seen = 0
-        ended_at = None
-        with get_client(sync_client=True) as client:
-            log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id]))
-            while True:
-                logs = client.read_logs(log_filter=log_filter, sort=LogSort.TIMESTAMP_ASC, offset=seen)
-                seen += len(logs)
-                state = client.read_flow_run(run.id).state
-                if state is not None and state.is_final():
-                    ended_at = ended_at or time.monotonic()
-                    if not logs and time.monotonic() - ended_at >= 1.0:
-                        break
-                time.sleep(0.3)
-    sys.exit(0 if state is not None and state.is_completed() else 3)
+
+def _outcome(out: str) -> str:
+    """The command's outcome line: its last line (the logs come before it)."""
+    lines = out.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def _through_the_server(outcome: str) -> bool:
+    """The outcome of a run that went through the server names its flow run."""
+    return outcome.startswith("health: ") and ("[flow run " in outcome or "run already going" in outcome)
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
@@ -181,7 +175,7 @@ def main() -> None:
         submit_env = {**env, "BENCH_API_URL": api_url, "PREFECT_HOME": str(state_dir / "prefect")}
         for i in range(args.repeat + 1):  # round 0 warms the server's caches; not counted
             t_health, rc, out = _timed([PGTENDER, "run", "health"], env)
-            if "submitted health/health" not in out:
+            if not _through_the_server(_outcome(out)):
                 raise SystemExit(f"pgtender run health did not go through the server:\n{out}")
             t_empty, rc_empty, out_empty = _timed([sys.executable, __file__, "--submit-empty"], submit_env)
             if rc_empty != 0:
@@ -201,8 +195,9 @@ def main() -> None:
     try:
         for i in range(args.repeat):
             t_plain, rc, out = _timed([PGTENDER, "run", "health"], env)
-            if "no pgtender server is running" not in out:
-                raise SystemExit(f"expected the plain path:\n{out}")
+            outcome = _outcome(out)
+            if not outcome.startswith("health: ") or _through_the_server(outcome):
+                raise SystemExit(f"expected the plain path (no flow run):\n{out}")
             times["plain"].append(t_plain)
             print(f"plain {i + 1}: {t_plain:.2f} s (exit {rc})")
         leaked = (home / ".prefect").exists()

@@ -38,9 +38,12 @@ from psycopg import conninfo, sql
 
 from flows import health, views
 from flows.core import clock, db, migrations
-from flows.core.policy import settings
 from flows.core.logs import configure_logging
-from flows.core.schedules import SCHEDULES
+from flows.core.policy import settings
+from flows.registry import REGISTRY
+
+# job -> cron of every scheduled job: what the watchdog probe reads (the default policy's schedules)
+SCHEDULES = {job: s.cron for job, s in REGISTRY.schedules(settings.Policy()).items()}
 
 
 def p95(samples: list[float]) -> float:

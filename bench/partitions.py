@@ -7,14 +7,14 @@
    horizon (``--months`` more partitions each, 450 in all):
      - pg_partman ``CALL partman.run_maintenance_proc()`` (premake raised, infinite_time_partitions on)
      - hand-written ``CREATE TABLE … PARTITION OF``, one transaction per table
-     - pgtender ``partitions.run_once`` (the flow's work without Prefect: advisory lock, catalog,
-       LIKE + ATTACH per partition under lock_timeout, metrics)
+     - pgtender ``partitions.maintain_all`` (the job's work in one call, no Prefect, no lock or
+       ledger: catalog, LIKE + ATTACH per partition under lock_timeout, metrics)
    then each one's no-op pass (nothing left to create). Median seconds of ``--trials`` fresh clones.
 2. Writer impact: single-row inserts on their own connection into one of the tables; latency
    p50/p95/p99/max while idle, while pgtender passes run back to back with nothing to do, during
    pgtender creation passes (150 partitions each) and during the same creation with
    ``CREATE TABLE … PARTITION OF``.
-3. ``--prefect``: a no-op ``partitions`` flow run vs ``run_once`` and vs an empty flow run (Prefect's
+3. ``--prefect``: a no-op ``partitions`` flow run vs ``maintain_all`` and vs an empty flow run (Prefect's
    own cost); pgtender's part over the core from the run's ledger row.
 
 pg_partman comes from Debian's ``postgresql-15-partman`` (installed with apt-get when missing and
@@ -115,7 +115,7 @@ def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms:
     try:
         setup_plain(db, n_tables)
         with psycopg.connect(dsn(db), autocommit=True) as c:
-            partitions.run_once(c, policy(n_tables, 1))  # steady state
+            partitions.maintain_all(c, policy(n_tables, 1))  # steady state
             writer = Writer(db, table_name(0))
             writer.start()
             sampler = LockWaitSampler(db, writer)
@@ -129,7 +129,7 @@ def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms:
             t_end = time.monotonic() + seconds
             passes = 0
             while time.monotonic() < t_end:
-                partitions.run_once(c, steady)
+                partitions.maintain_all(c, steady)
                 passes += 1
             writer.phase = None
             # The same passes at a cadence (one a second) instead of back to back: on 2 cores a
@@ -140,7 +140,7 @@ def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms:
             paced = 0
             while time.monotonic() < t_end:
                 started = time.monotonic()
-                partitions.run_once(c, steady)
+                partitions.maintain_all(c, steady)
                 paced += 1
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
             writer.phase = None
@@ -150,7 +150,7 @@ def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms:
                 premake += 3
                 pol = policy(n_tables, premake).model_copy(update={"lock_timeout_ms": lock_timeout_ms})
                 writer.phase = "pgtender creation (LIKE+ATTACH)"
-                creation_time += timed(lambda pol=pol: partitions.run_once(c, pol))  # type: ignore[misc]
+                creation_time += timed(lambda pol=pol: partitions.maintain_all(c, pol))  # type: ignore[misc]
                 writer.phase = None
             offset = premake + 1
             partition_of_time = 0.0
@@ -212,10 +212,10 @@ def writer_impact(template: str, n_tables: int, seconds: float, lock_timeout_ms:
 
 def prefect_cost(template: str, n_tables: int, runs: int) -> dict[str, Any]:
     """One no-op ``partitions`` flow run over ``n_tables`` tables against the same work without Prefect
-    (``run_once``) and an empty flow run on the same server, interleaved; the run's own time is its
+    (``maintain_all``) and an empty flow run on the same server, interleaved; the run's own time is its
     ledger row (start to finish: the catalog, the DEFAULT counts, the task run, every table, the
     metrics insert). Prefect's fixed cost of a flow run is the empty flow's; pgtender's part over
-    the core is the ledger time minus ``run_once``."""
+    the core is the ledger time minus ``maintain_all``."""
     import tempfile
 
     from prefect import flow
@@ -238,9 +238,9 @@ def prefect_cost(template: str, n_tables: int, runs: int) -> dict[str, Any]:
         os.environ["PGTENDER_CONFIG"] = str(config)
         os.environ["PGTENDER_DATABASE_URL"] = dsn(database)
         with psycopg.connect(dsn(database), autocommit=True) as c:
-            partitions.run_once(c, policy(n_tables, 1))
+            partitions.maintain_all(c, policy(n_tables, 1))
             core = statistics.median(
-                timed(lambda: partitions.run_once(c, policy(n_tables, 1))) for _ in range(runs)
+                timed(lambda: partitions.maintain_all(c, policy(n_tables, 1))) for _ in range(runs)
             )
 
         @flow(name="empty")
@@ -248,8 +248,10 @@ def prefect_cost(template: str, n_tables: int, runs: int) -> dict[str, Any]:
             return 0
 
         with prefect_test_harness(server_startup_timeout=120):
-            from flows.partitions import partitions_flow
+            from flows.edge.flows import flow_for
+            from flows.registry import REGISTRY
 
+            partitions_flow = flow_for(REGISTRY.get("partitions"))
             partitions_flow()
             empty_flow()
             flow_times, empty_times = [], []
@@ -278,7 +280,7 @@ def prefect_cost(template: str, n_tables: int, runs: int) -> dict[str, Any]:
             f" (an empty flow run on the same server {out['empty_flow_s']:.3f} s: Prefect's own cost)"
         )
         print(
-            f"  the run itself (ledger start to finish) {run_s:.3f} s vs run_once {core:.3f} s:"
+            f"  the run itself (ledger start to finish) {run_s:.3f} s vs maintain_all {core:.3f} s:"
             f" pgtender's part over the core {out['over_core_s']:.3f} s"
         )
         return out

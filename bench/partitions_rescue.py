@@ -4,7 +4,7 @@ One table shaped like learning_events (4 indexes, a DEFAULT partition) holds ``r
 DEFAULT spread over 3 past months that have no partition. A reader on its own connection runs a
 dashboard query back to back — ``count(*)`` of the last hour, whose ``now()`` the planner cannot
 prune, so it locks every partition, DEFAULT included — first while nothing else runs (idle), then
-while ``partitions.run_once`` rescues the rows (one month per transaction). Printed and returned:
+while ``partitions.maintain_all`` rescues the rows (one month per transaction). Printed and returned:
 the reader's p50 / p95 / max in both phases and p95 rescue / idle (target <= 2x).
 """
 
@@ -85,7 +85,7 @@ def rescue_readers(
         time.sleep(seconds)
         reader.phase = "rescue"
         t0 = time.perf_counter()
-        results = partitions.run_once(conn, pol)
+        results = partitions.maintain_all(conn, pol)
         rescue_s = time.perf_counter() - t0
         reader.phase = None
         reader.stop.set()

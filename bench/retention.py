@@ -29,8 +29,8 @@ import psycopg
 import structlog
 from psycopg import conninfo, sql
 
-from flows.core.partitioning import catalog, intervals
 from flows.core.logs import get_logger
+from flows.core.partitioning import catalog, intervals
 from flows.core.policy.partitions import PartitionsPolicy, RetentionPolicy
 from flows.retention import partitioned
 

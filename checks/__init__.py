@@ -13,6 +13,18 @@ Adding an expectation = adding one line to the suite's module, e.g. in ``checks/
 
     not_null("user_id", mostly=0.99),
 
+Severity (like dbt tests' ``severity`` and Soda's fail/warn checks): an ``error`` expectation that
+does not pass fails its suite whatever the score; a ``warn`` one only lowers the score (the trend
+the weekly report draws). ``error`` is for the incidents a daily suite exists to catch, which a
+weighted average must never hide: the day's volume collapsed (the learned band, added by
+``Suite(volume=True)``), the feed is stale (:func:`fresh`), keys are duplicated (:func:`unique`,
+:func:`compound_unique`) or rows point at nothing (:func:`references`). Those helpers default to
+``error``; every other helper defaults to ``warn``, and a suite module that makes another one
+``error`` says why next to it. The policy can override any expectation's severity
+(``[quality.suites.<suite>] severity = {<key> = "warn"}``). GX 1.x carries the same notion
+(``FailureSeverity``: ``error`` is GX's ``critical``, ``warn`` its ``warning``), so the Data Docs'
+validation results carry it too.
+
 Importing this package does no work: no settings, no connection, no GX.
 """
 
@@ -25,6 +37,10 @@ from datetime import timedelta
 from typing import Any, Literal
 
 ParamName = Literal["now", "window_start", "window_end"]
+Severity = Literal["error", "warn"]
+ERROR: Severity = "error"
+WARN: Severity = "warn"
+SEVERITIES: tuple[Severity, ...] = (ERROR, WARN)
 
 
 @dataclass(frozen=True)
@@ -60,7 +76,9 @@ class Expectation:
     """One GX expectation of a suite.
 
     ``key`` names the check inside the suite (``data_quality_checks.check_name`` is
-    ``quality.<suite>.<key>``); ``type``/``kwargs`` are GX's; ``weight`` counts in the suite score.
+    ``quality.<suite>.<key>``); ``type``/``kwargs`` are GX's; ``weight`` counts in the suite score;
+    ``severity``: ``error`` fails the suite when the expectation does not pass, ``warn`` only
+    lowers the score.
     ``reference`` / ``where`` mark an ``unexpected_rows_expectation`` built by :func:`references` /
     :func:`rows_where` (GX runs ``SELECT * FROM {batch} WHERE <condition>``; pgtender counts the
     same condition in its fused scan).
@@ -73,6 +91,7 @@ class Expectation:
     reference: Reference | None = None
     where: str | None = None
     notes: str = ""
+    severity: Severity = WARN
 
 
 @dataclass(frozen=True)
@@ -82,7 +101,8 @@ class Suite:
     ``scope="window"``: rows whose ``time_column`` is in ``[window_start, window_end)`` (a
     half-open range the planner prunes to one partition). ``scope="as_of"``: every row with
     ``time_column < window_end`` (small reference tables such as ml_models).
-    ``volume``: add ``expect_table_row_count_to_be_between`` with a band learned from recent days.
+    ``volume``: add ``expect_table_row_count_to_be_between`` with a band learned from recent days
+    (key ``row_count_in_band``, severity ``error``: a collapsed or exploded day fails the suite).
     ``requires_rows``: an empty window fails the suite (otherwise it is skipped).
     """
 
@@ -102,23 +122,38 @@ def _kw(**kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def not_null(column: str, *, mostly: float | None = None, weight: float = 1.0, key: str = "") -> Expectation:
+def not_null(
+    column: str,
+    *,
+    mostly: float | None = None,
+    weight: float = 1.0,
+    key: str = "",
+    severity: Severity = WARN,
+) -> Expectation:
     return Expectation(
         key or f"{column}_not_null",
         "expect_column_values_to_not_be_null",
         _kw(column=column, mostly=mostly),
         weight,
+        severity=severity,
     )
 
 
 def in_set(
-    column: str, values: list[str], *, mostly: float | None = None, weight: float = 1.0, key: str = ""
+    column: str,
+    values: list[str],
+    *,
+    mostly: float | None = None,
+    weight: float = 1.0,
+    key: str = "",
+    severity: Severity = WARN,
 ) -> Expectation:
     return Expectation(
         key or f"{column}_in_set",
         "expect_column_values_to_be_in_set",
         _kw(column=column, value_set=list(values), mostly=mostly),
         weight,
+        severity=severity,
     )
 
 
@@ -132,6 +167,7 @@ def between(
     mostly: float | None = None,
     weight: float = 1.0,
     key: str = "",
+    severity: Severity = WARN,
 ) -> Expectation:
     return Expectation(
         key or f"{column}_between",
@@ -145,17 +181,23 @@ def between(
             mostly=mostly,
         ),
         weight,
+        severity=severity,
     )
 
 
-def not_in_future(column: str, *, weight: float = 1.0) -> Expectation:
+def not_in_future(column: str, *, weight: float = 1.0, severity: Severity = WARN) -> Expectation:
     """No timestamp after the moment the check runs."""
-    return between(column, max_value=NOW, weight=weight, key=f"{column}_not_in_future")
+    return between(column, max_value=NOW, weight=weight, key=f"{column}_not_in_future", severity=severity)
 
 
-def unique(column: str, *, weight: float = 1.0, key: str = "") -> Expectation:
+def unique(column: str, *, weight: float = 1.0, key: str = "", severity: Severity = ERROR) -> Expectation:
+    """A key column: a duplicated value is a re-delivered or double-written row (``error``)."""
     return Expectation(
-        key or f"{column}_unique", "expect_column_values_to_be_unique", {"column": column}, weight
+        key or f"{column}_unique",
+        "expect_column_values_to_be_unique",
+        {"column": column},
+        weight,
+        severity=severity,
     )
 
 
@@ -165,12 +207,15 @@ def compound_unique(
     ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] | None = None,
     weight: float = 1.0,
     key: str = "",
+    severity: Severity = ERROR,
 ) -> Expectation:
+    """A natural key over several columns: duplicates are re-deliveries (``error``)."""
     return Expectation(
         key or ("_".join(columns) + "_unique"),
         "expect_compound_columns_to_be_unique",
         _kw(column_list=list(columns), ignore_row_if=ignore_row_if),
         weight,
+        severity=severity,
     )
 
 
@@ -181,34 +226,47 @@ def column_max_between(
     max_value: float | Param | None = None,
     weight: float = 1.0,
     key: str = "",
+    severity: Severity = WARN,
 ) -> Expectation:
     return Expectation(
         key or f"{column}_max_between",
         "expect_column_max_to_be_between",
         _kw(column=column, min_value=min_value, max_value=max_value),
         weight,
+        severity=severity,
     )
 
 
-def fresh(column: str, *, max_gap: timedelta, weight: float = 1.0) -> Expectation:
-    """Freshness: the newest ``column`` of the window is at most ``max_gap`` before its end."""
-    return column_max_between(column, min_value=WINDOW_END - max_gap, weight=weight, key=f"{column}_fresh")
+def fresh(column: str, *, max_gap: timedelta, weight: float = 1.0, severity: Severity = ERROR) -> Expectation:
+    """Freshness: the newest ``column`` of the window is at most ``max_gap`` before its end.
+
+    ``error``: a feed that stopped early in the day is an incident whatever else the rows say.
+    """
+    return column_max_between(
+        column, min_value=WINDOW_END - max_gap, weight=weight, key=f"{column}_fresh", severity=severity
+    )
 
 
-def references(column: str, table: str, ref_column: str = "id", *, weight: float = 1.0) -> Expectation:
-    """Every non-null ``column`` names a row of ``table`` (GX ``UnexpectedRowsExpectation``)."""
+def references(
+    column: str, table: str, ref_column: str = "id", *, weight: float = 1.0, severity: Severity = ERROR
+) -> Expectation:
+    """Every non-null ``column`` names a row of ``table`` (GX ``UnexpectedRowsExpectation``).
+
+    ``error``: a row pointing at nothing is a broken foreign reference.
+    """
     return Expectation(
         f"{column}_references_{table}",
         "unexpected_rows_expectation",
         {},
         weight,
         reference=Reference(column, table, ref_column),
+        severity=severity,
     )
 
 
-def rows_where(key: str, condition: str, *, weight: float = 1.0) -> Expectation:
+def rows_where(key: str, condition: str, *, weight: float = 1.0, severity: Severity = WARN) -> Expectation:
     """No row of the window satisfies ``condition`` (static SQL over the table's own columns)."""
-    return Expectation(key, "unexpected_rows_expectation", {}, weight, where=condition)
+    return Expectation(key, "unexpected_rows_expectation", {}, weight, where=condition, severity=severity)
 
 
 # The suite modules, in run order. A new family: add its module name here.
@@ -234,5 +292,8 @@ def all_suites() -> dict[str, Suite]:
             keys = [e.key for e in suite.expectations]
             if len(keys) != len(set(keys)):
                 raise ValueError(f"suite {suite.name!r} has duplicate expectation keys")
+            for exp in suite.expectations:
+                if exp.severity not in SEVERITIES:
+                    raise ValueError(f"suite {suite.name!r}: {exp.key} has severity {exp.severity!r}")
             out[suite.name] = suite
     return out

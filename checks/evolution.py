@@ -1,4 +1,8 @@
-"""evolution_individuals: the day's OpenEvolve candidate solutions."""
+"""evolution_individuals: the day's OpenEvolve candidate solutions.
+
+Severity ``error``: a rank given twice in a generation (the key (generation, rank)). The rest lowers
+the score.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ SUITES = (
             between(
                 "fitness_score", min_value=-1e300, max_value=1e300, key="fitness_score_finite", weight=2.0
             ),
-            compound_unique(
+            compound_unique(  # error: the key (generation, rank)
                 ["generation_id", "rank_in_generation"],
                 ignore_row_if="any_value_is_missing",
                 key="rank_unique_in_generation",

@@ -1,4 +1,8 @@
-"""learning_events: the partitioned event stream, validated one UTC day (one partition's range)."""
+"""learning_events: the partitioned event stream, validated one UTC day (one partition's range).
+
+Severity ``error`` (fails the suite whatever the score): the volume band (``volume=True``), ids
+unique, model ids that name a model, fresh until the day's end. The rest lowers the score.
+"""
 
 from __future__ import annotations
 
@@ -47,9 +51,9 @@ SUITES = (
             in_set("source", ["api", "worker", "scheduler", "ui", "git", "user_session"]),
             not_in_future("occurred_at", weight=2.0),
             not_in_future("ingested_at"),
-            unique("id", weight=2.0),
-            references("model_id", "ml_models"),
-            fresh("occurred_at", max_gap=timedelta(hours=2)),
+            unique("id", weight=2.0),  # error: the event's key
+            references("model_id", "ml_models"),  # error: no FK guards it
+            fresh("occurred_at", max_gap=timedelta(hours=2)),  # error: the feed stopped
         ),
     ),
 )

@@ -1,4 +1,8 @@
-"""llm_interactions: the day's LLM calls, their tokens and costs."""
+"""llm_interactions: the day's LLM calls, their tokens and costs.
+
+Every expectation is ``warn``: value quality that the score trends (no key, reference or volume
+expectation here).
+"""
 
 from __future__ import annotations
 

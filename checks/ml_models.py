@@ -1,8 +1,14 @@
-"""ml_models (the registry as of the day's end) and model_evaluations (the day's evaluations)."""
+"""ml_models (the registry as of the day's end) and model_evaluations (the day's evaluations).
+
+Severity ``error``: a deployed model without an artifact (serving points at nothing: a broken
+reference to the artifact store, like a dangling foreign key), and an evaluation delivered twice
+(the key model, metric, type, time). The rest lowers the score.
+"""
 
 from __future__ import annotations
 
 from checks import (
+    ERROR,
     WINDOW_END,
     Suite,
     between,
@@ -21,7 +27,12 @@ SUITES = (
         description="The model registry: deployed models have an artifact and a deployment time.",
         expectations=(
             not_null("framework"),
-            rows_where("deployed_have_artifact", "status = 'deployed' AND artifact_uri IS NULL", weight=2.0),
+            rows_where(
+                "deployed_have_artifact",
+                "status = 'deployed' AND artifact_uri IS NULL",
+                weight=2.0,
+                severity=ERROR,  # a reference to nothing: see the module's docstring
+            ),
             rows_where("deployed_have_deployed_at", "status = 'deployed' AND deployed_at IS NULL"),
             between("model_size_bytes", min_value=0),
             between("created_at", max_value=WINDOW_END, key="created_at_not_after_window"),
@@ -42,7 +53,7 @@ SUITES = (
             ),
             not_null("sample_size"),
             between("sample_size", min_value=1),
-            compound_unique(
+            compound_unique(  # error: the evaluation's key
                 ["model_id", "metric_name", "evaluation_type", "evaluated_at"], key="no_duplicates"
             ),
         ),

@@ -1,4 +1,8 @@
-"""pattern_occurrences: the day's detected pattern instances."""
+"""pattern_occurrences: the day's detected pattern instances.
+
+Severity ``error``: an occurrence detected twice (the key pattern, source, time). The rest lowers
+the score.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ SUITES = (
             in_set(
                 "source_type", ["code_file", "function", "module", "commit", "pull_request", "repository"]
             ),
-            compound_unique(["pattern_id", "source_type", "source_id", "detected_at"], key="detected_once"),
+            compound_unique(  # error: the occurrence's key
+                ["pattern_id", "source_type", "source_id", "detected_at"], key="detected_once"
+            ),
             not_in_future("detected_at"),
         ),
     ),

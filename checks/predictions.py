@@ -1,4 +1,7 @@
-"""predictions: the day's model predictions."""
+"""predictions: the day's model predictions.
+
+Severity ``error``: the volume band (``volume=True``). The rest lowers the score.
+"""
 
 from __future__ import annotations
 

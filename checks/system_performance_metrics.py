@@ -1,4 +1,7 @@
-"""system_performance_metrics: the partitioned metric samples, validated one UTC day."""
+"""system_performance_metrics: the partitioned metric samples, validated one UTC day.
+
+Severity ``error``: the volume band, one sample per series (the series' key) and freshness.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +23,11 @@ SUITES = (
             not_null("unit"),
             between("value", min_value=0),
             rows_where("ratio_in_unit_interval", "unit = 'ratio' AND NOT (value >= 0 AND value <= 1)"),
-            compound_unique(["metric_name", "component", "host", "recorded_at"], key="one_sample_per_series"),
+            compound_unique(  # error: the series' key (samples written twice double every rollup)
+                ["metric_name", "component", "host", "recorded_at"], key="one_sample_per_series"
+            ),
             not_in_future("recorded_at", weight=2.0),
-            fresh("recorded_at", max_gap=timedelta(minutes=30)),
+            fresh("recorded_at", max_gap=timedelta(minutes=30)),  # error: the collector stopped
         ),
     ),
 )

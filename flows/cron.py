@@ -169,7 +169,7 @@ def analysis_text(analysis: Analysis) -> str:
             a.job.jobname or "-",
             a.job.schedule,
             a.replaced_by or "-",
-            (a.schedule_here or "-") + " UTC" * bool(a.schedule_here),
+            a.schedule_here or "-",
             str(a.runs),
             str(a.failures),
             f"{_when(a.last_run_at)} {a.last_status or ''}".strip(),

@@ -4,7 +4,7 @@ are all made from this list (docs/development.md: "Where a new job goes")."""
 
 from __future__ import annotations
 
-from flows import backfill, capacity, health, partitions, quality, report, retention, views
+from flows import backfill, capacity, health, partitions, quality, report, retention, upkeep, views
 from flows.core.engine import JobRegistry
 
 REGISTRY = JobRegistry(
@@ -16,6 +16,7 @@ REGISTRY = JobRegistry(
         quality.SPEC,
         report.SPEC,
         retention.SPEC,
+        upkeep.SPEC,
         views.SPEC,
     ]
 )

@@ -1,8 +1,18 @@
 """The calendar matrix: run tests with PostgreSQL's clock and pgtender's clock on a chosen instant.
 
-``PGTENDER_TEST_INSTANT=2026-12-31T23:59:30Z`` (any ISO instant with a zone) makes this a calendar
-session: before every test (and before the session's template databases are built) the instant is
-put on both clocks, so each test starts at that instant and its clock then runs on in real time:
+Date logic takes ``now`` as a parameter and is tested at every instant of ``MATRIX`` in
+milliseconds (tests/test_dates*.py, parametrized with ``instants()``). What only a moved clock can
+show (PostgreSQL's ``now()`` deciding: migration 0005's partitions around the instant, the DEFAULT
+rescue, a run crossing midnight) is marked ``@pytest.mark.calendar`` and runs in a calendar session:
+
+- ``PGTENDER_TEST_INSTANT=all``: one session for the whole matrix. Each ``calendar`` test runs once
+  per instant (``[@2027-01-01T00:00:30Z]`` in its id), ``@pytest.mark.calendar(once=True)`` tests
+  and the rest once, on the first instant. Template databases are built once per instant.
+- ``PGTENDER_TEST_INSTANT=2026-12-31T23:59:30Z`` (any ISO instant with a zone): every test of the
+  session on that instant.
+
+Before every test (and before a template database is built) its instant is put on both clocks, so
+each test starts at that instant and its clock then runs on in real time:
 
 - PostgreSQL: the server must be the "clock" cluster of ``.ci/setup-pg-clock.sh`` (its backends add
   the offset in ``PGTENDER_CLOCK_FILE`` to every wall-clock read). The offset file is replaced and
@@ -11,10 +21,9 @@ put on both clocks, so each test starts at that instant and its clock then runs 
 - Python: ``flows.core.clock.travel`` by the very same offset, and ``PGTENDER_CLOCK_OFFSET_SECONDS``
   for the subprocesses a test starts (a CLI run).
 
-Without ``PGTENDER_TEST_INSTANT`` nothing moves: the tests run on the real clock. Tests whose outcome
-depends on the date carry ``@pytest.mark.calendar``; ``.ci/calendar`` runs them on every instant of
-the matrix (and everything on some). The fixture ``calendar_clock`` gives a test the instant and a way
-to move both clocks again; tests that use it are deselected on the real clock.
+Without ``PGTENDER_TEST_INSTANT`` nothing moves: the tests run on the real clock (``calendar`` tests
+too, once). The fixture ``calendar_clock`` gives a test its instant and a way to move both clocks
+again; tests that use it are deselected on the real clock.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import pytest
 from flows.core import clock
 
 INSTANT_ENV = "PGTENDER_TEST_INSTANT"
+ALL = "all"  # PGTENDER_TEST_INSTANT=all: the whole matrix in one session
 CLOCK_FILE_ENV = "PGTENDER_CLOCK_FILE"
 DEFAULT_CLOCK_FILE = "/var/lib/postgresql/pgtender-clock/offset"
 OFFSET_ENV = "PGTENDER_CLOCK_OFFSET_SECONDS"
@@ -43,29 +53,80 @@ HOLDER_ENV = "PGTENDER_CLOCK_SESSION_PID"  # the process whose session holds the
 TOLERANCE = timedelta(seconds=1)
 
 
+@dataclass(frozen=True)
+class Instant:
+    """An instant of the matrix and the date logic it breaks."""
+
+    at: datetime
+    why: str
+
+    @property
+    def id(self) -> str:
+        return f"@{self.at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+# Each instant is a day where date logic breaks: a test starts there and its clock runs on.
+MATRIX: tuple[Instant, ...] = (
+    Instant(
+        datetime(2027, 1, 1, 0, 0, 30, tzinfo=UTC), "the 1st just after midnight: yesterday is last year's"
+    ),
+    Instant(
+        datetime(2027, 4, 30, 23, 59, 30, tzinfo=UTC),
+        "the last day of a 30-day month: a run crosses into May",
+    ),
+    Instant(datetime(2028, 2, 29, 12, 0, tzinfo=UTC), "a leap day"),
+    Instant(
+        datetime(2027, 2, 28, 23, 59, 30, tzinfo=UTC),
+        "the last day of a common February, crossing into March",
+    ),
+    Instant(datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC), "New Year's Eve: a new year and ISO week-year"),
+    Instant(datetime(2027, 3, 28, 0, 59, 30, tzinfo=UTC), "Europe/Berlin springs forward at 01:00 UTC"),
+    Instant(datetime(2027, 10, 31, 0, 59, 30, tzinfo=UTC), "Europe/Berlin falls back at 01:00 UTC"),
+)
+
+
+def instants() -> pytest.MarkDecorator:
+    """``@calendar.instants()`` on a test taking ``now``: one case per instant of the matrix."""
+    return pytest.mark.parametrize("now", [i.at for i in MATRIX], ids=[i.id for i in MATRIX])
+
+
 def parse_instant(text: str) -> datetime:
     """``2026-12-31T23:59:30Z`` -> an aware datetime; one-line ValueError for anything else."""
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{INSTANT_ENV}={text!r} is not an ISO instant like 2026-12-31T23:59:30Z") from None
+        raise ValueError(
+            f"{INSTANT_ENV}={text!r} is not an ISO instant like 2026-12-31T23:59:30Z (or {ALL!r})"
+        ) from None
     if moment.tzinfo is None:
         raise ValueError(f"{INSTANT_ENV}={text!r} has no zone (add Z or +01:00)")
     return moment.astimezone(UTC)
 
 
+def matrix_session() -> bool:
+    """``PGTENDER_TEST_INSTANT=all``: every instant of the matrix in this one session."""
+    return os.environ.get(INSTANT_ENV, "").strip() == ALL
+
+
+_current: datetime | None = None  # the instant of the running test (a matrix session)
+
+
 def test_instant() -> datetime | None:
-    """The instant of this session, or None (real clock)."""
+    """The instant the running test started on, or None (real clock)."""
     raw = os.environ.get(INSTANT_ENV, "").strip()
-    return parse_instant(raw) if raw else None
+    if not raw:
+        return None
+    if raw == ALL:
+        return _current or MATRIX[0].at
+    return parse_instant(raw)
 
 
 test_instant.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 def session_today() -> date:
-    """The UTC date a session starts on (the instant's, or today's): for module-level constants.
-    A test that needs "now" asks ``flows.core.clock`` (or the database) while it runs."""
+    """The UTC date a session starts on (its first instant's, or today's): for module-level
+    constants. A test that needs "now" asks ``flows.core.clock`` (or the database) while it runs."""
     instant = test_instant()
     return (instant or datetime.now(UTC)).date()
 
@@ -124,7 +185,7 @@ def move_clock(instant: datetime) -> None:
 
 
 def reset_clock() -> None:
-    """Back to the session's instant (calendar session), else nothing."""
+    """Back to the running test's instant (calendar session), else nothing."""
     instant = test_instant()
     if instant is not None and _state is not None:
         move_clock(instant)
@@ -186,8 +247,10 @@ def stop() -> None:
 
 @pytest.fixture(autouse=True)
 def _calendar_instant(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test of a calendar session starts on the instant (the server is set up first)."""
+    """Every test of a calendar session starts on its instant (the server is set up first)."""
+    global _current  # noqa: PLW0603 - the running test's instant
     if test_instant() is not None:
+        _current = getattr(request, "param", None) or (MATRIX[0].at if matrix_session() else None)
         request.getfixturevalue("server_dsn")
         reset_clock()
     yield
@@ -208,8 +271,17 @@ class CalendarClock:
 
 @pytest.fixture
 def calendar_clock() -> CalendarClock:
-    """The session's instant and ``move_to`` (tests using it only run in a calendar session)."""
+    """The test's instant and ``move_to`` (tests using it only run in a calendar session)."""
     return CalendarClock()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A matrix session runs each ``calendar`` test once per instant (``once=True``: on the first)."""
+    marker = metafunc.definition.get_closest_marker("calendar")
+    if matrix_session() and marker is not None and not marker.kwargs.get("once", False):
+        metafunc.parametrize(
+            "_calendar_instant", [i.at for i in MATRIX], ids=[i.id for i in MATRIX], indirect=True
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

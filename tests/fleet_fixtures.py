@@ -13,7 +13,7 @@ import pytest
 
 from flows.core import db
 from flows.core.policy import settings
-from tests.conftest import Database, _create_db, _drop_db
+from tests.conftest import Database, _create_db, dropper
 
 NAMES = ("alpha", "bravo", "charlie")
 
@@ -80,4 +80,4 @@ def fleet(
         settings._policy_cached.cache_clear()
         db.close_pools()
         for d in dbs.values():
-            _drop_db(server_dsn, d.name)
+            dropper.drop(server_dsn, d.name)

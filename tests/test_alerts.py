@@ -144,7 +144,6 @@ def _health() -> Any:
     return flow_run("health")
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_a_breach_pages_once_and_resolves_once(
     migrated_db: Database, alert_policy: Path, receiver: Receiver, inbox: Inbox

@@ -1,6 +1,7 @@
-"""The calendar matrix itself (tests/calendar.py): both clocks read the session's instant, a test can
+"""The calendar matrix itself (tests/calendar.py): both clocks read the test's instant, a test can
 move them, subprocesses follow, and PostgreSQL's timeouts still fire on a moved clock. These tests
-need the clock cluster, so they run in calendar sessions only (.ci/calendar)."""
+need the clock cluster, so they run in calendar sessions only (.ci/calendar); the ones that do not
+depend on the instant run once in a matrix session."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def test_a_test_can_move_both_clocks(calendar_clock: CalendarClock, migrated_db:
     assert abs(_db_now(migrated_db) - calendar_clock.instant) < CLOSE
 
 
+@pytest.mark.calendar(once=True)
 @pytest.mark.parametrize("shift_days", [-400, 400])
 def test_server_timeouts_fire_on_a_moved_clock(
     calendar_clock: CalendarClock, migrated_db: Database, shift_days: int
@@ -84,6 +86,7 @@ def test_server_timeouts_fire_on_a_moved_clock(
         holder.join()
 
 
+@pytest.mark.calendar(once=True)
 @pytest.mark.parametrize(
     ("instant", "outcome"),
     [("2027-01-01T00:00:30Z", "1 failed"), ("2027-01-20T12:00:00Z", "1 passed")],

@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flows import capacity
 from flows.capacity import measure
 from flows.core import db, metrics
 from flows.core.engine import Kind

@@ -158,4 +158,4 @@ def test_policy_arrays_paths_and_whole_numbers_still_read(tmp_path: Path) -> Non
     assert policy.health.event_lag_max_seconds == 300.0
     assert policy.health.accuracy_metrics == ("f1",)
     assert policy.report.recipients == ("a@example.org",)
-    assert policy.retention.dump_dir == Path("/var/lib/pgtender/archive")
+    assert policy.retention.dump_dir == "/var/lib/pgtender/archive"  # a path or an object-store URL

@@ -31,7 +31,7 @@ from flows.registry import REGISTRY
 from tests.conftest import Database
 
 # job -> cron of every job pgtender schedules (what the CLI hands analyze and migrate)
-SCHEDULES = {job: s.cron for job, s in REGISTRY.schedules(settings.Policy()).items()}
+SCHEDULES = {job: f"{s.cron} {s.timezone}" for job, s in REGISTRY.schedules(settings.Policy()).items()}
 
 CRON_URL = os.environ.get("PGTENDER_CRON_TEST_DATABASE_URL")
 needs_cron = pytest.mark.skipif(not CRON_URL, reason="PGTENDER_CRON_TEST_DATABASE_URL is not set")
@@ -197,7 +197,17 @@ def cron_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[CronEnv]:
         ("SELECT run_data_quality_checks()", "quality"),
         ("SELECT check_system_health()", "health"),
         ("SELECT monitor_resources()", "health"),
-        ("VACUUM ANALYZE ml_models", None),
+        ("VACUUM ANALYZE ml_models", "upkeep"),
+        ("ANALYZE learning_events", "upkeep"),
+        ("analyse learning_events_partitioned", "upkeep"),
+        ("REINDEX TABLE CONCURRENTLY learning_events", "upkeep"),
+        ("SELECT 1; vacuum (verbose, analyze) pattern_occurrences", "upkeep"),
+        (
+            "DELETE FROM query_performance_logs WHERE logged_at < now() - interval '30 days'; VACUUM",
+            "retention",
+        ),
+        ("REFRESH MATERIALIZED VIEW mv_pattern_trend; ANALYZE mv_pattern_trend", "views"),
+        ("SELECT analyze_user_behaviour()", None),
         ("SELECT recompute_recommendations()", None),
     ],
 )

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from flows.quality import gx, offline_docs
+from flows.quality import gx_docs as gx
+from flows.quality import offline_docs
 from flows.quality.compiler import Window
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

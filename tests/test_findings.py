@@ -23,7 +23,6 @@ def _flow_run_state(flow_run_id: str) -> Any:
         return client.read_flow_run(flow_run_id).state
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_a_health_run_with_findings_has_no_traceback(
     migrated_db: Database, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
@@ -52,7 +51,6 @@ def test_a_health_run_with_findings_has_no_traceback(
     assert stored.message == state.message
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_backfill_rerun_keeps_problems_and_exit_code(
     demo_db: Database, capsys: pytest.CaptureFixture[str]

@@ -305,7 +305,6 @@ def _quality(conn: psycopg.Connection[Any], window_end: datetime, statuses: list
         )
 
 
-@pytest.mark.calendar
 def test_quality_score_both_ways(migrated_db: Database) -> None:
     now = _now()
     day = now.replace(hour=0, minute=0, second=0)
@@ -463,6 +462,8 @@ def test_default_partition_rows_both_ways(migrated_db: Database) -> None:
         "rows": 2,
         "capped": False,
         "default_partition": "learning_events_default",
+        "since": le.observed["since"],  # the probe's first window with rows: this one
+        "hours": 0.0,
     }
     assert _one(after, "system_performance_metrics").status == "passed"
     assert _one(tolerant, "learning_events").status == "passed"
@@ -471,7 +472,6 @@ def test_default_partition_rows_both_ways(migrated_db: Database) -> None:
 # --- partition horizon ------------------------------------------------------------------------------
 
 
-@pytest.mark.calendar
 def test_partition_horizon_both_ways(migrated_db: Database) -> None:
     day0 = _now().replace(hour=0, minute=0, second=0)
     now = day0 + timedelta(hours=12)
@@ -515,7 +515,6 @@ def _ledger(
     )
 
 
-@pytest.mark.calendar
 def test_watchdog_flags_a_stale_job_and_quiets_after_success(migrated_db: Database) -> None:
     now = _now()
     schedules = {"views": "*/15 * * * *", "capacity": "0 2 * * *"}
@@ -669,6 +668,29 @@ def test_probe_error_is_recorded_and_does_not_stop_others(migrated_db: Database)
     assert by["health.event_lag"].status == "skipped"
 
 
+@pytest.mark.calendar
+def test_every_probe_passes_on_a_quiet_database_at_the_databases_instant(migrated_db: Database) -> None:
+    """What a scheduled health run does at the database's instant (the probes read PostgreSQL's
+    clock too: partitions covering now, session ages): nothing fails on a quiet database."""
+    planned = schedules.all_schedules(settings.Policy())
+    with db.connect(migrated_db.dsn, autocommit=True) as conn:
+        now = clock.db_now(conn)
+        run = health.run_probes(
+            conn,
+            _policy(),
+            now=now,
+            schedules={job: s.cron for job, s in planned.items()},
+            timezones={job: s.timezone for job, s in planned.items()},
+        )
+        written, _metrics = health.record(conn, run)
+    assert (run.window_start, run.window_end) == health.window_of(now)
+    assert run.window_start <= now < run.window_end
+    bad = [(r.check_name, r.target, r.status) for r in run.results if r.status in ("failed", "error")]
+    assert bad == [] and run.count("passed") >= 6 and written == len(run.results)
+    horizon = _one(run.results, "learning_events", "health.partition_horizon")
+    assert horizon.observed is not None and horizon.observed["intervals_ahead"] > 1
+
+
 # --- the flow ---------------------------------------------------------------------------------------
 
 
@@ -683,7 +705,6 @@ def _artifact(key: str) -> Any:
     return found
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_passes_on_a_quiet_database(migrated_db: Database) -> None:
     state = flow_run("health")
@@ -705,7 +726,6 @@ def test_flow_passes_on_a_quiet_database(migrated_db: Database) -> None:
     assert budget == pytest.approx(result["db_ms"])
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_with_a_breach_ends_failed_with_an_artifact(migrated_db: Database) -> None:
     with migrated_db.connect() as conn:

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from psycopg import conninfo
 
 from flows.core import db, ledger, masking
+from flows.core.engine import Kind
 from flows.core.errors import ConfigError, PgtenderError
 from flows.core.logs import mask_processor
-from flows.core.engine import Kind
 from tests.conftest import Database, flow_run, verdict_of
 from tests.test_cli import run_cli
 

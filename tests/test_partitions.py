@@ -183,7 +183,6 @@ def _migration_partitions(now: datetime) -> set[str]:
     return {intervals.partition_name(LE, intervals.add_intervals(current, "month", k)) for k in range(-3, 3)}
 
 
-@pytest.mark.calendar
 def test_dry_run_changes_nothing(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 6}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -247,7 +246,6 @@ def test_default_rescue_moves_exact_counts_and_leaves_out_of_range_rows(migrated
         assert warned and warned[0]["rows"] == 13 and warned[0]["table"] == "public.learning_events"
 
 
-@pytest.mark.calendar
 def test_default_rescue_mismatch_rolls_back(migrated_db: Database) -> None:
     pol = policy({LE: {"retention": "none"}, "system_performance_metrics": {"enabled": False}})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -313,7 +311,6 @@ def test_lock_held_on_parent_fails_cleanly_after_retries(migrated_db: Database) 
         )
 
 
-@pytest.mark.calendar
 def test_lock_released_while_retrying_then_succeeds(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 4}, "system_performance_metrics": {"enabled": False}}, attempts=60)
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -325,7 +322,6 @@ def test_lock_released_while_retrying_then_succeeds(migrated_db: Database) -> No
         assert set(result.created) <= set(partitions_of(conn, LE))
 
 
-@pytest.mark.calendar
 def test_two_concurrent_maintainers_create_each_partition_once(migrated_db: Database) -> None:
     pol = policy({LE: {"premake": 12}, "system_performance_metrics": {"enabled": False}}, attempts=50)
     results: list[partitions.TableResult] = []
@@ -461,7 +457,6 @@ def test_writers_are_not_blocked_by_a_noop_pass(migrated_db: Database) -> None:
 # ------------------------------------------------------------------ hostile names
 
 
-@pytest.mark.calendar
 def test_table_names_with_quotes_spaces_and_semicolons(migrated_db: Database) -> None:
     pol = policy({WEIRD: {"interval": "week", "premake": 3, "retention": "8 weeks"}, LE: {"enabled": False},
                   "system_performance_metrics": {"enabled": False}})  # fmt: skip
@@ -503,7 +498,6 @@ def _write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) ->
     monkeypatch.setenv("PGTENDER_CONFIG", str(path))
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_partitions_flow_records_ledger_and_metrics(
     migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -156,7 +156,6 @@ def _park_months(conn: psycopg.Connection[Any], months: list[int], rows: int, ta
         )
 
 
-@pytest.mark.calendar
 def test_rescue_commits_each_month_and_a_failure_midway_keeps_earlier_months(migrated_db: Database) -> None:
     pol = policy({LE: {"retention": "none"}, **ONLY_LE})
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -195,7 +194,6 @@ def test_rescue_commits_each_month_and_a_failure_midway_keeps_earlier_months(mig
         assert count(conn, LE) == total and rows_digest(conn, LE) == digest
 
 
-@pytest.mark.calendar
 def test_each_rescued_month_is_its_own_transaction(migrated_db: Database) -> None:
     """Each month's partition and rows were committed by a transaction of their own (distinct xmin),
     so DEFAULT's ACCESS EXCLUSIVE lock is released between months; the empty ones share one."""

@@ -326,7 +326,6 @@ def test_report_on_a_dst_monday_counts_its_local_week(migrated_db: Database, tmp
 # ---------------------------------------------------------------- the flow
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_default_week_is_the_databases_last_complete_week(migrated_db: Database, report_env: Path) -> None:
     """No --week: the last complete week in the report's zone by the database's clock (at New Year:
@@ -460,14 +459,14 @@ def test_failed_send_is_retried_then_fails_and_the_report_is_kept(
 
 @pytest.mark.usefixtures("prefect_api")
 def test_bad_week_is_a_config_error_and_changes_nothing(migrated_db: Database, report_env: Path) -> None:
-    for options, field in (
+    for options, named in (
         ({"week": "2025-W99"}, "W99"),
         ({"week": "next week"}, "week"),
         ({"to": "not-an-address"}, "to"),
     ):
         report = run_job("report", **options)
         assert report.verdict.kind is Kind.BAD_INPUT and report.verdict.exit_code == 2, report.verdict
-        assert field in report.verdict.line
+        assert named in report.verdict.line
     assert not (report_env / "reports").exists()
     # refused before any database is touched: no ledger row at all
     assert migrated_db.scalar("SELECT count(*) FROM pgtender_operations") == 0

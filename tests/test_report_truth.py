@@ -72,7 +72,6 @@ def test_report_states_coverage_and_dry_run_prints_paths(
     assert 'id="coverage"' in html and "validated 1 of 7 days" in html
 
 
-@pytest.mark.calendar
 def test_demo_capacity_history_matches_the_tables_and_feeds_the_report(demo_db: Database) -> None:
     with db.connect(demo_db.dsn, autocommit=True) as conn:
         rows = conn.execute("SELECT count(*) FROM learning_events").fetchone()

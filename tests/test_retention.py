@@ -99,7 +99,6 @@ def _expired_names(conn, table: str, age: str) -> list[str]:
 # ------------------------------------------------------------------ dry run
 
 
-@pytest.mark.calendar
 def test_dry_run_lists_everything_and_changes_nothing(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy(
         {
@@ -169,7 +168,6 @@ def test_drop_mode_detaches_and_drops_only_expired(migrated_db: Database, tmp_pa
         assert again.actions == [] and count(conn, LE) == total - doomed
 
 
-@pytest.mark.calendar
 def test_keep_mode_moves_partitions_into_archive_schema(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy({SPM: {"retention": "2 months", "premake": 1, "archive": "keep"}, LE: {"enabled": False}},
                   tmp_path, plain=_only_plain(), archive_schema="old stuff")  # fmt: skip
@@ -188,7 +186,6 @@ def test_keep_mode_moves_partitions_into_archive_schema(migrated_db: Database, t
         assert not set(expired) & set(partitions_of(conn, SPM))
 
 
-@pytest.mark.calendar
 def test_dump_mode_round_trips_and_verifies(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy({LE: {"retention": "2 months", "premake": 1, "archive": "dump"}, SPM: {"enabled": False}},
                   tmp_path, plain=_only_plain())  # fmt: skip
@@ -219,7 +216,6 @@ def test_dump_mode_round_trips_and_verifies(migrated_db: Database, tmp_path: Pat
         assert conn.execute(tricky).fetchone()[0] == 0
 
 
-@pytest.mark.calendar
 def test_dump_verification_catches_a_damaged_file(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy({LE: {"retention": "2 months", "premake": 1, "archive": "dump"}}, tmp_path)
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -244,7 +240,6 @@ def test_dump_verification_catches_a_damaged_file(migrated_db: Database, tmp_pat
         assert exp.name in partitions_of(conn, LE)
 
 
-@pytest.mark.calendar
 def test_dump_mode_reattaches_when_rows_change_after_the_dump(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy({LE: {"retention": "2 months", "premake": 1, "archive": "dump"}}, tmp_path)
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
@@ -369,7 +364,6 @@ def test_lock_held_on_parent_fails_cleanly(migrated_db: Database, tmp_path: Path
 # ------------------------------------------------------------------ plain tables
 
 
-@pytest.mark.calendar
 def test_plain_tables_batched_delete_with_exact_counts(migrated_db: Database, tmp_path: Path) -> None:
     pol = _policy({LE: {"enabled": False}, SPM: {"enabled": False}}, tmp_path,
                   plain=_only_plain(query_performance_logs={"column": "logged_at", "retention": "30 days", "batch_size": 7}))  # fmt: skip
@@ -451,7 +445,6 @@ def test_plain_policy_errors_are_config_errors(migrated_db: Database, tmp_path: 
 # ------------------------------------------------------------------ hostile names
 
 
-@pytest.mark.calendar
 def test_hostile_names_in_drop_and_dump(migrated_db: Database, tmp_path: Path) -> None:
     name = WEIRD + "/x"
     pol = _policy({name: {"interval": "week", "premake": 1, "retention": "2 weeks", "archive": "dump"},
@@ -478,7 +471,6 @@ def test_hostile_names_in_drop_and_dump(migrated_db: Database, tmp_path: Path) -
 # ------------------------------------------------------------------ Prefect flow
 
 
-@pytest.mark.calendar
 @pytest.mark.usefixtures("prefect_api")
 def test_retention_flow_ledger_and_metrics(
     migrated_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -183,6 +183,14 @@ def test_late_runs_collapse_to_one_catch_up_run_per_job() -> None:
     assert "at most one catch-up run per job" in why[0]["event"]
 
 
+def test_the_deployment_files_are_made_from_the_registry() -> None:
+    """Both prefect*.yaml files' deployments are the registry's, as `python -m flows.edge.deploy_files`
+    writes them: a new job needs no hand-written entry."""
+    from flows.edge import deploy_files
+
+    assert deploy_files.main(["--check"]) == 0
+
+
 def test_prefect_yaml_mirrors_the_served_deployments() -> None:
     import yaml  # type: ignore[import-untyped]
 

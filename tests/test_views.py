@@ -10,6 +10,8 @@ import structlog
 
 from flows import views
 from flows.core import db, locks, migrations
+from flows.core.archives.store import LocalStore
+from flows.core.drop_permit import DataLossRefused, DropData
 from flows.core.engine import Kind
 from flows.core.errors import ConfigError
 from flows.core.policy import settings
@@ -297,7 +299,6 @@ def _utc_today(conn: psycopg.Connection[Any]) -> date:
     return row[0]  # type: ignore[no-any-return]
 
 
-@pytest.mark.calendar
 def test_rollup_recomputes_trailing_days_and_backfill_ranges(migrated_db: Database) -> None:
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         today = _utc_today(conn)
@@ -364,7 +365,7 @@ def test_rollup_refuses_a_reversed_range(migrated_db: Database) -> None:
         assert conn.execute(DAILY).fetchall() == before
 
 
-def test_migration_0010_keeps_the_daily_aggregate(empty_db: Database) -> None:
+def test_migration_0010_keeps_the_daily_aggregate(empty_db: Database, tmp_path: Path) -> None:
     with db.connect(empty_db.dsn, autocommit=True) as conn:
         migrations.migrate(conn, 9)
         today = _utc_today(conn)
@@ -374,7 +375,10 @@ def test_migration_0010_keeps_the_daily_aggregate(empty_db: Database) -> None:
         before = conn.execute(DAILY).fetchall()
         migrations.migrate(conn)  # 0010 fills the rollup from the whole history
         assert conn.execute(DAILY).fetchall() == before == conn.execute(FULL_AGGREGATE).fetchall()
-        migrations.migrate(conn, 9)  # and its down step rebuilds the materialized view with data
+        with pytest.raises(DataLossRefused, match="learning_events_daily"):  # the rollup holds rows
+            migrations.migrate(conn, 9)
+        # with consent (a dump first), its down step rebuilds the materialized view with data
+        migrations.migrate(conn, 9, drop_data=DropData(LocalStore(tmp_path / "archive")))
         kind = conn.execute(
             "SELECT relkind FROM pg_class WHERE relname = 'mv_daily_learning_events'"
         ).fetchone()

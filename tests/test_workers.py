@@ -43,9 +43,13 @@ def _env(fleet: Fleet, home: Path) -> dict[str, str]:
     for name, d in fleet.dbs.items():
         env[f"FLEET_{name.upper()}_URL"] = d.dsn
     env.pop("PGTENDER_DATABASE_URL", None)
+    # Data Docs would import Great Expectations (10+ s) in the quality run's process; they are
+    # proven in-process (tests/test_quality.py, tests/test_data_docs_offline.py).
+    policy = BASE + "[quality]\ndata_docs = false\n"
     if REPLICA:  # the streaming replica as a fourth target: every sweep skips it
         env["FLEET_STANDBY_URL"] = REPLICA
-        fleet.write(BASE + "[targets.standby]\nurl_env = 'FLEET_STANDBY_URL'\n")
+        policy += "[targets.standby]\nurl_env = 'FLEET_STANDBY_URL'\n"
+    fleet.write(policy)
     return env
 
 

@@ -10,7 +10,7 @@ outside the job's lock and any transaction, each marked sent in its own commit (
 A page that could not be delivered stays due and is retried by the next round; a resolve likewise.
 Delivery counts when at least one channel accepted the notice (a broken channel must not re-page
 the others every five minutes); every failed delivery is logged with the channel's name, never its
-URL. ``evaluate`` is both at once, for callers that hold no job lock.
+URL. ``evaluate`` is both at once (the after-run hook; upkeep before its rebuilds).
 
 Why not Prefect automations: an automation reacts to one flow run's state (Failed, Crashed), not
 to a check inside it. A health run with ten checks is one Failed run whether one check or five
@@ -125,9 +125,10 @@ def evaluate(
     channels: Sequence[Channel] | None = None,
     flow_run_id: str | None = None,
 ) -> list[Delivery]:
-    """``record`` the observations, then deliver the notices of ``source`` that are due (for callers
-    that hold no job lock: the after-run hook, tests). ``conn``: autocommit. Returns what was sent
-    (or was due and could not be sent)."""
+    """``record`` the observations, then deliver the notices of ``source`` that are due (the after-run
+    hook, tests; and upkeep's invalid indexes, paged before its rebuilds start: the one delivery
+    inside a job's run, bounded like every round). ``conn``: autocommit. Returns what was sent (or
+    was due and could not be sent)."""
     record(conn, source, observations, target=target, complete=complete)
     return outbox.drain(
         conn, target=target, policy=policy, source=source, channels=channels, flow_run_id=flow_run_id

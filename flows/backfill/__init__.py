@@ -33,8 +33,10 @@ from flows.backfill.driver import chunks, plan, run_chunk
 from flows.backfill.items import finished_since, run_item
 from flows.backfill.request import JOB, Item, ItemOutcome, ItemResult, Request, validate
 from flows.backfill.summary import carried_forward, outcome_of, summarize, table_markdown
+from flows.core import markdown
 from flows.core.engine import JobSpec, LockScope, Outcome, Params, Plan, Planning, ReplayContext, Run, step
 from flows.core.engine.forms import ReplayableJob
+from flows.core.errors import ConfigError
 from flows.core.logs import get_logger
 
 
@@ -101,7 +103,7 @@ def backfill_run(run: Run, request: Request) -> Outcome:
     )
     run.artifact(
         "table",
-        table=summary["table"],
+        table=markdown.rows(summary["table"]),
         key="backfill-outcomes",
         description=f"backfill {request.start}..{request.end}: outcome per day and job",
     )
@@ -144,7 +146,18 @@ def plan_run(planning: Planning, params: BackfillParams) -> Plan:
         policy=planning.policy.backfill,
         today=planning.now.date(),
     )
+    for job in request.jobs:  # each job's own check of the policy (e.g. quality's suite options)
+        spec = planning.registry.get(job)
+        if spec.check is not None:
+            spec.check(planning.policy, spec.params())
     return Plan(work=lambda run: backfill_run(run, request), params=request.params(), day=request.key)
+
+
+def check(policy: Any, params: BackfillParams) -> None:
+    """Before any target's work: a start after its end (the future is the database's, the range's
+    length and the job names are checked in the plan, in that order)."""
+    if params.start > params.end:
+        raise ConfigError(f"start {params.start} is after end {params.end}")
 
 
 SPEC = JobSpec(
@@ -157,6 +170,7 @@ SPEC = JobSpec(
     plan=plan_run,
     lock=LockScope.DAY,
     tags=("on-call",),
+    check=check,
 )
 
 

@@ -111,8 +111,8 @@ class ItemResult:
 
 
 def parse_jobs(jobs: Sequence[str] | str | None, known: dict[str, Replays]) -> tuple[str, ...]:
-    """``["quality", "capacity"]`` or ``"quality,capacity"`` in execution order (phase, then the
-    order of ``known``); None: the jobs ``known`` marks as default."""
+    """``["quality", "capacity"]`` or ``"quality,capacity"`` in execution order (phase, then name);
+    None: the jobs ``known`` marks as default."""
     ordered = sorted(known, key=lambda job: (_ORDER[known[job].phase], job))
     if jobs is None:
         return tuple(job for job in ordered if known[job].default)
@@ -133,7 +133,7 @@ def validate(
     *,
     known: dict[str, Replays],
     force: bool = False,
-    today: date,
+    today: date | None,
     policy: settings.BackfillPolicy | None = None,
 ) -> Request:
     """Check a backfill request before anything is touched; ConfigError names the first problem."""
@@ -141,7 +141,7 @@ def validate(
     first, last = clock.parse_day(start, "start"), clock.parse_day(end, "end")
     if first > last:
         raise ConfigError(f"start {first} is after end {last}")
-    if last > today:
+    if today is not None and last > today:
         raise ConfigError(f"end {last} is in the future (today is {today} UTC)")
     span = (last - first).days + 1
     if span > policy.max_days and not force:

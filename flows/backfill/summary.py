@@ -16,6 +16,7 @@ from flows.backfill.request import (
     ItemResult,
     Request,
 )
+from flows.core import markdown
 from flows.core.engine import Phase
 from flows.core.engine.outcomes import Done, Outcome, ProblemsFound
 from flows.core.errors import InfrastructureError
@@ -37,22 +38,20 @@ def outcome_table(request: Request, outcomes: dict[Item, ItemResult]) -> list[di
 
 
 def table_markdown(request: Request, outcomes: dict[Item, ItemResult]) -> str:
+    """The backfill-summary artifact (details are error messages: escaped, they render as written)."""
     rows = outcome_table(request, outcomes)
-    head = "| day | " + " | ".join(request.jobs) + " |"
     lines = [
         f"# Backfill {request.start} .. {request.end}",
         "",
-        head,
-        "|---|" + "---|" * len(request.jobs),
+        *markdown.table(["day", *request.jobs], ([r[k] for k in ["day", *request.jobs]] for r in rows)),
     ]
-    lines += ["| " + " | ".join(str(r[k]) for k in ["day", *request.jobs]) + " |" for r in rows]
     notes = [r for r in outcomes.values() if r.outcome in (PROBLEMS, ERROR, BUSY)]
     if notes:
         lines += ["", "## Not done cleanly", ""]
-        lines += [f"- {r.job} {r.day}: {r.outcome}: {r.detail}" for r in notes]
+        lines += [f"- {markdown.text(f'{r.job} {r.day}: {r.outcome}: {r.detail}')}" for r in notes]
     ranged = [j for j in request.jobs if request.phase(j) is not Phase.DAY]
     if ranged:
-        lines += ["", f"{', '.join(ranged)}: once for the whole range (shown on every day)."]
+        lines += ["", markdown.text(f"{', '.join(ranged)}: once for the whole range (shown on every day).")]
     return "\n".join(lines)
 
 

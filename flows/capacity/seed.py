@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from flows.capacity.projection import Projection
+from flows.core import markdown
 
 # The seed README's "Storage Projections" table: component -> (tables, rows/day, bytes/year).
 SEED_STORAGE = {
@@ -61,30 +62,41 @@ def _comparison_row(
 
 
 def comparison_markdown(rows: list[dict[str, Any]], projections: list[Projection]) -> str:
+    """The capacity-projection artifact (resource names escaped: they render as written)."""
+
     def cell(v: Any) -> str:
         return "n/a" if v is None else f"{v:,}" if isinstance(v, int | float) else str(v)
 
+    columns = ("seed_rows_per_day", "observed_rows_per_day", "seed_gb_per_year", "observed_gb_per_year")
     lines = [
         "## Storage growth vs the seed's projections",
         "",
-        "| component | seed rows/day | observed rows/day | seed GB/year | observed GB/year"
-        " | observed / seed |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r['component']} | {cell(r['seed_rows_per_day'])} | {cell(r['observed_rows_per_day'])}"
-        f" | {cell(r['seed_gb_per_year'])} | {cell(r['observed_gb_per_year'])}"
-        f" | {cell(r['observed_vs_seed'])} |"
-        for r in rows
+        *markdown.table(
+            (
+                "component",
+                "seed rows/day",
+                "observed rows/day",
+                "seed GB/year",
+                "observed GB/year",
+                "observed / seed",
+            ),
+            ([r["component"], *(cell(r[c]) for c in columns), cell(r["observed_vs_seed"])] for r in rows),
+            right=(1, 2, 3, 4, 5),
+        ),
     ]
     soon = sorted((p for p in projections if p.within_horizon), key=lambda p: p.reaches_at or datetime.max)
     lines += ["", "## Thresholds reached within the horizon", ""]
     if not soon:
-        lines.append("None (or not enough history yet: projections need several days of snapshots).")
+        lines.append(
+            markdown.text("None (or not enough history yet: projections need several days of snapshots).")
+        )
     for p in soon:
         assert p.reaches_at is not None
         lines.append(
-            f"- {p.resource_type} `{p.resource_name}` {p.metric_name} reaches {p.threshold:,.0f}"
-            f" on {p.reaches_at:%Y-%m-%d} (growth {p.slope_per_day:,.0f}/day)"
+            "- "
+            + markdown.text(
+                f"{p.resource_type} {p.resource_name} {p.metric_name} reaches {p.threshold:,.0f}"
+                f" on {p.reaches_at:%Y-%m-%d} (growth {p.slope_per_day:,.0f}/day)"
+            )
         )
     return "\n".join(lines)

@@ -151,3 +151,13 @@ def operation(
         fail_operation(conn, op.operation_id, f"{type(exc).__name__}: {exc}", op.counts)
         raise
     complete_operation(conn, op.operation_id, op.counts)
+
+
+def run_status(conn: Conn, operation_id: UUID) -> str | None:
+    """The ledger status of one run (``started`` while it is open); None when the ledger does not
+    know it (or the database has no ledger yet)."""
+    try:
+        row = conn.execute(load_sql("queries/ledger/status.sql"), {"operation_id": operation_id}).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
+    return str(row[0]) if row else None

@@ -3,6 +3,13 @@
 Each step runs in its own transaction and is recorded in ``schema_migrations`` with the sha256 of
 its up file. An applied step whose file changed is refused; two migrators serialise on an advisory
 lock; a dry run only reports the plan.
+
+Down steps (``rollback``, or ``migrate --to`` below the current version) are judged first by
+running them in a transaction that is rolled back (flows/core/drop_guard.py): when they would drop
+tables holding rows the plan is refused (exit 2, nothing changed) unless the caller passes
+``drop_data`` (flows/core/drop_permit.py), which dumps those tables into the archive store and
+verifies the dump before the first step; each step then recounts, under its own locks, the rows of
+every table it drops against what was dumped (or found empty) and rolls back on a difference.
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
+from flows.core import drop_guard
 from flows.core.db import load_sql, sql_dir
+from flows.core.ddl import RowCountMismatch
+from flows.core.drop_permit import DropData, Expected, permit
 from flows.core.errors import ConfigError
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -144,7 +155,27 @@ def migration_lock(conn: Conn) -> Iterator[None]:
         conn.execute(UNLOCK_SQL)
 
 
-def _apply(conn: Conn, step: Step) -> None:
+def _run_down(conn: Conn, m: Migration) -> None:
+    conn.execute(m.down_path.read_bytes())
+
+
+def _recount(conn: Conn, step: Step, expected: list[tuple[str, str, int]]) -> None:
+    """Inside the step's transaction: lock what it drops and count it against the dump (or 0)."""
+    for schema, name, rows in expected:
+        table = sql.Identifier(schema, name)
+        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
+        row = conn.execute(sql.SQL("SELECT count(*) FROM ONLY {}").format(table)).fetchone()
+        found = int(row[0]) if row else 0
+        if found != rows:
+            m = step.migration
+            raise RowCountMismatch(
+                f"down {m.version:04d} {m.name}: {schema}.{name} holds {found} rows, {rows} when it was"
+                " checked (and dumped); this step was rolled back, the steps above it are undone:"
+                " run the rollback again"
+            )
+
+
+def _apply(conn: Conn, step: Step, expected: list[tuple[str, str, int]] | None = None) -> None:
     m = step.migration
     started = time.monotonic()
     with conn.transaction():
@@ -162,30 +193,67 @@ def _apply(conn: Conn, step: Step) -> None:
                 },
             )
         else:
-            conn.execute(m.down_path.read_bytes())
+            _recount(conn, step, expected or [])
+            _run_down(conn, m)
             if _has_ledger_table(conn):  # the down step of 0001 drops schema_migrations itself
                 conn.execute(load_sql("queries/migrations/forget.sql"), {"version": m.version})
 
 
+def losses(conn: Conn, steps: list[Step]) -> list[drop_guard.StepLoss]:
+    """What each down step of ``steps`` would drop (tables, partitions, rows); nothing changes."""
+    runs: list[drop_guard.StepRun] = [
+        (
+            f"down {s.migration.version:04d} {s.migration.name}",
+            s.migration.version,
+            partial(_run_down, m=s.migration),
+        )
+        for s in steps
+        if s.direction == "down"
+    ]
+    return drop_guard.inspect(conn, runs)
+
+
+def _guard(conn: Conn, steps: list[Step], target: int | None, drop_data: DropData | None) -> Expected:
+    if not any(s.direction == "down" for s in steps):
+        return {}
+    return permit(conn, losses(conn, steps), drop_data, what=f"going down to version {target}")
+
+
 def migrate(
-    conn: Conn, target: int | None = None, *, dry_run: bool = False, directory: Path | None = None
+    conn: Conn,
+    target: int | None = None,
+    *,
+    dry_run: bool = False,
+    directory: Path | None = None,
+    drop_data: DropData | None = None,
 ) -> list[Step]:
-    """Apply (or, when ``target`` is below the current version, undo) steps; returns what ran."""
+    """Apply (or, when ``target`` is below the current version, undo) steps; returns what ran.
+
+    Down steps that would drop tables holding rows are refused (DataLossRefused, exit 2, nothing
+    changed) unless ``drop_data`` says where to dump those tables first."""
     migrations = discover(directory)
     if dry_run:
         return plan(conn, target, migrations)
     with migration_lock(conn):
         steps = plan(conn, target, migrations)  # planned under the lock: a waiting migrator re-reads
+        expected = _guard(conn, steps, target, drop_data)
         for step in steps:
-            _apply(conn, step)
+            _apply(conn, step, expected.get(step.migration.version))
     return steps
 
 
-def rollback(conn: Conn, target: int, *, dry_run: bool = False, directory: Path | None = None) -> list[Step]:
+def rollback(
+    conn: Conn,
+    target: int,
+    *,
+    dry_run: bool = False,
+    directory: Path | None = None,
+    drop_data: DropData | None = None,
+) -> list[Step]:
     current = max((r.version for r in applied(conn)), default=0)
     if target < 0 or target > current:
         raise ConfigError(f"cannot roll back to {target}: the database is at version {current}")
-    return migrate(conn, target, dry_run=dry_run, directory=directory)
+    return migrate(conn, target, dry_run=dry_run, directory=directory, drop_data=drop_data)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from flows.core.policy.settings import DatabasePolicy
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 # pgtender job -> what a pg_cron command doing its work looks like. First match wins: retention
-# before partitions (dropping old partitions is retention), views before the rest.
+# before partitions (dropping old partitions is retention), views before the rest; upkeep is a
+# command that is itself a VACUUM, ANALYZE or REINDEX statement (after a DELETE or a REFRESH it
+# belongs to the job that does that), before partitions (a table may be called *_partitioned).
 RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("views", re.compile(r"refresh\s+materialized\s+view|refresh_\w*views?\b", re.IGNORECASE)),
     (
@@ -30,6 +32,7 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.IGNORECASE,
         ),
     ),
+    ("upkeep", re.compile(r"(^|;)\s*(vacuum|analy[sz]e|reindex)\b", re.IGNORECASE)),
     ("partitions", re.compile(r"partition|partman\.run_maintenance", re.IGNORECASE)),
     ("quality", re.compile(r"quality|validate_data|data_check", re.IGNORECASE)),
     ("health", re.compile(r"health|monitor", re.IGNORECASE)),

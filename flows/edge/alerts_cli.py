@@ -11,7 +11,16 @@ from flows.core.errors import ConfigError, InfrastructureError
 from flows.core.policy import settings
 from flows.core.policy.alerts import Channel
 
-alerts_app = typer.Typer(help="Alert channels (policy [[alerts.channels]]).", no_args_is_help=True)
+# Help texts are Rich markup: a literal "[" takes a backslash (else "[[alerts.channels]]" vanishes).
+alerts_app = typer.Typer(
+    help=(
+        "The alert channels of the policy's [[alerts.channels]]: apply them as Prefect blocks, send"
+        " a test notice, list the checks failing now."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,  # help shown as written (`[[alerts.channels]]` is not markup)
+)
+NO_CHANNEL = "no alert channel is configured ([[alerts.channels]] in the policy file): nothing can page"
 
 
 def _channels(only: str | None = None) -> list[Channel]:
@@ -92,13 +101,18 @@ def status(
             t.dsn, policy=t.policy.database, application_name="pgtender-cli", autocommit=True, name=t.name
         ) as conn:
             rows += alerting.open_alerts(conn)
+    can_page = bool(settings.current_policy().alerts.channels)
     if not rows:
         typer.echo("no check is failing")
-        return
     for r in rows:
         what = f"{r['check_name']}[{r['subject']}]" if r["subject"] else r["check_name"]
-        paged = r["paged_at"].isoformat(timespec="seconds") if r["paged_at"] else "not yet"
+        if r["paged_at"]:
+            paged = f"paged {r['paged_at'].isoformat(timespec='seconds')}"
+        else:
+            paged = "not paged yet" if can_page else "not paged (no alert channel)"
         since = r["since"].isoformat(timespec="seconds")
-        typer.echo(f"{r['target']}  {what}  failing since {since} ({r['failures']} runs), paged {paged}")
+        typer.echo(f"{r['target']}  {what}  failing since {since} ({r['failures']} runs), {paged}")
         if r["next_command"]:
             typer.echo(f"    next: {r['next_command']}")
+    if not can_page:
+        typer.echo(NO_CHANNEL)

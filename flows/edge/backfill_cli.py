@@ -7,10 +7,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from flows.core.engine import Kind, PlainOrchestrator, Verdict, verdicts
+from flows.core.engine import Kind, PlainOrchestrator, Verdict, validate, verdicts
 from flows.core.errors import ConfigError
 from flows.core.policy import settings
 from flows.edge import dispatch
+from flows.registry import REGISTRY
 
 JOB = "backfill"
 
@@ -76,7 +77,14 @@ def trigger(values: dict[str, Any], *, name: str, watch: bool, echo: Callable[[s
     from prefect.client.orchestration import get_client  # noqa: PLC0415
     from prefect.deployments import run_deployment  # noqa: PLC0415
 
-    found = dispatch.find_api(settings.load_settings().state_dir)
+    current = settings.load_settings()
+    # bad input (start after end, too many days) is refused here: no flow run is created for it
+    validate(
+        REGISTRY.get(JOB),
+        {k: v for k, v in values.items() if k != "target"},
+        settings.current_policy(current),
+    )
+    found = dispatch.find_api(current.state_dir)
     if found is None:
         raise ConfigError("--deployment needs a Prefect API: run pgtender up, or set PREFECT_API_URL")
     dispatch.check_api(found[0])

@@ -21,7 +21,9 @@ from flows.core.logs import configure_logging, get_logger
 from flows.core.masking import mask_secrets
 from flows.core.policy import settings
 from flows.core.telemetry import disable_telemetry
+from flows.edge import migrate_cli
 from flows.edge.alerts_cli import alerts_app
+from flows.edge.automations_cli import apply_automations, automations_app
 from flows.edge.fleet_cli import each_target
 from flows.edge.run_cli import run_app
 
@@ -31,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts shown as written: `[retention] dump_dir` is not markup
 )
 
 
@@ -99,42 +102,50 @@ def _connect(target: Target) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
         yield conn
 
 
-def _print_steps(steps: list[migrations.Step], *, dry_run: bool) -> None:
-    if not steps:
-        typer.echo("nothing to do: the database is at the requested version")
-        return
-    verb = "would run" if dry_run else "ran"
-    for step in steps:
-        m = step.migration
-        typer.echo(f"{verb} {step.direction:>4} {m.version:04d} {m.name}")
+DropDataOption = Annotated[
+    bool,
+    typer.Option(
+        "--drop-data",
+        help="Down steps may drop tables holding rows: dump them (verified) to [retention] dump_dir first.",
+    ),
+]
 
 
 @app.command()
 def migrate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     to: Annotated[int | None, typer.Option("--to", help="Target version (default: newest).")] = None,
+    drop_data: DropDataOption = False,
     target: Annotated[
         str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
     ] = None,
 ) -> None:
-    """Apply migrations (each step in its own transaction), on each target of the fleet."""
+    """Apply migrations (each step in its own transaction), on each target of the fleet. Going down
+    (--to below the current version) is guarded like rollback."""
     for t in each_target(target, typer.echo):
         with _connect(t) as conn:
-            _print_steps(migrations.migrate(conn, to, dry_run=dry_run), dry_run=dry_run)
+            migrate_cli.migrate_to(conn, t, to, dry_run=dry_run, drop=drop_data, down_only=False)
 
 
 @app.command()
 def rollback(
     to: Annotated[int, typer.Option("--to", help="Version to return to (0 undoes every step).")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print each step and the tables and rows it would drop.")
+    ] = False,
+    drop_data: DropDataOption = False,
     target: Annotated[
         str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
     ] = None,
 ) -> None:
-    """Run down steps in reverse until the database is at version --to."""
+    """Run down steps in reverse until the database is at version --to. Refused (exit 2, nothing
+    changed) when they would drop tables holding rows, unless --drop-data."""
     for t in each_target(target, typer.echo, one="rollback undoes one database's schema"):
         with _connect(t) as conn:
-            _print_steps(migrations.rollback(conn, to, dry_run=dry_run), dry_run=dry_run)
+            migrate_cli.migrate_to(conn, t, to, dry_run=dry_run, drop=drop_data, down_only=True)
+
+
+app.command("restore-dump")(migrate_cli.restore_command)
 
 
 @app.command()
@@ -246,6 +257,7 @@ def serve(
         ids = serving.deployment_ids()
         if not ids:
             raise ConfigError("no pgtender deployments registered: run `prefect deploy --all` first")
+        apply_automations()  # a lost worker's run is Crashed (deployments/README.md)
         typer.echo(f"late-run guard for {', '.join(sorted(ids))} (Ctrl-C stops)")
         serving.collapse_late_runs_now(ids)
         serving.guard_late_runs(ids, threading.Event())
@@ -272,7 +284,11 @@ def backfill(  # noqa: PLR0917 - typer options
         bool,
         typer.Option(
             "--deployment",
-            help="Only trigger the backfill deployment and return (a worker runs it); --watch follows it.",
+            help=(
+                "Only trigger a run of the backfill deployment (--deployment-name) and return;"
+                " --watch follows it. Without it the backfill runs through that deployment too when"
+                " a server is running (followed here to its end), and here when none is."
+            ),
         ),
     ] = False,
     watch: Annotated[
@@ -304,12 +320,13 @@ def _finish(job: str, verdict: Verdict) -> None:
 def _crons(target: Target) -> dict[str, str]:
     from flows.registry import REGISTRY  # noqa: PLC0415
 
-    return {job: s.cron for job, s in REGISTRY.schedules(target.policy).items()}
+    return {job: f"{s.cron} {s.timezone}" for job, s in REGISTRY.schedules(target.policy).items()}
 
 
 app.add_typer(run_app, name="run")
 app.add_typer(alerts_app, name="alerts")
-cron_app = typer.Typer(help="Take over pg_cron jobs.", no_args_is_help=True)
+app.add_typer(automations_app, name="automations")
+cron_app = typer.Typer(help="Take over pg_cron jobs.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(cron_app, name="cron")
 
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 
-from flows.core.engine import PlainOrchestrator, RunReport, Verdict, validate, verdicts
+from flows.core.engine import PlainOrchestrator, RunReport, Verdict, verdicts
 from flows.core.engine import start as start_run
-from flows.core.errors import ConfigError, InfrastructureError
+from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.fleet import targets
 from flows.core.logs import get_logger
 from flows.core.masking import mask_secrets
@@ -116,7 +116,11 @@ def check_api(api_url: str) -> None:
 
 def run_here(job: str, values: dict[str, Any], orchestrator: Any = None) -> RunReport:
     """The engine in this process, with no orchestrator (or the one given)."""
-    return start_run(REGISTRY.get(job), values, run_context(orchestrator or PlainOrchestrator()))
+    try:
+        context = run_context(orchestrator or PlainOrchestrator())  # reads the policy file
+    except PgtenderError as exc:
+        return RunReport(job=job, results=[], error=exc)
+    return start_run(REGISTRY.get(job), values, context)
 
 
 def deployment_name(job: str) -> str:
@@ -197,8 +201,7 @@ def dispatch(job: str, values: dict[str, Any]) -> tuple[Verdict, RunReport | Non
     spec = REGISTRY.get(job)
     current = settings.load_settings()
     policy = settings.current_policy(current)
-    params = {k: v for k, v in values.items() if k != "target"}
-    validate(spec, params, policy)  # bad input: one line, exit 2, nothing submitted or run
+    spec.parse({k: v for k, v in values.items() if k != "target"})  # the form's types: one line, exit 2
     targets.check_name(values.get("target"), policy)
     found = find_api(current.state_dir)
     if found is not None:

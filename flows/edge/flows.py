@@ -21,11 +21,11 @@ import types
 import typing
 from typing import Annotated, Any, Literal
 
-from flows.core.engine import JobSpec, verdicts
+from flows.core.engine import JobSpec, RunReport, verdicts
 from flows.core.engine import start as start_run
 from flows.core.engine.forms import REPLAYABLE, TargetName
 from flows.core.errors import PgtenderError
-from flows.core.logs import ensure_configured
+from flows.core.logs import ensure_configured, get_logger
 from flows.edge.context import run_context
 from flows.edge.orchestrator import PrefectOrchestrator
 from flows.registry import REGISTRY
@@ -37,7 +37,7 @@ _lock = threading.Lock()
 def _form_type(annotation: Any) -> Any:
     """The type the form shows: a replayable job name becomes the list of the registry's names."""
     if typing.get_origin(annotation) is Annotated:
-        base, *meta = typing.get_args(annotation)
+        _base, *meta = typing.get_args(annotation)
         if REPLAYABLE in meta:
             return Literal[tuple(REGISTRY.replays())]
         return annotation
@@ -109,7 +109,13 @@ def run_flow(job: str, parameters: dict[str, Any]) -> Any:
     quiet_known_failures()
     spec = REGISTRY.get(job)
     values = {k: v for k, v in parameters.items() if v is not None}
-    report = start_run(spec, values, run_context(PrefectOrchestrator()))
+    try:
+        context = run_context(PrefectOrchestrator())  # reads the policy file: bad input, one line
+    except PgtenderError as exc:
+        report = RunReport(job=job, results=[], error=exc)
+        get_logger(job=job).error(f"{job} {report.verdict.kind}", line=report.verdict.line)
+    else:
+        report = start_run(spec, values, context)
     return verdicts.to_state(report.verdict, data=report.data())
 
 

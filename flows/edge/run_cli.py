@@ -21,6 +21,7 @@ run_app = typer.Typer(
         " or skipped, 1 problems found, 2 bad input, 3 infrastructure error."
     ),
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 TARGET_HELP = "One database of the fleet (default: every target)."

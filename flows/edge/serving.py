@@ -32,6 +32,7 @@ from uuid import UUID
 from flows.core import clock
 from flows.core.logs import get_logger
 from flows.core.policy import settings
+from flows.edge import automations
 from flows.edge.flows import flow_for
 from flows.registry import REGISTRY
 
@@ -107,6 +108,17 @@ def collapse_late_runs(
 
     Returns job -> runs cancelled. Why: see the module docstring.
     """
+    now = now or clock.now()  # compared with Prefect's expected start times: the real clock in production
+    cancelled: dict[str, int] = {}
+    for job, deployment_id in deployment_ids.items():
+        stale = _cancel_stale_runs(client, job, _overdue_runs(client, deployment_id, before=now - grace))
+        if stale:
+            cancelled[job] = stale
+    return cancelled
+
+
+def _overdue_runs(client: SyncPrefectClient, deployment_id: UUID, *, before: datetime) -> list[Any]:
+    """The deployment's runs still Scheduled although due before ``before``, newest first."""
     from prefect.client.schemas.filters import (  # noqa: PLC0415
         FlowRunFilter,
         FlowRunFilterDeploymentId,
@@ -116,57 +128,60 @@ def collapse_late_runs(
     )
     from prefect.client.schemas.objects import StateType  # noqa: PLC0415
     from prefect.client.schemas.sorting import FlowRunSort  # noqa: PLC0415
+
+    runs: list[Any] = []
+    while True:  # the API pages at 200; a day of downtime is 288 health runs
+        page = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                expected_start_time=FlowRunFilterExpectedStartTime(before_=before),  # type: ignore[arg-type]
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=PAGE,
+            offset=len(runs),
+        )
+        runs += page
+        if len(page) < PAGE:
+            return runs
+
+
+def _cancel_stale_runs(client: SyncPrefectClient, job: str, runs: list[Any]) -> int:
+    """Of the overdue runs with the same parameters, keep the newest and cancel the others.
+
+    Runs with the same parameters do the same work: one of them is enough. A run someone started
+    by hand with its own parameters (a backfill from the UI form) keeps its place. Returns the
+    runs cancelled.
+    """
     from prefect.states import Cancelled  # noqa: PLC0415
 
     log = get_logger(component="late-runs")
-    now = now or clock.now()  # compared with Prefect's expected start times: the real clock in production
-    cancelled: dict[str, int] = {}
-    for job, deployment_id in deployment_ids.items():
-        runs: list[Any] = []
-        while True:  # the API pages at 200; a day of downtime is 288 health runs
-            page = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-                    expected_start_time=FlowRunFilterExpectedStartTime(before_=now - grace),  # type: ignore[arg-type]
-                ),
-                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-                limit=PAGE,
-                offset=len(runs),
-            )
-            runs += page
-            if len(page) < PAGE:
-                break
-        # Runs with the same parameters do the same work: one of them is enough. A run someone
-        # started by hand with its own parameters (a backfill from the UI form) keeps its place.
-        groups: dict[str, list[Any]] = {}
-        for run in runs:  # newest first
-            if run.run_count == 0:
-                groups.setdefault(json.dumps(run.parameters, sort_keys=True, default=str), []).append(run)
-        stale_all: list[Any] = []
-        for overdue in groups.values():
-            if len(overdue) <= 1:
-                continue
-            keep, stale = overdue[0], overdue[1:]
-            message = (
-                f"pgtender late-run rule: {len(overdue)} overdue runs of {job}; only the newest "
-                f"({keep.expected_start_time:%Y-%m-%d %H:%M} UTC) runs as the catch-up run"
-            )
-            for run in stale:
-                client.set_flow_run_state(run.id, Cancelled(message=message), force=True)
-            stale_all += stale
-            log.warning(
-                "late runs collapsed: at most one catch-up run per job after downtime; each run works "
-                "on the current state (or yesterday), so older overdue runs would repeat the newest's work",
-                job=job,
-                cancelled=len(stale),
-                kept=str(keep.id),
-                kept_expected_start=str(keep.expected_start_time),
-                oldest_expected_start=str(stale[-1].expected_start_time),
-                parameters=keep.parameters,
-            )
-        if stale_all:
-            cancelled[job] = len(stale_all)
+    groups: dict[str, list[Any]] = {}
+    for run in runs:  # newest first
+        if run.run_count == 0:
+            groups.setdefault(json.dumps(run.parameters, sort_keys=True, default=str), []).append(run)
+    cancelled = 0
+    for overdue in groups.values():
+        if len(overdue) <= 1:
+            continue
+        keep, stale = overdue[0], overdue[1:]
+        message = (
+            f"pgtender late-run rule: {len(overdue)} overdue runs of {job}; only the newest "
+            f"({keep.expected_start_time:%Y-%m-%d %H:%M} UTC) runs as the catch-up run"
+        )
+        for run in stale:
+            client.set_flow_run_state(run.id, Cancelled(message=message), force=True)
+        cancelled += len(stale)
+        log.warning(
+            "late runs collapsed: at most one catch-up run per job after downtime; each run works "
+            "on the current state (or yesterday), so older overdue runs would repeat the newest's work",
+            job=job,
+            cancelled=len(stale),
+            kept=str(keep.id),
+            kept_expected_start=str(keep.expected_start_time),
+            oldest_expected_start=str(stale[-1].expected_start_time),
+            parameters=keep.parameters,
+        )
     return cancelled
 
 
@@ -232,14 +247,28 @@ def serve_all(*, limit: int | None = None) -> None:
             log.info("SIGTERM received: stopping")
             sys.exit(0)
 
-    runner = _Runner(name="pgtender", limit=limit, pause_on_shutdown=False, query_seconds=2.0)
+    # heartbeat_seconds: every served run heartbeats, so a run whose process dies is Crashed by the
+    # automation applied below (flows/edge/automations.py) and its concurrency slot released
+    runner = _Runner(
+        name="pgtender",
+        limit=limit,
+        pause_on_shutdown=False,
+        query_seconds=2.0,
+        heartbeat_seconds=automations.HEARTBEAT_SECONDS,
+    )
     ids: dict[str, UUID] = {}
     for job in REGISTRY.names():
         # add_flow upserts the deployment (Prefect then deletes its *future* auto-scheduled runs and
         # keeps the overdue ones) and runs this flow object when a run of it comes due.
         ids[job] = runner.add_flow(served_flow(job), **deployment_options(job))  # type: ignore[assignment]
     cancelled = collapse_late_runs_now(ids)
-    log.info("deployments registered", deployments=sorted(ids), late_runs_cancelled=cancelled)
+    applied = automations.apply_now()
+    log.info(
+        "deployments registered",
+        deployments=sorted(ids),
+        late_runs_cancelled=cancelled,
+        automations={a.name: a.action for a in applied},
+    )
     stop = threading.Event()
     # The thread runs in a copy of this context: Prefect's settings (the API URL `pgtender up` set
     # with temporary_settings) live in context variables, which a plain new thread would not see.

@@ -44,33 +44,8 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
             typer.echo(f"database: embedded PostgreSQL under {current.state_dir / 'postgres'}")
         else:
             typer.echo("database: target 'default' (PGTENDER_DATABASE_URL)")  # named, never located
-        with db.connect(
-            dsn, policy=policy.database, application_name="pgtender-up", autocommit=True, name="default"
-        ) as conn:
-            steps = migrations.migrate(conn)
-            typer.echo(
-                f"migrations: {len(steps)} applied, database at version {migrations.discover()[-1].version}"
-            )
-            if _is_empty(conn):
-                from flows.demo_data import load_demo_data  # noqa: PLC0415
-
-                counts = load_demo_data(conn, days=demo_days, rows_per_day=2000)
-                typer.echo(f"demo data: {sum(counts.values())} rows in {len(counts)} tables")
-        from flows.edge.fleet_cli import migrate_fleet  # noqa: PLC0415
-
-        migrate_fleet(typer.echo)  # with [targets]: every target migrated too (no demo data there)
-
-        api_url = os.environ.get("PREFECT_API_URL")
-        ui_url = api_url.removesuffix("/api") if api_url else None
-        if not api_url:
-            from flows.edge import prefect_store  # noqa: PLC0415
-            from flows.edge.prefect_server import start_local_server  # noqa: PLC0415
-
-            store = prefect_store.prepare(dsn)  # Prefect's state in this PostgreSQL, not SQLite
-            typer.echo(f"prefect: starting a local server (its store: {store.description}) ...")
-            server = start_local_server(current.state_dir, database_url=store.url)
-            stack.callback(_stopped, f"the local Prefect server ({server.ui_url})", server.stop)
-            api_url, ui_url = server.api_url, server.ui_url
+        _prepare_databases(dsn, policy, demo_days=demo_days)
+        api_url, ui_url = _prefect_api(stack, current, dsn)
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
         # `pgtender run | backfill` beside this process submit their runs here (flows/edge/dispatch.py)
         from flows.edge.dispatch import forget_api, record_api  # noqa: PLC0415
@@ -97,3 +72,38 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
         typer.echo(f"serving every deployment on its schedule; open {ui_url} (Ctrl-C stops)")
         stack.callback(typer.echo, "stopped serving the deployments")
         serve_all()
+
+
+def _prepare_databases(dsn: str, policy: settings.Policy, *, demo_days: int) -> None:
+    """The database migrated (demo data when it has none), and every target of [targets] migrated."""
+    with db.connect(
+        dsn, policy=policy.database, application_name="pgtender-up", autocommit=True, name="default"
+    ) as conn:
+        steps = migrations.migrate(conn)
+        typer.echo(
+            f"migrations: {len(steps)} applied, database at version {migrations.discover()[-1].version}"
+        )
+        if _is_empty(conn):
+            from flows.demo_data import load_demo_data  # noqa: PLC0415
+
+            counts = load_demo_data(conn, days=demo_days, rows_per_day=2000)
+            typer.echo(f"demo data: {sum(counts.values())} rows in {len(counts)} tables")
+    from flows.edge.fleet_cli import migrate_fleet  # noqa: PLC0415
+
+    migrate_fleet(typer.echo)  # with [targets]: every target migrated too (no demo data there)
+
+
+def _prefect_api(stack: contextlib.ExitStack, current: settings.Settings, dsn: str) -> tuple[str, str]:
+    """The Prefect API and UI URLs: PREFECT_API_URL's, else a local server's (its store in this
+    PostgreSQL; stopped when ``stack`` closes)."""
+    api_url = os.environ.get("PREFECT_API_URL")
+    if api_url:
+        return api_url, api_url.removesuffix("/api")
+    from flows.edge import prefect_store  # noqa: PLC0415
+    from flows.edge.prefect_server import start_local_server  # noqa: PLC0415
+
+    store = prefect_store.prepare(dsn)  # Prefect's state in this PostgreSQL, not SQLite
+    typer.echo(f"prefect: starting a local server (its store: {store.description}) ...")
+    server = start_local_server(current.state_dir, database_url=store.url)
+    stack.callback(_stopped, f"the local Prefect server ({server.ui_url})", server.stop)
+    return server.api_url, server.ui_url

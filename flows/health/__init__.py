@@ -6,7 +6,8 @@ statement and lock timeout, so a probe can neither write nor wait behind a heavy
 writes one current row per (check, target, window) into ``data_quality_checks`` (window: the
 5-minute bucket the run started in; a re-run supersedes the current row) and its measurements into
 ``capacity_planning_metrics``. A run with any failed check ends Failed (ProblemsFound, exit 1) after
-recording everything, with a table artifact summarising the checks.
+recording everything, with a table artifact summarising the checks. Its crash watchdog
+(``flows.health.crashes``) marks every other job's dead runs abandoned and pages each such job once.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from flows.alerts import alerting
-from flows.core import clock, metrics
+from flows.core import clock, markdown, metrics
 from flows.core.db import load_sql, set_local
 from flows.core.engine import Cron, Done, JobSpec, Outcome, Overlap, Params, Plan, ProblemsFound, Run, step
 from flows.core.logs import get_logger
 from flows.core.policy import settings
-from flows.health import alerts, checks, probes
+from flows.health import alerts, checks, crashes, probes
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -213,10 +214,14 @@ def probes_step(job_run: Run) -> dict[str, Any]:
 
 @step("health-alerts", retries=0)
 def alerts_step(run: Run, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Record the checks that started failing or cleared: their pages and resolves are due, and go
-    out after the run (outside its lock: a slow receiver never holds the health lock)."""
+    """Record the checks that started failing or cleared, then the crash watchdog
+    (``flows.health.crashes``: other jobs' dead runs abandoned, their ``job.<job>`` recorded). The
+    pages and resolves that became due go out after the run, outside its lock: a slow receiver never
+    holds the health lock."""
     with run.connection() as conn:
-        return alerting.record(conn, JOB, alerts.observations(rows), target=run.target.name)
+        due = alerting.record(conn, JOB, alerts.observations(rows), target=run.target.name)
+        crashed = crashes.page_crashes(conn, run)
+    return {**due, **crashed}
 
 
 def health_run(run: Run) -> Outcome:
@@ -234,7 +239,7 @@ def health_run(run: Run) -> Outcome:
     run.record(alerts=alerts_step(run, out["rows"]))
     run.artifact(
         "table",
-        table=out["rows"],
+        table=markdown.rows(out["rows"]),
         key="health-summary",
         description=(
             f"Health window {out['window_start']}: {counts['failed']} failed, {counts['error']} error,"

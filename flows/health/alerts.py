@@ -11,7 +11,10 @@ from flows.core.engine.outcomes import NOT_PASSED
 # check -> the command to run next ("{subject}": what the check looked at)
 NEXT: dict[str, str] = {
     "health.partition_horizon": "pgtender run partitions  # creates the future partitions of {subject}",
-    "health.default_partition_rows": "pgtender run partitions  # moves DEFAULT rows of {subject} into place",
+    "health.default_partition_rows": (
+        "pgtender run partitions --dry-run  # which DEFAULT rows of {subject} it can move;"
+        " then run it, and fix the rest (too old, beyond the horizon, no key) by hand"
+    ),
     "health.job_watchdog": "pgtender run {subject}  # then read its last runs in the Prefect UI",
     "health.quality_score": "pgtender run quality  # then read the failing checks in Data Docs",
     "health.event_lag": "check the event ingestion pipeline; pgtender run health confirms the fix",

@@ -30,44 +30,18 @@ def sessions(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult
     rows = conn.execute(health_sql("sessions")).fetchall()
     cols = ("pid", "state", "xact_seconds", "state_seconds", "waiting", "blockers", "query")
     sess = [dict(zip(cols, r, strict=True)) for r in rows]
-
-    def result(
-        check: str, limit: float, offenders: list[dict[str, Any]], key: str, metric: str
-    ) -> CheckResult:
-        offenders = sorted(offenders, key=lambda s: -float(s[key] or 0.0))
-        observed = {"count": len(offenders), "max_seconds": float(offenders[0][key]) if offenders else 0.0}
-        sample = [
-            {
-                "pid": s["pid"],
-                "state": s["state"],
-                "seconds": round(float(s[key] or 0.0), 3),
-                "query": s["query"],
-            }
-            for s in offenders[:5]
-        ]
-        return CheckResult(
-            check_name=check,
-            target="pg_stat_activity",
-            status=FAILED if offenders else PASSED,
-            observed=observed,
-            threshold=limit,
-            expected=f"no session over {limit:g} s",
-            details={"offenders": sample},
-            metrics=[(metric, float(len(offenders)), "sessions")],
-        )
-
     long_limit = policy.long_transaction_max_seconds
     idle_limit = policy.idle_in_transaction_max_seconds
     wait_limit = policy.lock_wait_max_seconds
     return [
-        result(
+        _sessions_over(
             "health.long_transactions",
             long_limit,
             [s for s in sess if (s["xact_seconds"] or 0.0) > long_limit],
-            "xact_seconds",
-            "health.long_transactions",
+            key="xact_seconds",
+            metric="health.long_transactions",
         ),
-        result(
+        _sessions_over(
             "health.idle_in_transaction",
             idle_limit,
             [
@@ -76,10 +50,10 @@ def sessions(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult
                 if str(s["state"]).startswith("idle in transaction")
                 and (s["state_seconds"] or 0.0) > idle_limit
             ],
-            "state_seconds",
-            "health.idle_in_transaction",
+            key="state_seconds",
+            metric="health.idle_in_transaction",
         ),
-        result(
+        _sessions_over(
             "health.lock_waits",
             wait_limit,
             [
@@ -87,10 +61,38 @@ def sessions(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult
                 for s in sess
                 if s["waiting"] and s["blockers"] > 0 and (s["state_seconds"] or 0.0) > wait_limit
             ],
-            "state_seconds",
-            "health.blocked_lock_waits",
+            key="state_seconds",
+            metric="health.blocked_lock_waits",
         ),
     ]
+
+
+def _sessions_over(
+    check: str, limit: float, offenders: list[dict[str, Any]], *, key: str, metric: str
+) -> CheckResult:
+    """One session check: failed when any session is over ``limit`` seconds of ``key`` (the five
+    longest in the details)."""
+    offenders = sorted(offenders, key=lambda s: -float(s[key] or 0.0))
+    observed = {"count": len(offenders), "max_seconds": float(offenders[0][key]) if offenders else 0.0}
+    sample = [
+        {
+            "pid": s["pid"],
+            "state": s["state"],
+            "seconds": round(float(s[key] or 0.0), 3),
+            "query": s["query"],
+        }
+        for s in offenders[:5]
+    ]
+    return CheckResult(
+        check_name=check,
+        target="pg_stat_activity",
+        status=FAILED if offenders else PASSED,
+        observed=observed,
+        threshold=limit,
+        expected=f"no session over {limit:g} s",
+        details={"offenders": sample},
+        metrics=[(metric, float(len(offenders)), "sessions")],
+    )
 
 
 def xid_age(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
@@ -155,18 +157,41 @@ def replication(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckRes
 
 
 def default_partitions(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
-    """Rows in DEFAULT partitions (counted up to a cap, so the probe stays cheap)."""
-    limit = policy.default_partition_max_rows
-    cap = max(policy.default_partition_count_cap, limit + 1)
-    out = []
+    """Rows in DEFAULT partitions (counted up to a cap, so the probe stays cheap).
+
+    More than ``default_partition_max_rows``: a warning (the daily partitions run moves rows whose
+    interval it can create). It fails, and pages, when more than ``default_partition_page_rows``
+    are there, or when the DEFAULT partition has not been empty for more than
+    ``default_partition_page_hours`` (by this probe's own history: rows the partitions run could
+    not move, too old, beyond its horizon or without a key, or a partitions job that does not run).
+    """
+    limit, page_rows = policy.default_partition_max_rows, policy.default_partition_page_rows
+    cap = max(policy.default_partition_count_cap, limit + 1, page_rows + 1)
+    counted: list[tuple[str, str, int]] = []
     for parent, default in conn.execute(health_sql("default_partitions"), {"schema": ctx.schema}).fetchall():
         query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT %s) s").format(
             sql.Identifier(ctx.schema, default)
         )
         row = conn.execute(query, (cap,)).fetchone()
-        rows = int(row[0]) if row else 0
-        observed = {"rows": rows, "capped": rows >= cap, "default_partition": default}
-        status = WARNING if rows > limit else PASSED
+        counted.append((parent, default, int(row[0]) if row else 0))
+    holding = [parent for parent, _, rows in counted if rows > 0]
+    since = _default_since(conn, holding, ctx.now) if holding else {}
+    expected = (
+        f"<= {limit} rows; pages above {page_rows} rows"
+        f" or after {policy.default_partition_page_hours:g} h in DEFAULT"
+    )
+    out = []
+    for parent, default, rows in counted:
+        observed: dict[str, Any] = {"rows": rows, "capped": rows >= cap, "default_partition": default}
+        status = PASSED
+        if rows > 0:
+            first = since.get(parent, ctx.now)
+            hours = max(0.0, (ctx.now - first).total_seconds() / 3600)
+            observed.update(since=first.isoformat(), hours=round(hours, 2))
+            if rows > page_rows or hours > policy.default_partition_page_hours:
+                status = FAILED
+            elif rows > limit:
+                status = WARNING
         out.append(
             CheckResult(
                 check_name="health.default_partition_rows",
@@ -174,12 +199,18 @@ def default_partitions(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[C
                 status=status,
                 observed=observed,
                 threshold=float(limit),
-                expected=f"<= {limit} rows",
+                expected=expected,
                 details={},
                 metrics=[("health.default_partition_rows", float(rows), "rows")],
             )
         )
     return out
+
+
+def _default_since(conn: Conn, tables: list[str], now: datetime) -> dict[str, datetime]:
+    """table -> the first health window of its DEFAULT partition's current run of windows with rows."""
+    rows = conn.execute(health_sql("default_since"), {"tables": tables, "now": now}).fetchall()
+    return {str(table): since for table, since in rows}
 
 
 def partition_horizon(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:

@@ -22,6 +22,8 @@ from flows.health.checks import (
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
+QUERY_RESPONSE = "health.query_response"
+
 
 def event_lag(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
     """Lag = now - newest event that has occurred; also the worst ingestion delay of recent events.
@@ -143,55 +145,15 @@ def _pg_stat_statements(conn: Conn) -> tuple[list[tuple[Any, ...]], str | None]:
 def query_response(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
     """Mean execution time against baseline: pg_stat_statements when usable, else query logs."""
     limit = policy.query_slowdown_max_ratio
-    name, target = "health.query_response", "queries"
     baseline_window = timedelta(days=policy.query_baseline_days)
-    metrics: list[tuple[str, float, str]] = []
-    per_query: list[tuple[str, str, float, str]] = []
     pgss_rows, why_not = _pg_stat_statements(conn)
-    compared: list[dict[str, Any]] = []
+    compared, per_query = _compared_pgss(conn, pgss_rows, ctx, baseline_window)
     source = "pg_stat_statements"
-    if pgss_rows:
-        ids = [f"queryid:{r[0]}" for r in pgss_rows]
-        base: dict[str, float] = dict(
-            conn.execute(
-                health_sql("query_baseline_pgss"), {"now": ctx.now, "baseline": baseline_window, "ids": ids}
-            ).fetchall()
-        )
-        for queryid, calls, mean_ms in pgss_rows:
-            per_query.append(("health.query_mean_ms", f"queryid:{queryid}", float(mean_ms), "ms"))
-            b = base.get(f"queryid:{queryid}")
-            if b:
-                compared.append(
-                    {
-                        "query": str(queryid),
-                        "mean_ms": float(mean_ms),
-                        "baseline_ms": float(b),
-                        "calls": int(calls),
-                    }
-                )
-        if not compared:
-            why_not = "pg_stat_statements has no baseline yet (recorded by this run for the next ones)"
+    if pgss_rows and not compared:
+        why_not = "pg_stat_statements has no baseline yet (recorded by this run for the next ones)"
     if not compared:
         source = "query_performance_logs"
-        rows = conn.execute(
-            health_sql("query_logs"),
-            {
-                "now": ctx.now,
-                "lookback": timedelta(minutes=policy.query_lookback_minutes),
-                "baseline": baseline_window,
-            },
-        ).fetchall()
-        compared = [
-            {
-                "query": fp,
-                "mean_ms": float(mean),
-                "baseline_ms": float(b),
-                "calls": int(calls),
-                "baseline_source": bs,
-            }
-            for fp, mean, calls, b, bs in rows
-            if b is not None and b > 0
-        ]
+        compared = _compared_logs(conn, policy, ctx, baseline_window)
     details: dict[str, Any] = {"source": source}
     if why_not:
         details["pg_stat_statements"] = why_not
@@ -199,17 +161,83 @@ def query_response(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Check
         details["reason"] = "neither pg_stat_statements nor query_performance_logs has comparable data"
         return [
             CheckResult(
-                check_name=name,
-                target=target,
+                check_name=QUERY_RESPONSE,
+                target="queries",
                 status=SKIPPED,
                 observed={"source": None},
                 threshold=limit,
                 expected=f"<= {limit:g} x baseline",
                 details=details,
-                metrics=metrics,
+                metrics=[],
                 resource_metrics=per_query,
             )
         ]
+    return [_slowdown(compared, limit, details=details, per_query=per_query)]
+
+
+def _compared_pgss(
+    conn: Conn, pgss_rows: list[tuple[Any, ...]], ctx: Context, baseline_window: timedelta
+) -> tuple[list[dict[str, Any]], list[tuple[str, str, float, str]]]:
+    """The statements of pg_stat_statements that have a recorded baseline, and every statement's
+    mean time (a per-query metric: the next runs' baseline)."""
+    if not pgss_rows:
+        return [], []
+    ids = [f"queryid:{r[0]}" for r in pgss_rows]
+    base: dict[str, float] = dict(
+        conn.execute(
+            health_sql("query_baseline_pgss"), {"now": ctx.now, "baseline": baseline_window, "ids": ids}
+        ).fetchall()
+    )
+    compared: list[dict[str, Any]] = []
+    per_query: list[tuple[str, str, float, str]] = []
+    for queryid, calls, mean_ms in pgss_rows:
+        per_query.append(("health.query_mean_ms", f"queryid:{queryid}", float(mean_ms), "ms"))
+        b = base.get(f"queryid:{queryid}")
+        if b:
+            compared.append(
+                {
+                    "query": str(queryid),
+                    "mean_ms": float(mean_ms),
+                    "baseline_ms": float(b),
+                    "calls": int(calls),
+                }
+            )
+    return compared, per_query
+
+
+def _compared_logs(
+    conn: Conn, policy: HealthPolicy, ctx: Context, baseline_window: timedelta
+) -> list[dict[str, Any]]:
+    """The query fingerprints of query_performance_logs that have a baseline."""
+    rows = conn.execute(
+        health_sql("query_logs"),
+        {
+            "now": ctx.now,
+            "lookback": timedelta(minutes=policy.query_lookback_minutes),
+            "baseline": baseline_window,
+        },
+    ).fetchall()
+    return [
+        {
+            "query": fp,
+            "mean_ms": float(mean),
+            "baseline_ms": float(b),
+            "calls": int(calls),
+            "baseline_source": bs,
+        }
+        for fp, mean, calls, b, bs in rows
+        if b is not None and b > 0
+    ]
+
+
+def _slowdown(
+    compared: list[dict[str, Any]],
+    limit: float,
+    *,
+    details: dict[str, Any],
+    per_query: list[tuple[str, str, float, str]],
+) -> CheckResult:
+    """The worst slowdown against baseline (the five worst in the details)."""
     for c in compared:
         c["ratio"] = c["mean_ms"] / c["baseline_ms"]
     compared.sort(key=lambda c: (-c["ratio"], c["query"]))
@@ -219,24 +247,20 @@ def query_response(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[Check
         "query": worst["query"],
         "queries_compared": len(compared),
         "over_threshold": sum(1 for c in compared if c["ratio"] > limit),
-        "source": source,
+        "source": details["source"],
     }
     details["worst"] = compared[:5]
-    metrics.append(("health.query_slowdown_ratio", worst["ratio"], "ratio"))
-    status = over_limit(worst["ratio"], limit)
-    return [
-        CheckResult(
-            check_name=name,
-            target=target,
-            status=status,
-            observed=observed,
-            threshold=limit,
-            expected=f"<= {limit:g} x baseline",
-            details=details,
-            metrics=metrics,
-            resource_metrics=per_query,
-        )
-    ]
+    return CheckResult(
+        check_name=QUERY_RESPONSE,
+        target="queries",
+        status=over_limit(worst["ratio"], limit),
+        observed=observed,
+        threshold=limit,
+        expected=f"<= {limit:g} x baseline",
+        details=details,
+        metrics=[("health.query_slowdown_ratio", worst["ratio"], "ratio")],
+        resource_metrics=per_query,
+    )
 
 
 def quality_score(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
@@ -281,62 +305,62 @@ def quality_score(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckR
 def resource_utilization(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:
     """Latest resource_utilization sample per resource, and connections / max_connections."""
     limit = policy.resource_utilization_max_pct
-    out: list[CheckResult] = []
     rows = conn.execute(
         health_sql("resource_utilization"),
         {"now": ctx.now, "lookback": timedelta(minutes=policy.lookback_minutes)},
     ).fetchall()
+    return [_worst_resource(rows, limit, lookback_minutes=policy.lookback_minutes), _connections(conn, limit)]
+
+
+def _worst_resource(rows: list[tuple[Any, ...]], limit: float, *, lookback_minutes: int) -> CheckResult:
+    """The resource with the highest latest sample (the five highest in the details)."""
     if not rows:
-        out.append(
-            CheckResult(
-                check_name="health.resource_utilization",
-                target="resource_utilization",
-                status=SKIPPED,
-                threshold=limit,
-                details={"reason": f"no samples in the last {policy.lookback_minutes} minutes"},
-            )
+        return CheckResult(
+            check_name="health.resource_utilization",
+            target="resource_utilization",
+            status=SKIPPED,
+            threshold=limit,
+            details={"reason": f"no samples in the last {lookback_minutes} minutes"},
         )
-    else:
-        samples = sorted(
-            (
-                {"resource": f"{t}:{n}" + (f"@{h}" if h else ""), "pct": float(p), "at": at.isoformat()}
-                for t, n, h, p, at in rows
-            ),
-            key=lambda s: (-s["pct"], s["resource"]),
-        )
-        worst = samples[0]
-        observed = {
-            "max_pct": worst["pct"],
-            "resource": worst["resource"],
-            "resources": len(samples),
-            "over_threshold": sum(1 for s in samples if s["pct"] > limit),
-        }
-        out.append(
-            CheckResult(
-                check_name="health.resource_utilization",
-                target="resource_utilization",
-                status=over_limit(worst["pct"], limit),
-                observed=observed,
-                threshold=limit,
-                expected=f"<= {limit:g} %",
-                details={"worst": samples[:5]},
-                metrics=[("health.resource_utilization_max_pct", worst["pct"], "percent")],
-            )
-        )
+    samples = sorted(
+        (
+            {"resource": f"{t}:{n}" + (f"@{h}" if h else ""), "pct": float(p), "at": at.isoformat()}
+            for t, n, h, p, at in rows
+        ),
+        key=lambda s: (-s["pct"], s["resource"]),
+    )
+    worst = samples[0]
+    observed = {
+        "max_pct": worst["pct"],
+        "resource": worst["resource"],
+        "resources": len(samples),
+        "over_threshold": sum(1 for s in samples if s["pct"] > limit),
+    }
+    return CheckResult(
+        check_name="health.resource_utilization",
+        target="resource_utilization",
+        status=over_limit(worst["pct"], limit),
+        observed=observed,
+        threshold=limit,
+        expected=f"<= {limit:g} %",
+        details={"worst": samples[:5]},
+        metrics=[("health.resource_utilization_max_pct", worst["pct"], "percent")],
+    )
+
+
+def _connections(conn: Conn, limit: float) -> CheckResult:
+    """Connections in use against max_connections."""
     row = conn.execute(health_sql("connections")).fetchone()
     assert row is not None
     used, max_conn, reserved = (int(v) for v in row)
     pct = 100.0 * used / max_conn
-    out.append(
-        CheckResult(
-            check_name="health.connection_utilization",
-            target="connections",
-            status=over_limit(pct, limit),
-            observed={"pct": pct, "used": used, "max_connections": max_conn, "superuser_reserved": reserved},
-            threshold=limit,
-            expected=f"<= {limit:g} %",
-            details={},
-            metrics=[("health.connection_utilization_pct", pct, "percent")],
-        )
+    return CheckResult(
+        check_name="health.connection_utilization",
+        target="connections",
+        status=over_limit(pct, limit),
+        observed={"pct": pct, "used": used, "max_connections": max_conn, "superuser_reserved": reserved},
+        threshold=limit,
+        expected=f"<= {limit:g} %",
+        details={},
+        metrics=[("health.connection_utilization_pct", pct, "percent")],
     )
-    return out

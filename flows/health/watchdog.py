@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -33,45 +33,55 @@ def job_watchdog(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckRe
     jobs = sorted(j for j in ctx.schedules if j not in policy.watchdog_ignore)
     if not jobs:
         return []
-    out = []
     rows = conn.execute(health_sql("job_runs"), {"jobs": jobs}).fetchall()
-    for job, last_success, last_start, first_op in rows:
-        period = expected_period(ctx.schedules[job], ctx.now, ctx.timezones.get(job, "UTC"))
-        allowed = period * policy.watchdog_grace_factor
-        observed: dict[str, Any] = {
-            "last_success": last_success.isoformat() if last_success else None,
-            "last_start": last_start.isoformat() if last_start else None,
-            "period_seconds": period.total_seconds(),
-            "allowed_seconds": allowed.total_seconds(),
-        }
-        details: dict[str, Any] = {"schedule": ctx.schedules[job]}
-        metrics: list[tuple[str, float, str]] = []
-        if last_success is not None:
-            age = (ctx.now - last_success).total_seconds()
-            observed = {"age_seconds": age, **observed}  # the headline number first
-            metrics.append(("health.job_success_age_seconds", age, "seconds"))
-            status = FAILED if age > allowed.total_seconds() else PASSED
-        elif first_op is not None and ctx.now - first_op > allowed:
-            status = FAILED
-            details["reason"] = f"never succeeded since pgtender's first run here at {first_op.isoformat()}"
-        else:
-            status = SKIPPED
-            details["reason"] = (
-                "never succeeded yet, and pgtender started here less than one allowed period ago"
-            )
-        out.append(
-            CheckResult(
-                check_name="health.job_watchdog",
-                target=job,
-                status=status,
-                observed=observed,
-                threshold=allowed.total_seconds(),
-                expected=f"last success within {allowed.total_seconds():g} s",
-                details=details,
-                metrics=metrics,
-            )
-        )
-    return out
+    return [
+        judge(job, last_success=success, last_start=start, first_op=first, policy=policy, ctx=ctx)
+        for job, success, start, first in rows
+    ]
+
+
+def judge(
+    job: str,
+    *,
+    last_success: datetime | None,
+    last_start: datetime | None,
+    first_op: datetime | None,
+    policy: HealthPolicy,
+    ctx: Context,
+) -> CheckResult:
+    """The watchdog's verdict on one job at ``ctx.now`` from its ledger's last success and start
+    and pgtender's first ledger row here (see ``job_watchdog``)."""
+    period = expected_period(ctx.schedules[job], ctx.now, ctx.timezones.get(job, "UTC"))
+    allowed = period * policy.watchdog_grace_factor
+    observed: dict[str, Any] = {
+        "last_success": last_success.isoformat() if last_success else None,
+        "last_start": last_start.isoformat() if last_start else None,
+        "period_seconds": period.total_seconds(),
+        "allowed_seconds": allowed.total_seconds(),
+    }
+    details: dict[str, Any] = {"schedule": ctx.schedules[job]}
+    metrics: list[tuple[str, float, str]] = []
+    if last_success is not None:
+        age = (ctx.now - last_success).total_seconds()
+        observed = {"age_seconds": age, **observed}  # the headline number first
+        metrics.append(("health.job_success_age_seconds", age, "seconds"))
+        status = FAILED if age > allowed.total_seconds() else PASSED
+    elif first_op is not None and ctx.now - first_op > allowed:
+        status = FAILED
+        details["reason"] = f"never succeeded since pgtender's first run here at {first_op.isoformat()}"
+    else:
+        status = SKIPPED
+        details["reason"] = "never succeeded yet, and pgtender started here less than one allowed period ago"
+    return CheckResult(
+        check_name="health.job_watchdog",
+        target=job,
+        status=status,
+        observed=observed,
+        threshold=allowed.total_seconds(),
+        expected=f"last success within {allowed.total_seconds():g} s",
+        details=details,
+        metrics=metrics,
+    )
 
 
 def cron_jobs(conn: Conn, policy: HealthPolicy, ctx: Context) -> list[CheckResult]:

@@ -12,10 +12,13 @@ How a suite is validated (the cost of about one scan of the day):
 
 Results: one current row per expectation (``quality.<suite>.<key>``) and one per suite
 (``quality.<suite>``, with the weighted score) for the window; a re-run supersedes the previous
-rows (kept with ``is_current = false``). Data Docs are rendered from the recorded rows.
+rows (kept with ``is_current = false``). Data Docs are rendered from the recorded rows, by the
+daily run and by a backfill alike, and show each suite's verdict (``verdicts.suite_verdict``).
 An empty window is ``skipped`` except for suites that require rows (learning_events,
-system_performance_metrics), which then fail. The flow fails when a suite scores under its
-threshold.
+system_performance_metrics), which then fail. A suite fails when one of its ``error``-severity
+expectations does not pass (volume, freshness, key uniqueness, references: ``checks/``) whatever
+its score, or when it scores under its threshold; ``warn`` expectations only lower the score (the
+suite is then ``warning``, which neither fails the run nor pages).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import psycopg
 from pydantic import Field
 
 from checks import Suite, all_suites
+from flows.core import markdown
 from flows.core.engine import (
     NOT_PASSED,
     Cron,
@@ -50,9 +54,10 @@ from flows.core.logs import get_logger
 from flows.quality.alerts import alerts_step
 from flows.quality.compiler import Fact, Window
 from flows.quality.docs import build_docs, gx_runner
-from flows.quality.evaluate import evaluate_suite, gx_outcomes
+from flows.quality.evaluate import evaluate_suite
+from flows.quality.gx_validation import gx_outcomes
 from flows.quality.options import day_window, parse_day, sample_size_for, select_suites
-from flows.quality.recording import markdown_summary, record, run_suites, summary
+from flows.quality.recording import finding, markdown_summary, record, run_suites, summary
 from flows.quality.verdicts import Outcome
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -63,22 +68,29 @@ def replay(conn: Conn, day: date | None, ctx: ReplayContext) -> Replayed:
     """Backfill: every suite over one UTC day (the results supersede the day's earlier ones)."""
     assert day is not None, "quality replays one day"
     policy = ctx.policy.quality
-    runs = run_suites(
-        conn,
-        select_suites(None, policy),
-        day_window(day, ctx.now),
-        policy,
-        flow_run_id=ctx.flow_run_id,
-        gx_runner=gx_runner(policy, ctx.state_dir, ctx.dsn),
-    )
-    failing = [r for r in runs if r.status in NOT_PASSED]
+    suites = select_suites(None, policy)
+    window = day_window(day, ctx.now)
+    runner = gx_runner(policy, ctx.state_dir, ctx.dsn)
+    runs = run_suites(conn, suites, window, policy, flow_run_id=ctx.flow_run_id, gx_runner=runner)
+    docs: Path | None = None
+    if policy.data_docs:  # the days a backfill validated get their Data Docs, as a daily run's do
+        run_name = f"quality-{day.isoformat()}-{ctx.flow_run_id or ctx.operation_id or 'backfill'}"
+        state_dir = ctx.state_dir
+        # the suites' pages and the index once, with the range's last day (their cost grows)
+        last = ctx.days is None or day >= ctx.days[1]
+        names = [s.name for s in suites]
+        docs = build_docs(
+            conn, state_dir, window, names, run_name, keep_days=policy.data_docs_days, full=last
+        )
+    failing = [r for r in runs if r.failing]
     counts = {
         "suites": len(runs),
         "suites_failed": len(failing),
         "scores": {r.suite.name: r.score for r in runs},
+        "data_docs": None if docs is None else str(docs),
     }
     if failing:
-        return Replayed(True, ", ".join(f"{r.suite.name} {r.status}" for r in failing), counts)
+        return Replayed(True, ", ".join(finding(summary(r)) for r in failing), counts)
     return Replayed(False, f"{len(runs)} suites passed or skipped", counts)
 
 
@@ -104,8 +116,9 @@ def suite_step(run: Run, suite_name: str, day_iso: str) -> dict[str, Any]:
 @step("quality-data-docs", retries=1)
 def docs_step(run: Run, day_iso: str, suite_names: list[str], run_name: str) -> str:
     window = day_window(date.fromisoformat(day_iso), run.started_at)
+    keep_days = run.policy.quality.data_docs_days
     with run.connection() as conn:
-        return str(build_docs(conn, run.state_dir, window, suite_names, run_name))
+        return str(build_docs(conn, run.state_dir, window, suite_names, run_name, keep_days=keep_days))
 
 
 def _artifacts(run: Run, day: date, summaries: list[dict[str, Any]], docs: str | None) -> None:
@@ -120,7 +133,7 @@ def _artifacts(run: Run, day: date, summaries: list[dict[str, Any]], docs: str |
             "link",
             key="quality-data-docs",
             link=Path(docs).resolve().as_uri(),
-            link_text=f"GX Data Docs ({day.isoformat()})",
+            link_text=markdown.text(f"GX Data Docs ({day.isoformat()})"),
             description="Great Expectations Data Docs of the day's quality suites",
         )
 
@@ -151,11 +164,7 @@ def quality_run(run: Run, the_day: date, suites: list[Suite]) -> RunOutcome:
     result = {"day": day_iso, "suites": summaries, "data_docs": docs}
     if failing:
         return ProblemsFound(
-            findings=[
-                f"{s['suite']} {s['status']}"
-                + ("" if s["score"] is None else f" (score {s['score']:.1f} < {s['threshold']:.0f})")
-                for s in failing
-            ],
+            findings=[finding(s) for s in failing],
             summary=f"quality {day_iso}: {len(failing)} suite(s) failed",
             result=result,
         )

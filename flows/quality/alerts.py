@@ -24,10 +24,11 @@ def observations(day: date, summaries: list[dict[str, Any]]) -> list[alerting.Ob
                 check_name=f"quality.{s['suite']}",
                 failing=failing,
                 observed={"score": score, "rows": s["rows"], "not_passed": s["not_passed"][:20]},
-                limit=f"score >= {s['threshold']:g}",
+                limit=f"error-severity expectations pass and score >= {s['threshold']:g}",
                 summary=(
-                    f"quality suite {s['suite']} {s['status']} for {day.isoformat()}: score {score},"
-                    f" limit {s['threshold']:g}; not passed: {keys}"
+                    f"quality suite {s['suite']} {s['status']} for {day.isoformat()}"
+                    + (f" ({s['verdict']})" if s.get("verdict") else "")
+                    + f": score {score}, limit {s['threshold']:g}; not passed: {keys}"
                 ),
                 next_command=(
                     f"pgtender run quality --day {day.isoformat()} --suite {s['suite']}"

@@ -206,56 +206,81 @@ def build_scan(
     params = Params()
     where = window_pred(suite, params, window)
     facts = [plan_fact(i, e, window, params) for i, e in enumerate(expectations)]
-    select: list[sql.Composable] = [sql.SQL("count(*)")]
-    columns: list[tuple[int, int, str]] = []
-    shared: dict[str, int] = {}
+    select = _Select()
     ctes: list[sql.Composable] = []
     limit = params.add(sample_size)
-
-    def add(index: int, metric: str, expr: sql.Composable) -> None:
-        # Identical expressions (the non-null count of a column used twice) are computed once.
-        text = expr.as_string(None)
-        pos = shared.get(text)
-        if pos is None:
-            pos = shared[text] = len(select)
-            select.append(expr)
-        columns.append((pos, index, metric))
-
     for fact in facts:
-        if not fact.supported:
-            continue
-        t = fact.exp.type
-        if fact.bad is not None:
-            add(fact.index, "unexpected_count", sql.SQL("count(*) FILTER (WHERE {})").format(fact.bad))
-        if t in MAP_NONNULL or t == "expect_column_values_to_be_unique":
-            add(fact.index, "nonnull", sql.SQL("count({})").format(sql.Identifier(fact.kwargs["column"])))
-        if fact.group_cols:
-            if t != "expect_column_values_to_be_unique":
-                add(
-                    fact.index,
-                    "filtered_count",
-                    sql.SQL("count(*) FILTER (WHERE {})").format(fact.group_filter),
-                )
-            cte = sql.Identifier(f"dups_{fact.index}")
-            ctes.append(sql.SQL("{} AS MATERIALIZED ({})").format(cte, _group_dups(suite, fact, where)))
-            add(fact.index, "unexpected_count", sql.SQL("(SELECT coalesce(sum(n), 0) FROM {})").format(cte))
-            obj = sql.SQL(", ").join(
-                sql.SQL("{}, s.{}").format(sql.Literal(c), sql.Identifier(c)) for c in fact.group_cols
-            )
-            add(
-                fact.index,
-                "sample",
-                sql.SQL(
-                    "(SELECT jsonb_agg(jsonb_build_object({obj}, 'count', s.n) ORDER BY s.n DESC)"
-                    " FROM (SELECT * FROM {cte} ORDER BY n DESC LIMIT {lim}) s)"
-                ).format(obj=obj, cte=cte, lim=limit),
-            )
-        if t == "expect_column_max_to_be_between":
-            add(
-                fact.index, "observed_value", sql.SQL("max({})").format(sql.Identifier(fact.kwargs["column"]))
-            )
+        if fact.supported:
+            _add_fact_metrics(select, fact, suite=suite, where=where, limit=limit, ctes=ctes)
     with_clause = sql.SQL("WITH {} ").format(sql.SQL(", ").join(ctes)) if ctes else sql.SQL("")
     query = sql.SQL("{with_}SELECT {sel} FROM {t} WHERE {w}").format(
-        with_=with_clause, sel=sql.SQL(", ").join(select), t=table_ident(suite), w=where
+        with_=with_clause, sel=sql.SQL(", ").join(select.exprs), t=table_ident(suite), w=where
     )
-    return Scan(query, params.values, facts, columns)
+    return Scan(query, params.values, facts, select.columns)
+
+
+class _Select:
+    """The scan's output: the row count, then each metric's expression and where it is read."""
+
+    def __init__(self) -> None:
+        self.exprs: list[sql.Composable] = [sql.SQL("count(*)")]
+        self.columns: list[tuple[int, int, str]] = []
+        self._shared: dict[str, int] = {}
+
+    def add(self, index: int, metric: str, expr: sql.Composable) -> None:
+        # Identical expressions (the non-null count of a column used twice) are computed once.
+        text = expr.as_string(None)
+        pos = self._shared.get(text)
+        if pos is None:
+            pos = self._shared[text] = len(self.exprs)
+            self.exprs.append(expr)
+        self.columns.append((pos, index, metric))
+
+
+def _add_fact_metrics(
+    select: _Select,
+    fact: Fact,
+    *,
+    suite: Suite,
+    where: sql.Composable,
+    limit: sql.Placeholder,
+    ctes: list[sql.Composable],
+) -> None:
+    """The metrics of one supported expectation (a uniqueness one also adds its CTE to ``ctes``)."""
+    t = fact.exp.type
+    if fact.bad is not None:
+        select.add(fact.index, "unexpected_count", sql.SQL("count(*) FILTER (WHERE {})").format(fact.bad))
+    if t in MAP_NONNULL or t == "expect_column_values_to_be_unique":
+        select.add(fact.index, "nonnull", sql.SQL("count({})").format(sql.Identifier(fact.kwargs["column"])))
+    if fact.group_cols:
+        ctes.append(_add_uniqueness_metrics(select, fact, suite=suite, where=where, limit=limit))
+    if t == "expect_column_max_to_be_between":
+        select.add(
+            fact.index, "observed_value", sql.SQL("max({})").format(sql.Identifier(fact.kwargs["column"]))
+        )
+
+
+def _add_uniqueness_metrics(
+    select: _Select, fact: Fact, *, suite: Suite, where: sql.Composable, limit: sql.Placeholder
+) -> sql.Composable:
+    """A uniqueness expectation's counts and sample, read from its duplicated groups: the CTE."""
+    if fact.exp.type != "expect_column_values_to_be_unique":
+        select.add(
+            fact.index,
+            "filtered_count",
+            sql.SQL("count(*) FILTER (WHERE {})").format(fact.group_filter),
+        )
+    cte = sql.Identifier(f"dups_{fact.index}")
+    select.add(fact.index, "unexpected_count", sql.SQL("(SELECT coalesce(sum(n), 0) FROM {})").format(cte))
+    obj = sql.SQL(", ").join(
+        sql.SQL("{}, s.{}").format(sql.Literal(c), sql.Identifier(c)) for c in fact.group_cols
+    )
+    select.add(
+        fact.index,
+        "sample",
+        sql.SQL(
+            "(SELECT jsonb_agg(jsonb_build_object({obj}, 'count', s.n) ORDER BY s.n DESC)"
+            " FROM (SELECT * FROM {cte} ORDER BY n DESC LIMIT {lim}) s)"
+        ).format(obj=obj, cte=cte, lim=limit),
+    )
+    return sql.SQL("{} AS MATERIALIZED ({})").format(cte, _group_dups(suite, fact, where))

@@ -8,36 +8,55 @@ from typing import Any
 
 import psycopg
 
-from checks import Suite, all_suites
+from checks import WARN, Suite, all_suites
 from flows.core.db import load_sql
 from flows.core.policy.settings import QualityPolicy
 from flows.quality.compiler import Window
-from flows.quality.evaluate import gx_outcomes
+from flows.quality.gx_validation import gx_outcomes
 from flows.quality.options import sample_size_for
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 def build_docs(
-    conn: Conn, state_dir: Path, window: Window, suite_names: Sequence[str], run_name: str
+    conn: Conn,
+    state_dir: Path,
+    window: Window,
+    suite_names: Sequence[str],
+    run_name: str,
+    *,
+    keep_days: int,
+    full: bool = True,
 ) -> Path:
-    """Render the recorded current results of the window as a GX Data Docs site."""
-    from flows.quality import gx as gx_runtime  # noqa: PLC0415
+    """Render the recorded current results of the window as a GX Data Docs site.
+
+    Each suite's validation result carries the suite row's verdict (``success`` is False exactly
+    when pgtender's status is failed or error) and each expectation its severity, as GX's own
+    ``FailureSeverity`` (``error`` -> critical, ``warn`` -> warning). ``full=False``: the
+    validation pages only (``gx_docs.build_data_docs``).
+    """
+    from flows.quality import gx_docs as gx_runtime  # noqa: PLC0415
 
     rows = conn.execute(
         load_sql("queries/quality/docs_rows.sql"),
         {"s": window.start, "e": window.end, "suites": list(suite_names)},
     ).fetchall()
     known = all_suites()
-    docs: list[gx_runtime.DocsSuite] = []
     by_suite: dict[str, gx_runtime.DocsSuite] = {}
-    for suite_name, target, name, status, details, sample, expected in rows:
-        if name == f"quality.{suite_name}" or suite_name not in known:
+    for suite_name, target, name, status, details, sample, expected, score in rows:
+        if suite_name not in known:
             continue
         entry = by_suite.get(suite_name)
         if entry is None:
             entry = by_suite[suite_name] = gx_runtime.DocsSuite(suite_name, target, window, [])
-            docs.append(entry)
+        if name == f"quality.{suite_name}":
+            entry.status = status
+            entry.verdict = {
+                "score": score,
+                "threshold": (expected or {}).get("min_score"),
+                "verdict": (details or {}).get("verdict"),
+            }
+            continue
         kwargs = {k: v for k, v in (expected or {}).items() if k != "type"}
         entry.results.append(
             gx_runtime.DocsResult(
@@ -48,9 +67,12 @@ def build_docs(
                 result=details.get("result") or {},
                 sample=sample,
                 error=details.get("error"),
+                severity=details.get("severity", WARN),
             )
         )
-    return gx_runtime.build_data_docs(state_dir, run_name, docs)
+    return gx_runtime.build_data_docs(
+        state_dir, run_name, list(by_suite.values()), keep_days=keep_days, full=full
+    )
 
 
 def gx_runner(policy: QualityPolicy, state_dir: Path, dsn: str) -> Any:

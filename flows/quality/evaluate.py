@@ -6,27 +6,25 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from checks import Expectation, Suite
+from checks import ERROR, Expectation, Severity, Suite
 from flows.core.db import load_sql
 from flows.core.engine.outcomes import NOT_PASSED, CheckStatus
 from flows.core.logs import get_logger
-from flows.core.masking import mask_secrets
 from flows.core.partitioning.catalog import read_children
 from flows.core.policy.settings import QualityPolicy
-from flows.quality.compiler import ROW_COUNT, Fact, Window, build_scan
-from flows.quality.options import sample_size_for, threshold_for, weight_for
+from flows.quality.compiler import ROW_COUNT, Fact, Scan, Window, build_scan
+from flows.quality.options import VOLUME_KEY, sample_size_for, severity_for, threshold_for, weight_for
 from flows.quality.scan import fetch_samples, run_scan
-from flows.quality.verdicts import Outcome, evaluate
+from flows.quality.verdicts import Outcome, error_outcome, evaluate, suite_verdict
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "quality"
-VOLUME_KEY = "row_count_in_band"
+__all__ = ["VOLUME_KEY", "SuiteRun", "check_name", "evaluate_suite", "volume_band"]
 
 # Runs expectations the fused scan does not support through GX: (suite, window, facts) -> outcomes.
 GxRunner = Callable[[Suite, Window, list[Fact]], list[Outcome]]
@@ -112,14 +110,9 @@ class SuiteRun:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def below_threshold(self) -> bool:
+    def failing(self) -> bool:
+        """The suite failed (an error expectation, the score, no rows) or could not be evaluated."""
         return self.status in NOT_PASSED
-
-
-def _error_outcome(exp: Expectation, kwargs: dict[str, Any], weight: float, message: str) -> Outcome:
-    # GX/SQLAlchemy messages may quote the connection URL: mask before it reaches a table or a log.
-    text = mask_secrets(" ".join(message.split()))[:2000]
-    return Outcome(exp, kwargs, weight, CheckStatus.ERROR, False, {}, None, {"error": text})
 
 
 def _scan_isolated(
@@ -150,7 +143,6 @@ def evaluate_suite(
     gx_runner: GxRunner | None = None,
 ) -> SuiteRun:
     """Validate one suite over one window (no writes)."""
-    log = get_logger(job=JOB, suite=suite.name)
     run = SuiteRun(suite=suite, window=window, threshold=threshold_for(suite, policy))
     run.details = {
         "table": suite.table,
@@ -161,59 +153,91 @@ def evaluate_suite(
     exps = list(suite.expectations)
     info = partition_info(conn, suite, window.start.date())
     if suite.volume and info is not None:
-        low, high, vdetails = volume_band(conn, suite, window, policy)
-        exps.append(
-            Expectation(
-                VOLUME_KEY,
-                ROW_COUNT,
-                {"min_value": low, "max_value": high} if high is not None else {"min_value": low},
-                notes="volume band learned from recent days",
-            )
-        )
-        run.details["volume"] = vdetails
+        exps.append(_volume_expectation(conn, run, policy))
     weights = [weight_for(e, suite, policy) for e in exps]
+    severities = [severity_for(e, suite, policy) for e in exps]
     if info is None:
-        message = f"table {suite.table!r} does not exist"
-        run.outcomes = [
-            _error_outcome(e, dict(e.kwargs), w, message) for e, w in zip(exps, weights, strict=True)
-        ]
-        run.status, run.score = CheckStatus.ERROR, 0.0
-        run.details["error"] = message
-        return run
+        return _table_missing(run, exps, weights, severities)
     run.details.update(info)
 
     scan = build_scan(suite, exps, window, sample_size=sample_size_for(suite, policy))
-    errors: dict[int, str] = {}
+    row_count, metrics, errors = _run_fused_scan(conn, run, scan, exps)
+    run.row_count = row_count
+    outcomes, failed_facts, gx_facts = _scanned_outcomes(scan, row_count, metrics, errors, weights)
+    if failed_facts:
+        _attach_samples(conn, run, scan, failed_facts, outcomes=outcomes, metrics=metrics, policy=policy)
+    if gx_facts:
+        _gx_fact_outcomes(run, gx_facts, outcomes, weights=weights, gx_runner=gx_runner)
+
+    for index, found in enumerate(outcomes):
+        if found is not None:
+            found.severity = severities[index]
+    run.outcomes = [o for o in outcomes if o is not None]
+    verdict = suite_verdict(
+        run.outcomes, row_count=row_count, requires_rows=suite.requires_rows, threshold=run.threshold
+    )
+    run.status, run.score = verdict.status, verdict.score
+    run.details.update(verdict.details)
+    return run
+
+
+def _volume_expectation(conn: Conn, run: SuiteRun, policy: QualityPolicy) -> Expectation:
+    """The row-count band learned from recent days, as an expectation (its details on ``run``)."""
+    low, high, vdetails = volume_band(conn, run.suite, run.window, policy)
+    run.details["volume"] = vdetails
+    return Expectation(
+        VOLUME_KEY,
+        ROW_COUNT,
+        {"min_value": low, "max_value": high} if high is not None else {"min_value": low},
+        notes="volume band learned from recent days",
+        severity=ERROR,  # a collapsed day is the incident the suite exists to catch
+    )
+
+
+def _table_missing(
+    run: SuiteRun, exps: list[Expectation], weights: list[float], severities: list[Severity]
+) -> SuiteRun:
+    """Every expectation an error row: the suite's table does not exist."""
+    message = f"table {run.suite.table!r} does not exist"
+    run.outcomes = [error_outcome(e, dict(e.kwargs), w, message) for e, w in zip(exps, weights, strict=True)]
+    for outcome, severity in zip(run.outcomes, severities, strict=True):
+        outcome.severity = severity
+    run.status, run.score = CheckStatus.ERROR, 0.0
+    run.details["error"] = message
+    return run
+
+
+def _run_fused_scan(
+    conn: Conn, run: SuiteRun, scan: Scan, exps: list[Expectation]
+) -> tuple[int, dict[int, Any], dict[int, str]]:
+    """The fused statement; when it fails, each expectation alone (errors by fact index)."""
     try:
         row_count, metrics = run_scan(conn, scan)
     except psycopg.Error as exc:
-        log.warning("fused scan failed; isolating", error=str(exc))
-        iso_count, metrics, errors = _scan_isolated(conn, suite, window, exps)
-        row_count = iso_count if iso_count is not None else 0
-    run.row_count = row_count
+        get_logger(job=JOB, suite=run.suite.name).warning("fused scan failed; isolating", error=str(exc))
+        iso_count, iso_metrics, errors = _scan_isolated(conn, run.suite, run.window, exps)
+        return (iso_count if iso_count is not None else 0), iso_metrics, errors
+    return row_count, metrics, {}
 
-    outcomes: list[Outcome | None] = [None] * len(exps)
+
+def _scanned_outcomes(
+    scan: Scan, row_count: int, metrics: dict[int, Any], errors: dict[int, str], weights: list[float]
+) -> tuple[list[Outcome | None], list[Fact], list[Fact]]:
+    """Outcomes of the facts the scan measured (by fact index; None for the GX ones), the failed
+    facts that still need a sample, and the facts only GX can evaluate."""
+    outcomes: list[Outcome | None] = [None] * len(weights)
     failed_facts: list[Fact] = []
     gx_facts: list[Fact] = []
     for fact in scan.facts:
         weight = weights[fact.index]
         if fact.index in errors:
-            outcomes[fact.index] = _error_outcome(fact.exp, fact.kwargs, weight, errors[fact.index])
+            outcomes[fact.index] = error_outcome(fact.exp, fact.kwargs, weight, errors[fact.index])
             continue
         if not fact.supported:
             gx_facts.append(fact)
             continue
         if row_count == 0 and fact.exp.type != ROW_COUNT:
-            outcomes[fact.index] = Outcome(
-                fact.exp,
-                fact.kwargs,
-                weight,
-                CheckStatus.SKIPPED,
-                None,
-                {"element_count": 0},
-                None,
-                {"reason": "no rows in the window"},
-            )
+            outcomes[fact.index] = _no_rows_outcome(fact, weight, {"element_count": 0})
             continue
         success, result = evaluate(fact, row_count, metrics[fact.index])
         outcome = Outcome(
@@ -229,125 +253,74 @@ def evaluate_suite(
             outcome.sample = list(metrics[fact.index]["sample"] or [])
         elif not success:
             failed_facts.append(fact)
-
-    if failed_facts:
-        try:
-            samples = fetch_samples(
-                conn,
-                suite,
-                scan,
-                failed_facts,
-                window=window,
-                limit=sample_size_for(suite, policy),
-                counts={f.index: int(metrics[f.index].get("unexpected_count") or 0) for f in failed_facts},
-            )
-        except psycopg.Error as exc:  # a sample is a courtesy: the counts above stand
-            log.warning("sample query failed", error=str(exc))
-            samples = {}
-        for index, sample in samples.items():
-            sampled = outcomes[index]
-            if sampled is not None:
-                sampled.sample = sample
-
-    if gx_facts:
-        if row_count == 0:
-            for fact in gx_facts:
-                outcomes[fact.index] = Outcome(
-                    fact.exp,
-                    fact.kwargs,
-                    weights[fact.index],
-                    CheckStatus.SKIPPED,
-                    None,
-                    {},
-                    None,
-                    {"reason": "no rows in the window"},
-                    "gx",
-                )
-        elif gx_runner is None:
-            for fact in gx_facts:
-                outcomes[fact.index] = _error_outcome(
-                    fact.exp, fact.kwargs, weights[fact.index], "no GX runner for a type the fused scan lacks"
-                )
-        else:
-            for fact, outcome in zip(gx_facts, gx_runner(suite, window, gx_facts), strict=True):
-                outcome.weight = weights[fact.index]
-                outcomes[fact.index] = outcome
-
-    run.outcomes = [o for o in outcomes if o is not None]
-    evaluated = [o for o in run.outcomes if o.status != CheckStatus.SKIPPED]
-    total = sum(o.weight for o in evaluated)
-    if evaluated and total > 0:
-        run.score = round(100.0 * sum(o.weight for o in evaluated if o.success) / total, 4)
-    if row_count == 0:
-        run.details["reason"] = "no rows in the window"
-        if suite.requires_rows:
-            run.status, run.score = CheckStatus.FAILED, 0.0
-        elif run.score is None:
-            run.status = CheckStatus.SKIPPED
-    if run.status == CheckStatus.PASSED and run.score is not None and run.score < run.threshold:
-        run.status = CheckStatus.FAILED
-    if run.status == CheckStatus.PASSED and any(o.status == CheckStatus.ERROR for o in run.outcomes):
-        run.details["errors"] = [o.key for o in run.outcomes if o.status == CheckStatus.ERROR]
-    return run
+    return outcomes, failed_facts, gx_facts
 
 
-def gx_outcomes(
-    state_dir: Path, dsn: str, suite: Suite, window: Window, facts: list[Fact], *, sample_size: int
-) -> list[Outcome]:
-    """Validate ``facts`` with GX itself (query asset of the window); internal errors -> error rows."""
-    from flows.quality import gx as gx_runtime  # noqa: PLC0415 - imports GX slow only when needed
+def _no_rows_outcome(
+    fact: Fact, weight: float, result: dict[str, Any], engine: str = "fused-scan"
+) -> Outcome:
+    """Skipped: the window has no rows (``engine``: "gx" for an expectation GX would evaluate)."""
+    return Outcome(
+        fact.exp,
+        fact.kwargs,
+        weight,
+        CheckStatus.SKIPPED,
+        None,
+        result,
+        None,
+        {"reason": "no rows in the window"},
+        engine,
+    )
 
+
+def _attach_samples(
+    conn: Conn,
+    run: SuiteRun,
+    scan: Scan,
+    failed_facts: list[Fact],
+    *,
+    outcomes: list[Outcome | None],
+    metrics: dict[int, Any],
+    policy: QualityPolicy,
+) -> None:
+    """Samples of the offenders of the failed facts onto their outcomes; none when the query fails."""
     try:
-        configs = [gx_runtime.expectation_configuration(f.exp, f.kwargs) for f in facts]
-        validation = gx_runtime.validate_with_gx(
-            state_dir,
-            dsn,
-            suite,
-            window,
-            configs,
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": sample_size},
+        samples = fetch_samples(
+            conn,
+            run.suite,
+            scan,
+            failed_facts,
+            window=run.window,
+            limit=sample_size_for(run.suite, policy),
+            counts={f.index: int(metrics[f.index].get("unexpected_count") or 0) for f in failed_facts},
         )
-    except Exception as exc:  # noqa: BLE001 - any GX failure must become an error row, never a pass
-        return [
-            _error_outcome(f.exp, f.kwargs, f.exp.weight, f"GX: {type(exc).__name__}: {exc}") for f in facts
-        ]
-    by_key = {r.expectation_config.meta.get("pgtender_key"): r for r in validation.results}
-    out: list[Outcome] = []
-    for fact in facts:
-        res = by_key.get(fact.exp.key)
-        if res is None:
-            out.append(_error_outcome(fact.exp, fact.kwargs, fact.exp.weight, "GX returned no result"))
-            continue
-        raised = _gx_exception(res.exception_info or {})
-        if raised is not None:
-            out.append(_error_outcome(fact.exp, fact.kwargs, fact.exp.weight, f"GX: {raised}"))
-            continue
-        result = dict(res.result or {})
-        sample = result.pop("partial_unexpected_list", None)
-        result.pop("partial_unexpected_counts", None)
-        result.pop("partial_unexpected_index_list", None)
-        success = bool(res.success)
-        out.append(
-            Outcome(
-                fact.exp,
-                fact.kwargs,
-                fact.exp.weight,
-                CheckStatus.PASSED if success else CheckStatus.FAILED,
-                success,
-                result,
-                None if success else sample,
-                {},
-                "gx",
+    except psycopg.Error as exc:  # a sample is a courtesy: the counts above stand
+        get_logger(job=JOB, suite=run.suite.name).warning("sample query failed", error=str(exc))
+        samples = {}
+    for index, sample in samples.items():
+        sampled = outcomes[index]
+        if sampled is not None:
+            sampled.sample = sample
+
+
+def _gx_fact_outcomes(
+    run: SuiteRun,
+    gx_facts: list[Fact],
+    outcomes: list[Outcome | None],
+    *,
+    weights: list[float],
+    gx_runner: GxRunner | None,
+) -> None:
+    """Outcomes of the facts the fused scan lacks: skipped without rows, else GX's (or an error)."""
+    if run.row_count == 0:
+        for fact in gx_facts:
+            outcomes[fact.index] = _no_rows_outcome(fact, weights[fact.index], {}, "gx")
+    elif gx_runner is None:
+        for fact in gx_facts:
+            outcomes[fact.index] = error_outcome(
+                fact.exp, fact.kwargs, weights[fact.index], "no GX runner for a type the fused scan lacks"
             )
-        )
-    return out
-
-
-def _gx_exception(info: dict[str, Any]) -> str | None:
-    """GX's exception_info is flat, or keyed by metric id (one entry per failed metric)."""
-    if info.get("raised_exception"):
-        return str(info.get("exception_message") or "GX raised an exception")
-    for value in info.values():
-        if isinstance(value, dict) and value.get("raised_exception"):
-            return str(value.get("exception_message") or "GX raised an exception")
-    return None
+    else:
+        for fact, outcome in zip(gx_facts, gx_runner(run.suite, run.window, gx_facts), strict=True):
+            outcome.weight = weights[fact.index]
+            outcomes[fact.index] = outcome

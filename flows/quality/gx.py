@@ -1,9 +1,11 @@
-"""Great Expectations, created lazily: the ephemeral context, the PostgreSQL data source, Data Docs.
+"""Great Expectations, created lazily: the ephemeral context, the PostgreSQL data source, GX runs.
 
 ``import great_expectations`` costs seconds, so nothing here imports it at module level; the first
-call that needs GX pays once per process. The context is ephemeral (in-memory stores, nothing
-written but the Data Docs HTML), so no GX config file exists and the DSN/password is never written
-anywhere. Progress bars and analytics are off.
+call that needs GX pays once per process. The context is ephemeral: no GX config file exists and
+the data sources (the DSN/password) live in memory only. What Data Docs are built from (the
+suites and the validation results pgtender records, ``gx_docs``) is kept under
+``<state dir>/quality/gx`` so that the site outlives the process that built it. Progress bars and
+analytics are off.
 """
 
 from __future__ import annotations
@@ -19,11 +21,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import conninfo
 
-from checks import Expectation, Suite
+from checks import ERROR, WARN, Expectation, Suite
 from flows.core.errors import ConfigError
-from flows.core.logs import get_logger
 from flows.core.telemetry import disable_telemetry
-from flows.quality.offline_docs import make_offline
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -76,6 +76,11 @@ def docs_dir(state_dir: Path) -> Path:
     return state_dir / "quality" / "data_docs"
 
 
+def store_dir(state_dir: Path) -> Path:
+    """Where the suites and validation results behind the Data Docs are kept (GX's JSON files)."""
+    return state_dir / "quality" / "gx"
+
+
 def context(state_dir: Path) -> Any:
     """The process's ephemeral GX context whose Data Docs site lives under ``state_dir``."""
     key = str(state_dir)
@@ -91,8 +96,17 @@ def context(state_dir: Path) -> Any:
             ProgressBarsConfig,
         )
 
+        stores = InMemoryStoreBackendDefaults()
+        for name, folder in (
+            (stores.expectations_store_name, "expectations"),
+            (stores.validation_results_store_name, "validations"),
+        ):
+            stores.stores[name]["store_backend"] = {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(store_dir(state_dir) / folder),
+            }
         config = DataContextConfig(
-            store_backend_defaults=InMemoryStoreBackendDefaults(),
+            store_backend_defaults=stores,
             progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
             analytics_enabled=False,
             data_docs_sites={
@@ -120,8 +134,26 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def expectation_configuration(exp: Expectation, kwargs: dict[str, Any], *, for_docs: bool = False) -> Any:
-    """The GX ExpectationConfiguration of one suite expectation (kwargs already resolved)."""
+# pgtender's severities as GX 1.x's FailureSeverity values (GX also has "info", unused here).
+GX_SEVERITY: dict[str, str] = {ERROR: "critical", WARN: "warning"}
+
+
+def gx_severity(severity: str) -> Any:
+    """GX's ``FailureSeverity`` for a pgtender severity (``error`` -> critical, ``warn`` -> warning)."""
+    from great_expectations.expectations.metadata_types import FailureSeverity  # noqa: PLC0415
+
+    return FailureSeverity(GX_SEVERITY[severity])
+
+
+def expectation_configuration(
+    exp: Expectation, kwargs: dict[str, Any], *, for_docs: bool = False, severity: str | None = None
+) -> Any:
+    """The GX ExpectationConfiguration of one suite expectation (kwargs already resolved).
+
+    ``severity`` (pgtender's, default the expectation's own) becomes GX's ``severity``, so GX's
+    ``get_max_severity_failure()`` of a validation is ``critical`` exactly when an ``error``
+    expectation did not pass.
+    """
     from great_expectations.expectations.expectation_configuration import (  # noqa: PLC0415
         ExpectationConfiguration,
     )
@@ -131,18 +163,22 @@ def expectation_configuration(exp: Expectation, kwargs: dict[str, Any], *, for_d
     kw = gx_kwargs(exp, kwargs)
     if for_docs:
         kw = {k: _json_safe(v) for k, v in kw.items()}
-    return ExpectationConfiguration(type=exp.type, kwargs=kw, meta={"pgtender_key": exp.key})
+    return ExpectationConfiguration(
+        type=exp.type,
+        kwargs=kw,
+        meta={"pgtender_key": exp.key},
+        severity=gx_severity(severity or exp.severity),
+    )
 
 
 def gx_suite(name: str, configs: Sequence[Any]) -> Any:
     import great_expectations as gx  # noqa: PLC0415
 
-    # add_expectation (not add_expectation_configuration, which upserts by domain and would keep
-    # only one of two table-level unexpected_rows expectations).
-    suite = gx.ExpectationSuite(name=name)
-    for config in configs:
-        suite.add_expectation(config.to_domain_obj())
-    return suite
+    # The expectations go in through the constructor: add_expectation_configuration upserts by
+    # domain (it would keep one of two table-level unexpected_rows expectations), and
+    # add_expectation writes each one to the context's store when a suite of that name was saved
+    # before (every Data Docs build after the first: most of a build's time).
+    return gx.ExpectationSuite(name=name, expectations=[config.to_domain_obj() for config in configs])
 
 
 def window_query(suite: Suite, window: Window) -> str:
@@ -227,117 +263,3 @@ def _validate_with_gx(
             batch_definition = asset.add_batch_definition_whole_table("window")
     batch = batch_definition.get_batch()
     return batch.validate(gx_suite(suite.name, configs), result_format=result_format)
-
-
-@dataclass(kw_only=True)
-class DocsResult:
-    """One recorded expectation result, as Data Docs shows it."""
-
-    key: str
-    type: str
-    kwargs: dict[str, Any]
-    status: str
-    result: dict[str, Any]
-    sample: list[Any] | None = None
-    error: str | None = None
-
-
-@dataclass
-class DocsSuite:
-    name: str
-    table: str
-    window: Window
-    results: list[DocsResult]
-
-
-def build_data_docs(state_dir: Path, run_name: str, suites: Sequence[DocsSuite]) -> Path:
-    """Render recorded results (fused scan or GX) as a GX Data Docs site; returns its index.html."""
-    with _gx_turn:
-        return _build_data_docs(state_dir, run_name, suites)
-
-
-def _build_data_docs(state_dir: Path, run_name: str, suites: Sequence[DocsSuite]) -> Path:
-    from great_expectations.core.expectation_validation_result import (  # noqa: PLC0415
-        ExpectationSuiteValidationResult,
-        ExpectationValidationResult,
-    )
-    from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
-    from great_expectations.data_context.types.resource_identifiers import (  # noqa: PLC0415
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
-    from great_expectations.expectations.expectation_configuration import (  # noqa: PLC0415
-        ExpectationConfiguration,
-    )
-
-    ctx = context(state_dir)
-    for entry in suites:
-        configs = [
-            ExpectationConfiguration(type=r.type, kwargs=r.kwargs, meta={"pgtender_key": r.key})
-            for r in entry.results
-        ]
-        if entry.name in {s.name for s in ctx.suites.all()}:
-            ctx.suites.delete(entry.name)
-        ctx.suites.add(gx_suite(entry.name, configs))
-        results = []
-        for r, config in zip(entry.results, configs, strict=True):
-            errored = r.status == "error"
-            result = dict(r.result)
-            if r.sample and "unexpected_count" in result:
-                result["partial_unexpected_list"] = r.sample[:20]
-            elif r.sample:
-                result["details"] = {"unexpected_rows_sample": r.sample[:20]}
-            results.append(
-                ExpectationValidationResult(
-                    success=r.status == "passed",
-                    expectation_config=config,
-                    result=result,
-                    exception_info={
-                        "raised_exception": errored,
-                        "exception_message": r.error if errored else None,
-                        "exception_traceback": None,
-                    },
-                )
-            )
-        evaluated = [r for r in entry.results if r.status != "skipped"]
-        passed = sum(1 for r in evaluated if r.status == "passed")
-        run_id = RunIdentifier(run_name=run_name, run_time=entry.window.now)
-        validation = ExpectationSuiteValidationResult(
-            success=passed == len(evaluated),
-            results=results,
-            suite_name=entry.name,
-            statistics={
-                "evaluated_expectations": len(evaluated),
-                "successful_expectations": passed,
-                "unsuccessful_expectations": len(evaluated) - passed,
-                "success_percent": (100.0 * passed / len(evaluated)) if evaluated else None,
-            },
-            meta={
-                "great_expectations_version": _gx_version(),
-                "run_id": run_id,
-                "batch_spec": {"data_asset_name": entry.table, "table": entry.table},
-                "batch_markers": {},
-                "validation_time": entry.window.now.isoformat(),
-                "pgtender": {
-                    "table": entry.table,
-                    "window": [entry.window.start.isoformat(), entry.window.end.isoformat()],
-                },
-            },
-        )
-        key = ValidationResultIdentifier(
-            expectation_suite_identifier=ExpectationSuiteIdentifier(name=entry.name),
-            run_id=run_id,
-            batch_identifier=f"{entry.table}-{entry.window.start:%Y%m%d}",
-        )
-        ctx.validation_results_store.set(key, validation)
-    ctx.build_data_docs()
-    remote = make_offline(docs_dir(state_dir))
-    if remote:
-        get_logger(job="quality").warning("data docs still load from the network", resources=remote[:10])
-    return docs_dir(state_dir) / "index.html"
-
-
-def _gx_version() -> str:
-    import great_expectations as gx  # noqa: PLC0415
-
-    return str(gx.__version__)

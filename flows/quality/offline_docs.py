@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 
@@ -61,26 +61,28 @@ _SRI = re.compile(r"""\s+(integrity|crossorigin)=(["'])[^"']*\2""")
 _LOCAL_IMAGE = {"full_logo_dark.png": "logo-long.png"}  # the dark-theme logo GX keeps only on S3
 
 
-def make_offline(site: Path) -> list[str]:
-    """Copy the assets into ``site`` and rewrite its pages and styles to use them.
+def make_offline(site: Path, pages: Iterable[Path] | None = None) -> list[str]:
+    """Copy the assets into ``site`` and rewrite its pages (``pages``, default all) and styles.
 
     Idempotent (a rebuilt site is rewritten again). Returns what still points outside the site
-    and would load by itself (empty when every page renders offline).
+    and would load by itself among those pages and the styles (empty when they render offline).
     """
     assets = resources.files("flows.quality") / "docs_assets"
     with resources.as_file(assets) as source:
         shutil.copytree(source, site / VENDOR, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.md"))
-    for page in site.rglob("*.html"):
+    chosen = sorted(site.rglob("*.html") if pages is None else pages)
+    for page in chosen:
         _rewrite(page, site, _rewrite_html)
     for style in (site / "static" / "styles").glob("*.css"):
         _rewrite(style, site, _rewrite_css)
-    return external_loads(site)
+    return external_loads(site, chosen)
 
 
-def external_loads(site: Path) -> list[str]:
-    """Every script, stylesheet, image or CSS url() in the site that a browser would fetch remotely."""
+def external_loads(site: Path, pages: Iterable[Path] | None = None) -> list[str]:
+    """Every script, stylesheet, image or CSS url() in the site (its ``pages``, default all) that a
+    browser would fetch remotely."""
     found: list[str] = []
-    for page in sorted(site.rglob("*.html")):
+    for page in sorted(site.rglob("*.html") if pages is None else pages):
         found += [
             f"{page.relative_to(site)}: {m.group(2)}" for m in _LOADED.finditer(page.read_text("utf-8"))
         ]

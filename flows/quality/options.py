@@ -7,13 +7,15 @@ from typing import Any
 
 import psycopg
 
-from checks import Expectation, Suite, all_suites
+from checks import Expectation, Severity, Suite, all_suites
 from flows.core import clock
 from flows.core.errors import ConfigError
 from flows.core.policy.settings import QualityPolicy, QualitySuitePolicy
 from flows.quality.compiler import Window
 
 Conn = psycopg.Connection[tuple[Any, ...]]
+# The key of the volume band a ``Suite(volume=True)`` gets (its severity: error).
+VOLUME_KEY = "row_count_in_band"
 
 
 def parse_day(day: str | date | None, *, today: date) -> date:
@@ -32,11 +34,30 @@ def select_suites(suite: str | None, policy: QualityPolicy) -> list[Suite]:
     unknown = sorted(set(policy.suites) - set(known))
     if unknown:
         raise ConfigError(f"policy quality.suites.{unknown[0]}: unknown suite; known: {', '.join(known)}")
+    for name, own in policy.suites.items():
+        _check_keys(known[name], own)
     if suite is not None:
         if suite not in known:
             raise ConfigError(f"unknown quality suite {suite!r}; known suites: {', '.join(known)}")
         return [known[suite]]
     return [s for name, s in known.items() if _suite_policy(policy, name).enabled]
+
+
+def expectation_keys(suite: Suite) -> list[str]:
+    """The keys the policy may name for a suite: its expectations and, with volume, the band."""
+    return [e.key for e in suite.expectations] + ([VOLUME_KEY] if suite.volume else [])
+
+
+def _check_keys(suite: Suite, own: QualitySuitePolicy) -> None:
+    """A severity or weight for an expectation the suite lacks is a typo, never a silent default."""
+    keys = expectation_keys(suite)
+    for option, named in (("severity", own.severity), ("weights", own.weights)):
+        unknown = sorted(set(named) - set(keys))
+        if unknown:
+            raise ConfigError(
+                f"policy quality.suites.{suite.name}.{option}.{unknown[0]}: unknown expectation;"
+                f" known: {', '.join(keys)}"
+            )
 
 
 def day_window(day: date, now: datetime) -> Window:
@@ -58,6 +79,11 @@ def weight_for(exp: Expectation, suite: Suite, policy: QualityPolicy) -> float:
     if exp.key in own:
         return own[exp.key]
     return policy.weights.get(exp.type, exp.weight)
+
+
+def severity_for(exp: Expectation, suite: Suite, policy: QualityPolicy) -> Severity:
+    """The policy's severity for the expectation's key, else the suite's (checks/*.py)."""
+    return _suite_policy(policy, suite.name).severity.get(exp.key, exp.severity)
 
 
 def sample_size_for(suite: Suite, policy: QualityPolicy) -> int:

@@ -9,7 +9,8 @@ from typing import Any
 
 import psycopg
 
-from checks import Suite
+from checks import ERROR, Suite
+from flows.core import markdown
 from flows.core.engine.outcomes import NOT_PASSED, CheckStatus
 from flows.core.policy.settings import QualityPolicy
 from flows.quality.compiler import Fact, Window, gx_kwargs
@@ -44,6 +45,7 @@ def to_rows(run: SuiteRun) -> list[CheckRow]:
                     "gx_type": o.type,
                     "engine": o.engine,
                     "weight": o.weight,
+                    "severity": o.severity,
                     "result": json_safe(o.result),
                     **o.details,
                 },
@@ -57,7 +59,11 @@ def to_rows(run: SuiteRun) -> list[CheckRow]:
             target=suite.table,
             status=run.status,
             observed_value={"rows": run.row_count, "score": run.score},
-            expected={"min_score": run.threshold},
+            # the suite passes when every error-severity expectation passes and the score holds
+            expected={
+                "min_score": run.threshold,
+                "must_pass": [o.key for o in run.outcomes if o.severity == ERROR],
+            },
             threshold=run.threshold,
             score=run.score,
             details={
@@ -113,24 +119,43 @@ def summary(run: SuiteRun) -> dict[str, Any]:
         "threshold": run.threshold,
         "rows": run.row_count,
         "not_passed": [o.key for o in run.outcomes if o.status in NOT_PASSED],
+        "blocking": list(run.details.get("blocking", [])),
+        "verdict": str(run.details.get("verdict", "")),
         "expectations": len(run.outcomes),
     }
 
 
+def finding(s: dict[str, Any]) -> str:
+    """One line for a suite that failed: what failed it, and its score (the trend)."""
+    line = f"{s['suite']} {s['status']}"
+    if s.get("verdict"):
+        line += f": {s['verdict']}"
+    if s["score"] is not None and "score" not in line:
+        line += f" (score {s['score']:.1f})"
+    return line
+
+
 def markdown_summary(day: date, summaries: list[dict[str, Any]], docs: Path | None) -> str:
+    """The quality-summary artifact (every value escaped: suite and check names render as written)."""
+    body = [
+        (
+            s["suite"],
+            "-" if s["rows"] is None else str(s["rows"]),
+            "-" if s["score"] is None else f"{s['score']:.1f}%",
+            f"{s['threshold']:.0f}%",
+            s["status"],
+            s.get("verdict") or "-",
+            ", ".join(s["not_passed"]) or "-",
+        )
+        for s in summaries
+    ]
     lines = [
         f"# Data quality for {day.isoformat()}",
         "",
-        "| suite | rows | score | threshold | status | not passed |",
-        "|---|---:|---:|---:|---|---|",
+        *markdown.table(
+            ("suite", "rows", "score", "threshold", "status", "why", "not passed"), body, right=(1, 2, 3)
+        ),
     ]
-    for s in summaries:
-        score = "-" if s["score"] is None else f"{s['score']:.1f}%"
-        rows = "-" if s["rows"] is None else str(s["rows"])
-        lines.append(
-            f"| {s['suite']} | {rows} | {score} | {s['threshold']:.0f}% | {s['status']} | "
-            f"{', '.join(s['not_passed']) or '-'} |"
-        )
     if docs is not None:
-        lines += ["", f"Data Docs: `{docs}`"]
+        lines += ["", f"Data Docs: {markdown.text(docs)}"]
     return "\n".join(lines)

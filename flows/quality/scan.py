@@ -64,10 +64,24 @@ def fetch_samples(
     params.values.update(scan.params)
     where = window_pred(suite, params, window)
     lim = params.add(limit)
+    dense, sparse = _by_density(rows_facts, counts or {}, limit)
+    parts: list[sql.Composable] = [_dense_branch(suite, fact, where, lim) for fact in dense]
+    if sparse:
+        parts.append(_sparse_branch(suite, sparse, where))
+    query = sql.SQL(" UNION ALL ").join(parts)
+    out: dict[int, list[Any]] = {f.index: [] for f in rows_facts}
+    for index, value in conn.execute(query, params.values, prepare=False).fetchall():
+        if len(out[int(index)]) < limit:
+            out[int(index)].append(value)
+    return out
+
+
+def _by_density(facts: list[Fact], counts: Mapping[int, int], limit: int) -> tuple[list[Fact], list[Fact]]:
+    """The facts whose offenders are dense (a LIMIT branch each) and those that are sparse."""
     dense: list[Fact] = []
     sparse: list[Fact] = []
-    for fact in rows_facts:
-        unexpected = (counts or {}).get(fact.index)
+    for fact in facts:
+        unexpected = counts.get(fact.index)
         # A LIMIT branch reads about limit * rows / unexpected rows of the window before it stops:
         # a quarter of the window or less when unexpected >= 4 * limit. Rarer offenders would make
         # each branch read the whole window, so they share one pass instead.
@@ -75,39 +89,34 @@ def fetch_samples(
             dense.append(fact)
         else:
             sparse.append(fact)
-    parts: list[sql.Composable] = []
-    for fact in dense:
-        parts.append(
-            sql.SQL("(SELECT {i} AS i, {obj} AS r FROM {t} WHERE {w} AND {b} LIMIT {n})").format(
-                i=sql.Literal(fact.index),
-                obj=_sample_obj(suite, fact),
-                t=table_ident(suite),
-                w=where,
-                b=fact.bad,
-                n=lim,
-            )
-        )
-    if sparse:
-        # One pass: every row that offends at least one sparse expectation, tagged with which.
-        tags = sql.SQL(", ").join(
-            sql.SQL("CASE WHEN {b} THEN {i} END").format(b=f.bad, i=sql.Literal(f.index)) for f in sparse
-        )
-        objs = sql.SQL(", ").join(_sample_obj(suite, f) for f in sparse)
-        parts.append(
-            sql.SQL(
-                "(SELECT x.i, x.r FROM (SELECT unnest(ARRAY[{tags}]) AS i, unnest(ARRAY[{objs}]) AS r"
-                " FROM {t} WHERE {w} AND ({any})) x WHERE x.i IS NOT NULL)"
-            ).format(
-                tags=tags,
-                objs=objs,
-                t=table_ident(suite),
-                w=where,
-                any=sql.SQL(" OR ").join(sql.SQL("({})").format(f.bad) for f in sparse),
-            )
-        )
-    query = sql.SQL(" UNION ALL ").join(parts)
-    out: dict[int, list[Any]] = {f.index: [] for f in rows_facts}
-    for index, value in conn.execute(query, params.values, prepare=False).fetchall():
-        if len(out[int(index)]) < limit:
-            out[int(index)].append(value)
-    return out
+    return dense, sparse
+
+
+def _dense_branch(suite: Suite, fact: Fact, where: sql.Composable, lim: sql.Placeholder) -> sql.Composable:
+    """The first ``lim`` offenders of one expectation."""
+    return sql.SQL("(SELECT {i} AS i, {obj} AS r FROM {t} WHERE {w} AND {b} LIMIT {n})").format(
+        i=sql.Literal(fact.index),
+        obj=_sample_obj(suite, fact),
+        t=table_ident(suite),
+        w=where,
+        b=fact.bad,
+        n=lim,
+    )
+
+
+def _sparse_branch(suite: Suite, sparse: list[Fact], where: sql.Composable) -> sql.Composable:
+    """One pass: every row that offends at least one sparse expectation, tagged with which."""
+    tags = sql.SQL(", ").join(
+        sql.SQL("CASE WHEN {b} THEN {i} END").format(b=f.bad, i=sql.Literal(f.index)) for f in sparse
+    )
+    objs = sql.SQL(", ").join(_sample_obj(suite, f) for f in sparse)
+    return sql.SQL(
+        "(SELECT x.i, x.r FROM (SELECT unnest(ARRAY[{tags}]) AS i, unnest(ARRAY[{objs}]) AS r"
+        " FROM {t} WHERE {w} AND ({any})) x WHERE x.i IS NOT NULL)"
+    ).format(
+        tags=tags,
+        objs=objs,
+        t=table_ident(suite),
+        w=where,
+        any=sql.SQL(" OR ").join(sql.SQL("({})").format(f.bad) for f in sparse),
+    )

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import Field
 
+from flows.core import markdown
 from flows.core.engine import Cron, Done, JobSpec, Outcome, Params, Plan, Planning, Run, RunReport, step
 from flows.core.engine.forms import DryRun, IsoWeek, Recipients
 from flows.core.errors import InfrastructureError, PgtenderError
@@ -58,6 +59,7 @@ def build_step(run: Run, week: Week, recipients: list[str]) -> dict[str, Any]:
             schedules=schedules_for(run),
             state_dir=run.state_dir,
             now=run.started_at,
+            exclude=run.operation_id,
         )
     return {
         "directory": str(rendered.directory),
@@ -80,6 +82,12 @@ def send_step(run: Run, eml: str, recipients: list[str]) -> int:
     return len(recipients)
 
 
+def artifact_markdown(subject: str, directory: str, text: str) -> str:
+    """The weekly-report artifact: the subject and where the files are (escaped), the text verbatim."""
+    kept = markdown.text(f"Kept in {directory} (report.eml, report.html).")
+    return f"## {markdown.text(subject)}\n\n{kept}\n\n{markdown.code_block(text)}\n"
+
+
 def report_run(run: Run, chosen: Week, recipients: list[str], dry_run: bool) -> Outcome:
     """The job's work: build, keep a copy as artifact, send."""
     log = get_logger(job=JOB)
@@ -91,10 +99,7 @@ def report_run(run: Run, chosen: Week, recipients: list[str], dry_run: bool) -> 
     run.artifact(
         "markdown",
         key="weekly-report",
-        markdown=(
-            f"## {built['subject']}\n\nKept in `{built['directory']}` (report.eml, report.html).\n\n"
-            f"```\n{built['text']}\n```\n"
-        ),
+        markdown=artifact_markdown(built["subject"], built["directory"], built["text"]),
         description=f"Weekly quality report {chosen.label}",
     )
     log.info("report rendered", week=chosen.label, directory=built["directory"], subject=built["subject"])

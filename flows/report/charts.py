@@ -68,23 +68,33 @@ def quality_scores(
     return _png(fig)
 
 
-def table_growth(
+def growth_title(*, projected: bool, ahead_days: int = 28) -> str:
+    """The growth chart's title: the dashed projection named only when one is drawn."""
+    if projected:
+        return f"Table growth, projected {ahead_days} days ahead (dashed); the week shaded"
+    return "Table growth; the week shaded"
+
+
+def growth_figure(
     history: Mapping[str, Sequence[tuple[date, float]]],
     growth_per_day: Mapping[str, float],
     *,
     ahead_days: int = 28,
     week: Sequence[date] = (),
-) -> bytes:
-    """Total size per table (MB) over the recorded days, the fitted growth projected dashed; the
-    axis covers at least the report's ``week``; the legend outside the plot."""
+) -> Any:
+    """Total size per table (MB) over the recorded days, the fitted growth of a table that has one
+    projected dashed (none: no dashed line, no room for it, no word of it in the title); the axis
+    covers at least the report's ``week``; the legend outside the plot."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8.6, 3.6))
+    projected = False
     for i, (name, points) in enumerate(history.items()):
         color = PALETTE[i % len(PALETTE)]
         xs = [p[0] for p in points]
         ax.plot(xs, [p[1] / 1e6 for p in points], marker=".", linewidth=1.8, color=color, label=name)
         slope = growth_per_day.get(name)
         if slope is not None and points:
+            projected = True
             last_day, last_value = points[-1]
             end = last_day + timedelta(days=ahead_days)
             ax.plot(
@@ -102,10 +112,22 @@ def table_growth(
     if week:
         firsts = [p[0][0] for p in history.values() if p]
         left = min([week[0], *firsts]) - timedelta(days=1)
-        ax.set_xlim(left, week[-1] + timedelta(days=ahead_days + 1))
+        ax.set_xlim(left, week[-1] + timedelta(days=(ahead_days if projected else 0) + 1))
         ax.axvspan(week[0], week[-1] + timedelta(days=1), color="#eef2ff", alpha=0.6, linewidth=0)
     ax.set_ylabel("total size (MB)")
-    ax.set_title(f"Table growth, projected {ahead_days} days ahead (dashed); the week shaded")
+    ax.set_title(growth_title(projected=projected, ahead_days=ahead_days))
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    return _png(fig)
+    if history:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return fig
+
+
+def table_growth(
+    history: Mapping[str, Sequence[tuple[date, float]]],
+    growth_per_day: Mapping[str, float],
+    *,
+    ahead_days: int = 28,
+    week: Sequence[date] = (),
+) -> bytes:
+    """``growth_figure`` as PNG bytes."""
+    return _png(growth_figure(history, growth_per_day, ahead_days=ahead_days, week=week))

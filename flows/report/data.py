@@ -9,12 +9,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import psycopg
 
 from flows.core.db import load_sql
 from flows.core.policy import settings
 from flows.core.schedules import Schedule
+from flows.report.backfills import BackfillRequest, backfill_requests
 from flows.report.week import Week
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -61,6 +64,7 @@ class JobStats:
     failed: int = 0
     skipped: int = 0
     abandoned: int = 0  # died without finishing (found dead, or its session is gone)
+    rejected: int = 0  # refused as bad input before it ran (a backfill of future days, ...)
     running: int = 0
     expected: int | None = None  # schedule firings in the week (up to now)
     late: int | None = None  # firings with no run started within the tolerance
@@ -83,6 +87,22 @@ class ReportData:
     projections: list[dict[str, Any]]
     threshold: float | None = None
     images: dict[str, str] = field(default_factory=dict)
+    backfills: list[BackfillRequest] = field(default_factory=list)  # the week's requests, one a run
+
+    @property
+    def rejected(self) -> int:
+        """Runs refused as bad input (the jobs table shows the column only when there are some)."""
+        return sum(j.rejected for j in self.jobs)
+
+    @property
+    def generated_local(self) -> datetime:
+        """When the report was generated, in the report's time zone (as its alerts and runs)."""
+        return self.generated_at.astimezone(ZoneInfo(self.week.tz))
+
+    @property
+    def projected(self) -> bool:
+        """Whether a table of the growth chart has a fitted growth (drawn dashed)."""
+        return any(p["resource"] in self.size_history and "growth_per_day" in p for p in self.projections)
 
     @property
     def overall(self) -> SuiteRate:
@@ -189,12 +209,20 @@ def first_runs(conn: Conn, end: datetime) -> dict[str, datetime]:
 
 
 def job_stats(
-    conn: Conn, week: Week, schedules: Mapping[str, tuple[str, str]], *, now: datetime
+    conn: Conn,
+    week: Week,
+    schedules: Mapping[str, tuple[str, str]],
+    *,
+    now: datetime,
+    exclude: UUID | None = None,
 ) -> list[JobStats]:
-    """Runs per job and status; late firings counted only from the job's first ledger entry (a
-    job with none: from pgtender's first entry of any job; nothing at all: not counted)."""
+    """Runs per job and status up to ``now`` (``exclude``: the report's own run, still going; a
+    backfill request is one run, its per-day items are not); late firings counted only from the
+    job's first ledger entry (a job with none: from pgtender's first entry of any job; nothing at
+    all: not counted)."""
     rows = conn.execute(
-        load_sql("queries/report/ledger_runs.sql"), {"start": week.start, "end": week.end}
+        load_sql("queries/report/ledger_runs.sql"),
+        {"start": week.start, "end": week.end, "now": now, "exclude": exclude},
     ).fetchall()
     stats: dict[str, JobStats] = {}
     starts: dict[str, list[datetime]] = defaultdict(list)
@@ -205,7 +233,8 @@ def job_stats(
             s.running += 1
         else:
             setattr(s, status, getattr(s, status) + 1)
-        starts[job].append(started_at)
+        if status != "rejected":  # a refused request started nothing
+            starts[job].append(started_at)
     first = first_runs(conn, week.end)
     installed = min(first.values(), default=None)
     for job, (cron, tz) in schedules.items():
@@ -222,9 +251,12 @@ def job_stats(
     return [stats[j] for j in sorted(stats)]
 
 
-def size_history(conn: Conn, week: Week) -> tuple[dict[str, list[tuple[date, float]]], list[dict[str, Any]]]:
-    """The largest tables' daily sizes up to the week's end, and every newest projection."""
-    end = week.end
+def size_history(
+    conn: Conn, week: Week, *, now: datetime
+) -> tuple[dict[str, list[tuple[date, float]]], list[dict[str, Any]]]:
+    """The largest tables' daily sizes up to the week's end (never after ``now``), and every newest
+    projection."""
+    end = min(week.end, now)
     rows = conn.execute(
         load_sql("queries/report/size_history.sql"),
         {"since": end - timedelta(days=SIZE_HISTORY_DAYS), "end": end},
@@ -260,6 +292,33 @@ def size_history(conn: Conn, week: Week) -> tuple[dict[str, list[tuple[date, flo
     return {n: history[n] for n in tables}, projections
 
 
+def index_findings(conn: Conn, week: Week) -> list[dict[str, Any]]:
+    """The unused and duplicate indexes the week's last upkeep run reported (never dropped), for the
+    report's index section: kind, index, table, size, and what it duplicates or since when unused."""
+    rows = conn.execute(
+        load_sql("queries/report/index_findings.sql"), {"start": week.utc_start, "end": week.utc_end}
+    ).fetchall()
+    out = []
+    for check, index, observed, found_on in rows:
+        seen = observed or {}
+        unused = check == "upkeep.unused_index"
+        out.append(
+            {
+                "kind": "unused" if unused else "duplicate",
+                "index": index,
+                "table": seen.get("table", ""),
+                "bytes": seen.get("bytes"),
+                "detail": (
+                    f"no scans since {str(seen.get('counted_since', ''))[:10]}"
+                    if unused
+                    else f"same as {seen.get('duplicate_of', '?')}"
+                ),
+                "found_on": found_on.date(),
+            }
+        )
+    return out
+
+
 def gather(
     conn: Conn,
     week: Week,
@@ -267,16 +326,20 @@ def gather(
     schedules: Mapping[str, tuple[str, str]],
     *,
     now: datetime,
+    exclude: UUID | None = None,
 ) -> ReportData:
+    """Everything the report shows, as the database says at ``now`` (``exclude``: the report's own
+    run); times in the report's time zone."""
     previous = week.previous()
     failing, failing_total = failing_checks(conn, week, policy.report.failing_checks_max)
     scores = conn.execute(
         load_sql("queries/report/daily_scores.sql"), {"start": week.utc_start, "end": week.utc_end}
     ).fetchall()
     alerts = conn.execute(
-        load_sql("queries/report/health_alerts.sql"), {"start": week.start, "end": week.end}
+        load_sql("queries/report/health_alerts.sql"), {"start": week.start, "end": week.end, "now": now}
     ).fetchall()
-    history, projections = size_history(conn, week)
+    history, projections = size_history(conn, week, now=now)
+    tz = ZoneInfo(week.tz)
     return ReportData(
         week=week,
         previous=previous,
@@ -289,10 +352,18 @@ def gather(
         failing=failing,
         failing_total=failing_total,
         health_alerts=[
-            {"check": r[0], "target": r[1], "status": r[2], "windows": r[3], "first": r[4], "last": r[5]}
+            {
+                "check": r[0],
+                "target": r[1],
+                "status": r[2],
+                "windows": r[3],
+                "first": r[4].astimezone(tz),
+                "last": r[5].astimezone(tz),
+            }
             for r in alerts
         ],
-        jobs=job_stats(conn, week, schedules, now=now),
+        jobs=job_stats(conn, week, schedules, now=now, exclude=exclude),
+        backfills=backfill_requests(conn, week, now=now),
         size_history=history,
         projections=projections,
         threshold=policy.quality.threshold,

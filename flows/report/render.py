@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
@@ -86,6 +87,7 @@ def _environment() -> Any:
         keep_trailing_newline=True,
     )
     env.filters.update(bytes=human_bytes, pct=pct, points=points)
+    env.globals.update(growth_title=report_charts.growth_title)
     return env
 
 
@@ -130,9 +132,12 @@ def build(
     schedules: Mapping[str, tuple[str, str]],
     state_dir: Path,
     now: datetime,
+    exclude: UUID | None = None,
 ) -> Rendered:
-    """Gather, render and keep the report on disk (.eml, .html, .txt, PNGs); sends nothing."""
-    data = gather(conn, week, policy, schedules, now=now)
+    """Gather, render and keep the report on disk (.eml, .html, .txt, PNGs); sends nothing.
+    ``now``: the instant the report is generated at (nothing after it is shown); ``exclude``: the
+    report's own run (not counted: it has not ended)."""
+    data = gather(conn, week, policy, schedules, now=now, exclude=exclude)
     images = charts(data)
     html_cid, text = render(data, images, inline=False)
     html_file, _ = render(data, images, inline=True)

@@ -7,9 +7,11 @@ bound is older than ``now - retention`` — never the current or a future one, n
   detach must be 0, else it rolls back);
 - ``keep``: detached and moved to the archive schema in one transaction; its rows are counted
   before and in the archive after;
-- ``dump``: COPYed (text format) to a gzip file under ``dump_dir`` with a JSON manifest (rows,
-  sha256); the file is re-read and verified before anything is detached; after the detach the
-  table is counted again and re-attached on any mismatch; only then dropped.
+- ``dump``: COPYed (text format) to a gzip file under ``dump_dir`` (a directory, a shared mount or
+  an object store: ``s3://bucket/prefix``) with a JSON manifest (rows, sha256); the dump is re-read
+  from the store and verified before anything is detached; after the detach the table is counted
+  again and re-attached on any mismatch; only then dropped. Partial files carry the run that
+  writes them (its operation id): no run removes another live run's.
 
 Plain tables (``[retention.plain.*]``): batched DELETE, one transaction per batch, the batch's
 selected and deleted counts compared before commit; the run stops at ``max_seconds``.
@@ -28,6 +30,8 @@ import structlog
 from pydantic import Field
 
 from flows.core import clock, metrics
+from flows.core.archives.ownership import new_owner
+from flows.core.archives.store import Store, policy_store
 from flows.core.engine import Cron, Done, JobSpec, Outcome, Params, Plan, Planning, Run, step
 from flows.core.engine.forms import DryRun
 from flows.core.errors import raise_worst
@@ -44,11 +48,9 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 JOB = "retention"
 
 
-def dump_dir_for(policy: RetentionPolicy, state_dir: Path) -> Path:
-    """Where dumps go: the policy's ``dump_dir``, else the target's state directory."""
-    if policy.dump_dir is not None:
-        return policy.dump_dir
-    return state_dir / "archive"
+def archive_store(policy: RetentionPolicy, state_dir: Path) -> Store:
+    """Where dump mode writes (``[retention] dump_dir``, default the target's ``<state dir>/archive``)."""
+    return policy_store(policy.dump_dir, policy.storage, state_dir)
 
 
 def retention_targets(conn: Conn, policy: settings.Policy) -> tuple[list[Target], list[PlainTarget]]:
@@ -73,9 +75,10 @@ def expire_all(
     parts, plain = retention_targets(conn, policy)
     now = now or clock.db_now(conn)
     rp = policy.retention
-    dump_dir = dump_dir_for(rp, state_dir)
+    store, owner = archive_store(rp, state_dir), new_owner()
     out = [
-        expire_partitions(conn, t, rp, now=now, dump_dir=dump_dir, dry_run=dry_run, log=log) for t in parts
+        expire_partitions(conn, t, rp, now=now, dump_dir=store, dry_run=dry_run, log=log, owner=owner)
+        for t in parts
     ]
     deadline = time.monotonic() + rp.max_seconds
     out += [
@@ -117,9 +120,10 @@ def partitioned_step(run: Run, table: str, measured_at: datetime, dry_run: bool)
             target,
             policy.retention,
             now=measured_at,
-            dump_dir=dump_dir_for(policy.retention, run.state_dir),
+            dump_dir=archive_store(policy.retention, run.state_dir),
             dry_run=dry_run,
             log=log,
+            owner=new_owner(run.operation_id),
             on_step=lambda name: _progress(run, name),
             on_expired=lambda rows, nbytes: run.add(
                 partitions_expired=1, rows_removed=rows, bytes_removed=nbytes

@@ -1,16 +1,11 @@
-"""Dump mode: an expired partition is dumped (COPY, gzip, manifest with sha256), verified, detached
-and dropped; every step resumable after a kill (restore.py is the way back)."""
+"""Dump mode: an expired partition is dumped (COPY, gzip, manifest with sha256) into the archive
+store, verified there, detached and dropped; every step resumable after a kill (restore.py is the
+way back). The format, the store and the ownership of partial files are flows.core.archives'."""
 
 from __future__ import annotations
 
-import glob
-import gzip
-import hashlib
-import json
-import os
 import re
-from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,75 +14,56 @@ import psycopg
 from psycopg import sql
 
 from flows.core import clock
-from flows.core.db import load_sql
+from flows.core.archives import manifest as manifests
+from flows.core.archives.copy_out import (
+    StepHook,
+    columns,
+    copy_to_store,
+    dump_stem,
+    name_part,
+    no_hook,
+)
+from flows.core.archives.manifest import DUMP_FORMAT, file_sha256, read_manifest, write_manifest
+from flows.core.archives.ownership import is_partial, new_owner, removable
+from flows.core.archives.store import ArchiveRef, Store, locate, open_store
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
 from flows.core.errors import DataProblem
 from flows.core.partitioning.catalog import Target
 from flows.core.policy.partitions import DdlRetry
 from flows.retention.expired import Expired, count_rows, detach_partition
-from flows.retention.results import PartitionAction
 
 Conn = psycopg.Connection[tuple[Any, ...]]
+DumpDir = Store | Path | str  # where dumps go: a store, or a path / URL opened with default options
 
-DUMP_FORMAT = "postgresql-copy-text+gzip"
-
-
-def _columns(conn: Conn, schema: str, name: str) -> list[str]:
-    rows = conn.execute(
-        "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attnum > 0"
-        " AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum",
-        (sql.Identifier(schema, name).as_string(conn),),
-    ).fetchall()
-    return [r[0] for r in rows]
+_sha256 = file_sha256  # a local dump's checksum (tests damage a file and re-sign it)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def as_store(dump_dir: DumpDir) -> Store:
+    return dump_dir if isinstance(dump_dir, Store) else open_store(dump_dir)
 
 
-def verify_dump(manifest_path: Path) -> dict[str, Any]:
+def verify_dump(manifest: ArchiveRef) -> dict[str, Any]:
     """Re-read a dump: its checksum and its row count must match the manifest. Returns the manifest."""
-    manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
-    data = manifest_path.parent / manifest["file"]
-    if not data.is_file() or _sha256(data) != manifest["sha256"]:
-        raise RowCountMismatch(f"dump {data} does not match its checksum; nothing dropped")
-    lines = 0
-    with gzip.open(data, "rb") as fh:
-        for _ in fh:
-            lines += 1
-    if lines != manifest["rows"]:
-        raise RowCountMismatch(
-            f"dump {data} holds {lines} rows, expected {manifest['rows']}; nothing dropped"
-        )
-    return manifest
+    store, name = locate(manifest)
+    return manifests.verify_dump(store, name)
 
 
 # Dump mode, step by step, so that a run killed anywhere is finished by the next one:
-#   1. COPY into <stem>.<stamp>.copy.gz.partial, then rename it to <stem>.<stamp>.copy.gz;
-#   2. write <stem>.json.partial and rename it over <stem>.json (one manifest per partition:
-#      a re-dump replaces it atomically), then remove the stem's other data and partial files;
+#   1. COPY into <stem>.<stamp>.<owner>.copy.gz.<owner>.partial, publish it (rename, or copy in an
+#      object store) as <stem>.<stamp>.<owner>.copy.gz;
+#   2. write <stem>.json atomically (one manifest per partition: a re-dump replaces it), verify it
+#      in the store, then remove the stem's partials and data files no manifest names (a live run's
+#      never: flows.core.archives.ownership);
 #   3. DETACH, and mark the detached table (a comment) in the same transaction;
 #   4. DROP after recounting against the manifest;
 #   5. record dropped_at in the manifest.
 # <stem> names the database, schema, partition and its oid. A re-run drops a marked table (step 4),
 # re-dumps a partition still attached (steps 1-2) and records a drop it missed (step 5).
-StepHook = Callable[[str], None]
 
 
-def no_hook(_step: str) -> None:
-    return None
-
-
-def _part(text: str) -> str:
-    return quote(text, safe="").replace(".", "%2E")
-
-
-def dump_stem(database: str, schema: str, partition: str, oid: int) -> str:
-    return f"{_part(database)}.{_part(schema)}.{_part(partition)}.{oid}"
+def dump_stamp(moment: datetime) -> str:
+    """The stamp in a dump's data file name: UTC to the microsecond, names sort by time."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def _marker_prefix(target: Target) -> str:
@@ -106,47 +82,29 @@ def _marked_range(marker: str) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(found["lo"]), datetime.fromisoformat(found["hi"])
 
 
-def _durable_replace(tmp: Path, final: Path) -> None:
-    """fsync ``tmp``, rename it over ``final`` and fsync the directory: after this returns, a crash
-    leaves either the old file or the new one, never a torn one."""
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    tmp.replace(final)
-    fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    _durable_replace(tmp, path)
-
-
-def tidy_stem(dump_dir: Path, stem: str) -> list[Path]:
-    """Remove a stem's ``*.partial`` files and the data files its manifest does not name."""
-    manifest_path = dump_dir / f"{stem}.json"
+def tidy_stem(conn: Conn, store: Store, stem: str, owner: str) -> list[str]:
+    """Remove a stem's partials and the data files its manifest does not name, when ``owner`` may
+    (its own, or a finished run's); returns the names removed."""
     keep = None
-    if manifest_path.is_file():
-        keep = json.loads(manifest_path.read_text(encoding="utf-8")).get("file")
+    if store.exists(f"{stem}.json"):
+        keep = read_manifest(store, f"{stem}.json").get("file")
     removed = []
-    for path in dump_dir.glob(f"{glob.escape(stem)}.*"):
-        if path.name.endswith(".partial") or (path.name.endswith(".copy.gz") and path.name != keep):
-            path.unlink()
-            removed.append(path)
+    for name in store.names(f"{stem}."):
+        orphan = name.endswith(".copy.gz") and name != keep
+        if (is_partial(name) or orphan) and removable(conn, store, name, owner):
+            store.remove(name)
+            removed.append(name)
     return removed
 
 
-def _remove_legacy_partials(dump_dir: Path, schema: str, name: str) -> None:
+def _remove_legacy_partials(store: Store, schema: str, name: str) -> None:
     """Partial files of this partition in the naming of pgtender before resumable dumps."""
     legacy = re.compile(
         re.escape(f"{quote(schema, safe='')}.{quote(name, safe='')}.") + r"\d{8}T\d{6}Z\.copy\.partial"
     )
-    for path in dump_dir.glob("*.copy.partial"):
-        if legacy.fullmatch(path.name):
-            path.unlink()
+    for found in store.names(f"{quote(schema, safe='')}."):
+        if legacy.fullmatch(found):
+            store.remove(found)
 
 
 def _database(conn: Conn) -> str:
@@ -155,57 +113,46 @@ def _database(conn: Conn) -> str:
     return str(row[0])
 
 
-def dump_partition(
+def dump_into(
     conn: Conn,
     target: Target,
     exp: Expired,
+    store: Store,
     *,
-    dump_dir: Path,
+    owner: str,
     retry: DdlRetry,
     log: Any,
     on_step: StepHook = no_hook,
-) -> Path:
-    """COPY the partition (attached, or detached by a killed run) to a verified gzip file and
-    manifest ``<stem>.json``, replacing an earlier dump of the same table. Returns the manifest."""
-    dump_dir.mkdir(parents=True, exist_ok=True)
+) -> tuple[str, dict[str, Any]]:
+    """COPY the partition (attached, or detached by a killed run) into a verified dump and manifest
+    ``<stem>.json``, replacing an earlier dump of the same table. Returns the manifest's name and it."""
     name = exp.name
-    stem = dump_stem(_database(conn), target.schema, name, exp.oid)
-    manifest_path = dump_dir / f"{stem}.json"
-    if manifest_path.is_file() and json.loads(manifest_path.read_text(encoding="utf-8")).get("dropped_at"):
+    database = _database(conn)
+    stem = dump_stem(database, target.schema, name, exp.oid)
+    manifest_name = f"{stem}.json"
+    if store.exists(manifest_name) and read_manifest(store, manifest_name).get("dropped_at"):
         raise DataProblem(
-            f"{manifest_path} is the archive of a dropped table with the same oid; move it away"
+            f"{store.ref(manifest_name)} is the archive of a dropped table with the same oid; move it away"
         )
-    tidy_stem(dump_dir, stem)
-    _remove_legacy_partials(dump_dir, target.schema, name)
-    stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
-    data = dump_dir / f"{stem}.{stamp}.copy.gz"
-    partial = data.with_name(data.name + ".partial")
+    tidy_stem(conn, store, stem, owner)
+    _remove_legacy_partials(store, target.schema, name)
+    data = f"{stem}.{dump_stamp(clock.now())}.{owner}.copy.gz"
     table = sql.Identifier(target.schema, name)
-    columns = _columns(conn, target.schema, name)
+    cols = columns(conn, target.schema, name)
+    source = sql.SQL("{} ({})").format(table, sql.SQL(", ").join(sql.Identifier(c) for c in cols))
 
-    def work(c: Conn) -> int:
+    def work(c: Conn) -> tuple[int, str]:
         # Writes into this (expired) partition wait; the parent and other partitions are untouched.
         c.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(table))
         rows = count_rows(c, table)
-        cols = sql.SQL(", ").join(sql.Identifier(col) for col in columns)
-        with (
-            gzip.open(partial, "wb", compresslevel=6) as out,
-            c.cursor() as cur,
-            cur.copy(sql.SQL("COPY {} ({}) TO STDOUT").format(table, cols)) as copy,
-        ):
-            for chunk in copy:
-                out.write(chunk)
-                on_step("copying")
-        return rows
+        return rows, copy_to_store(c, source, store, data, owner=owner, on_step=on_step)
 
-    rows = run_locked(conn, work, retry=retry, what=f"dump {target.schema}.{name}", log=log)
-    on_step("copied")
-    _durable_replace(partial, data)
+    rows, sha = run_locked(conn, work, retry=retry, what=f"dump {target.schema}.{name}", log=log)
     on_step("data-renamed")
     manifest = {
         "format": DUMP_FORMAT,
-        "file": data.name,
-        "database": _database(conn),
+        "file": data,
+        "database": database,
         "schema": target.schema,
         "parent": target.name,
         "partition": name,
@@ -214,57 +161,78 @@ def dump_partition(
         "key_type": target.key_type,
         "lower": exp.lo.isoformat(),
         "upper": exp.hi.isoformat(),
-        "columns": columns,
+        "columns": cols,
         "rows": rows,
-        "sha256": _sha256(data),
+        "sha256": sha,
         "created_at": clock.now().isoformat(),
     }
-    _write_manifest(manifest_path, manifest)
+    write_manifest(store, manifest_name, manifest, owner)
     on_step("manifest-written")
-    verify_dump(manifest_path)
-    tidy_stem(dump_dir, stem)  # the data of the dump this one replaced
-    return manifest_path
+    manifests.verify_dump(store, manifest_name)  # read back from the store before anything is dropped
+    tidy_stem(conn, store, stem, owner)  # the data of the dump this one replaced
+    return manifest_name, manifest
+
+
+def dump_partition(
+    conn: Conn,
+    target: Target,
+    exp: Expired,
+    *,
+    dump_dir: DumpDir,
+    retry: DdlRetry,
+    log: Any,
+    on_step: StepHook = no_hook,
+    owner: str | None = None,
+) -> ArchiveRef:
+    """``dump_into`` a store given as a store, path or URL; returns where the manifest is."""
+    store = as_store(dump_dir)
+    name, _ = dump_into(
+        conn, target, exp, store, owner=owner or new_owner(), retry=retry, log=log, on_step=on_step
+    )
+    return store.ref(name)
 
 
 def _drop_counted(
     conn: Conn,
     target: Target,
     name: str,
-    manifest_path: Path,
+    store: Store,
+    manifest_name: str,
     *,
+    owner: str,
     retry: DdlRetry,
     log: Any,
     on_step: StepHook,
 ) -> None:
     """Drop a detached table when it still holds exactly its dump's rows; record the drop."""
-    manifest = verify_dump(manifest_path)
+    manifest = manifests.verify_dump(store, manifest_name)
     table = sql.Identifier(target.schema, name)
 
     def drop(c: Conn) -> None:
         c.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
-        expect_equal(
-            f"{name} against its dump {manifest_path.name}", int(manifest["rows"]), count_rows(c, table)
-        )
+        expect_equal(f"{name} against its dump {manifest_name}", int(manifest["rows"]), count_rows(c, table))
         c.execute(sql.SQL("DROP TABLE {}").format(table))
 
     run_locked(conn, drop, retry=retry, what=f"drop {target.schema}.{name}", log=log)
     on_step("dropped")
-    _write_manifest(manifest_path, {**manifest, "dropped_at": clock.now().isoformat()})
+    write_manifest(store, manifest_name, {**manifest, "dropped_at": clock.now().isoformat()}, owner)
 
 
-def drop_after_dump(
+def drop_dumped(
     conn: Conn,
     target: Target,
     exp: Expired,
-    manifest_path: Path,
+    store: Store,
+    manifest_name: str,
     *,
+    owner: str,
     retry: DdlRetry,
     log: Any,
     on_step: StepHook = no_hook,
 ) -> None:
     """Detach (and mark, in the same transaction), recount against the dump (re-attach on a
     mismatch), then drop and record the drop in the manifest."""
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(store, manifest_name)
     table = sql.Identifier(target.schema, exp.name)
     marker = detach_marker(target, exp.lo, exp.hi)
 
@@ -290,86 +258,37 @@ def drop_after_dump(
             f"{exp.name} changed after its dump ({now_rows} rows, dump {manifest['rows']});"
             " re-attached, nothing dropped"
         )
-    _drop_counted(conn, target, exp.name, manifest_path, retry=retry, log=log, on_step=on_step)
+    _drop_counted(
+        conn, target, exp.name, store, manifest_name, owner=owner, retry=retry, log=log, on_step=on_step
+    )
 
 
-def _manifests(dump_dir: Path, database: str, target: Target) -> list[tuple[Path, dict[str, Any]]]:
-    """This database's manifests of ``target`` written by the step-wise dump (they carry an oid)."""
-    out = []
-    for path in sorted(dump_dir.glob("*.json")) if dump_dir.is_dir() else []:
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue  # not ours, or unreadable: restore_dump will say so if it is ever used
-        if (
-            isinstance(manifest, dict)
-            and "oid" in manifest
-            and (manifest.get("database"), manifest.get("schema"), manifest.get("parent"))
-            == (database, target.schema, target.name)
-        ):
-            out.append((path, manifest))
-    return out
-
-
-def finish_interrupted_dumps(
+def drop_after_dump(
     conn: Conn,
     target: Target,
+    exp: Expired,
+    manifest: ArchiveRef,
     *,
-    dump_dir: Path,
     retry: DdlRetry,
     log: Any,
-    dry_run: bool = False,
     on_step: StepHook = no_hook,
-) -> list[PartitionAction]:
-    """Finish what a killed dump-mode run left: drop each table it detached and marked (re-dumping
-    it first if its dump is missing or does not match), record drops it missed in their manifests,
-    and remove partial and orphaned files. A partition still attached is simply expired again."""
-    database = _database(conn)
-    actions: list[PartitionAction] = []
-    manifests = {int(m["oid"]): (path, m) for path, m in _manifests(dump_dir, database, target)}
-    pending = conn.execute(
-        load_sql("queries/retention/pending_drops.sql"),
-        {"schema": target.schema, "prefix": _marker_prefix(target)},
-    ).fetchall()
-    for oid, name, marker in pending:
-        rows = count_rows(conn, sql.Identifier(target.schema, name))
-        path, manifest = manifests.pop(int(oid), (None, None))
-        lo, hi = _marked_range(marker)
-        action = PartitionAction(
-            table=target.name,
-            partition=name,
-            lower=lo.isoformat(),
-            upper=hi.isoformat(),
-            mode="dump",
-            rows=rows,
-            rows_exact=True,
-            bytes=0,
-            steps=["finish: drop"],
-        )
-        actions.append(action)
-        if dry_run:
-            log.info("would finish an interrupted dump", partition=name, rows=rows)
+) -> None:
+    """``drop_dumped`` for a manifest given by its path (or URL, default store options)."""
+    store, name = locate(manifest)
+    drop_dumped(conn, target, exp, store, name, owner=new_owner(), retry=retry, log=log, on_step=on_step)
+
+
+def manifests_of(store: Store, database: str, target: Target) -> list[tuple[str, dict[str, Any]]]:
+    """This database's manifests of ``target`` written by the step-wise dump (they carry an oid)."""
+    out = []
+    for name in store.names(f"{name_part(database)}.{name_part(target.schema)}."):
+        if not name.endswith(".json"):
             continue
         try:
-            if path is None or manifest is None:
-                raise RowCountMismatch(f"{name} has no dump")
-            verify_dump(path)
-            if rows != manifest["rows"]:
-                raise RowCountMismatch(f"{name} changed after its dump")
-        except RowCountMismatch as exc:
-            log.warning("re-dumping a detached table before its drop", partition=name, reason=str(exc))
-            exp = Expired(name=name, lo=lo, hi=hi, rows=rows, rows_exact=True, bytes=0, oid=int(oid))
-            path = dump_partition(conn, target, exp, dump_dir=dump_dir, retry=retry, log=log, on_step=on_step)
-            action.steps = ["finish: dump", "finish: drop"]
-        _drop_counted(conn, target, name, path, retry=retry, log=log, on_step=on_step)
-        action.archived_to = str(path)
-        log.info("finished an interrupted dump", partition=name, rows=rows, archived_to=str(path))
-    relation = load_sql("queries/retention/relation.sql")
-    for oid, (path, manifest) in manifests.items():
-        if manifest.get("dropped_at") or dry_run:
-            continue
-        row = conn.execute(relation, {"oid": oid}).fetchone()
-        if row is None:  # dropped by the killed run just before it could write that down
-            _write_manifest(path, {**manifest, "dropped_at": clock.now().isoformat()})
-        tidy_stem(dump_dir, path.name.removesuffix(".json"))
-    return actions
+            manifest = read_manifest(store, name)
+        except (RowCountMismatch, FileNotFoundError):
+            continue  # not ours, or unreadable: restore_dump will say so if it is ever used
+        owner = (manifest.get("database"), manifest.get("schema"), manifest.get("parent"))
+        if "oid" in manifest and owner == (database, target.schema, target.name):
+            out.append((name, manifest))
+    return out

@@ -10,8 +10,9 @@ import psycopg
 from psycopg import sql
 
 from flows.core.db import load_sql
-from flows.core.partitioning.catalog import Target, read_children
+from flows.core.partitioning.catalog import Child, Target, read_children
 from flows.core.partitioning.intervals import floor_to, subtract_age
+from flows.core.policy.partitions import TablePolicy
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -41,17 +42,29 @@ def relation_bytes(conn: Conn, oids: list[int]) -> dict[int, int]:
     return {int(oid): int(size or 0) for oid, size in rows}
 
 
+def expiry_cutoff(policy: TablePolicy, now: datetime) -> datetime | None:
+    """Partitions ending at or before this instant have expired: ``now - retention``, and never
+    later than the start of the current interval (None: kept forever)."""
+    if policy.retention is None:
+        return None
+    return min(subtract_age(now, policy.retention), floor_to(now, policy.interval))
+
+
+def expired_children(children: list[Child], policy: TablePolicy, now: datetime) -> list[Child]:
+    """The partitions among ``children`` that have expired at ``now`` (DEFAULT never does)."""
+    cutoff = expiry_cutoff(policy, now)
+    if cutoff is None:
+        return []
+    return [
+        c for c in children if not c.is_default and c.lo is not None and c.hi is not None and c.hi <= cutoff
+    ]
+
+
 def expired_partitions(conn: Conn, target: Target, *, now: datetime, exact: bool) -> list[Expired]:
     """Partitions wholly older than ``now - retention`` and older than the current interval."""
-    policy = target.policy
-    if policy.retention is None:
+    if target.policy.retention is None:
         return []
-    cutoff = min(subtract_age(now, policy.retention), floor_to(now, policy.interval))
-    old = [
-        c
-        for c in read_children(conn, [target.oid])[target.oid]
-        if not c.is_default and c.lo is not None and c.hi is not None and c.hi <= cutoff
-    ]
+    old = expired_children(read_children(conn, [target.oid])[target.oid], target.policy, now)
     sizes = relation_bytes(conn, [c.oid for c in old])
     out: list[Expired] = []
     for child in old:

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from flows.core.archives.copy_out import StepHook, no_hook
+from flows.core.archives.ownership import new_owner
+from flows.core.archives.store import Store
 from flows.core.db import load_sql
 from flows.core.ddl import RowCountMismatch, expect_equal, run_locked
 from flows.core.errors import DataProblem
 from flows.core.logs import get_logger
 from flows.core.partitioning.catalog import Target
 from flows.core.policy.partitions import DdlRetry, RetentionPolicy
-from flows.retention.archive import (
-    StepHook,
-    drop_after_dump,
-    dump_partition,
-    finish_interrupted_dumps,
-    no_hook,
-)
+from flows.retention.archive import DumpDir, as_store, drop_dumped, dump_into
 from flows.retention.expired import (
     Expired,
     count_rows,
@@ -32,6 +28,7 @@ from flows.retention.expired import (
     range_rows_in_parent,
 )
 from flows.retention.results import PartitionAction, TableOutcome
+from flows.retention.resume import finish_interrupted_dumps
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -93,89 +90,143 @@ def expire_partitions(
     policy: RetentionPolicy,
     *,
     now: datetime,
-    dump_dir: Path,
+    dump_dir: DumpDir,
     dry_run: bool = False,
     log: Any = None,
     on_step: StepHook = no_hook,
+    owner: str | None = None,
     on_expired: Callable[[int, int], None] = lambda rows, nbytes: None,
 ) -> TableOutcome:
     """Finish what a killed run left half-done, then archive per policy, detach and drop every
     expired partition of one table (oldest first). ``on_step`` is called after each step of the
-    dump mode (tests stop a run there; a run checks its lock there), ``on_expired(rows, bytes)``
-    after each partition is gone (the run's ledger row counts it as it happens)."""
+    dump mode (tests stop a run there; a run checks its lock there). ``owner`` names the run in its
+    partial files (its ledger operation: flows.core.archives.ownership); default a fresh token.
+    ``on_expired(rows, bytes)`` after each partition is gone (the run's ledger row counts it)."""
     log = (log or get_logger(job=JOB)).bind(table=f"{target.schema}.{target.name}")
     mode = target.policy.archive
     exact = policy.exact_counts or dry_run or mode != "drop"
     outcome = TableOutcome(table=target.name, schema=target.schema, kind="partitioned", dry_run=dry_run)
-    label = f"{target.schema}.{target.name}"
+    how = _Removal(
+        store=as_store(dump_dir),
+        owner=owner or new_owner(),
+        policy=policy,
+        log=log,
+        on_step=on_step,
+        on_expired=on_expired,
+    )
+    _finish_interrupted(conn, target, outcome, how, dry_run=dry_run)
+    found = run_locked(
+        conn,
+        lambda c: expired_partitions(c, target, now=now, exact=exact),
+        retry=policy,
+        what=f"inspect {target.schema}.{target.name}",
+        log=log,
+    )
+    for exp in found:
+        action = _planned_action(target, exp, mode)
+        outcome.actions.append(action)
+        if dry_run:
+            log.info("would expire partition", partition=exp.name, mode=mode, rows=exp.rows, bytes=exp.bytes)
+        elif mode != "drop":  # drop: all of this table's expired partitions at once, below
+            _archive_one(conn, target, exp, action, outcome, how=how)
+    if mode == "drop" and found and not dry_run:
+        _drop_all(conn, target, found, outcome, how)
+    return outcome
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Removal:
+    """How one run archives and removes the partitions of a table."""
+
+    store: Store
+    owner: str
+    policy: RetentionPolicy
+    log: Any
+    on_step: StepHook
+    on_expired: Callable[[int, int], None]
+
+
+def _finish_interrupted(
+    conn: Conn, target: Target, outcome: TableOutcome, how: _Removal, *, dry_run: bool
+) -> None:
+    """What a killed run left half-done, finished first (dry run: only reported)."""
     for action in finish_interrupted_dumps(
-        conn, target, dump_dir=dump_dir, retry=policy, log=log, dry_run=dry_run, on_step=on_step
+        conn,
+        target,
+        store=how.store,
+        owner=how.owner,
+        retry=how.policy,
+        log=how.log,
+        dry_run=dry_run,
+        on_step=how.on_step,
     ):
         outcome.actions.append(action)
         if not dry_run:
             outcome.rows_archived += action.rows
             outcome.rows_removed += action.rows
-    found = run_locked(
-        conn,
-        lambda c: expired_partitions(c, target, now=now, exact=exact),
-        retry=policy,
-        what=f"inspect {label}",
-        log=log,
+
+
+_STEPS = {
+    "drop": ("detach", "drop"),
+    "keep": ("detach", "archive"),
+    "dump": ("dump", "detach", "drop"),
+}
+
+
+def _planned_action(target: Target, exp: Expired, mode: str) -> PartitionAction:
+    """What happens to one expired partition in this mode (its steps), before it happens."""
+    return PartitionAction(
+        table=target.name,
+        partition=exp.name,
+        lower=exp.lo.isoformat(),
+        upper=exp.hi.isoformat(),
+        mode=mode,
+        rows=exp.rows,
+        rows_exact=exp.rows_exact,
+        bytes=exp.bytes,
+        steps=list(_STEPS[mode]),
     )
-    for exp in found:
-        steps = {
-            "drop": ["detach", "drop"],
-            "keep": ["detach", "archive"],
-            "dump": ["dump", "detach", "drop"],
-        }
-        action = PartitionAction(
-            table=target.name,
-            partition=exp.name,
-            lower=exp.lo.isoformat(),
-            upper=exp.hi.isoformat(),
-            mode=mode,
-            rows=exp.rows,
-            rows_exact=exp.rows_exact,
-            bytes=exp.bytes,
-            steps=steps[mode],
+
+
+def _archive_one(
+    conn: Conn, target: Target, exp: Expired, action: PartitionAction, outcome: TableOutcome, *, how: _Removal
+) -> None:
+    """Keep mode: moved into the archive schema; dump mode: dumped, verified, detached, dropped."""
+    policy, log, store = how.policy, how.log, how.store
+    if action.mode == "keep":
+        action.archived_to = keep_partition(
+            conn, target, exp, archive_schema=policy.archive_schema, retry=policy, log=log
         )
-        outcome.actions.append(action)
-        if dry_run:
-            log.info("would expire partition", partition=exp.name, mode=mode, rows=exp.rows, bytes=exp.bytes)
-            continue
-        if mode == "drop":
-            continue  # all of this table's expired partitions at once, below
-        if mode == "keep":
-            action.archived_to = keep_partition(
-                conn, target, exp, archive_schema=policy.archive_schema, retry=policy, log=log
-            )
-            outcome.rows_archived += exp.rows
-            outcome.bytes_archived += exp.bytes
-        else:
-            manifest_path = dump_partition(
-                conn, target, exp, dump_dir=dump_dir, retry=policy, log=log, on_step=on_step
-            )
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            action.archived_to = str(manifest_path)
-            action.rows = int(manifest["rows"])
-            drop_after_dump(conn, target, exp, manifest_path, retry=policy, log=log, on_step=on_step)
-            outcome.rows_archived += action.rows
-            outcome.rows_removed += action.rows
-            outcome.bytes_removed += exp.bytes
-            outcome.bytes_archived += (manifest_path.parent / manifest["file"]).stat().st_size
-            on_expired(action.rows, exp.bytes)
-        log.info(
-            "partition expired",
-            partition=exp.name,
-            mode=mode,
-            rows=action.rows,
-            archived_to=action.archived_to,
+        outcome.rows_archived += exp.rows
+        outcome.bytes_archived += exp.bytes
+    else:
+        name, manifest = dump_into(
+            conn, target, exp, store, owner=how.owner, retry=policy, log=log, on_step=how.on_step
         )
-    if mode == "drop" and found and not dry_run:
-        drop_partitions(conn, target, found, retry=policy, log=log)
-        outcome.rows_removed = sum(e.rows for e in found)
-        outcome.bytes_removed = sum(e.bytes for e in found)
-        for e in found:
-            on_expired(e.rows, e.bytes)
-        log.info("partitions dropped", partitions=[e.name for e in found], rows=outcome.rows_removed)
-    return outcome
+        action.archived_to = str(store.ref(name))
+        action.rows = int(manifest["rows"])
+        drop_dumped(
+            conn, target, exp, store, name, owner=how.owner, retry=policy, log=log, on_step=how.on_step
+        )
+        outcome.rows_archived += action.rows
+        outcome.rows_removed += action.rows
+        outcome.bytes_removed += exp.bytes
+        outcome.bytes_archived += store.size(manifest["file"])
+        how.on_expired(action.rows, exp.bytes)
+    log.info(
+        "partition expired",
+        partition=exp.name,
+        mode=action.mode,
+        rows=action.rows,
+        archived_to=action.archived_to,
+    )
+
+
+def _drop_all(conn: Conn, target: Target, found: list[Expired], outcome: TableOutcome, how: _Removal) -> None:
+    """Drop mode: every expired partition of the table in one transaction."""
+    drop_partitions(conn, target, found, retry=how.policy, log=how.log)
+    outcome.rows_removed = sum(e.rows for e in found)
+    outcome.bytes_removed = sum(e.bytes for e in found)
+    for e in found:
+        how.on_expired(e.rows, e.bytes)
+    how.log.info("partitions dropped", partitions=[e.name for e in found], rows=outcome.rows_removed)

@@ -85,12 +85,36 @@ def purge_plain(
             log.info("would delete rows", rows=before, older_than=cutoff.isoformat())
         outcome.rows_removed = before if dry_run else 0
         return outcome
+    bytes_per_row = _bytes_per_row(conn, target)
+    removed = _delete_in_batches(conn, target, cutoff, deadline=deadline, retry=retry, log=log)
+    row = conn.execute(expired_q).fetchone()
+    after = int(row[0]) if row else 0
+    outcome.rows_removed = removed
+    outcome.bytes_removed = int(removed * bytes_per_row)
+    outcome.rows_remaining = after
+    outcome.complete = after == 0
+    if after and time.monotonic() >= deadline:
+        log.warning("time budget used up; expired rows remain", rows_removed=removed, rows_remaining=after)
+    log.info("rows deleted", rows_removed=removed, rows_before=before, rows_after=after)
+    return outcome
+
+
+def _bytes_per_row(conn: Conn, target: PlainTarget) -> float:
+    """The table's average row size (bytes / estimated rows), to estimate the bytes deleted."""
     size = conn.execute(load_sql("queries/retention/table_size.sql"), {"oid": target.oid}).fetchone()
     assert size is not None
     table_bytes, estimated_rows = int(size[0]), int(size[1])
     if estimated_rows <= 0:  # never analyzed: count once (such tables are small)
         estimated_rows = count_rows(conn, target.ident)
-    bytes_per_row = table_bytes / estimated_rows if estimated_rows > 0 else 0.0
+    return table_bytes / estimated_rows if estimated_rows > 0 else 0.0
+
+
+def _delete_in_batches(
+    conn: Conn, target: PlainTarget, cutoff: datetime, *, deadline: float, retry: DdlRetry, log: Any
+) -> int:
+    """DELETE batches of rows older than ``cutoff``, one transaction each, until none is left or
+    ``deadline``; each batch deletes exactly the rows it selected. Returns the rows deleted."""
+    col = sql.Identifier(target.policy.column)
     batch = sql.SQL(
         "WITH doomed AS (SELECT ctid FROM {t} WHERE {c} < {cut} LIMIT {n} FOR UPDATE SKIP LOCKED),"
         " gone AS (DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) AND {c} < {cut}"
@@ -111,13 +135,4 @@ def purge_plain(
         if n == 0:
             break
         removed += n
-    row = conn.execute(expired_q).fetchone()
-    after = int(row[0]) if row else 0
-    outcome.rows_removed = removed
-    outcome.bytes_removed = int(removed * bytes_per_row)
-    outcome.rows_remaining = after
-    outcome.complete = after == 0
-    if after and time.monotonic() >= deadline:
-        log.warning("time budget used up; expired rows remain", rows_removed=removed, rows_remaining=after)
-    log.info("rows deleted", rows_removed=removed, rows_before=before, rows_after=after)
-    return outcome
+    return removed

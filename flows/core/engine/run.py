@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 import structlog
 
-from flows.core import db, ledger, locks, migrations
+from flows.core import db, ledger, locks, markdown, migrations
 from flows.core.db import load_sql
 from flows.core.engine.context import Finished, Run, RunContext
 from flows.core.engine.outcomes import Outcome, ProblemsFound, Skipped, Status
@@ -64,8 +64,11 @@ def run(spec: JobSpec[Any], params: Params, targets: list[Target], ctx: RunConte
             results = [f.result() for f in futures]
     report = RunReport(job=spec.name, results=results, fleet=fleet)
     if fleet:
-        ctx.orchestrator.artifact(
-            "table", table=[r.row() for r in results], key=f"fleet-{spec.name}", description=report.summary()
+        ctx.orchestrator.artifact(  # names and messages escaped: shown as written
+            "table",
+            table=markdown.rows(r.row() for r in results),
+            key=f"fleet-{spec.name}",
+            description=markdown.text(report.summary()),
         )
     if spec.after is not None:
         report = spec.after(report, params, ctx.policy, ctx)
@@ -79,14 +82,35 @@ def start(spec: JobSpec[Any], values: Mapping[str, Any], ctx: RunContext) -> Run
     before anything is touched — bad input there is the report's error — then ``run``."""
     values = dict(values)
     target = values.pop("target", None) or None
+    chosen: list[Target] = []
     try:
-        params = validate(spec, values, ctx.policy)
+        params = spec.parse(values)
         chosen = targets.select(target, ctx.settings, ctx.policy, embedded=ctx.embedded)
+        if spec.check is not None:
+            spec.check(ctx.policy, params)
     except PgtenderError as exc:
+        if chosen and isinstance(exc, ConfigError):  # the request itself refused: kept as rejected
+            for t in chosen:
+                _reject_quietly(spec, params, t, ctx, exc)
         report = RunReport(job=spec.name, results=[], error=exc)
         get_logger(job=spec.name).info(f"{spec.name} {report.verdict.kind}", line=report.verdict.line)
         return report
     return run(spec, params, chosen, ctx)
+
+
+def _reject_quietly(
+    spec: JobSpec[Any], params: Params, target: Target, ctx: RunContext, exc: ConfigError
+) -> None:
+    """A request refused before any target's work: its `rejected` row in the target's ledger (the
+    weekly report counts it), when the ledger can be reached; otherwise nothing (still bad input)."""
+    try:
+        with session(target, ctx) as conn:
+            row = conn.execute(load_sql("queries/engine/readiness.sql")).fetchone()
+            if row is None or row[0] or not row[1]:  # a replica, or no ledger here
+                return
+            _record_rejected(conn, spec, params, ctx, exc)
+    except (PgtenderError, psycopg.Error):
+        return
 
 
 def validate(spec: JobSpec[Any], values: Mapping[str, Any], policy: Any) -> Params:

@@ -57,15 +57,17 @@ class Overlap(StrEnum):
 
 @dataclass(frozen=True)
 class Cron:
-    """A default schedule: cron in UTC, or in the time zone a policy names (the report's)."""
+    """A default schedule: cron in UTC, or cron and time zone a policy names (the report's zone,
+    upkeep's window)."""
 
-    expression: str
+    expression: str | Callable[[Policy], str]
     timezone: Callable[[Policy], str] | None = None
 
     def in_policy(self, policy: Policy) -> Schedule:
         from flows.core.schedules import Schedule  # noqa: PLC0415 - schedules imports no engine module
 
-        return Schedule(self.expression, self.timezone(policy) if self.timezone else "UTC")
+        cron = self.expression if isinstance(self.expression, str) else self.expression(policy)
+        return Schedule(cron, self.timezone(policy) if self.timezone else "UTC")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -35,6 +35,7 @@ OVERRIDABLE = (
     "report",
     "backfill",
     "alerts",
+    "upkeep",
 )
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -71,6 +72,7 @@ class TargetSpec(_Strict):
     report: Section | None = None
     backfill: Section | None = None
     alerts: Section | None = None  # a target's own channels replace the file's [[alerts.channels]]
+    upkeep: Section | None = None
 
     @field_validator("url_env")
     @classmethod

@@ -14,8 +14,13 @@ TOML shape (every key optional; the seed's tables have defaults that a file over
 
     [retention]
     archive_schema = "pgtender_archive"
-    dump_dir = "/var/lib/pgtender/archive"
+    dump_dir = "/var/lib/pgtender/archive"   # or "s3://bucket/prefix" (then [retention.storage])
     max_seconds = 600               # time budget of the batched DELETEs per run
+
+    [retention.storage]             # only for an object store (dump_dir = "s3://...")
+    endpoint_url = "http://127.0.0.1:8333"   # an S3-compatible server; unset: AWS
+    key_env = "PGTENDER_S3_KEY"     # access key id and secret key from these environment
+    secret_env = "PGTENDER_S3_SECRET"  # variables (or key_secret/secret_secret: Secret blocks)
 
     [retention.plain.query_performance_logs]
     column = "logged_at"
@@ -29,10 +34,11 @@ start of each flow, before anything changes.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flows.core.policy.archives import ArchiveStorage, Location, check_location
 
 Interval = Literal["day", "week", "month"]
 ArchiveMode = Literal["keep", "dump", "drop"]
@@ -202,7 +208,10 @@ class RetentionPolicy(DdlRetry):
     """``[retention]``: archive destinations, the time budget and the plain tables."""
 
     archive_schema: str = "pgtender_archive"
-    dump_dir: Annotated[Path | None, Field(strict=False)] = None  # default: <PGTENDER_STATE_DIR>/archive
+    # a path (local or a shared mount) or an fsspec URL (s3://bucket/prefix); default:
+    # <PGTENDER_STATE_DIR>/archive. [retention.storage] says how an object store is reached.
+    dump_dir: Location | None = None
+    storage: ArchiveStorage = ArchiveStorage()
     max_seconds: Annotated[int, Field(gt=0, le=86_400)] = 600
     # drop mode: count the dropped rows exactly (a full scan) instead of the planner's estimate.
     exact_counts: bool = False
@@ -219,6 +228,11 @@ class RetentionPolicy(DdlRetry):
     @classmethod
     def _schema_name(cls, value: str) -> str:
         return _check_name(value, "archive schema")
+
+    @field_validator("dump_dir")
+    @classmethod
+    def _dump_dir(cls, value: str | None) -> str | None:
+        return None if value is None else check_location(value)
 
     @field_validator("plain")
     @classmethod

@@ -25,14 +25,17 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows.core import masking
 from flows.core.errors import ConfigError
 from flows.core.policy.alerts import AlertsPolicy
+from flows.core.policy.archives import join
 from flows.core.policy.fleet import OVERRIDABLE, FleetPolicy, TargetSpec, check_target_name, deep_merge
 from flows.core.policy.partitions import PartitionsPolicy, RetentionPolicy
+from flows.core.policy.upkeep import UpkeepPolicy
 
 
 def default_state_dir() -> Path:
@@ -136,7 +139,11 @@ class HealthPolicy(_Strict):
     xid_age_warning: Annotated[int, Field(gt=0, le=2_147_483_647)] = 500_000_000
     xid_age_max: Annotated[int, Field(gt=0, le=2_147_483_647)] = 1_200_000_000
     replication_lag_max_seconds: Annotated[float, Field(ge=0)] = 60.0
+    # Rows in a DEFAULT partition: more than max_rows warn; more than page_rows, or rows there for
+    # more than page_hours (longer than one daily partitions run can explain), fail and page.
     default_partition_max_rows: Annotated[int, Field(ge=0)] = 0
+    default_partition_page_rows: Annotated[int, Field(ge=1)] = 10_000
+    default_partition_page_hours: Annotated[float, Field(gt=0, le=8_760)] = 26.0
     default_partition_count_cap: Annotated[int, Field(ge=1)] = 100_000
     # Every partitioned table must have partitions covering at least this many intervals ahead.
     partition_min_intervals_ahead: Annotated[float, Field(ge=0)] = 1.0
@@ -150,9 +157,20 @@ class HealthPolicy(_Strict):
     probe_lock_timeout_ms: PositiveMs = 200
     budget_ms: PositiveMs = 1_000
 
+    @model_validator(mode="after")
+    def _pages_above_the_warning(self) -> HealthPolicy:
+        if self.default_partition_page_rows <= self.default_partition_max_rows:
+            raise ValueError(
+                f"default_partition_page_rows ({self.default_partition_page_rows}) must be above"
+                f" default_partition_max_rows ({self.default_partition_max_rows})"
+            )
+        return self
+
 
 QualityWeight = Annotated[float, Field(ge=0, le=1000)]
 QualityPercent = Annotated[float, Field(ge=0, le=100)]
+# An expectation's severity: "error" fails its suite whatever the score, "warn" only lowers it.
+QualitySeverity = Literal["error", "warn"]
 
 
 class QualitySuitePolicy(_Strict):
@@ -161,6 +179,8 @@ class QualitySuitePolicy(_Strict):
     enabled: bool = True
     threshold: QualityPercent | None = None  # the suite's passing score; None = quality.threshold
     weights: dict[str, QualityWeight] = Field(default_factory=dict)  # expectation key -> weight
+    # expectation key -> severity, over the suite's own (checks/*.py); row_count_in_band is the volume band
+    severity: dict[str, QualitySeverity] = Field(default_factory=dict)
     sample_size: Annotated[int, Field(ge=0, le=1000)] | None = None
 
 
@@ -176,6 +196,8 @@ class QualityPolicy(_Strict):
     volume_low_ratio: Annotated[float, Field(ge=0, le=1)] = 0.5
     volume_high_ratio: Annotated[float, Field(ge=1, le=1000)] = 2.0
     data_docs: bool = True
+    # Data Docs keep the validations of runs from the last N days (older ones and their pages go).
+    data_docs_days: Annotated[int, Field(ge=1, le=3660)] = 31
     suites: dict[str, QualitySuitePolicy] = Field(default_factory=dict)
 
 
@@ -227,6 +249,7 @@ class Policy(_Strict):
     report: ReportPolicy = ReportPolicy()
     backfill: BackfillPolicy = BackfillPolicy()
     alerts: AlertsPolicy = AlertsPolicy()
+    upkeep: UpkeepPolicy = UpkeepPolicy()
     # The databases pgtender tends (issue 13). Empty: PGTENDER_DATABASE_URL is the target `default`.
     fleet: FleetPolicy = FleetPolicy()
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
@@ -276,7 +299,7 @@ def load_policy(path: Path | None) -> Policy:
         dump_dir = raw_target.get("retention", {}).get("dump_dir")
         if isinstance(dump_dir, str) and "dump_dir" not in (spec.retention or {}):
             # one dump directory per target: two databases' partitions share table names
-            raw_target["retention"] = {**raw_target["retention"], "dump_dir": str(Path(dump_dir) / name)}
+            raw_target["retention"] = {**raw_target["retention"], "dump_dir": join(dump_dir, name)}
         try:
             merged = Policy.model_validate(raw_target)
         except ValidationError as exc:

@@ -6,6 +6,6 @@ SELECT j.job,
        (SELECT max(o.finished_at) FROM pgtender_operations o
          WHERE o.job = j.job AND o.status IN ('completed', 'problems')) AS last_success,
        (SELECT max(o.started_at) FROM pgtender_operations o WHERE o.job = j.job) AS last_start,
-       (SELECT min(o.started_at) FROM pgtender_operations o) AS first_operation
+       (SELECT min(o.started_at) FROM pgtender_operations o WHERE o.status <> 'rejected') AS first_operation
   FROM unnest(%(jobs)s::text[]) AS j(job)
  ORDER BY j.job

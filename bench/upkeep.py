@@ -1,0 +1,432 @@
+"""Benchmark: what upkeep buys the planner, what its rebuilds cost writers, what a quiet pass costs.
+
+    .venv/bin/python bench/upkeep.py [--rows 300000] [--bloat-rows 4000000] [--rounds 5]
+                                     [--tables 50] [--partitions 9] [--passes 7]
+
+1. Planner estimates: a partitioned table (``--partitions`` monthly partitions, ``--rows`` rows, the
+   partitions analyzed as autovacuum leaves them, the parent never: autovacuum does not analyze a
+   parent). Three queries on the parent (GROUP BY a low- and a high-cardinality column, a join on a
+   parent column), each ``EXPLAIN ANALYZE``d: the q-error (max(estimate/actual, actual/estimate)) of
+   its top node, before and after one upkeep pass (``flows.upkeep.run_once``). It must fall.
+2. Writers beside a rebuild: single-row inserts into a table whose indexes are bloated
+   (``--bloat-rows`` rows, ``--rounds`` identical indexes, 90 % of the rows deleted, vacuumed), on
+   their own connection; p95 in alternating windows: idle (as long as the last rebuild), then one
+   ``REINDEX INDEX CONCURRENTLY`` of a bloated copy through upkeep's ``rebuild`` (lock_timeout, one
+   core). Target: p95 beside <= 1.2x idle.
+3. A pass with nothing to do: ``--tables`` partitioned tables of ``--partitions`` partitions each
+   (two indexes each), all analyzed and recorded by a first pass; the database time of each further
+   pass (every statement's time as the client sees it over a local connection: an upper bound),
+   median of ``--passes``. Target: <= 0.2 s. An empty migrated database's pass is the reference.
+
+PGTENDER_BENCH_DSN names the server (default postgresql://postgres@127.0.0.1:5432/postgres);
+databases pgtender_bench_upkeep_* are created and dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+import structlog
+from psycopg import conninfo, sql
+
+from flows.core import migrations
+from flows.core.logs import get_logger
+from flows.core.policy.upkeep import UpkeepPolicy
+from flows.upkeep import rebuild, upkeep_pass
+
+SERVER = os.environ.get("PGTENDER_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+ALWAYS_OPEN = {"start": "00:00", "end": "23:59", "timezone": "UTC"}  # the bench never waits for a window
+
+
+def run_once(conn: Any, upkeep: Any, **options: Any) -> Any:
+    """The upkeep pass in one call with ``upkeep`` as the policy's [upkeep] section."""
+    from flows.core.policy.settings import Policy
+
+    return upkeep_pass(conn, Policy(upkeep=upkeep), **options)
+
+
+def dsn(name: str) -> str:
+    return conninfo.make_conninfo(SERVER, dbname=name)
+
+
+def create_db(tag: str) -> str:
+    name = f"pgtender_bench_upkeep_{tag}"
+    drop_db(name)
+    with psycopg.connect(SERVER, autocommit=True) as c:
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(dsn(name), autocommit=True) as c:
+        migrations.migrate(c)
+    return name
+
+
+def drop_db(name: str) -> None:
+    with psycopg.connect(SERVER, autocommit=True) as c:
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def policy(**thresholds: Any) -> UpkeepPolicy:
+    return UpkeepPolicy(window=ALWAYS_OPEN, thresholds=thresholds, lock_timeout_ms=1000)
+
+
+# --------------------------------------------------------------------------- 1. planner estimates
+
+PARTITIONED = """
+CREATE TABLE bench_events (id bigint, ts timestamptz NOT NULL, kind text, user_id int, payload text)
+    PARTITION BY RANGE (ts);
+CREATE TABLE bench_users (id int PRIMARY KEY, tier text);
+INSERT INTO bench_users SELECT g, (ARRAY['free','pro','gold'])[1 + g % 3] FROM generate_series(1, 5000) g;
+ANALYZE bench_users;
+"""
+QUERIES = {
+    "GROUP BY kind (12 values)": "SELECT kind, count(*) FROM bench_events GROUP BY kind",
+    "GROUP BY user_id (5000 values)": "SELECT user_id, count(*) FROM bench_events GROUP BY user_id",
+    "join users, GROUP BY kind, tier (36)": (
+        "SELECT e.kind, u.tier, count(*) FROM bench_events e JOIN bench_users u ON u.id = e.user_id"
+        " GROUP BY e.kind, u.tier"
+    ),
+}
+
+
+def build_partitioned(c: psycopg.Connection[Any], rows: int, partitions: int) -> None:
+    c.execute(PARTITIONED)
+    for m in range(partitions):
+        c.execute(
+            sql.SQL(
+                "CREATE TABLE {} PARTITION OF bench_events FOR VALUES FROM"
+                " (date_trunc('month', now()) - make_interval(months => {m}))"
+                " TO (date_trunc('month', now()) - make_interval(months => {m} - 1))"
+            ).format(sql.Identifier(f"bench_events_p{m}"), m=sql.Literal(m))
+        )
+    c.execute(
+        "INSERT INTO bench_events SELECT g,"
+        " date_trunc('month', now()) - make_interval(months => (g %% %(p)s)::int) + (g %% 1000) * interval '1 minute',"
+        " 'kind_' || (g %% 12), (g::bigint * 7919) %% 5000 + 1, repeat('x', 30)"
+        "  FROM generate_series(1, %(rows)s) g",
+        {"rows": rows, "p": partitions},
+    )
+    for m in range(partitions):
+        c.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(f"bench_events_p{m}")))
+
+
+def q_errors(c: psycopg.Connection[Any]) -> dict[str, float]:
+    out = {}
+    for label, query in QUERIES.items():
+        plan = c.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + sql.SQL(query)).fetchone()[0][0]["Plan"]  # type: ignore[index]
+        estimate, actual = max(float(plan["Plan Rows"]), 1.0), max(float(plan["Actual Rows"]), 1.0)
+        out[label] = max(estimate / actual, actual / estimate)
+    return out
+
+
+def planner_bench(rows: int, partitions: int) -> dict[str, Any]:
+    name = create_db("planner")
+    try:
+        with psycopg.connect(dsn(name), autocommit=True) as c:
+            build_partitioned(c, rows, partitions)
+            before = q_errors(c)
+            out = run_once(c, policy())
+            analyzed = [a.parent for a in out.analyzed if a.status == "analyzed"]
+            after = q_errors(c)
+    finally:
+        drop_db(name)
+    geo = {
+        k: math.exp(statistics.mean(math.log(v) for v in d.values()))
+        for k, d in (("before", before), ("after", after))
+    }
+    print(
+        f"\n1. planner row estimates on the partitioned parent ({rows:,} rows, {partitions} partitions):"
+        f" q-error of the top node, before -> after one upkeep pass (analyzed {', '.join(analyzed)})"
+    )
+    for label in QUERIES:
+        print(f"  {label:<38} {before[label]:>9.2f} -> {after[label]:>6.2f}")
+    print(
+        f"  {'geometric mean':<38} {geo['before']:>9.2f} -> {geo['after']:>6.2f}"
+        f"  ({'falls' if geo['after'] < geo['before'] else 'DOES NOT FALL'})"
+    )
+    return {"rows": rows, "partitions": partitions, "before": before, "after": after, "geomean": geo}
+
+
+# --------------------------------------------------------------------------- 2. writers beside a rebuild
+
+
+class Writer(threading.Thread):
+    """Single-row inserts on their own connection; latencies (ms) kept per phase; lock waits polled."""
+
+    def __init__(self, database: str, table: str) -> None:
+        super().__init__(daemon=True)
+        self.conn = psycopg.connect(dsn(database), autocommit=True)
+        self.table = sql.Identifier(table)
+        self.phase: str | None = None
+        self.samples: dict[str, list[float]] = {}
+        self.lock_waits: dict[str, int] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        query = sql.SQL("INSERT INTO {} (v, pad) VALUES (%s, 'w')").format(self.table)
+        i = 0
+        while not self.stop.is_set():
+            phase, i = self.phase, i + 1
+            t0 = time.perf_counter()
+            self.conn.execute(query, (2_000_000_000 - i,))
+            elapsed = (time.perf_counter() - t0) * 1000
+            if phase is not None and phase == self.phase:
+                self.samples.setdefault(phase, []).append(elapsed)
+            time.sleep(0.001)
+        self.conn.close()
+
+    def watch(self, database: str) -> threading.Thread:
+        pid = self.conn.info.backend_pid
+
+        def poll() -> None:
+            with psycopg.connect(dsn(database), autocommit=True) as c:
+                while not self.stop.is_set():
+                    phase = self.phase
+                    row = c.execute(
+                        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)
+                    ).fetchone()
+                    if phase and row and row[0]:
+                        self.lock_waits[phase] = self.lock_waits.get(phase, 0) + 1
+                    time.sleep(0.02)
+
+        t = threading.Thread(target=poll, daemon=True)
+        t.start()
+        return t
+
+
+def build_bloated(c: psycopg.Connection[Any], rows: int, copies: int) -> int:
+    """``bench_items`` with ``copies`` identical indexes on v, 90 % of the rows deleted and vacuumed:
+    each copy as bloated as the others (one is rebuilt a round, each round a fresh one)."""
+    c.execute(
+        "CREATE TABLE bench_items (id bigserial PRIMARY KEY, v int, pad text) WITH (autovacuum_enabled = false)"
+    )
+    c.execute(
+        "INSERT INTO bench_items (v, pad) SELECT (g::bigint * 7919) %% %(n)s, 'x' FROM generate_series(1, %(n)s) g",
+        {"n": rows},
+    )
+    for k in range(copies):
+        c.execute(sql.SQL("CREATE INDEX {} ON bench_items (v)").format(sql.Identifier(f"bench_items_v{k}")))
+    c.execute("DELETE FROM bench_items WHERE id % 10 <> 0")
+    c.execute("VACUUM ANALYZE bench_items")
+    return int(c.execute("SELECT pg_relation_size('bench_items_v0')").fetchone()[0])  # type: ignore[index]
+
+
+def rebuild_bench(rows: int, rounds: int) -> dict[str, Any]:
+    """Each round: an idle window as long as the previous rebuild took (the first: 2 s), then one
+    REINDEX CONCURRENTLY of a bloated copy through upkeep's ``rebuild``."""
+    name = create_db("writers")
+    log = get_logger(job="upkeep")
+    try:
+        with psycopg.connect(dsn(name), autocommit=True) as c:
+            bloated = build_bloated(c, rows, rounds)
+            writer = Writer(name, "bench_items")
+            writer.start()
+            watch = writer.watch(name)
+            time.sleep(0.5)
+            durations, sizes = [], []
+            for k in range(rounds):
+                writer.phase = "idle"
+                time.sleep(durations[-1] if durations else 2.0)
+                writer.phase = "beside REINDEX CONCURRENTLY"
+                done = rebuild.rebuild(
+                    c,
+                    f"bench_items_v{k}",
+                    "bench_items",
+                    "bloated",
+                    schema="public",
+                    policy=policy(),
+                    deadline=None,
+                    log=log,
+                )
+                writer.phase = None
+                assert done.status == "rebuilt", done.error
+                durations.append(done.duration_ms / 1000.0)
+                sizes.append(done.bytes_after or 0)
+            writer.stop.set()
+            writer.join()
+            watch.join()
+    finally:
+        drop_db(name)
+    idle, busy = writer.samples["idle"], writer.samples["beside REINDEX CONCURRENTLY"]
+    ratio = pct(busy, 0.95) / pct(idle, 0.95)
+    print(
+        f"\n2. writers beside REINDEX CONCURRENTLY of a bloated index ({rows:,} rows, 90 % deleted:"
+        f" {bloated / 2**20:.1f} MB -> {min(sizes) / 2**20:.1f} MB); {rounds} rounds of idle, then one rebuild"
+        f" ({statistics.median(durations):.2f} s median)"
+    )
+    print(f"  {'phase':<30} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'lock-wait samples':>18}")
+    for phase, values in (("idle", idle), ("beside REINDEX CONCURRENTLY", busy)):
+        print(
+            f"  {phase:<30} {len(values):>6} {pct(values, 0.5):>8.3f} {pct(values, 0.95):>8.3f}"
+            f" {max(values):>8.3f} {writer.lock_waits.get(phase, 0):>18}"
+        )
+    print(f"  p95 beside / idle: {ratio:.2f}x (target <= 1.2x)")
+    return {
+        "rows": rows,
+        "index_bytes_before": bloated,
+        "index_bytes_after": min(sizes),
+        "rebuild_s": durations,
+        "idle_p95_ms": round(pct(idle, 0.95), 3),
+        "busy_p95_ms": round(pct(busy, 0.95), 3),
+        "p95_ratio": round(ratio, 2),
+        "lock_wait_samples": writer.lock_waits,
+    }
+
+
+# --------------------------------------------------------------------------- 3. a pass with nothing to do
+
+
+class TimedCursor(psycopg.Cursor[Any]):
+    """Every statement's time as the client sees it, summed on the connection."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> TimedCursor:  # type: ignore[override]
+        t0 = time.perf_counter()
+        try:
+            return super().execute(query, params, **kwargs)  # type: ignore[return-value]
+        finally:
+            self.connection.db_seconds += time.perf_counter() - t0  # type: ignore[attr-defined]
+
+
+def timed_connection(database: str) -> psycopg.Connection[Any]:
+    c = psycopg.connect(dsn(database), autocommit=True, cursor_factory=TimedCursor)
+    c.db_seconds = 0.0  # type: ignore[attr-defined]
+    return c
+
+
+def build_many(c: psycopg.Connection[Any], tables: int, partitions: int) -> None:
+    for t in range(tables):
+        parent = f"bench_t{t:02d}"
+        c.execute(
+            sql.SQL(
+                "CREATE TABLE {} (id bigint, ts timestamptz NOT NULL, kind text) PARTITION BY RANGE (ts)"
+            ).format(sql.Identifier(parent))
+        )
+        c.execute(sql.SQL("CREATE INDEX ON {} (ts)").format(sql.Identifier(parent)))
+        c.execute(sql.SQL("CREATE INDEX ON {} (kind)").format(sql.Identifier(parent)))
+        for m in range(partitions):
+            c.execute(
+                sql.SQL(
+                    "CREATE TABLE {} PARTITION OF {} FOR VALUES FROM"
+                    " (date_trunc('month', now()) + make_interval(months => {m}))"
+                    " TO (date_trunc('month', now()) + make_interval(months => {m} + 1))"
+                ).format(
+                    sql.Identifier(f"{parent}_p{m}"),
+                    sql.Identifier(parent),
+                    m=sql.Literal(m - partitions // 2),
+                )
+            )
+        c.execute(
+            sql.SQL(
+                "INSERT INTO {} SELECT g, date_trunc('month', now()) + make_interval(months => g %% %(p)s - %(h)s),"
+                " 'k' || (g %% 5) FROM generate_series(1, 200) g"
+            ).format(sql.Identifier(parent)),
+            {"p": partitions, "h": partitions // 2},
+        )
+    c.execute("VACUUM ANALYZE")
+
+
+def noop_passes(database: str, passes: int) -> tuple[list[float], list[float], dict[str, Any]]:
+    """(database seconds, wall seconds) of each pass after a first one that did the work."""
+    pol = policy()
+    with timed_connection(database) as c:
+        first = run_once(c, pol)
+        db_s, wall_s = [], []
+        last = first
+        for _ in range(passes):
+            c.db_seconds = 0.0  # type: ignore[attr-defined]
+            t0 = time.perf_counter()
+            last = run_once(c, pol)
+            wall_s.append(time.perf_counter() - t0)
+            db_s.append(c.db_seconds)  # type: ignore[attr-defined]
+    work = {
+        "analyzed_first": len(first.analyzed),
+        "analyzed_after": len(last.analyzed),
+        "rebuilt": len(last.rebuilt),
+        "parents": len(last.survey.parents),
+        "tables": last.survey.tables,
+        "survey_ms": last.survey.timings_ms,
+    }
+    return db_s, wall_s, work
+
+
+def noop_bench(tables: int, partitions: int, passes: int) -> dict[str, Any]:
+    empty = create_db("empty")
+    many = create_db("noop")
+    try:
+        with psycopg.connect(dsn(many), autocommit=True) as c:
+            build_many(c, tables, partitions)
+        ref_db, _ref_wall, _ = noop_passes(empty, passes)
+        db_s, wall_s, work = noop_passes(many, passes)
+    finally:
+        drop_db(empty)
+        drop_db(many)
+    median = statistics.median(db_s)
+    print(
+        f"\n3. an upkeep pass with nothing to do over {tables} partitioned tables ({tables * partitions} partitions,"
+        f" {work['tables']} tables in scope), median of {passes}"
+    )
+    print(
+        f"  database time {median:.3f} s (min {min(db_s):.3f}, max {max(db_s):.3f}); wall {statistics.median(wall_s):.3f} s;"
+        f" an empty database's pass {statistics.median(ref_db):.3f} s; target <= 0.2 s"
+    )
+    print(
+        f"  analyzed by the first pass {work['analyzed_first']}, by the measured ones {work['analyzed_after']},"
+        f" rebuilt {work['rebuilt']}"
+    )
+    print(
+        "  survey parts (ms, last pass): " + ", ".join(f"{k} {v:.1f}" for k, v in work["survey_ms"].items())
+    )
+    return {
+        "tables": tables,
+        "partitions": tables * partitions,
+        "db_s": db_s,
+        "median_db_s": round(median, 4),
+        "median_wall_s": round(statistics.median(wall_s), 4),
+        "empty_db_median_s": round(statistics.median(ref_db), 4),
+        **{k: v for k, v in work.items() if k != "survey_ms"},
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--bloat-rows", type=int, default=4_000_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tables", type=int, default=50)
+    parser.add_argument("--partitions", type=int, default=9)
+    parser.add_argument("--passes", type=int, default=7)
+    parser.add_argument("--only", default="", help="comma-separated: planner,writers,noop")
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    wanted = [w for w in args.only.split(",") if w] or ["planner", "writers", "noop"]
+    if "planner" in wanted:
+        planner_bench(args.rows, args.partitions)
+    if "writers" in wanted:
+        rebuild_bench(args.bloat_rows, args.rounds)
+    if "noop" in wanted:
+        noop_bench(args.tables, args.partitions, args.passes)
+
+
+if __name__ == "__main__":
+    main()
