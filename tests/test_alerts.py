@@ -22,7 +22,7 @@ import structlog
 from flows.alerts import alerting
 from flows.alerts import hooks as alert_hooks
 from flows.core import db
-from flows.core.policy.alerts import AlertsPolicy, Channel
+from flows.core.policy.alerts import AlertsPolicy, SlackChannel, WebhookChannel
 from flows.edge.cli import main
 from tests.conftest import Database
 from tests.fleet_fixtures import BASE, NAMES, Fleet
@@ -339,8 +339,8 @@ def test_apply_creates_updates_and_leaves_blocks_alone(
 
 
 def test_channel_block_name() -> None:
-    assert Channel(name="x", type="webhook", url_env="X").block_name == "pgtender-x"
-    assert Channel(name="x", type="slack", block="mine").block_name == "mine"
+    assert WebhookChannel(name="x", type="webhook", url_env="X").block_name == "pgtender-x"
+    assert SlackChannel(name="x", type="slack", block="mine").block_name == "mine"
 
 
 def test_late_jobs_and_a_short_partition_horizon_page_with_their_next_command(

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from flows.alerts import alerting
-from flows.core.policy import settings
 from flows.edge.alerts_cli import NO_CHANNEL
 from tests.conftest import Database
 
@@ -73,14 +72,13 @@ def _status(capsys: pytest.CaptureFixture[str]) -> list[str]:
 
 
 def _failing(db: Database) -> None:
-    """A health check failing now, through the alerting engine itself (no channel: nothing sent)."""
-    with db.connect() as conn:
-        alerting.evaluate(
+    """A health check failing now, recorded by the alerting engine itself (its page due, unsent)."""
+    with db.connect(autocommit=True) as conn:
+        alerting.record(
             conn,
             "health",
             [alerting.Observation(check_name="health.xid_age", subject="database", failing=True, observed=9)],
             target="default",
-            policy=settings.current_policy(),
         )
 
 

@@ -672,7 +672,9 @@ def test_probe_error_is_recorded_and_does_not_stop_others(migrated_db: Database)
 def test_every_probe_passes_on_a_quiet_database_at_the_databases_instant(migrated_db: Database) -> None:
     """What a scheduled health run does at the database's instant (the probes read PostgreSQL's
     clock too: partitions covering now, session ages): nothing fails on a quiet database."""
-    planned = schedules.all_schedules(settings.Policy())
+    from flows.registry import REGISTRY
+
+    planned = REGISTRY.schedules(settings.Policy())
     with db.connect(migrated_db.dsn, autocommit=True) as conn:
         now = clock.db_now(conn)
         run = health.run_probes(

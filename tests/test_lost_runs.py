@@ -113,7 +113,7 @@ def test_health_abandons_another_job_s_dead_run_and_pages_it_once(
     assert _row(migrated_db, alive)[0] == "started"
     (result,) = report.results
     assert result.counts["alerts"]["crashed_runs_found"] == 1, result.counts
-    assert result.counts["alerts"]["crash_pages"] == 1, result.counts
+    assert result.counts["alerts"]["crash_pages_due"] == 1, result.counts
     pages = hook.pages("job.views")
     assert [p["event"] for p in pages] == ["page"], pages
     assert "crashed" in pages[0]["summary"]

@@ -37,7 +37,7 @@ import pytest
 
 from flows.core.engine import Kind, verdicts
 from flows.edge.prefect_server import LocalPrefectServer, start_local_server
-from tests.conftest import Database, _create_db, _drop_db, human_lines
+from tests.conftest import Database, Templates, _build_migrated, _create_db, _drop_db, human_lines
 
 ROOT = Path(__file__).parents[1]
 PATHS = ("plain", "cli_up", "served", "worker")
@@ -140,11 +140,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def site(server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(server_dsn: str, templates: Templates, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("paths")
     with contextlib.ExitStack() as stack, _hook() as hook:
         name = f"pgtender_paths_{uuid.uuid4().hex[:8]}"
-        _create_db(server_dsn, name, template=template_db)
+        _create_db(server_dsn, name, template=templates.get("migrated", _build_migrated))
         stack.callback(_drop_db, server_dsn, name)
         tended = Database(server_dsn, name)
         with tended.connect() as conn:  # not empty: `up` loads no demo data; a fresh event for health

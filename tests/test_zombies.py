@@ -28,7 +28,7 @@ import pytest
 
 from flows.edge import automations
 from flows.edge.prefect_server import start_local_server
-from tests.conftest import Database, _create_db, _drop_db
+from tests.conftest import Database, Templates, _build_migrated, _create_db, _drop_db
 from tests.test_paths import Hook, _hook, _no_schedules, _popen, _stop, _store, _wait
 
 ROOT = Path(__file__).parents[1]
@@ -60,11 +60,11 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def pool(server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
+def pool(server_dsn: str, templates: Templates, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     tmp = tmp_path_factory.mktemp("zombies")
     with contextlib.ExitStack() as stack, _hook() as hook:
         name = f"pgtender_zombies_{uuid.uuid4().hex[:8]}"
-        _create_db(server_dsn, name, template=template_db)
+        _create_db(server_dsn, name, template=templates.get("migrated", _build_migrated))
         stack.callback(_drop_db, server_dsn, name)
         (tmp / "pgtender.toml").write_text(POLICY, encoding="utf-8")
         server = start_local_server(tmp / "server", database_url=_store(server_dsn, stack))

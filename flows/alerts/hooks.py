@@ -1,51 +1,36 @@
-"""The engine's after-run hook: a job whose run ends in an infrastructure error pages once (check
-``job.<job>``), a run that finds an earlier run of its job dead (killed, its worker lost) pages that
-crash, and the next run that gets through resolves it. Bad input neither pages nor resolves.
+"""The engine's after-run hook, called once a target's run has ended and released its lock:
 
-The state lives in the tended database like every other alert. When that database is what failed
-(unreachable), the page is still sent, and its state kept in a small file under the target's state
-directory (``alerts/unreachable.json``) so that the next failing run does not page again; the first
-run that reaches the database again sends the resolve and clears the file. Never raises: an alert
-that cannot be evaluated is a warning in the log, not a second failure of the run.
+1. ``job.<job>``: an infrastructure error pages once, a run that finds an earlier run of its job dead
+   (killed, its worker lost) pages that crash, the next run that gets through resolves. Bad input
+   neither pages nor resolves.
+2. The target's outbox is delivered: every notice due there (the health or quality checks this run
+   recorded, anything an earlier round left), outside the job's lock and any transaction, each
+   bounded by its channel's deadline (``outbox``): a slow receiver never holds the job's lock.
+3. When the tended database itself is unreachable, the ``job.<job>`` page still goes out, once per
+   outage whichever worker runs the job, its state in a store every worker shares (``offline``:
+   the Prefect server under Prefect, a file on this machine without it); the first run that reaches
+   the database again sends the resolve.
+
+Never raises: an alert that cannot be evaluated is a warning in the log, not a second failure.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import sys
 from collections.abc import Sequence
-from datetime import datetime
-from pathlib import Path
 
 import psycopg
 
-from flows.alerts import alerting, channels
-from flows.core import clock, db
+from flows.alerts import alerting, offline, outbox
+from flows.alerts.notices import Delivery
+from flows.core import db
 from flows.core.engine import Finished
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
 from flows.core.ledger import Abandoned
 from flows.core.logs import get_logger
 from flows.core.policy.alerts import resolve_secret
 from flows.core.policy.settings import Policy
-
-
-def _file(state_dir: Path) -> Path:
-    return state_dir / "alerts" / "unreachable.json"
-
-
-def _read(path: Path) -> dict[str, str]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def _write(path: Path, data: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if data:
-        path.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
-    else:
-        path.unlink(missing_ok=True)
 
 
 def crash_line(job: str, abandoned: Sequence[Abandoned]) -> str | None:
@@ -60,109 +45,99 @@ def crash_line(job: str, abandoned: Sequence[Abandoned]) -> str | None:
     )
 
 
-def _crash_line(finished: Finished) -> str | None:
-    return crash_line(finished.job, finished.abandoned)
-
-
 def check_channels(policy: Policy) -> None:
     """Before a run touches anything: every channel's environment variables are set (README: a bad
     channel is one line, exit 2), not found missing when the run's first page is due."""
     for channel in policy.alerts.channels:
-        for env in (channel.url_env, channel.integration_key_env, channel.api_key_env):
+        for key in ("url_env", "integration_key_env", "api_key_env"):
+            env = getattr(channel, key, None)
             if env is not None:
                 resolve_secret(channel, env)
 
 
 def after_run(finished: Finished) -> None:
-    """Evaluate ``job.<job>`` after one target's run."""
+    """Evaluate ``job.<job>`` after one target's run and deliver the target's due notices."""
     error = finished.result.error
     if isinstance(error, ConfigError):
         return
-    job, target, policy = finished.job, finished.target, finished.target.policy
+    job, target = finished.job, finished.target
     infra = str(error) if isinstance(error, InfrastructureError) else None
     log = get_logger(job=job, target=target.name)
     try:
-        with db.pooled(target.dsn, policy=policy.database, application_name="pgtender-alerts") as conn:
-            crash = _crash_line(finished)
-            sent = []
-            if crash is not None and infra is None:  # page the crash once; this run got through: resolve
-                sent += alerting.infrastructure(
-                    conn, job, crash, target=target.name, policy=policy, flow_run_id=finished.flow_run_id
-                )
-            sent += alerting.infrastructure(
-                conn, job, infra, target=target.name, policy=policy, flow_run_id=finished.flow_run_id
-            )
-        alerting.log_deliveries(sent, job=job)
-        if infra is None:
-            _resolve_offline(job, target.name, policy, finished.state_dir)
+        sent = _in_database(finished, infra)
     except (psycopg.Error, PgtenderError, OSError) as exc:
         if infra is None:
             log.warning("could not evaluate the job's alert", error=" ".join(str(exc).split()))
             return
-        _page_offline(
-            job,
-            target.name,
-            policy,
-            state_dir=finished.state_dir,
-            error=infra,
-            flow_run_id=finished.flow_run_id,
-        )
-
-
-def _page_offline(
-    job: str, target: str, policy: Policy, *, state_dir: Path, error: str, flow_run_id: str | None
-) -> None:
-    """The database is unreachable: page once, remembered in a file."""
-    if not policy.alerts.channels:
+        _unreachable(finished, infra)
         return
-    path = _file(state_dir)
-    state = _read(path)
-    key = f"{target}/job.{job}"
-    if key in state:
-        return
-    now = clock.now()
-    notice = alerting.Notice(
-        event="page",
-        target=target,
-        check_name=f"job.{job}",
-        subject="",
-        source=f"job.{job}",
-        since=now,
-        at=now,
-        observed=error,
-        limit="no infrastructure error",
-        summary=f"{job} failed and the database is unreachable: {error}",
-        next_command=f"pgtender status  # is the database reachable? then: pgtender run {job}",
-        flow_run_id=flow_run_id,
-        runbook=policy.alerts.runbook_url,
-    )
-    accepted = channels.deliver(notice, list(policy.alerts.channels), from_address=policy.report.from_address)
-    alerting.log_deliveries([alerting.Delivery(notice, bool(accepted), tuple(accepted))], job=job)
-    if accepted:
-        state[key] = now.isoformat()
-        _write(path, state)
+    alerting.log_deliveries(sent, job=job)
+    if infra is None:
+        _reachable(finished)
 
 
-def _resolve_offline(job: str, target: str, policy: Policy, state_dir: Path) -> None:
-    path = _file(state_dir)
-    state = _read(path)
-    key = f"{target}/job.{job}"
-    if key not in state:
+def _in_database(finished: Finished, infra: str | None) -> list[Delivery]:
+    """``job.<job>`` recorded in the target's database, then its outbox delivered."""
+    job, target = finished.job, finished.target
+    source = f"job.{job}"
+    sent: list[Delivery] = []
+    with db.pooled(
+        target.dsn, policy=target.policy.database, application_name="pgtender-alerts", name=target.name
+    ) as conn:
+        crash = crash_line(job, finished.abandoned)
+        if crash is not None and infra is None:  # page the crash once (now: this run resolves it next)
+            sent += alerting.infrastructure(
+                conn, job, crash, target=target.name, policy=target.policy, flow_run_id=finished.flow_run_id
+            )
+        alerting.record(conn, source, [alerting.job_observation(job, infra)], target=target.name)
+        sent += outbox.drain(conn, target=target.name, policy=target.policy, flow_run_id=finished.flow_run_id)
+    return sent
+
+
+def _prefect_api() -> bool:
+    """Is there a Prefect API (without importing Prefect into a process that has not)?"""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    loaded = sys.modules.get("prefect.settings")
+    return loaded is not None and bool(loaded.PREFECT_API_URL.value())
+
+
+def _stores(finished: Finished) -> list[offline.Store]:
+    shared = finished.flow_run_id is not None or _prefect_api()
+    return offline.stores(finished.state_dir, shared=shared)
+
+
+def _unreachable(finished: Finished, infra: str) -> None:
+    """The database is unreachable: page once per outage, in the first store that answers."""
+    log = get_logger(job=finished.job, target=finished.target.name)
+    for store in _stores(finished):
+        try:
+            sent = offline.page(
+                store,
+                job=finished.job,
+                target=finished.target.name,
+                policy=finished.target.policy,
+                error=infra,
+                flow_run_id=finished.flow_run_id,
+            )
+        except offline.STORE_ERRORS as exc:  # nothing was sent: the next store pages instead
+            log.warning("alert state store unreachable, trying the next", error=" ".join(str(exc).split()))
+            continue
+        if sent is not None:
+            alerting.log_deliveries([sent], job=finished.job)
         return
-    now = clock.now()
-    notice = alerting.Notice(
-        event="resolve",
-        target=target,
-        check_name=f"job.{job}",
-        subject="",
-        source=f"job.{job}",
-        since=datetime.fromisoformat(state[key]),
-        at=now,
-        summary=f"{job} reached the database again",
-        runbook=policy.alerts.runbook_url,
-    )
-    accepted = channels.deliver(notice, list(policy.alerts.channels), from_address=policy.report.from_address)
-    alerting.log_deliveries([alerting.Delivery(notice, bool(accepted), tuple(accepted))], job=job)
-    if accepted:
-        del state[key]
-        _write(path, state)
+
+
+def _reachable(finished: Finished) -> None:
+    """The database answered: resolve an outage page wherever it was recorded."""
+    log = get_logger(job=finished.job, target=finished.target.name)
+    for store in _stores(finished):
+        try:
+            sent = offline.resolve(
+                store, job=finished.job, target=finished.target.name, policy=finished.target.policy
+            )
+        except offline.STORE_ERRORS as exc:
+            log.warning("alert state store unreachable", error=" ".join(str(exc).split()))
+            continue
+        if sent is not None:
+            alerting.log_deliveries([sent], job=finished.job)

@@ -42,6 +42,13 @@ class Notice:
         return "pgtender/" + hashlib.sha256(key.encode()).hexdigest()
 
     @property
+    def delivery_key(self) -> str:
+        """This notice, whoever sends it and however often: a delivery retried after a crash carries
+        the same key (the webhook's ``Idempotency-Key``, the mail's Message-ID)."""
+        raw = f"{self.dedup_key}|{self.event}|{self.since.isoformat()}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    @property
     def title(self) -> str:
         head = {"page": "FAILING", "resolve": "RESOLVED", "test": "TEST"}[self.event]
         return f"[pgtender] {head} {self.what} on {self.target}"
@@ -69,6 +76,8 @@ class Notice:
         """The JSON a webhook receives."""
         return {
             "event": self.event,
+            "dedup_key": self.dedup_key,  # one incident per (target, check, subject)
+            "delivery_key": self.delivery_key,  # this notice: the same on a retry
             "target": self.target,
             "check": self.check_name,
             "subject": self.subject,

@@ -69,13 +69,9 @@ def _options(kwargs: dict[str, str]) -> dict[str, Any]:
     return dict(kwargs)  # libpq options, as psycopg.connect(**kwargs) takes them
 
 
-def _describe(dsn: str) -> str:
-    """host:port/dbname of a DSN that passed ``check_dsn`` (never its user or password)."""
-    try:
-        info = conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "<invalid dsn>"
-    return f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+def describe(name: str | None) -> str:
+    """How messages name a database: by its target's name, never by host, port or database name."""
+    return f"target {name!r}" if name else "the database"
 
 
 # libpq / server messages that mean the settings are wrong, not that the server is unwell: wrong
@@ -99,19 +95,21 @@ def connect(
     policy: DatabasePolicy | None = None,
     application_name: str = "pgtender",
     autocommit: bool = False,
+    name: str | None = None,
 ) -> psycopg.Connection[tuple[object, ...]]:
-    """One connection with pgtender's session defaults. Errors come back masked and one-line:
-    ConfigError (exit 2) for settings that can never work, InfrastructureError (exit 3) otherwise."""
+    """One connection with pgtender's session defaults. Errors come back masked and one-line, naming
+    the target (``name``), never where it lives: ConfigError (exit 2) for settings that can never
+    work, InfrastructureError (exit 3) otherwise."""
     kwargs = connect_kwargs(dsn, policy or DatabasePolicy(), application_name)
     try:
         conn = psycopg.connect(dsn, autocommit=autocommit, prepare_threshold=None, **_options(kwargs))
     except psycopg.ProgrammingError as exc:  # an option libpq rejects before connecting
-        raise ConfigError(f"cannot connect to {_describe(dsn)}: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot connect to {describe(name)}: {_first_line(exc)}") from None
     except psycopg.OperationalError as exc:
         message = _first_line(exc)
         if _CONFIG_FAILURES.search(message):
-            raise ConfigError(f"cannot connect to {_describe(dsn)}: {message}") from None
-        raise DatabaseUnavailable(f"cannot connect to {_describe(dsn)}: {message}") from None
+            raise ConfigError(f"cannot connect to {describe(name)}: {message}") from None
+        raise DatabaseUnavailable(f"cannot connect to {describe(name)}: {message}") from None
     with _pools_lock:
         _verified.add(dsn)
     return conn
@@ -135,13 +133,34 @@ class Connection(psycopg.Connection[tuple[Any, ...]]):
             yield tx
 
 
+class _Masked(logging.Filter):
+    """psycopg's own log lines (the pool's "error connecting in ...") masked like ours: no password,
+    no host, port or database name."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = masking.mask_secrets(record.getMessage())
+        record.args = None
+        return True
+
+
+def _mask_library_logs() -> None:
+    for name in ("psycopg", "psycopg.pool"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Masked) for f in logger.filters):
+            logger.addFilter(_Masked())
+
+
 _verified: set[str] = set()  # DSNs a direct connection has reached: their settings work
 _pools: dict[tuple[str, str], ConnectionPool[Connection]] = {}
 _pools_lock = threading.Lock()
 
 
 def get_pool(
-    dsn: str, *, policy: DatabasePolicy | None = None, application_name: str = "pgtender"
+    dsn: str,
+    *,
+    policy: DatabasePolicy | None = None,
+    application_name: str = "pgtender",
+    name: str | None = None,
 ) -> ConnectionPool[Connection]:
     """A process-wide pool per DSN (thread-safe), opened on first use."""
     policy = policy or DatabasePolicy()
@@ -153,13 +172,14 @@ def get_pool(
         # One direct connection first: a wrong password, an unknown database or a bad option is a
         # one-line ConfigError now, not "couldn't get a connection after 30 s" from the pool later.
         # (Not when one already got through, e.g. the run's lock session: a connect saved a target.)
-        connect(dsn, policy=policy, application_name=application_name, autocommit=True).close()
+        connect(dsn, policy=policy, application_name=application_name, autocommit=True, name=name).close()
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
             # The pool's background reconnects log each failure as a raw warning; pgtender reports a
             # database it cannot reach itself, in one line (``_checkout``).
             logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+            _mask_library_logs()
             kwargs = connect_kwargs(dsn, policy, application_name)
             pool = ConnectionPool(
                 dsn,
@@ -179,11 +199,16 @@ def get_pool(
 
 @contextmanager
 def pooled(
-    dsn: str, *, policy: DatabasePolicy | None = None, application_name: str = "pgtender"
+    dsn: str,
+    *,
+    policy: DatabasePolicy | None = None,
+    application_name: str = "pgtender",
+    name: str | None = None,
 ) -> Iterator[Connection]:
-    """Borrow an autocommit connection; open explicit transactions with ``conn.transaction()``."""
-    pool = get_pool(dsn, policy=policy, application_name=application_name)
-    conn = _checkout(pool, dsn, policy or DatabasePolicy(), application_name)
+    """Borrow an autocommit connection; open explicit transactions with ``conn.transaction()``.
+    ``name``: the target, for messages."""
+    pool = get_pool(dsn, policy=policy, application_name=application_name, name=name)
+    conn = _checkout(pool, dsn, policy or DatabasePolicy(), application_name, name)
     try:
         yield conn
     finally:
@@ -195,7 +220,11 @@ PROBE_AFTER_S = 2.0  # no connection by then: is the database reachable at all? 
 
 
 def _checkout(
-    pool: ConnectionPool[Connection], dsn: str, policy: DatabasePolicy, application_name: str
+    pool: ConnectionPool[Connection],
+    dsn: str,
+    policy: DatabasePolicy,
+    application_name: str,
+    name: str | None,
 ) -> Connection:
     """A pooled connection. A database that went away (a target dying mid-run) is its connect
     error in about ``PROBE_AFTER_S``, not a ``PoolTimeout`` after ``POOL_WAIT_S``."""
@@ -203,12 +232,14 @@ def _checkout(
         return pool.getconn(timeout=PROBE_AFTER_S)
     except PoolTimeout:
         pass
-    connect(dsn, policy=policy, application_name=application_name, autocommit=True).close()  # raises
+    connect(
+        dsn, policy=policy, application_name=application_name, autocommit=True, name=name
+    ).close()  # raises
     try:
         return pool.getconn(timeout=POOL_WAIT_S - PROBE_AFTER_S)
     except PoolTimeout as exc:
         raise DatabaseUnavailable(
-            f"no database connection to {_describe(dsn)} within {POOL_WAIT_S:g} s (the pool is busy):"
+            f"no database connection to {describe(name)} within {POOL_WAIT_S:g} s (the pool is busy):"
             f" {masking.mask_secrets(str(exc))}"
         ) from None
 

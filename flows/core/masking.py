@@ -8,6 +8,11 @@ Two layers, because a password must not survive even when a connection string is
 - by shape: ``scheme://user:<anything up to the last @>@``, ``password=…``, ``PGPASSWORD=…`` in
   text from elsewhere (a URL in a libpq message, a log argument).
 
+Where a database lives is not shown either: targets are named, never their host, port or database.
+libpq and psycopg put those in their messages (``connection to server at "10.0.0.5", port 5432
+failed``, ``database "sales" does not exist``): ``scrub_locations`` rewrites those shapes, and every
+masked text goes through it.
+
 ``malformed_url`` says when libpq would read a URL differently from what its author meant (an
 unencoded ``@`` or ``/`` in the password turns part of it into a host, port or database name, which
 then appears in every error message): such a URL is refused before anything connects.
@@ -42,6 +47,21 @@ _KV_PASSWORD = re.compile(
     re.I,
 )
 _QUOTED = re.compile(r'"[^"]*"')
+# Where a server lives, in the shapes libpq (14+ and older) and psycopg write it.
+_LOCATIONS = (
+    (
+        re.compile(r'connection to server at "[^"]*"(?: \([^)]*\))?, port \d+ failed'),
+        "connection to the server failed",
+    ),
+    (re.compile(r'connection to server on socket "[^"]*" failed'), "connection to the socket failed"),
+    (re.compile(r'could not translate host name "[^"]*" to address'), "could not translate the host name"),
+    (re.compile(r"failed to resolve host '[^']*'"), "failed to resolve the host name"),
+    (re.compile(r"host: '[^']*', port: '[^']*'(?:, hostaddr: '[^']*')?"), "one of the addresses"),
+    (re.compile(r'on host "[^"]*"(?: \([^)]*\))?'), "on that host"),
+    (re.compile(r'on Unix domain socket "[^"]*"'), "on that socket"),
+    (re.compile(r"TCP/IP connections on port \d+"), "TCP/IP connections on that port"),
+    (re.compile(r'\bdatabase "[^"]*"'), "the database"),
+)
 
 _registered: set[str] = set()
 _registered_lock = threading.Lock()
@@ -115,12 +135,23 @@ def _known_secrets() -> list[str]:
 
 
 def mask_secrets(text: str) -> str:
-    """Return ``text`` with every known or recognisable password replaced by ``***``."""
+    """Return ``text`` with every known or recognisable password replaced by ``***``, and no
+    database location in libpq's words (``scrub_locations``)."""
     for secret in _known_secrets():
         if secret in text:
             text = text.replace(secret, MASK)
     text = _URI_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
-    return _KV_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    return scrub_locations(_KV_PASSWORD.sub(lambda m: m.group("head") + MASK, text))
+
+
+def scrub_locations(text: str) -> str:
+    """``text`` without the host, port, socket or database name libpq and psycopg quote in their
+    messages (a target is named by the caller: "cannot connect to target 'eu': ...")."""
+    if '"' not in text and "'" not in text and "port" not in text:
+        return text
+    for shape, replacement in _LOCATIONS:
+        text = shape.sub(replacement, text)
+    return text
 
 
 def malformed_url(dsn: str) -> str | None:

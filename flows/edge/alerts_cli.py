@@ -98,7 +98,7 @@ def status(
     rows = []
     for t in each_target(target, lambda _line: None):
         with db.connect(
-            t.dsn, policy=t.policy.database, application_name="pgtender-cli", autocommit=True
+            t.dsn, policy=t.policy.database, application_name="pgtender-cli", autocommit=True, name=t.name
         ) as conn:
             rows += alerting.open_alerts(conn)
     can_page = bool(settings.current_policy().alerts.channels)

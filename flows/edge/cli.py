@@ -95,7 +95,11 @@ def _prefect_home() -> None:
 @contextlib.contextmanager
 def _connect(target: Target) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
     conn = db.connect(
-        target.dsn, policy=target.policy.database, application_name="pgtender-cli", autocommit=True
+        target.dsn,
+        policy=target.policy.database,
+        application_name="pgtender-cli",
+        autocommit=True,
+        name=target.name,
     )
     with conn:
         yield conn

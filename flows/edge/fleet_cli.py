@@ -108,7 +108,7 @@ def migrate_fleet(echo: Callable[[str], None]) -> int:
             return 0
         try:
             with db.connect(
-                t.dsn, policy=t.policy.database, application_name="pgtender-up", autocommit=True
+                t.dsn, policy=t.policy.database, application_name="pgtender-up", autocommit=True, name=t.name
             ) as conn:
                 steps = migrations.migrate(conn)
         except PgtenderError as exc:

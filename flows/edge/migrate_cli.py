@@ -121,7 +121,9 @@ def restore_command(
 ) -> None:
     """Load a verified dump (dump-mode retention's, or rollback --drop-data's) back into its table."""
     for t in each_target(target, typer.echo, one="a dump goes back into one database"):
-        conn = db.connect(t.dsn, policy=t.policy.database, application_name="pgtender-cli", autocommit=True)
+        conn = db.connect(
+            t.dsn, policy=t.policy.database, application_name="pgtender-cli", autocommit=True, name=t.name
+        )
         with conn:
             storage = t.policy.retention.storage
             for where, rows in restore_dump(conn, manifest, schema=schema, table=table, storage=storage):

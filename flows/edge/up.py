@@ -13,7 +13,6 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from flows.core import db, migrations
 from flows.core.engine import verdicts
 from flows.core.logs import get_logger
-from flows.core.masking import mask_secrets
 from flows.core.policy import settings
 from flows.edge.embedded import embedded_dsn, stop_embedded
 
@@ -44,7 +43,7 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
             stack.callback(_stopped, "embedded PostgreSQL", stop_embedded, current.state_dir)
             typer.echo(f"database: embedded PostgreSQL under {current.state_dir / 'postgres'}")
         else:
-            typer.echo(f"database: {mask_secrets(dsn)}")
+            typer.echo("database: target 'default' (PGTENDER_DATABASE_URL)")  # named, never located
         _prepare_databases(dsn, policy, demo_days=demo_days)
         api_url, ui_url = _prefect_api(stack, current, dsn)
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
@@ -77,7 +76,9 @@ def bring_up(current: settings.Settings, *, once: bool, demo_days: int) -> None:
 
 def _prepare_databases(dsn: str, policy: settings.Policy, *, demo_days: int) -> None:
     """The database migrated (demo data when it has none), and every target of [targets] migrated."""
-    with db.connect(dsn, policy=policy.database, application_name="pgtender-up", autocommit=True) as conn:
+    with db.connect(
+        dsn, policy=policy.database, application_name="pgtender-up", autocommit=True, name="default"
+    ) as conn:
         steps = migrations.migrate(conn)
         typer.echo(
             f"migrations: {len(steps)} applied, database at version {migrations.discover()[-1].version}"

@@ -214,20 +214,14 @@ def probes_step(job_run: Run) -> dict[str, Any]:
 
 @step("health-alerts", retries=0)
 def alerts_step(run: Run, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Pages for checks that started failing, resolves for those that cleared; then the crash
-    watchdog (``flows.health.crashes``)."""
+    """Record the checks that started failing or cleared, then the crash watchdog
+    (``flows.health.crashes``: other jobs' dead runs abandoned, their ``job.<job>`` recorded). The
+    pages and resolves that became due go out after the run, outside its lock: a slow receiver never
+    holds the health lock."""
     with run.connection() as conn:
-        sent = alerting.evaluate(
-            conn,
-            JOB,
-            alerts.observations(rows),
-            target=run.target.name,
-            policy=run.policy,
-            flow_run_id=run.flow_run_id,
-        )
-        crashed = crashes.page_crashes(conn, run)  # other jobs' dead runs: abandoned, paged once
-    alerting.log_deliveries(sent, job=JOB)
-    return {**alerting.counts(sent), **crashed}
+        due = alerting.record(conn, JOB, alerts.observations(rows), target=run.target.name)
+        crashed = crashes.page_crashes(conn, run)
+    return {**due, **crashed}
 
 
 def health_run(run: Run) -> Outcome:

@@ -5,9 +5,10 @@ A run is dead when the database session that started its ledger row is gone (the
 killed, its machine lost) or when Prefect says its flow run ended without it finishing the row
 (Crashed by the heartbeat automation: ``flows/edge/automations.py``). Each such row is marked
 ``abandoned`` (its counts, written as its steps committed, are kept) and its job's ``job.<job>``
-check pages, once: the ``UPDATE … WHERE status = 'started'`` hands each row to exactly one finder
-(this watchdog or the job's next run), and the alert state pages a failing check once; the job's
-next run that gets through resolves it (``flows/alerts/hooks.py``).
+check is recorded failing, which pages once: the ``UPDATE … WHERE status = 'started'`` hands each
+row to exactly one finder (this watchdog or the job's next run), and the alert state pages a failing
+check once, delivered by the health run's after-run hook (the outbox, ``flows/alerts/hooks.py``);
+the job's next run that gets through resolves it.
 """
 
 from __future__ import annotations
@@ -62,15 +63,17 @@ def abandon_crashed(
 
 
 def page_crashes(conn: Conn, run: Run) -> dict[str, int]:
-    """Every other job's dead runs abandoned, and each job with one paged (``job.<job>``) once.
-    Called inside the health run's alerts step (no task run of its own: a Prefect task run costs
-    tens of milliseconds, and health runs every 5 minutes on every target)."""
+    """Every other job's dead runs abandoned, and each job with one recorded failing
+    (``job.<job>``): its page is due, and goes out after the health run with the rest of the
+    target's outbox (``flows/alerts/hooks.py``), once. Called inside the health run's alerts step
+    (no task run of its own: a Prefect task run costs tens of milliseconds, and health runs every
+    5 minutes on every target)."""
     jobs = [job for job in run.registry.names() if job != run.job]
     log = get_logger(job=run.job)
     found = abandon_crashed(
         conn, jobs=jobs, found_by=run.operation_id, ended_runs=run.orchestrator.ended_runs
     )
-    sent: list[alerting.Delivery] = []
+    pages_due = 0
     for job, gone in sorted(found.items()):
         for dead in gone:
             log.warning(
@@ -80,16 +83,6 @@ def page_crashes(conn: Conn, run: Run) -> dict[str, int]:
                 started_at=dead.started_at.isoformat(),
                 reason=dead.reason,
             )
-        sent += alerting.infrastructure(
-            conn,
-            job,
-            hooks.crash_line(job, gone),
-            target=run.target.name,
-            policy=run.policy,
-            flow_run_id=run.flow_run_id,
-        )
-    alerting.log_deliveries(sent, job=run.job)
-    return {
-        "crashed_runs_found": sum(len(g) for g in found.values()),
-        "crash_pages": alerting.counts(sent)["pages"],
-    }
+        crash = alerting.job_observation(job, hooks.crash_line(job, gone))
+        pages_due += alerting.record(conn, f"job.{job}", [crash], target=run.target.name)["pages_due"]
+    return {"crashed_runs_found": sum(len(g) for g in found.values()), "crash_pages_due": pages_due}

@@ -43,19 +43,12 @@ def observations(day: date, summaries: list[dict[str, Any]]) -> list[alerting.Ob
 
 @step("quality-alerts", retries=0)
 def alerts_step(run: Run, day_iso: str, today_iso: str, summaries: list[dict[str, Any]]) -> dict[str, int]:
-    """Pages and resolves for the suites of yesterday's run; nothing for older days."""
+    """Record the suites of yesterday's run (nothing for older days): the pages and resolves that
+    become due go out after the run, outside its lock."""
     day = date.fromisoformat(day_iso)
     if day != date.fromisoformat(today_iso) - timedelta(days=1):
-        return {"pages": 0, "resolves": 0, "undelivered": 0}
+        return {"pages_due": 0, "resolves_due": 0}
     with run.connection() as conn:
-        sent = alerting.evaluate(
-            conn,
-            JOB,
-            observations(day, summaries),
-            target=run.target.name,
-            policy=run.policy,
-            complete=False,
-            flow_run_id=run.flow_run_id,
+        return alerting.record(
+            conn, JOB, observations(day, summaries), target=run.target.name, complete=False
         )
-    alerting.log_deliveries(sent, job=JOB)
-    return alerting.counts(sent)

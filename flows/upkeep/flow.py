@@ -14,7 +14,7 @@ from flows.core.logs import get_logger
 from flows.core.policy.settings import Policy
 from flows.upkeep import results, summary
 from flows.upkeep.rebuild import Rebuilt
-from flows.upkeep.run import JOB, alert, analyze_all, rebuild_one, rebuild_plan
+from flows.upkeep.run import JOB, alert, analyze_all, page_found, rebuild_one, rebuild_plan
 from flows.upkeep.scope import resolve
 from flows.upkeep.statistics import Analyzed
 from flows.upkeep.survey import Survey, survey
@@ -44,10 +44,16 @@ def record_step(run: Run, out: results.Outcome) -> tuple[int, int]:
         return results.record(conn, out, flow_run_id=run.flow_run_id, operation_id=run.operation_id)
 
 
+@step("upkeep-page-found", retries=0)
+def page_found_step(run: Run, s: Survey) -> dict[str, int]:
+    with run.connection() as conn:
+        return page_found(conn, s, target=run.target.name, policy=run.policy, flow_run_id=run.flow_run_id)
+
+
 @step("upkeep-alerts", retries=0)
 def alerts_step(run: Run, s: Survey, rebuilt: list[Rebuilt]) -> dict[str, int]:
     with run.connection() as conn:
-        return alert(conn, s, rebuilt, target=run.target.name, policy=run.policy, flow_run_id=run.flow_run_id)
+        return alert(conn, s, rebuilt, target=run.target.name)
 
 
 def upkeep_run(run: Run, dry_run: bool) -> Outcome:
@@ -61,7 +67,7 @@ def upkeep_run(run: Run, dry_run: bool) -> Outcome:
         run.record(parents_analyzed=len(out.analyzed))
         plan = rebuild_plan(s)
         if any(kind != "bloated" for _, _, kind in plan):
-            run.record(pages_before=alerts_step(run, s, []))  # invalid indexes page when found
+            run.record(pages_before=page_found_step(run, s))  # invalid indexes page when found
         for index, table, kind in plan:
             out.rebuilt.append(rebuild_step(run, index, table, kind))
             run.record(indexes_rebuilt=sum(1 for r in out.rebuilt if r.status == "rebuilt"))

@@ -67,24 +67,21 @@ def rebuild_one(conn: Conn, index: str, table: str, kind: str, policy: UpkeepPol
     )
 
 
-def alert(
-    conn: Conn,
-    s: Survey,
-    rebuilt: list[Rebuilt],
-    *,
-    target: str,
-    policy: Policy,
-    flow_run_id: str | None = None,
+def alert(conn: Conn, s: Survey, rebuilt: list[Rebuilt], *, target: str) -> dict[str, int]:
+    """Record what started failing and what was fixed (``flows.alerts.alerting``): the pages and
+    resolves that became due go out after the run, outside its lock (the after-run hook)."""
+    return alerting.record(conn, JOB, results.observations(s, rebuilt), target=target, complete=True)
+
+
+def page_found(
+    conn: Conn, s: Survey, *, target: str, policy: Policy, flow_run_id: str | None = None
 ) -> dict[str, int]:
-    """Pages for what started failing, resolves for what was fixed (``flows.alerts.alerting``)."""
+    """The invalid indexes found, paged now, before the rebuilds start (they may take the rest of the
+    window, and an index fixed by them would otherwise never be paged): recorded, then upkeep's due
+    notices delivered, outside any transaction, each send bounded by its channel's deadline and the
+    round by ``[alerts] delivery_budget_seconds``. The evaluation after the rebuilds resolves them."""
     sent = alerting.evaluate(
-        conn,
-        JOB,
-        results.observations(s, rebuilt),
-        target=target,
-        policy=policy,
-        complete=True,
-        flow_run_id=flow_run_id,
+        conn, JOB, results.observations(s, []), target=target, policy=policy, flow_run_id=flow_run_id
     )
     alerting.log_deliveries(sent, job=JOB)
     return alerting.counts(sent)
@@ -114,11 +111,11 @@ def upkeep_pass(
     out.analyzed = analyze_all(conn, s, upkeep)
     plan = rebuild_plan(s)
     if any(kind != "bloated" for _, _, kind in plan):  # page the invalid indexes found before rebuilding
-        alert(conn, s, [], target=target, policy=policy, flow_run_id=flow_run_id)
+        page_found(conn, s, target=target, policy=policy, flow_run_id=flow_run_id)
     for index, table, kind in plan:
         between()
         out.rebuilt.append(rebuild_one(conn, index, table, kind, upkeep))
     between()
     results.record(conn, out, flow_run_id=flow_run_id, operation_id=operation_id)
-    alert(conn, s, out.rebuilt, target=target, policy=policy, flow_run_id=flow_run_id)
+    alert(conn, s, out.rebuilt, target=target)  # due notices wait for a delivery round (after-run hook)
     return out

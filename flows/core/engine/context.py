@@ -163,7 +163,10 @@ class Run:
         """An autocommit connection to the target, from the process pool. Each transaction opened
         on it (``with conn.transaction():``) first checks the run's fence (``fence``)."""
         with db.pooled(
-            self.target.dsn, policy=self.policy.database, application_name=self.context.application_name
+            self.target.dsn,
+            policy=self.policy.database,
+            application_name=self.context.application_name,
+            name=self.target.name,
         ) as conn:
             conn.on_begin = self.fence
             try:

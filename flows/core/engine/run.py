@@ -173,6 +173,7 @@ def session(target: Target, ctx: RunContext) -> Iterator[Conn]:
         policy=target.policy.database,
         application_name=f"{ctx.application_name}-lock",
         autocommit=True,
+        name=target.name,
     ) as conn:
         yield conn
 

@@ -6,7 +6,8 @@ environment variable of the process that runs the job (``url_env``) or a Prefect
 (``url_secret``); the URL is registered for masking the moment it is read and is never logged,
 rendered or written into a deployment. Every error here is bad input (``ConfigError``, exit 2) and
 is raised before anything runs on any target: an unknown name, a variable or block that is
-missing, a malformed URL, two targets that point at the same database.
+missing, a malformed URL, two targets that point at the same database (by their URLs, and by what
+the servers say they are: ``flows.core.fleet.identity``, one round trip per target, in parallel).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from psycopg import conninfo
 
 from flows.core import db, masking, migrations
 from flows.core.errors import ConfigError, InfrastructureError, PgtenderError
+from flows.core.fleet import identity as identity_of
 from flows.core.policy import settings
 
 DEFAULT = "default"
@@ -79,8 +81,9 @@ def _from_secret(name: str, block: str) -> str:
     return value.strip()
 
 
-def identity(dsn: str) -> tuple[str, str, str]:
-    """(host, port, database) a connection string reaches, for telling two targets apart."""
+def url_identity(dsn: str) -> tuple[str, str, str]:
+    """(host, port, database) as a connection string spells them: the same spelling is the same
+    database even when it cannot be reached (``identity_of`` asks the servers for the rest)."""
     info = conninfo.conninfo_to_dict(dsn)
     host = str(info.get("host") or os.environ.get("PGHOST") or "localhost").lower()
     host = "loopback" if host in _LOOPBACK or host.startswith("/") else host
@@ -109,19 +112,38 @@ def resolve_all(
             source, dsn = f"secret:{spec.url_secret}", _from_secret(name, spec.url_secret)
         try:
             db.check_dsn(dsn)  # registers the password for masking first
-            where = identity(dsn)
+            where = url_identity(dsn)
         except (ConfigError, psycopg.ProgrammingError) as exc:
             raise ConfigError(f"target {name!r} ({source}): {exc}") from None
         if where in seen:
-            raise ConfigError(
-                f"targets {seen[where]!r} and {name!r} point at the same database"
-                f" ({where[0]}:{where[1]}/{where[2]}): one lock, ledger and set of results per database"
-            )
+            raise ConfigError(_same(seen[where], name, "the same host, port and database in their URLs"))
         seen[where] = name
         found.append(
             Target(name=name, source=source, dsn=dsn, policy=policy.for_target(name), configured=True)
         )
+    _one_target_per_database(found)
     return found
+
+
+def _same(first: str, second: str, how: str) -> str:
+    return (
+        f"targets {first!r} and {second!r} point at the same database ({how}):"
+        " one lock, ledger and set of results per database"
+    )
+
+
+def _one_target_per_database(found: list[Target]) -> None:
+    """Two URLs that differ (a host alias, another address of the server) may still reach one
+    database: ask each server which database it is (ConfigError when two targets share one)."""
+    if len(found) < 2:
+        return
+    seen: dict[identity_of.Identity, str] = {}
+    for target, ident in zip(found, identity_of.identify([t.dsn for t in found]), strict=True):
+        if ident is None:
+            continue
+        if ident in seen:
+            raise ConfigError(_same(seen[ident], target.name, "one server and database, two names"))
+        seen[ident] = target.name
 
 
 def select(
@@ -173,7 +195,9 @@ class TargetCheck:
 def check(target: Target) -> TargetCheck:
     """Connect once (READ ONLY) and report reachability, role and migration state."""
     try:
-        conn = db.connect(target.dsn, policy=target.policy.database, application_name="pgtender-targets")
+        conn = db.connect(
+            target.dsn, policy=target.policy.database, application_name="pgtender-targets", name=target.name
+        )
     except PgtenderError as exc:
         return TargetCheck(name=target.name, source=target.source, reachable=False, error=str(exc))
     try:
