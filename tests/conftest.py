@@ -182,11 +182,16 @@ def _logging_back_to_defaults() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
-    """A real Prefect test server for the whole session (started once, on first use)."""
+    """A real Prefect test server for the whole session (started once, on first use), its
+    scheduler service off: only the tests' own runs run (a deployment's cron would otherwise add
+    runs that take its concurrency slot at any moment). The API's schedule route still works."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "false")
+        with prefect_test_harness(server_startup_timeout=120):
+            env.delenv("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED")
+            yield
 
 
 _skipped: list[str] = []

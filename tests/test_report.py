@@ -468,5 +468,9 @@ def test_bad_week_is_a_config_error_and_changes_nothing(migrated_db: Database, r
         assert report.verdict.kind is Kind.BAD_INPUT and report.verdict.exit_code == 2, report.verdict
         assert named in report.verdict.line
     assert not (report_env / "reports").exists()
-    # refused before any database is touched: no ledger row at all
-    assert migrated_db.scalar("SELECT count(*) FROM pgtender_operations") == 0
+    # nothing written; a request that parsed but names no real week is on the ledger as rejected
+    # (the weekly report counts refused requests), the malformed ones never reached the database
+    with migrated_db.connect() as conn:
+        assert conn.execute("SELECT job, status FROM pgtender_operations").fetchall() == [
+            ("report", "rejected")
+        ]

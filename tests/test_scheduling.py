@@ -20,17 +20,21 @@ def test_scheduler_creates_runs_for_a_served_deployment() -> None:
     health = next(d for d in deployments() if d.name == "health")
     deployment_id = health.apply()
 
-    async def schedule_and_count() -> tuple[int, int, set[str]]:
+    async def scheduled_runs() -> int:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
+            return sum(r.state_name == "Scheduled" for r in runs)
+
+    async def schedule() -> int:
         async with get_client() as client:
             response = await client._client.post(
                 f"/deployments/{deployment_id}/schedule", json={"max_runs": 5}
             )
-            runs = await client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-            )
-            return response.status_code, len(runs), {r.state_name or "" for r in runs}
+            return response.status_code
 
-    status, count, states = asyncio.run(schedule_and_count())
-    assert status in (200, 201)
-    assert count >= 1
-    assert states == {"Scheduled"}
+    # the deployment may also hold runs of other tests (the server is the session's): only its
+    # Scheduled runs are the scheduler's
+    assert asyncio.run(schedule()) in (200, 201)
+    assert asyncio.run(scheduled_runs()) >= 1

@@ -45,11 +45,11 @@ def worker_needs(policy: Policy) -> WorkerNeeds:
     # a target's own [targets.NAME.alerts] and report replace the file's for that target
     for each in [policy, *(policy.for_target(name) for name in policy.targets)]:
         for channel in each.alerts.channels:
-            for env in (channel.url_env, channel.integration_key_env, channel.api_key_env):
-                if env is not None:
-                    needs.variables[env] = True
-            if channel.block is not None:
-                needs.blocks[channel.block] = BLOCK_TYPES[channel.type]
+            for env in channel.env_names:
+                needs.variables[env] = True
+            block = getattr(channel, "block", None)
+            if block is not None:
+                needs.blocks[block] = BLOCK_TYPES[channel.type]
             email = email or channel.type == "email"
         email = email or bool(each.report.recipients)
         storage = each.retention.storage  # the archive store's keys (dump mode, rollback --drop-data)

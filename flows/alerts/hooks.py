@@ -49,10 +49,8 @@ def check_channels(policy: Policy) -> None:
     """Before a run touches anything: every channel's environment variables are set (README: a bad
     channel is one line, exit 2), not found missing when the run's first page is due."""
     for channel in policy.alerts.channels:
-        for key in ("url_env", "integration_key_env", "api_key_env"):
-            env = getattr(channel, key, None)
-            if env is not None:
-                resolve_secret(channel, env)
+        for env in channel.env_names:
+            resolve_secret(channel, env)
 
 
 def after_run(finished: Finished) -> None:

@@ -83,6 +83,15 @@ class ChannelBase(BaseModel):
         return data
 
     @property
+    def env_names(self) -> tuple[str, ...]:
+        """The environment variables this channel reads its secrets from (none: a block, email)."""
+        return tuple(
+            env
+            for key in ("url_env", "integration_key_env", "api_key_env")
+            if (env := getattr(self, key, None)) is not None
+        )
+
+    @property
     def block_name(self) -> str:
         """The Prefect block this channel reads (``block``) or that ``alerts apply`` writes."""
         block = getattr(self, "block", None)
