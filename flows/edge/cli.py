@@ -24,7 +24,8 @@ from flows.core.telemetry import disable_telemetry
 from flows.edge import migrate_cli
 from flows.edge.alerts_cli import alerts_app
 from flows.edge.automations_cli import apply_automations, automations_app
-from flows.edge.fleet_cli import each_target, for_each_target
+from flows.edge.cron_cli import cron_app
+from flows.edge.fleet_cli import connect_to, each_target, for_each_target
 from flows.edge.run_cli import run_app
 
 app = typer.Typer(
@@ -92,19 +93,6 @@ def _prefect_home() -> None:
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
 
 
-@contextlib.contextmanager
-def _connect(target: Target) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-    conn = db.connect(
-        target.dsn,
-        policy=target.policy.database,
-        application_name="pgtender-cli",
-        autocommit=True,
-        name=target.name,
-    )
-    with conn:
-        yield conn
-
-
 DropDataOption = Annotated[
     bool,
     typer.Option(
@@ -128,7 +116,7 @@ def migrate(
     the current version) is guarded like rollback."""
 
     def one(t: Target) -> None:
-        with _connect(t) as conn:
+        with connect_to(t) as conn:
             migrate_cli.migrate_to(conn, t, to, dry_run=dry_run, drop=drop_data, down_only=False)
 
     for_each_target(target, typer.echo, one)
@@ -148,7 +136,7 @@ def rollback(
     """Run down steps in reverse until the database is at version --to. Refused (exit 2, nothing
     changed) when they would drop tables holding rows, unless --drop-data."""
     for t in each_target(target, typer.echo, one="rollback undoes one database's schema"):
-        with _connect(t) as conn:
+        with connect_to(t) as conn:
             migrate_cli.migrate_to(conn, t, to, dry_run=dry_run, drop=drop_data, down_only=True)
 
 
@@ -164,7 +152,7 @@ def status(
     """Show applied and pending migrations."""
     changed = False
     for t in each_target(target, typer.echo):
-        with _connect(t) as conn:
+        with connect_to(t) as conn:
             rows = migrations.status(conn)
         for row in rows:
             when = row.applied_at.isoformat(timespec="seconds") if row.applied_at else "-"
@@ -197,7 +185,7 @@ def demo_data(
     from flows.demo_data import load_demo_data  # noqa: PLC0415 - only this command needs it
 
     def one(t: Target) -> None:
-        with _connect(t) as conn:
+        with connect_to(t) as conn:
             counts = load_demo_data(conn, days=days, rows_per_day=rows_per_day, seed=seed)
         for table, n in sorted(counts.items()):
             typer.echo(f"{table:<36} {n:>10}")
@@ -326,50 +314,10 @@ def _finish(job: str, verdict: Verdict) -> None:
     raise typer.Exit(verdict.exit_code)
 
 
-def _crons(target: Target) -> dict[str, str]:
-    from flows.registry import REGISTRY  # noqa: PLC0415
-
-    return {job: f"{s.cron} {s.timezone}" for job, s in REGISTRY.schedules(target.policy).items()}
-
-
 app.add_typer(run_app, name="run")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(automations_app, name="automations")
-cron_app = typer.Typer(help="Take over pg_cron jobs.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(cron_app, name="cron")
-
-
-@cron_app.command("analyze")
-def cron_analyze(
-    target: Annotated[
-        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
-    ] = None,
-) -> None:
-    """pg_cron's jobs, the pgtender job that replaces each, schedules, last runs and failures."""
-    from flows import cron  # noqa: PLC0415
-
-    for t in each_target(target, typer.echo):
-        with _connect(t) as conn:
-            typer.echo(cron.analysis_text(cron.analyze(conn, dsn=t.dsn, schedules=_crons(t))))
-
-
-@cron_app.command("migrate")
-def cron_migrate(
-    execute: Annotated[
-        bool, typer.Option("--execute/--dry-run", help="Unschedule the replaced jobs (default: dry run).")
-    ] = False,
-    target: Annotated[
-        str | None, typer.Option("--target", help="One database of the fleet (default: every target).")
-    ] = None,
-) -> None:
-    """Unschedule the pg_cron jobs pgtender replaces (ledger-recorded; prints how to restore them)."""
-    from flows import cron  # noqa: PLC0415
-
-    for t in each_target(target, typer.echo):
-        with _connect(t) as conn:
-            typer.echo(
-                cron.migration_text(cron.migrate(conn, dsn=t.dsn, schedules=_crons(t), execute=execute))
-            )
 
 
 def main(argv: list[str] | None = None) -> None:

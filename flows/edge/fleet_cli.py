@@ -3,7 +3,9 @@ directly (migrate, status, rollback, demo-data, cron)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 
@@ -13,6 +15,20 @@ from flows.core.fleet import targets
 from flows.core.fleet.targets import Target
 from flows.core.policy import settings
 from flows.edge import embedded
+
+
+@contextlib.contextmanager
+def connect_to(target: Target) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    """A direct autocommit connection to one target, for a command (errors name the target)."""
+    conn = db.connect(
+        target.dsn,
+        policy=target.policy.database,
+        application_name="pgtender-cli",
+        autocommit=True,
+        name=target.name,
+    )
+    with conn:
+        yield conn
 
 
 def select(target: str | None) -> list[Target]:

@@ -265,6 +265,7 @@ def _locked(
     conn: Conn,
     names: list[str],
 ) -> tuple[TargetResult, list[ledger.Abandoned], bool]:
+    """The run under its lock: the ledger row, the work, the row finished however the work ends."""
     flow_run_id = ctx.orchestrator.flow_run_id()
     op = ledger.start_operation(conn, spec.name, params=dict(plan.params), flow_run_id=flow_run_id)
     found = op.abandoned + _ended_flow_runs(conn, spec.name, op.operation_id, ctx)
@@ -289,53 +290,7 @@ def _locked(
     with structlog.contextvars.bound_contextvars(
         job=spec.name, flow_run_id=flow_run_id, operation_id=str(op.operation_id)
     ):
-        try:
-            run.take_fence()
-            outcome: Outcome = plan.work(run)
-            run.check_lock()
-        except DataProblem as exc:  # raised deep inside (a count that did not add up)
-            outcome = ProblemsFound(
-                findings=[one_line(str(exc))], summary=f"{spec.name} stopped on a problem"
-            )
-        except LockLost as exc:
-            _finish(run, conn, LEDGER[kind_of(exc)], str(exc))
-            raise
-        except Interrupted as exc:
-            if not ctx.stop.is_set():
-                _finish(run, conn, Status.INTERRUPTED, str(exc))
-                raise
-            # the line says what the whole run did (the steps' own errors say it per step)
-            stopped = Interrupted(
-                f"{spec.name} stopped at a safe point on SIGTERM; done: {run.done_so_far()}"
-            )
-            _finish(run, conn, Status.INTERRUPTED, str(stopped))
-            raise stopped from None
-        except PgtenderError as exc:
-            # a statement the run taking over cancelled, a session ended: the lost lock says why
-            # (a database that cannot be reached says so itself)
-            lost = None if isinstance(exc, DatabaseUnavailable) else run.lost_lock()
-            _finish(run, conn, LEDGER[kind_of(lost or exc)], str(lost or exc))
-            if lost is not None:
-                raise lost from None
-            raise
-        except psycopg.Error as exc:
-            error = (
-                run.lost_lock()
-                or db.refused(exc)
-                or InfrastructureError(f"database error: {type(exc).__name__}: {one_line(str(exc))}")
-            )
-            _finish(run, conn, LEDGER[kind_of(error)], str(error))
-            raise error from None
-        except BaseException as exc:
-            interrupted = (
-                isinstance(exc, KeyboardInterrupt | SystemExit) or type(exc).__name__ == "TerminationSignal"
-            )
-            status = Status.INTERRUPTED if interrupted else Status.FAILED
-            _finish(run, conn, status, f"{type(exc).__name__}: {one_line(str(exc))}")
-            raise
-        finally:
-            with suppress(psycopg.Error):  # the session is gone: its fences stay, fenced off
-                run.release_fence()
+        outcome = _work(run, plan, conn, ctx)
     message = outcome.message if isinstance(outcome, ProblemsFound | Skipped) else None
     _finish(run, conn, LEDGER[outcome.kind], message)
     return (
@@ -343,6 +298,62 @@ def _locked(
         found,
         False,
     )
+
+
+def _work(run: Run, plan: Plan, conn: Conn, ctx: RunContext) -> Outcome:
+    """The job's work behind its fence; a failure finishes the ledger row and is raised as the
+    error that says why (a lost lock over what it caused)."""
+    try:
+        run.take_fence()
+        outcome: Outcome = plan.work(run)
+        run.check_lock()
+    except DataProblem as exc:  # raised deep inside (a count that did not add up)
+        return ProblemsFound(findings=[one_line(str(exc))], summary=f"{run.spec.name} stopped on a problem")
+    except BaseException as exc:
+        error = _failed(run, conn, ctx, exc)
+        if error is exc:
+            raise
+        raise error from None
+    finally:
+        with suppress(psycopg.Error):  # the session is gone: its fences stay, fenced off
+            run.release_fence()
+    return outcome
+
+
+def _failed(run: Run, conn: Conn, ctx: RunContext, exc: BaseException) -> BaseException:
+    """Finish the ledger row of a run whose work raised ``exc``; returns what to raise."""
+    if isinstance(exc, LockLost):
+        _finish(run, conn, LEDGER[kind_of(exc)], str(exc))
+        return exc
+    if isinstance(exc, Interrupted):
+        if ctx.stop.is_set():  # the line says what the whole run did (the steps' errors: per step)
+            exc = Interrupted(
+                f"{run.spec.name} stopped at a safe point on SIGTERM; done: {run.done_so_far()}"
+            )
+        _finish(run, conn, Status.INTERRUPTED, str(exc))
+        return exc
+    if isinstance(exc, PgtenderError):
+        # a statement the run taking over cancelled, a session ended: the lost lock says why
+        # (a database that cannot be reached says so itself)
+        lost = None if isinstance(exc, DatabaseUnavailable) else run.lost_lock()
+        _finish(run, conn, LEDGER[kind_of(lost or exc)], str(lost or exc))
+        return lost or exc
+    if isinstance(exc, psycopg.Error):
+        error = (
+            run.lost_lock()
+            or db.refused(exc)
+            or InfrastructureError(f"database error: {type(exc).__name__}: {one_line(str(exc))}")
+        )
+        _finish(run, conn, LEDGER[kind_of(error)], str(error))
+        return error
+    interrupted = isinstance(exc, KeyboardInterrupt | SystemExit) or type(exc).__name__ == "TerminationSignal"
+    _finish(
+        run,
+        conn,
+        Status.INTERRUPTED if interrupted else Status.FAILED,
+        f"{type(exc).__name__}: {one_line(str(exc))}",
+    )
+    return exc
 
 
 def _finish(run: Run, conn: Conn, status: Status, error: str | None) -> None:
