@@ -214,7 +214,7 @@ def test_a_lost_lock_inside_a_prefect_run_prints_no_traceback(
     @step("views-terminate-own-lock")
     def lose(run: Any) -> None:
         with migrated_db.connect() as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (run.session_pid,))
+            admin.execute("SELECT pg_terminate_backend(%s, 10000)", (run.session_pid,))
 
     @step("views-after")
     def after(run: Any) -> None:

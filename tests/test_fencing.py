@@ -59,7 +59,7 @@ class Background:
 
 def _terminate_lock_session(database: Database, pid: int) -> None:
     with database.connect() as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
     _wait_for("the lock session gone", lambda: not database.scalar(
         "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)
     ))  # fmt: skip

@@ -164,7 +164,7 @@ def test_a_run_that_lost_its_lock_stops_and_never_reports_success(migrated_db: D
     def work(run: Any) -> Done:
         steps.append("first")
         with migrated_db.connect() as admin:  # the lock session dies (pg_terminate_backend, outage)
-            admin.execute("SELECT pg_terminate_backend(%s)", (run.session_pid,))
+            admin.execute("SELECT pg_terminate_backend(%s, 10000)", (run.session_pid,))
         # meanwhile another run may take the lock and work: it can
         with db.connect(migrated_db.dsn, autocommit=True) as other, locks.job_lock(other, "views") as got:
             assert got
@@ -182,7 +182,7 @@ def test_a_run_that_lost_its_lock_stops_and_never_reports_success(migrated_db: D
 def test_a_run_that_lost_its_lock_after_its_last_step_is_not_completed(migrated_db: Database) -> None:
     def work(run: Any) -> Done:
         with migrated_db.connect() as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (run.session_pid,))
+            admin.execute("SELECT pg_terminate_backend(%s, 10000)", (run.session_pid,))
         return Done()
 
     assert custom_run(work).verdict.kind is Kind.INFRASTRUCTURE
@@ -200,7 +200,7 @@ def test_a_flow_that_lost_its_lock_ends_as_an_infrastructure_error(migrated_db: 
     def lost() -> Any:
         def work(run: Any) -> Done:
             with migrated_db.connect() as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (run.session_pid,))
+                admin.execute("SELECT pg_terminate_backend(%s, 10000)", (run.session_pid,))
             return Done()
 
         return verdicts.to_state(custom_run(work, orchestrator=PrefectOrchestrator()).verdict)

@@ -34,7 +34,21 @@ def test_scheduler_creates_runs_for_a_served_deployment() -> None:
             )
             return response.status_code
 
+    async def remove() -> None:
+        """The session's server is shared: runs scheduled here must not wait for a later test's
+        workers (they would take the deployment's concurrency slot from that test's own run)."""
+        async with get_client() as client:
+            await client.delete_deployment(deployment_id)
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
+            for run in runs:
+                await client.delete_flow_run(run.id)
+
     # the deployment may also hold runs of other tests (the server is the session's): only its
     # Scheduled runs are the scheduler's
-    assert asyncio.run(schedule()) in (200, 201)
-    assert asyncio.run(scheduled_runs()) >= 1
+    try:
+        assert asyncio.run(schedule()) in (200, 201)
+        assert asyncio.run(scheduled_runs()) >= 1
+    finally:
+        asyncio.run(remove())

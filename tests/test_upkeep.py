@@ -30,7 +30,8 @@ from tests.upkeep_fixtures import (
     window_around,
 )
 
-pytestmark = pytest.mark.calendar  # the window is built around the database's now
+# The window is built around the database's now: the tests of the window run at every instant of
+# the calendar matrix (the window's arithmetic itself: tests/test_upkeep_window.py, in milliseconds).
 
 
 def run_once(conn: Any, upkeep: Any, **options: Any) -> Any:
@@ -361,6 +362,7 @@ def test_pgstatindex_measures_when_pgstattuple_is_installed(
     assert measured.source == "pgstatindex" and measured.bloat_pct is not None and measured.bloat_pct > 80
 
 
+@pytest.mark.calendar
 def test_a_closed_window_defers_rebuilds_and_still_analyzes(
     migrated_db: Database, conn: psycopg.Connection[Any]
 ) -> None:
@@ -488,6 +490,7 @@ def test_a_dry_run_changes_nothing(migrated_db: Database, conn: psycopg.Connecti
     assert _upkeep_rows(migrated_db) == 0
 
 
+@pytest.mark.calendar
 def test_a_rebuild_is_cancelled_when_the_window_closes_and_not_started_after(
     migrated_db: Database, conn: psycopg.Connection[Any]
 ) -> None:

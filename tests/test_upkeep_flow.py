@@ -27,7 +27,7 @@ from tests.upkeep_fixtures import (
     window_around,
 )
 
-pytestmark = [pytest.mark.calendar, pytest.mark.usefixtures("prefect_api")]
+pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 @dataclass
@@ -130,6 +130,7 @@ def test_an_invalid_index_pages_is_rebuilt_and_resolves(
     assert _ledger(migrated_db)[-1][1]["analyze_due"] == 0
 
 
+@pytest.mark.calendar  # the window around the database's now, at every instant of the matrix
 def test_outside_the_window_an_invalid_index_pages_and_waits(
     migrated_db: Database, policy_file: PolicyFile, receiver: Receiver
 ) -> None:
