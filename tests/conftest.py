@@ -34,6 +34,14 @@ for _var in ("PGTENDER_DATABASE_URL", "PGTENDER_CONFIG"):
     os.environ.pop(_var, None)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a `slow` test first: xdist (--dist loadfile) hands files to its workers in this
+    order, so the minutes-long ones (workers, containers, `pgtender up`) start at once instead of
+    last, each on its own worker, while the quick files fill the others."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 @pytest.fixture(scope="session")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("state")
@@ -185,13 +193,22 @@ def prefect_api() -> Iterator[None]:
     """A real Prefect test server for the whole session (started once, on first use), its
     scheduler service off: only the tests' own runs run (a deployment's cron would otherwise add
     runs that take its concurrency slot at any moment). The API's schedule route still works."""
+    from prefect.events.worker import EventsWorker
     from prefect.testing.utilities import prefect_test_harness
+
+    drain_all = EventsWorker.drain_all
+
+    def bounded_drain(timeout: float | None = None, at_exit: bool = True) -> Any:
+        return drain_all(timeout=60 if timeout is None else timeout, at_exit=at_exit)
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "false")
         with prefect_test_harness(server_startup_timeout=120):
             env.delenv("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED")
             yield
+            # the harness drains every events worker at its exit, with no time limit: one whose
+            # server a test already stopped (its own local server) would wait there for ever
+            env.setattr(EventsWorker, "drain_all", staticmethod(bounded_drain))
 
 
 _skipped: list[str] = []

@@ -98,7 +98,17 @@ def test_the_matrix_catches_a_date_dependent_test(
     month is late enough: on the 1st it fails, on the 20th it passes."""
     env = {**os.environ, "PGTENDER_TEST_INSTANT": instant}
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/calendar_canary.py"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",
+            "tests/calendar_canary.py",
+        ],
         cwd=Path(__file__).parents[1],
         env=env,
         capture_output=True,

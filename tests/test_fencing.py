@@ -162,7 +162,7 @@ def test_the_run_taking_over_waits_for_the_transaction_in_flight(probe: Database
     def b_waits() -> bool:
         return bool(
             probe.scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
                 " AND query LIKE '%%pgtender_fences%%'"
             )
         )
@@ -200,7 +200,7 @@ def test_a_transaction_that_does_not_end_is_cancelled_after_the_grace(
 
     a = Background(lambda: custom_run(run_a))
     _wait_for("A's long statement", lambda: bool(probe.scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(30)' AND state = 'active'"
         " AND application_name LIKE 'pgtender-run %%'"
     )))  # fmt: skip
     _terminate_lock_session(probe, session[0])
@@ -250,9 +250,11 @@ def test_a_big_rescue_taken_over_midway(
 
     a = Background(lambda: run_job("partitions"))
     _wait_for("A moving the big month", lambda: bool(migrated_db.scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'WITH moved AS (DELETE%%'"
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'WITH moved AS (DELETE%%'"
     )))  # fmt: skip
-    lock_pid = migrated_db.scalar("SELECT pid FROM pg_stat_activity WHERE application_name = 'pgtender-lock'")
+    lock_pid = migrated_db.scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgtender-lock'"
+    )
     _terminate_lock_session(migrated_db, lock_pid)
     b = run_job("partitions")
     report_a = a.result(timeout=300)

@@ -162,6 +162,7 @@ def test_a_second_migrator_waits_longer_than_lock_timeout(empty_db: Database) ->
             for _ in range(600):  # the waiter is queued on the advisory lock (no timing assumed)
                 if watcher.execute(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 ).fetchone()[0]:
                     break
                 released.wait(0.05)

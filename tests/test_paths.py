@@ -365,7 +365,7 @@ def _kill_when_waiting(site: Site, since: Any, path: str, started: Any) -> int:
         if not rows or rows[-1][2] is None:
             return False
         busy = site.db.scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE %s",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE %s",
             ("%REFRESH MATERIALIZED VIEW%",),
         )
         found["pid"] = int(rows[-1][2])

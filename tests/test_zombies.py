@@ -138,7 +138,7 @@ def _waiting_on_the_view(pool: Pool, since: Any) -> int | None:
     """The flow-run process's pid once its refresh waits on the held view lock."""
     rows = [r for r in _ledger(pool, since) if r[0] == "started" and r[1] is not None]
     busy = pool.db.scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE %s",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE %s",
         ("%REFRESH MATERIALIZED VIEW%",),
     )
     return int(rows[-1][1]) if rows and busy else None
