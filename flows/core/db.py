@@ -244,6 +244,16 @@ def _checkout(
         ) from None
 
 
+def release(dsn: str) -> None:
+    """Close the pools of one database (a fleet sweep is done with a target once its run ended:
+    its idle connections would otherwise stay open, one set per target, until the process exits)."""
+    with _pools_lock:
+        done = [key for key in _pools if key[0] == dsn]
+        pools = [_pools.pop(key) for key in done]
+    for pool in pools:
+        pool.close()
+
+
 def close_pools() -> None:
     with _pools_lock:
         for pool in _pools.values():

@@ -66,7 +66,7 @@ def run(spec: JobSpec[Any], params: Params, targets: list[Target], ctx: RunConte
         # each thread runs in a copy of this context: the flow run (its tasks attach to it), log fields
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=spec.name) as pool:
             futures = [
-                pool.submit(contextvars.copy_context().run, run_target, spec, params, t, ctx) for t in targets
+                pool.submit(contextvars.copy_context().run, _swept, spec, params, t, ctx) for t in targets
             ]
             results = [f.result() for f in futures]
     report = RunReport(job=spec.name, results=results, fleet=fleet)
@@ -82,6 +82,15 @@ def run(spec: JobSpec[Any], params: Params, targets: list[Target], ctx: RunConte
     verdict = report.verdict
     log.info(f"{spec.name} {verdict.kind}", line=verdict.line, exit_code=verdict.exit_code)
     return report
+
+
+def _swept(spec: JobSpec[Any], params: Params, target: Target, ctx: RunContext) -> TargetResult:
+    """One target of a sweep: its run, then its pooled connections closed (a sweep of N targets
+    holds connections to the targets in flight, not to all N until the process ends)."""
+    try:
+        return run_target(spec, params, target, ctx)
+    finally:
+        db.release(target.dsn)
 
 
 def start(spec: JobSpec[Any], values: Mapping[str, Any], ctx: RunContext) -> RunReport:
