@@ -27,6 +27,22 @@ def _admin(server_dsn: str) -> psycopg.Connection[Any]:
     return psycopg.connect(server_dsn, autocommit=True)
 
 
+def over_tcp(server_dsn: str) -> bool:
+    """Whether the test server is reached over TCP (the embedded one listens on a socket only)."""
+    host = str(psycopg.conninfo.conninfo_to_dict(server_dsn).get("host") or "")
+    return bool(host) and not host.startswith("/")
+
+
+def holds_prefect_schema(server_dsn: str) -> bool:
+    """Whether a Prefect server can keep its store on the test server: Prefect's PostgreSQL schema
+    needs pg_trgm, which the embedded server does not ship."""
+    with _admin(server_dsn) as conn:
+        return (
+            conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'").fetchone()
+            is not None
+        )
+
+
 def _create_db(server_dsn: str, name: str, template: str | None = None) -> str:
     with _admin(server_dsn) as conn:
         conn.execute(

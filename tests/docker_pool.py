@@ -24,6 +24,7 @@ import yaml
 
 from flows.edge import prefect_store
 from flows.edge.prefect_server import LocalPrefectServer, start_local_server
+from tests import databases
 from tests.conftest import _create_db, _drop_db, _dsn_for
 
 ROOT = Path(__file__).parents[1]
@@ -69,6 +70,8 @@ def pgtender_image() -> str:
 def prefect_server_on_postgresql(server_dsn: str, home: Path) -> Iterator[LocalPrefectServer]:
     """`prefect server start` with its store in a fresh database of the test server (as `pgtender
     up` and a stand-alone server for workers run it), its scheduler off: only the test's runs run."""
+    if not databases.over_tcp(server_dsn):
+        pytest.skip("the containers reach the databases over TCP: the embedded server has a socket only")
     name = f"pgtender_prefect_{uuid.uuid4().hex[:8]}"
     _create_db(server_dsn, name)
     old = os.environ.get("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED")

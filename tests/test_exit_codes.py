@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -168,10 +169,12 @@ def test_connect_timeout_in_the_url_is_respected(migrated_db: Database) -> None:
     """Before: every session was opened with connect_timeout=10 whatever the URL said (a dead host
     cost 10-11 s with connect_timeout=2 in the URL)."""
     parts = conninfo.conninfo_to_dict(migrated_db.dsn)
-    url = (
-        f"postgresql://{parts.get('user') or 'postgres'}@{parts.get('host') or '127.0.0.1'}:"
-        f"{parts.get('port') or 5432}/{migrated_db.name}?connect_timeout=3"
-    )
+    host = str(parts.get("host") or "127.0.0.1")
+    if host.startswith("/"):  # the embedded server: its socket directory as the URL's host parameter
+        where = f"/{migrated_db.name}?host={quote(host, safe='')}&"
+    else:
+        where = f"{host}:{parts.get('port') or 5432}/{migrated_db.name}?"
+    url = f"postgresql://{parts.get('user') or 'postgres'}@{where}connect_timeout=3"
     with db.connect(url, autocommit=True) as conn:
         assert conninfo.conninfo_to_dict(conn.info.dsn)["connect_timeout"] == "3"
     with db.pooled(url) as conn:

@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from flows.core.engine import Kind, verdicts
+from flows.edge import prefect_store
 from flows.edge.prefect_server import LocalPrefectServer, start_local_server
+from tests import databases
 from tests.conftest import Database, Templates, _build_migrated, _create_db, _drop_db, human_lines
 
 ROOT = Path(__file__).parents[1]
@@ -113,15 +114,15 @@ def _wait(what: str, ok: Any, timeout: float, log: Path | None = None) -> None:
     pytest.fail(f"{what} not ready after {timeout} s" + (f": {log.read_text()[-3000:]}" if log else ""))
 
 
-def _store(server_dsn: str, stack: contextlib.ExitStack) -> str:
-    """A Prefect server's own store: a fresh database on the test server."""
+def _store(server_dsn: str, stack: contextlib.ExitStack) -> str | None:
+    """A Prefect server's own store: a fresh database on the test server; None (SQLite in the
+    server's home) where that server cannot hold Prefect's schema (the embedded one)."""
+    if not databases.holds_prefect_schema(server_dsn):
+        return None
     name = f"pgtender_paths_prefect_{uuid.uuid4().hex[:8]}"
     dsn = _create_db(server_dsn, name)
     stack.callback(_drop_db, server_dsn, name)
-    info = psycopg.conninfo.conninfo_to_dict(dsn)
-    return (
-        f"postgresql+asyncpg://{info.get('user') or 'postgres'}@{info.get('host')}:{info.get('port')}/{name}"
-    )
+    return prefect_store.asyncpg_url(dsn)  # a TCP server or the embedded one's socket directory
 
 
 def _popen(args: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
@@ -165,8 +166,10 @@ def site(server_dsn: str, templates: Templates, tmp_path_factory: pytest.TempPat
         up_env = {
             **env,
             "PGTENDER_STATE_DIR": str(up_state),
-            "PREFECT_SERVER_DATABASE_CONNECTION_URL": _store(server_dsn, stack),
         }
+        up_store = _store(server_dsn, stack)
+        if up_store is not None:
+            up_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = up_store
         up = _popen([sys.executable, "-m", "flows.edge.cli", "up"], up_env, tmp / "up.log")
         stack.callback(_stop, up)
         api_json = up_state / "prefect" / "api.json"

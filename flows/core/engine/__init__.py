@@ -19,7 +19,7 @@ from flows.core.engine.outcomes import (
 )
 from flows.core.engine.registry import JobRegistry
 from flows.core.engine.report import RunReport, TargetResult
-from flows.core.engine.run import run, start, validate
+from flows.core.engine.run import run, start
 from flows.core.engine.spec import (
     Cron,
     JobSpec,
@@ -34,6 +34,7 @@ from flows.core.engine.spec import (
     ReplayContext,
     Replayed,
     Replays,
+    validate,
 )
 from flows.core.engine.steps import PlainOrchestrator, Step, is_transient, step
 from flows.core.engine.verdicts import Verdict

@@ -66,7 +66,8 @@ def run(spec: JobSpec[Any], params: Params, targets: list[Target], ctx: RunConte
         # each thread runs in a copy of this context: the flow run (its tasks attach to it), log fields
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=spec.name) as pool:
             futures = [
-                pool.submit(contextvars.copy_context().run, _swept, spec, params, t, ctx) for t in targets
+                pool.submit(contextvars.copy_context().run, run_target, spec, params, t, ctx, swept=True)
+                for t in targets
             ]
             results = [f.result() for f in futures]
     report = RunReport(job=spec.name, results=results, fleet=fleet)
@@ -82,15 +83,6 @@ def run(spec: JobSpec[Any], params: Params, targets: list[Target], ctx: RunConte
     verdict = report.verdict
     log.info(f"{spec.name} {verdict.kind}", line=verdict.line, exit_code=verdict.exit_code)
     return report
-
-
-def _swept(spec: JobSpec[Any], params: Params, target: Target, ctx: RunContext) -> TargetResult:
-    """One target of a sweep: its run, then its pooled connections closed (a sweep of N targets
-    holds connections to the targets in flight, not to all N until the process ends)."""
-    try:
-        return run_target(spec, params, target, ctx)
-    finally:
-        db.release(target.dsn)
 
 
 def start(spec: JobSpec[Any], values: Mapping[str, Any], ctx: RunContext) -> RunReport:
@@ -132,17 +124,11 @@ def _reject_quietly(
         return
 
 
-def validate(spec: JobSpec[Any], values: Mapping[str, Any], policy: Any) -> Params:
-    """The parameters, validated and checked against the policy file, before any target is touched
-    (``ConfigError``, one line)."""
-    params: Params = spec.parse(values)
-    if spec.check is not None:
-        spec.check(policy, params)
-    return params
-
-
-def run_target(spec: JobSpec[Any], params: Params, target: Target, ctx: RunContext) -> TargetResult:
-    """One target's lifecycle; its errors become its result (the other targets go on)."""
+def run_target(
+    spec: JobSpec[Any], params: Params, target: Target, ctx: RunContext, *, swept: bool = False
+) -> TargetResult:
+    """One target's lifecycle; its errors become its result (the other targets go on). A sweep's
+    target (``swept``) then closes its pool: connections to the targets in flight, not to all N."""
     log = get_logger(job=spec.name, target=target.name)
     found: list[ledger.Abandoned] = []
     replica = False
@@ -171,6 +157,8 @@ def run_target(spec: JobSpec[Any], params: Params, target: Target, ctx: RunConte
                     flow_run_id=ctx.orchestrator.flow_run_id(),
                 )
             )
+    if swept:
+        db.release(target.dsn)
     return result
 
 
@@ -403,4 +391,4 @@ def _ended_flow_runs(conn: Conn, job: str, found_by: Any, ctx: RunContext) -> li
     return found
 
 
-__all__ = ["run", "run_target", "session", "start", "validate"]
+__all__ = ["run", "run_target", "session", "start"]

@@ -189,3 +189,12 @@ class Registry(Protocol):
     def schedules(self, policy: Policy) -> dict[str, Schedule]: ...
 
     def replays(self) -> dict[str, Replays]: ...
+
+
+def validate(spec: JobSpec[Any], values: Mapping[str, Any], policy: Any) -> Params:
+    """The parameters, validated and checked against the policy file, before any target is touched
+    (``ConfigError``, one line)."""
+    params: Params = spec.parse(values)
+    if spec.check is not None:
+        spec.check(policy, params)
+    return params
