@@ -70,7 +70,6 @@ def test_tracebacks_in_log_lines_are_masked(capsys: pytest.CaptureFixture[str]) 
     assert "Tr4ceback-pw" not in line
 
 
-@pytest.mark.usefixtures("prefect_api")
 def test_off_a_terminal_every_log_line_is_json(migrated_db: Database, tmp_path: Path) -> None:
     """Every log line JSON when stderr is not a TTY (the job runs here: the API serves no pgtender
     deployment), the outcome once on stdout."""
@@ -78,22 +77,28 @@ def test_off_a_terminal_every_log_line_is_json(migrated_db: Database, tmp_path: 
     import subprocess
     import sys
 
-    from prefect.settings import PREFECT_API_URL
+    from flows.edge.prefect_server import start_local_server
 
-    env = {
-        **os.environ,
-        "PGTENDER_DATABASE_URL": migrated_db.dsn,
-        "PREFECT_API_URL": str(PREFECT_API_URL.value()),  # an API without pgtender's deployments
-        "PGTENDER_STATE_DIR": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.edge.cli", "run", "capacity"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    # an API of its own, without pgtender's deployments (the session's server may hold them: the
+    # workers test deploys every job there, and a run sent to a deployment no worker serves waits)
+    server = start_local_server(tmp_path / "server")
+    try:
+        env = {
+            **os.environ,
+            "PGTENDER_DATABASE_URL": migrated_db.dsn,
+            "PREFECT_API_URL": server.api_url,
+            "PGTENDER_STATE_DIR": str(tmp_path / "state"),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.edge.cli", "run", "capacity"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        server.stop()
     assert done.returncode == 0, done.stderr
     logs = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(logs) >= 3

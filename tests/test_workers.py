@@ -84,11 +84,23 @@ def _workers(env: dict[str, str], cwd: Path, count: int) -> Iterator[list[subpro
 @pytest.mark.slow
 @pytest.mark.real_clock  # the streaming replica (a target here) is on the pg_cron cluster's clock
 @pytest.mark.usefixtures("prefect_api")
-def test_jobs_run_through_two_workers_elsewhere_on_every_target(fleet: Fleet, tmp_path: Path) -> None:
+def test_jobs_run_through_two_workers_elsewhere_on_every_target(
+    fleet: Fleet, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.deployments import run_deployment
-    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    def forget_deployments() -> None:
+        """The session's server is shared: a later test's `pgtender run` must not find these
+        deployments (its run would wait for a worker that is gone)."""
+        with get_client(sync_client=True) as client:
+            for job in REGISTRY.names():
+                with contextlib.suppress(ObjectNotFound):
+                    client.delete_deployment(client.read_deployment_by_name(f"{job}/{job}").id)
+
+    request.addfinalizer(forget_deployments)
 
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
