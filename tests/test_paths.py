@@ -168,8 +168,11 @@ def site(server_dsn: str, templates: Templates, tmp_path_factory: pytest.TempPat
             "PGTENDER_STATE_DIR": str(up_state),
         }
         up_store = _store(server_dsn, stack)
-        if up_store is not None:
-            up_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = up_store
+        if up_store is None:  # two servers and a worker on SQLite stores answer 503 under this load
+            pytest.skip(
+                "the paths test keeps its Prefect servers' stores on PostgreSQL (pg_trgm): CI's server"
+            )
+        up_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = up_store
         up = _popen([sys.executable, "-m", "flows.edge.cli", "up"], up_env, tmp / "up.log")
         stack.callback(_stop, up)
         api_json = up_state / "prefect" / "api.json"
