@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -134,6 +135,29 @@ def test_one_sweep_runs_every_target_in_its_own_database(fleet: Fleet) -> None:
     assert row is not None and float(row[0]) == 9999
     if data is not None:
         assert sorted(data["targets"]) == list(NAMES)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_sweep_leaves_no_connection_open_on_its_targets(fleet: Fleet) -> None:
+    """Each target's pool is closed when that target's run ends (``db.release``): N targets must
+    not keep N pools of idle connections until the flow-run process exits (a 50-target sweep hit
+    max_connections)."""
+    state = flow_run("partitions")
+    assert verdict_of(state).kind in (Kind.DONE, Kind.PROBLEMS), state.message
+    assert all(rows for rows in (fleet.ledger(name, "partitions") for name in NAMES)), "every target ran"
+    left: dict[str, int] = {}
+    for _ in range(50):  # a closed client's backend leaves pg_stat_activity a moment later
+        left = {
+            name: d.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (d.name,),
+            )
+            for name, d in fleet.dbs.items()
+        }
+        if not any(left.values()):
+            break
+        time.sleep(0.1)
+    assert not any(left.values()), left
 
 
 @pytest.mark.usefixtures("prefect_api")
