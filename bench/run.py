@@ -46,14 +46,17 @@ SUBPROCESS_BENCHES: dict[str, list[str]] = {
     # cost per target is what the comparison needs, and 50 of them would take 10 minutes alone
     "fleet": ["bench/fleet.py", "--targets", "50", "--naive-targets", "6"],
     "cli": ["bench/cli.py", "--repeat", "3"],
-    # the planner before/after upkeep, writers beside one REINDEX CONCURRENTLY of a bloated index
-    # (4M rows: a rebuild long enough for its p95), a pass with nothing to do over 450 partitions
+    # the planner before/after upkeep, writers beside REINDEX CONCURRENTLY of a bloated index (4M
+    # rows, half deleted: a rebuild of ~1 s, long enough for its p95) and beside a plain scan (the
+    # floor), a pass with nothing to do over 450 partitions
     "upkeep": [
         "bench/upkeep.py",
         "--rows",
         "300000",
         "--bloat-rows",
         "4000000",
+        "--deleted-pct",
+        "50",
         "--rounds",
         "5",
         "--passes",

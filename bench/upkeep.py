@@ -1,7 +1,7 @@
 """Benchmark: what upkeep buys the planner, what its rebuilds cost writers, what a quiet pass costs.
 
-    .venv/bin/python bench/upkeep.py [--rows 300000] [--bloat-rows 4000000] [--rounds 5]
-                                     [--tables 50] [--partitions 9] [--passes 7]
+    .venv/bin/python bench/upkeep.py [--rows 300000] [--bloat-rows 4000000] [--deleted-pct 50]
+                                     [--rounds 5] [--tables 50] [--partitions 9] [--passes 7]
 
 1. Planner estimates: a partitioned table (``--partitions`` monthly partitions, ``--rows`` rows, the
    partitions analyzed as autovacuum leaves them, the parent never: autovacuum does not analyze a
@@ -9,10 +9,13 @@
    parent column), each ``EXPLAIN ANALYZE``d: the q-error (max(estimate/actual, actual/estimate)) of
    its top node, before and after one upkeep pass (``flows.upkeep.run_once``). It must fall.
 2. Writers beside a rebuild: single-row inserts into a table whose indexes are bloated
-   (``--bloat-rows`` rows, ``--rounds`` identical indexes, 90 % of the rows deleted, vacuumed), on
-   their own connection; p95 in alternating windows: idle (as long as the last rebuild), then one
-   ``REINDEX INDEX CONCURRENTLY`` of a bloated copy through upkeep's ``rebuild`` (lock_timeout, one
-   core). Target: p95 beside <= 1.2x idle.
+   (``--bloat-rows`` rows, 2 x ``--rounds`` identical indexes, ``--deleted-pct`` % of the rows
+   deleted, vacuumed: above the default 40 % bloat threshold), on their own connection; p95 in
+   windows one after the other each round: idle (as long as the last rebuild), a plain sequential
+   scan of the table for as long (the floor: one core busy beside the writers, what any report
+   query costs them), then one ``REINDEX INDEX CONCURRENTLY`` of a fresh bloated copy through
+   upkeep's ``rebuild`` (lock_timeout, one core) with the policy's default WAL compression (lz4), and
+   one with the server's (off here), each with the WAL it wrote. Target: p95 beside <= 1.2x idle.
 3. A pass with nothing to do: ``--tables`` partitioned tables of ``--partitions`` partitions each
    (two indexes each), all analyzed and recorded by a first pass; the database time of each further
    pass (every statement's time as the client sees it over a local connection: an upper bound),
@@ -209,9 +212,9 @@ class Writer(threading.Thread):
         return t
 
 
-def build_bloated(c: psycopg.Connection[Any], rows: int, copies: int) -> int:
-    """``bench_items`` with ``copies`` identical indexes on v, 90 % of the rows deleted and vacuumed:
-    each copy as bloated as the others (one is rebuilt a round, each round a fresh one)."""
+def build_bloated(c: psycopg.Connection[Any], rows: int, copies: int, deleted_pct: int) -> int:
+    """``bench_items`` with ``copies`` identical indexes on v, ``deleted_pct`` % of the rows deleted
+    (spread evenly) and vacuumed: each copy as bloated as the others (a round rebuilds fresh ones)."""
     c.execute(
         "CREATE TABLE bench_items (id bigserial PRIMARY KEY, v int, pad text) WITH (autovacuum_enabled = false)"
     )
@@ -221,69 +224,117 @@ def build_bloated(c: psycopg.Connection[Any], rows: int, copies: int) -> int:
     )
     for k in range(copies):
         c.execute(sql.SQL("CREATE INDEX {} ON bench_items (v)").format(sql.Identifier(f"bench_items_v{k}")))
-    c.execute("DELETE FROM bench_items WHERE id % 10 <> 0")
+    c.execute("DELETE FROM bench_items WHERE id %% 100 < %s", (deleted_pct,))
     c.execute("VACUUM ANALYZE bench_items")
     return int(c.execute("SELECT pg_relation_size('bench_items_v0')").fetchone()[0])  # type: ignore[index]
 
 
-def rebuild_bench(rows: int, rounds: int) -> dict[str, Any]:
-    """Each round: an idle window as long as the previous rebuild took (the first: 2 s), then one
-    REINDEX CONCURRENTLY of a bloated copy through upkeep's ``rebuild``."""
-    name = create_db("writers")
+def wal_bytes(c: psycopg.Connection[Any], since: str | None = None) -> Any:
+    """The WAL insert position, or the bytes written since ``since`` (the whole server's)."""
+    if since is None:
+        return c.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]  # type: ignore[index]
+    row = c.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)", (since,)).fetchone()
+    return int(row[0])  # type: ignore[index]
+
+
+IDLE, FLOOR = "idle", "beside a sequential scan"
+REBUILDS = {"beside REINDEX CONCURRENTLY": "lz4", "  the same, WAL uncompressed": "server"}
+
+
+def _round(
+    c: psycopg.Connection[Any], writer: Writer, k: int, last: float, out: dict[str, list[Any]]
+) -> float:
+    """One round: idle for as long as the last rebuild; a plain sequential scan of the table for as
+    long (one core busy reading: what any report query costs the writers); then one rebuild of a
+    fresh bloated copy per WAL setting (the policy's default first)."""
     log = get_logger(job="upkeep")
+    writer.phase = IDLE
+    time.sleep(last)
+    writer.phase = FLOOR
+    ends = time.perf_counter() + last
+    while time.perf_counter() < ends:
+        c.execute("SELECT count(*) FROM bench_items WHERE pad <> 'y'")
+    for n, (phase, method) in enumerate(REBUILDS.items()):
+        writer.phase = phase
+        before = wal_bytes(c)
+        done = rebuild.rebuild(
+            c,
+            f"bench_items_v{len(REBUILDS) * k + n}",
+            "bench_items",
+            "bloated",
+            schema="public",
+            policy=policy().model_copy(update={"rebuild_wal_compression": method}),
+            deadline=None,
+            log=log,
+        )
+        writer.phase = None
+        assert done.status == "rebuilt", done.error
+        out[phase].append((done.duration_ms / 1000.0, wal_bytes(c, before), done.bytes_after or 0))
+        time.sleep(0.2)
+    return float(statistics.median(d for d, _, _ in out[next(iter(REBUILDS))]))
+
+
+def rebuild_bench(rows: int, rounds: int, deleted_pct: int) -> dict[str, Any]:
+    """``rounds`` rounds of idle, a sequential scan, and one REINDEX CONCURRENTLY of a bloated copy
+    through upkeep's ``rebuild`` per WAL setting (the first idle window: 2 s)."""
+    name = create_db("writers")
+    out: dict[str, list[Any]] = {phase: [] for phase in REBUILDS}
     try:
         with psycopg.connect(dsn(name), autocommit=True) as c:
-            bloated = build_bloated(c, rows, rounds)
+            c.execute("SET max_parallel_workers_per_gather = 0")  # the scan on one core, like a rebuild
+            bloated = build_bloated(c, rows, rounds * len(REBUILDS), deleted_pct)
             writer = Writer(name, "bench_items")
             writer.start()
             watch = writer.watch(name)
             time.sleep(0.5)
-            durations, sizes = [], []
+            last = 2.0
             for k in range(rounds):
-                writer.phase = "idle"
-                time.sleep(durations[-1] if durations else 2.0)
-                writer.phase = "beside REINDEX CONCURRENTLY"
-                done = rebuild.rebuild(
-                    c,
-                    f"bench_items_v{k}",
-                    "bench_items",
-                    "bloated",
-                    schema="public",
-                    policy=policy(),
-                    deadline=None,
-                    log=log,
-                )
-                writer.phase = None
-                assert done.status == "rebuilt", done.error
-                durations.append(done.duration_ms / 1000.0)
-                sizes.append(done.bytes_after or 0)
+                last = _round(c, writer, k, last, out)
             writer.stop.set()
             writer.join()
             watch.join()
     finally:
         drop_db(name)
-    idle, busy = writer.samples["idle"], writer.samples["beside REINDEX CONCURRENTLY"]
-    ratio = pct(busy, 0.95) / pct(idle, 0.95)
+    return _report(writer, out, rows, deleted_pct, bloated)
+
+
+def _report(
+    writer: Writer, out: dict[str, list[Any]], rows: int, deleted_pct: int, bloated: int
+) -> dict[str, Any]:
+    p95 = {phase: pct(values, 0.95) for phase, values in writer.samples.items()}
+    main = next(iter(REBUILDS))
+    durations = [d for d, _, _ in out[main]]
     print(
-        f"\n2. writers beside REINDEX CONCURRENTLY of a bloated index ({rows:,} rows, 90 % deleted:"
-        f" {bloated / 2**20:.1f} MB -> {min(sizes) / 2**20:.1f} MB); {rounds} rounds of idle, then one rebuild"
-        f" ({statistics.median(durations):.2f} s median)"
+        f"\n2. writers beside REINDEX CONCURRENTLY of a bloated index ({rows:,} rows, {deleted_pct} % deleted:"
+        f" {bloated / 2**20:.1f} MB -> {min(a for _, _, a in out[main]) / 2**20:.1f} MB); {len(durations)} rounds"
+        f" of idle, a sequential scan, then one rebuild per WAL setting ({statistics.median(durations):.2f} s median)"
     )
-    print(f"  {'phase':<30} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'lock-wait samples':>18}")
-    for phase, values in (("idle", idle), ("beside REINDEX CONCURRENTLY", busy)):
-        print(
-            f"  {phase:<30} {len(values):>6} {pct(values, 0.5):>8.3f} {pct(values, 0.95):>8.3f}"
-            f" {max(values):>8.3f} {writer.lock_waits.get(phase, 0):>18}"
+    print(
+        f"  {'phase':<30} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'/idle p95':>9} {'WAL MB':>7} {'lock waits':>10}"
+    )
+    for phase in (IDLE, FLOOR, *REBUILDS):
+        values = writer.samples[phase]
+        wal = (
+            f"{statistics.median(w for _, w, _ in out[phase]) / 2**20:>7.1f}" if phase in out else f"{'':>7}"
         )
-    print(f"  p95 beside / idle: {ratio:.2f}x (target <= 1.2x)")
+        print(
+            f"  {phase:<30} {len(values):>6} {pct(values, 0.5):>8.3f} {p95[phase]:>8.3f} {max(values):>8.3f}"
+            f" {p95[phase] / p95[IDLE]:>8.2f}x {wal} {writer.lock_waits.get(phase, 0):>10}"
+        )
+    ratio, floor = p95[main] / p95[IDLE], p95[FLOOR] / p95[IDLE]
+    print(
+        f"  p95 beside / idle: {ratio:.2f}x (target <= 1.2x); the floor (a sequential scan beside them)"
+        f" {floor:.2f}x; the rebuild over the floor {p95[main] / p95[FLOOR]:.2f}x"
+    )
     return {
         "rows": rows,
+        "deleted_pct": deleted_pct,
         "index_bytes_before": bloated,
-        "index_bytes_after": min(sizes),
         "rebuild_s": durations,
-        "idle_p95_ms": round(pct(idle, 0.95), 3),
-        "busy_p95_ms": round(pct(busy, 0.95), 3),
+        "wal_bytes": {phase: [w for _, w, _ in out[phase]] for phase in REBUILDS},
+        "p95_ms": {phase: round(value, 3) for phase, value in p95.items()},
         "p95_ratio": round(ratio, 2),
+        "floor_ratio": round(floor, 2),
         "lock_wait_samples": writer.lock_waits,
     }
 
@@ -408,6 +459,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--bloat-rows", type=int, default=4_000_000)
+    parser.add_argument("--deleted-pct", type=int, default=50, choices=range(1, 100), metavar="1..99")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tables", type=int, default=50)
     parser.add_argument("--partitions", type=int, default=9)
@@ -423,7 +475,7 @@ def main() -> None:
     if "planner" in wanted:
         planner_bench(args.rows, args.partitions)
     if "writers" in wanted:
-        rebuild_bench(args.bloat_rows, args.rounds)
+        rebuild_bench(args.bloat_rows, args.rounds, args.deleted_pct)
     if "noop" in wanted:
         noop_bench(args.tables, args.partitions, args.passes)
 

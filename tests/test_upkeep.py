@@ -6,12 +6,14 @@ autovacuum falling behind pages; a closed window defers rebuilds; a dry run chan
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import conninfo, sql
 from structlog.testing import capture_logs
 
 from flows.core import db
@@ -466,6 +468,59 @@ def test_autovacuum_behind_is_found_and_clears_after_a_vacuum(
     with capture_logs():
         out = run_once(conn, policy_for(migrated_db))
     assert not [v for v in out.survey.vacuum if v.behind]
+
+
+# ---------------------------------------------------------------- the rebuild's WAL
+
+
+def _rebuild_items(c: psycopg.Connection[Any], policy: UpkeepPolicy) -> rebuild.Rebuilt:
+    return rebuild.rebuild(
+        c,
+        "upkeep_items_pkey",
+        "upkeep_items",
+        "bloated",
+        schema="public",
+        policy=policy,
+        deadline=None,
+        log=_log(),
+    )
+
+
+def test_a_rebuild_compresses_its_wal_when_the_role_may_and_rebuilds_all_the_same_when_not(
+    migrated_db: Database, conn: psycopg.Connection[Any]
+) -> None:
+    """wal_compression is a superuser's setting: the test server's superuser rebuilds with lz4 and its
+    session is back to the server's setting afterwards; "server" leaves it alone; a role that owns the
+    table but may not SET it rebuilds all the same, with the server's setting, and says so once."""
+    make_items(migrated_db, "upkeep_items", 5_000)
+    default = conn.execute("SHOW wal_compression").fetchone()[0]  # type: ignore[index]
+    policy = policy_for(migrated_db)
+    with capture_logs():
+        done = _rebuild_items(conn, policy)
+        left = _rebuild_items(conn, policy.model_copy(update={"rebuild_wal_compression": "server"}))
+    assert (done.status, done.wal_compression) == ("rebuilt", "lz4"), done.error
+    assert (left.status, left.wal_compression) == ("rebuilt", None), left.error
+    assert conn.execute("SHOW wal_compression").fetchone()[0] == default  # type: ignore[index]
+    role = f"pgtender_owner_{uuid.uuid4().hex[:8]}"
+    with migrated_db.connect() as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("ALTER TABLE upkeep_items OWNER TO {}").format(sql.Identifier(role)))
+    try:
+        with (
+            psycopg.connect(conninfo.make_conninfo(migrated_db.dsn, user=role), autocommit=True) as own,
+            capture_logs() as logs,
+        ):
+            plain = _rebuild_items(own, policy)
+        assert (plain.status, plain.wal_compression) == ("rebuilt", None), plain.error
+        said = [e for e in logs if e["event"] == "rebuild WAL compression left to the server"]
+        assert [(e["method"], e["reason"]) for e in said] == [("lz4", "InsufficientPrivilege")]
+    finally:
+        with migrated_db.connect() as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = %s", (role,)
+            )
+            admin.execute("ALTER TABLE upkeep_items OWNER TO CURRENT_USER")
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 # ---------------------------------------------------------------- dry run

@@ -13,6 +13,10 @@
   index) leaves an invalid copy ``<index>_ccnew`` behind; it is dropped (``DROP INDEX
   CONCURRENTLY``, the documented recovery) before the next try. The index itself is untouched by a
   failure: still valid when it was, still invalid when it was.
+- The rebuild's WAL is compressed (``rebuild_wal_compression``, lz4 by default) when the role may
+  set ``wal_compression``: an index build logs every page of the new index as a full-page image,
+  and each writer's commit has to flush what was logged before it (``bench/upkeep.py`` measures the
+  writers' p95 both ways); standbys receive less too.
 - One index at a time; the caller checks the lock of the run between indexes.
 """
 
@@ -49,6 +53,7 @@ class Rebuilt:
     duration_ms: float = 0.0
     error: str | None = None
     leftovers: list[str] = field(default_factory=list)  # copies that could not be dropped (yet)
+    wal_compression: str | None = None  # the method set for the rebuild; None: the server's setting
 
 
 def _state(conn: Conn, schema: str, index: str) -> tuple[bool, int, int] | None:
@@ -60,6 +65,20 @@ def _state(conn: Conn, schema: str, index: str) -> tuple[bool, int, int] | None:
 
 def _session(conn: Conn, name: str, value: str) -> None:
     conn.execute(load_sql("queries/upkeep/set_session.sql"), {"name": name, "value": value})
+
+
+def _compress_wal(conn: Conn, policy: UpkeepPolicy, log: Any) -> str | None:
+    """``wal_compression`` for the rebuild's session; None when left to the server (by the policy,
+    for want of the privilege, or a method this server was built without)."""
+    method = policy.rebuild_wal_compression
+    if method == "server":
+        return None
+    try:
+        _session(conn, "wal_compression", method)
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidParameterValue) as exc:
+        log.info("rebuild WAL compression left to the server", method=method, reason=type(exc).__name__)
+        return None
+    return method
 
 
 def _one_line(exc: BaseException) -> str:
@@ -185,9 +204,12 @@ def rebuild(
     try:
         _session(conn, "lock_timeout", f"{policy.lock_timeout_ms}ms")
         _session(conn, "max_parallel_maintenance_workers", str(policy.rebuild_parallel_workers))
+        result.wal_compression = _compress_wal(conn, policy, log)
         _tries(conn, target, result, policy, deadline, log, sleep)
     finally:
         conn.execute(load_sql("queries/upkeep/reset_session.sql"))
+        if result.wal_compression is not None:
+            conn.execute(load_sql("queries/upkeep/reset_wal_compression.sql"))
     result.duration_ms = (time.perf_counter() - started) * 1000.0
     if result.status == "rebuilt":
         after = _state(conn, schema, index)
