@@ -261,16 +261,7 @@ def test_a_rebuild_waiting_on_an_old_transaction_gives_up_and_its_copy_is_droppe
     with capture_logs(), Writer(migrated_db, "upkeep_items") as writer, migrated_db.connect() as holder:
         holder.execute("BEGIN")
         holder.execute("INSERT INTO upkeep_items (v) VALUES (-1)")
-        result = rebuild.rebuild(
-            conn,
-            "upkeep_items_v_idx",
-            "upkeep_items",
-            "bloated",
-            schema="public",
-            policy=policy,
-            deadline=None,
-            log=_log(),
-        )
+        result = _rebuild(conn, "upkeep_items_v_idx", policy)
         holder.execute("COMMIT")
     writer.assert_never_stalled()
     assert result.status == "failed" and result.attempts == 2 and "LockNotAvailable" in (result.error or "")
@@ -280,6 +271,15 @@ def test_a_rebuild_waiting_on_an_old_transaction_gives_up_and_its_copy_is_droppe
         out = run_once(conn, policy_for(migrated_db))
     assert sorted(r.index for r in out.rebuilt if r.status == "dropped") == sorted(result.leftovers)
     assert index_names(migrated_db, "upkeep_items") == ["upkeep_items_pkey", "upkeep_items_v_idx"]
+
+
+def _rebuild(
+    c: psycopg.Connection[Any], index: str, policy: UpkeepPolicy, deadline: Any = None
+) -> rebuild.Rebuilt:
+    """upkeep's rebuild of one bloated index of ``upkeep_items``."""
+    return rebuild.rebuild(
+        c, index, "upkeep_items", "bloated", schema="public", policy=policy, deadline=deadline, log=_log()
+    )
 
 
 def _log() -> Any:
@@ -473,35 +473,26 @@ def test_autovacuum_behind_is_found_and_clears_after_a_vacuum(
 # ---------------------------------------------------------------- the rebuild's WAL
 
 
-def _rebuild_items(c: psycopg.Connection[Any], policy: UpkeepPolicy) -> rebuild.Rebuilt:
-    return rebuild.rebuild(
-        c,
-        "upkeep_items_pkey",
-        "upkeep_items",
-        "bloated",
-        schema="public",
-        policy=policy,
-        deadline=None,
-        log=_log(),
-    )
-
-
 def test_a_rebuild_compresses_its_wal_when_the_role_may_and_rebuilds_all_the_same_when_not(
     migrated_db: Database, conn: psycopg.Connection[Any]
 ) -> None:
     """wal_compression is a superuser's setting: the test server's superuser rebuilds with lz4 and its
     session is back to the server's setting afterwards; "server" leaves it alone; a role that owns the
-    table but may not SET it rebuilds all the same, with the server's setting, and says so once."""
+    table but may not SET it rebuilds all the same, with the server's setting, and says so once; once
+    granted SET on the parameter (the runbook's remedy) it compresses too."""
     make_items(migrated_db, "upkeep_items", 5_000)
     default = conn.execute("SHOW wal_compression").fetchone()[0]  # type: ignore[index]
     policy = policy_for(migrated_db)
     with capture_logs():
-        done = _rebuild_items(conn, policy)
-        left = _rebuild_items(conn, policy.model_copy(update={"rebuild_wal_compression": "server"}))
+        done = _rebuild(conn, "upkeep_items_pkey", policy)
+        left = _rebuild(
+            conn, "upkeep_items_pkey", policy.model_copy(update={"rebuild_wal_compression": "server"})
+        )
     assert (done.status, done.wal_compression) == ("rebuilt", "lz4"), done.error
     assert (left.status, left.wal_compression) == ("rebuilt", None), left.error
     assert conn.execute("SHOW wal_compression").fetchone()[0] == default  # type: ignore[index]
     role = f"pgtender_owner_{uuid.uuid4().hex[:8]}"
+    grant = sql.SQL("{} SET ON PARAMETER wal_compression {} {}")  # PostgreSQL 15+: cluster-wide
     with migrated_db.connect() as admin:
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
         admin.execute(sql.SQL("ALTER TABLE upkeep_items OWNER TO {}").format(sql.Identifier(role)))
@@ -510,15 +501,20 @@ def test_a_rebuild_compresses_its_wal_when_the_role_may_and_rebuilds_all_the_sam
             psycopg.connect(conninfo.make_conninfo(migrated_db.dsn, user=role), autocommit=True) as own,
             capture_logs() as logs,
         ):
-            plain = _rebuild_items(own, policy)
+            plain = _rebuild(own, "upkeep_items_pkey", policy)
+            with migrated_db.connect() as admin:  # the runbook's remedy
+                admin.execute(grant.format(sql.SQL("GRANT"), sql.SQL("TO"), sql.Identifier(role)))
+            granted = _rebuild(own, "upkeep_items_pkey", policy)
         assert (plain.status, plain.wal_compression) == ("rebuilt", None), plain.error
         said = [e for e in logs if e["event"] == "rebuild WAL compression left to the server"]
         assert [(e["method"], e["reason"]) for e in said] == [("lz4", "InsufficientPrivilege")]
+        assert (granted.status, granted.wal_compression) == ("rebuilt", "lz4"), granted.error
     finally:
         with migrated_db.connect() as admin:
             admin.execute(
                 "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = %s", (role,)
             )
+            admin.execute(grant.format(sql.SQL("REVOKE"), sql.SQL("FROM"), sql.Identifier(role)))
             admin.execute("ALTER TABLE upkeep_items OWNER TO CURRENT_USER")
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
@@ -558,31 +554,13 @@ def test_a_rebuild_is_cancelled_when_the_window_closes_and_not_started_after(
         holder.execute("BEGIN")
         holder.execute("INSERT INTO upkeep_items (v) VALUES (-1)")
         closes = db_now(migrated_db) + timedelta(seconds=2)
-        result = rebuild.rebuild(
-            conn,
-            "upkeep_items_pkey",
-            "upkeep_items",
-            "bloated",
-            schema="public",
-            policy=policy,
-            deadline=closes,
-            log=_log(),
-        )
+        result = _rebuild(conn, "upkeep_items_pkey", policy, closes)
         holder.execute("ROLLBACK")
     assert result.status == "failed" and "QueryCanceled" in (result.error or ""), result.error
     assert "statement timeout" in (result.error or "")
     assert index_state(migrated_db, "upkeep_items_pkey")[0] is True  # type: ignore[index]
     with capture_logs():
-        late = rebuild.rebuild(
-            conn,
-            "upkeep_items_pkey",
-            "upkeep_items",
-            "bloated",
-            schema="public",
-            policy=policy,
-            deadline=db_now(migrated_db) + timedelta(milliseconds=500),
-            log=_log(),
-        )
+        late = _rebuild(conn, "upkeep_items_pkey", policy, db_now(migrated_db) + timedelta(milliseconds=500))
     assert late.status == "deferred" and late.attempts == 0
     # the session's own settings are back
     assert conn.execute("SHOW lock_timeout").fetchone()[0] == "2s"
