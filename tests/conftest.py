@@ -8,6 +8,8 @@ tests never skip.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -255,3 +257,33 @@ def human_lines(text: str) -> list[str]:
     """The lines a person reads: everything but the JSON log records (pgtender logs JSON off a
     terminal; on one it logs only warnings, and the outcome line is all a command prints)."""
     return [line for line in text.strip().splitlines() if line and not line.startswith("{")]
+
+
+@pytest.fixture
+def bare_prefect_api(tmp_path: Path) -> Iterator[str]:
+    """The URL of a Prefect API of the test's own that serves no pgtender deployment: the session's
+    server may hold them (the workers test deploys every job there), and a run sent to a deployment
+    no worker serves waits for one."""
+    from flows.edge.prefect_server import start_local_server
+
+    server = start_local_server(tmp_path / "bare-prefect")
+    try:
+        yield server.api_url
+    finally:
+        server.stop()
+
+
+def run_pgtender(
+    args: list[str], env: dict[str, str], *, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``pgtender ARGS`` (``python -m flows.edge.cli``) in a process of its own with exactly ``env``,
+    from the repository's root; its output captured; its exit code returned, never raised."""
+    return subprocess.run(
+        [sys.executable, "-m", "flows.edge.cli", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

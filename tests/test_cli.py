@@ -6,9 +6,8 @@ import pytest
 
 from flows.core import migrations
 from flows.edge.cli import main
-from flows.edge.prefect_server import start_local_server
 from tests.catalog import fingerprint
-from tests.conftest import Database, human_lines
+from tests.conftest import Database, human_lines, run_pgtender
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -155,8 +154,6 @@ def test_bad_job_input_is_rejected_before_any_flow_run(
 def test_unreachable_prefect_api_is_one_line_and_exit_3(migrated_db: Database, tmp_path: Path) -> None:
     """No 138-line traceback and no exit 1 ("found problems"): the API is infrastructure."""
     import os
-    import subprocess
-    import sys
 
     env = {
         **os.environ,
@@ -165,14 +162,7 @@ def test_unreachable_prefect_api_is_one_line_and_exit_3(migrated_db: Database, t
         "PGTENDER_STATE_DIR": str(tmp_path),
         "PREFECT_HOME": str(tmp_path / "prefect"),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.edge.cli", "run", "health"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_pgtender(["run", "health"], env, timeout=120)
     assert done.returncode == 3, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines == [lines[-1]] and "Prefect API at http://127.0.0.1:1/api" in lines[-1], done.stderr
@@ -182,16 +172,15 @@ def test_unreachable_prefect_api_is_one_line_and_exit_3(migrated_db: Database, t
 
 
 def test_an_api_without_the_deployment_runs_the_job_here(
-    migrated_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    migrated_db: Database,
+    bare_prefect_api: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An API that serves no pgtender deployment: the job runs here, plainly (one warning says so),
     and ends like any other run."""
-    server = start_local_server(tmp_path)
-    try:
-        monkeypatch.setenv("PREFECT_API_URL", server.api_url)
-        code, out, err = run_cli(["run", "capacity"], capsys)
-    finally:
-        server.stop()
+    monkeypatch.setenv("PREFECT_API_URL", bare_prefect_api)
+    code, out, err = run_cli(["run", "capacity"], capsys)
     assert code == 0 and out.startswith("capacity: done:"), (out, err)
     assert human_lines(out) == [out.strip()]
     with migrated_db.connect() as conn:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from flows.edge.prefect_server import start_local_server
-from tests.conftest import Database, human_lines
+from tests.conftest import Database, human_lines, run_pgtender
 
 
 @pytest.mark.slow
@@ -52,14 +52,7 @@ def test_a_cli_run_is_a_run_of_the_deployment_on_the_running_server(
         else:
             pytest.fail("pgtender serve registered no deployments: " + (tmp_path / "serve.log").read_text())
 
-        run = subprocess.run(
-            [sys.executable, "-m", "flows.edge.cli", "run", "health"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
+        run = run_pgtender(["run", "health"], env, timeout=240)
         assert run.returncode in (0, 1), run.stdout + run.stderr  # done, or found problems
         shown = run.stdout + run.stderr
         submitted = re.search(

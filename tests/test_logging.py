@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from flows.core.logs import configure_logging, get_logger
 from flows.core.masking import mask_secrets
-from tests.conftest import Database
+from tests.conftest import Database, run_pgtender
 
 passwords = st.text(
     alphabet=st.characters(blacklist_characters="@/ \t\n\r:&;'", blacklist_categories=("Cs", "Cc", "Z")),
@@ -70,35 +70,20 @@ def test_tracebacks_in_log_lines_are_masked(capsys: pytest.CaptureFixture[str]) 
     assert "Tr4ceback-pw" not in line
 
 
-def test_off_a_terminal_every_log_line_is_json(migrated_db: Database, tmp_path: Path) -> None:
+def test_off_a_terminal_every_log_line_is_json(
+    migrated_db: Database, tmp_path: Path, bare_prefect_api: str
+) -> None:
     """Every log line JSON when stderr is not a TTY (the job runs here: the API serves no pgtender
     deployment), the outcome once on stdout."""
     import os
-    import subprocess
-    import sys
 
-    from flows.edge.prefect_server import start_local_server
-
-    # an API of its own, without pgtender's deployments (the session's server may hold them: the
-    # workers test deploys every job there, and a run sent to a deployment no worker serves waits)
-    server = start_local_server(tmp_path / "server")
-    try:
-        env = {
-            **os.environ,
-            "PGTENDER_DATABASE_URL": migrated_db.dsn,
-            "PREFECT_API_URL": server.api_url,
-            "PGTENDER_STATE_DIR": str(tmp_path / "state"),
-        }
-        done = subprocess.run(
-            [sys.executable, "-m", "flows.edge.cli", "run", "capacity"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-    finally:
-        server.stop()
+    env = {
+        **os.environ,
+        "PGTENDER_DATABASE_URL": migrated_db.dsn,
+        "PREFECT_API_URL": bare_prefect_api,
+        "PGTENDER_STATE_DIR": str(tmp_path / "state"),
+    }
+    done = run_pgtender(["run", "capacity"], env)
     assert done.returncode == 0, done.stderr
     logs = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(logs) >= 3

@@ -28,7 +28,7 @@ import pytest
 
 from flows.edge import automations
 from flows.edge.prefect_server import start_local_server
-from tests.conftest import Database, Templates, _build_migrated, _create_db, _drop_db
+from tests.conftest import Database, Templates, _build_migrated, _create_db, _drop_db, run_pgtender
 from tests.test_paths import Hook, _hook, _no_schedules, _popen, _stop, _store, _wait
 
 ROOT = Path(__file__).parents[1]
@@ -53,10 +53,7 @@ class Pool:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flows.edge.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    return run_pgtender(list(args), env)
 
 
 @pytest.fixture(scope="module")
