@@ -36,8 +36,17 @@ BEGIN
     FOREACH r IN ARRAY ARRAY['pgtender_checker', 'pgtender_maintainer'] LOOP
         BEGIN
             EXECUTE format('DROP ROLE IF EXISTS %I', r);
-        EXCEPTION WHEN dependent_objects_still_exist THEN
-            RAISE NOTICE 'role % is still used by another database; kept', r;
+        EXCEPTION
+            WHEN dependent_objects_still_exist THEN
+                RAISE NOTICE 'role % is still used by another database; kept', r;
+            WHEN internal_error THEN
+                -- A database holding grants to the role was dropped while DROP ROLE checked its
+                -- shared dependencies: PostgreSQL looks that database up after it is gone. Kept,
+                -- as when still used; any other internal error is raised.
+                IF SQLERRM NOT LIKE 'cache lookup failed for database%' THEN
+                    RAISE;
+                END IF;
+                RAISE NOTICE 'role % kept: a database was dropped while it was checked (%)', r, SQLERRM;
         END;
     END LOOP;
 END
