@@ -126,6 +126,28 @@ def test_a_run_whose_lock_was_taken_over_writes_nothing_more(probe: Database) ->
     assert not probe.scalar("SELECT count(*) FROM pgtender_fences")  # B's fence went with its run
 
 
+def test_a_run_whose_session_ended_writes_nothing_more_before_anyone_takes_over(probe: Database) -> None:
+    """A's lock session ends and no other run has taken the lock (or its fence) yet: A's next
+    transaction is refused all the same (its session no longer answers) and rolls back."""
+    refused: list[BaseException] = []
+
+    def run_a(run: Any) -> Done:
+        with run.connection() as conn:
+            _terminate_lock_session(probe, run.session_pid)
+            try:
+                with conn.transaction():
+                    conn.execute("INSERT INTO fence_probe (run) VALUES ('A')")
+            except BaseException as exc:
+                refused.append(exc)
+                raise
+        return Done()
+
+    report = custom_run(run_a)
+    assert refused and "lost its advisory lock (its session ended)" in str(refused[0]), refused
+    assert report.verdict.kind is Kind.INFRASTRUCTURE and "lost its advisory lock" in report.verdict.line
+    assert _rows(probe) == []
+
+
 def test_the_run_taking_over_waits_for_the_transaction_in_flight(probe: Database) -> None:
     """A is inside a transaction when it loses its lock: B's run takes the fence only once that
     transaction committed (B's work starts after A's last write), and A's next transaction stops."""
@@ -179,7 +201,10 @@ def test_the_run_taking_over_waits_for_the_transaction_in_flight(probe: Database
     report_a = a.result()
     assert b.verdict.kind is Kind.DONE, b.verdict
     assert report_a.verdict.kind is Kind.INFRASTRUCTURE and "lost its advisory lock" in report_a.verdict.line
-    assert second and "took it over" in str(second[0])
+    # B's fence update, or A's own session found gone when B has not updated it yet (B waits for
+    # A's transaction, and A's next one may begin first): either way nothing more of A is written
+    assert second and "lost its advisory lock" in str(second[0]), second
+    assert "took it over" in str(second[0]) or "its session ended" in str(second[0]), second
     assert _rows(probe) == ["A: first", "A: last, at commit", "B: first"]
 
 

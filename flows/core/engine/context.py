@@ -209,9 +209,26 @@ class Run:
 
     def fence(self, conn: Conn) -> None:
         """First in each transaction of the work (``connection()`` runs it): ``LockLost`` when another
-        run took the lock over; the fence rows stay locked until the transaction ends."""
+        run took the lock over, or when the run's own session ended (its locks went with it: the run
+        taking over may not have updated the fence yet — it waits for this run's last transaction,
+        and this run could begin its next one first). The fence rows stay locked until the
+        transaction ends, so a session that dies after the ping still holds the next run off."""
         if self._fence:
             fence.check(conn, self._fence, self.operation_id, job=self.job)
+            if not self._session_answers():
+                lost = self.lost_lock()
+                if lost is not None:
+                    raise lost
+
+    def _session_answers(self) -> bool:
+        with self._session_lock:
+            if self._session.closed:
+                return False
+            try:
+                self._session.execute(load_sql("queries/session/ping.sql"))
+            except psycopg.OperationalError:
+                return False
+        return True
 
     def done_so_far(self) -> str:
         """What the run did, for the line of a run that stopped early."""
