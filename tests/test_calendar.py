@@ -92,7 +92,7 @@ def test_server_timeouts_fire_on_a_moved_clock(
     [("2027-01-01T00:00:30Z", "1 failed"), ("2027-01-20T12:00:00Z", "1 passed")],
 )
 def test_the_matrix_catches_a_date_dependent_test(
-    calendar_clock: CalendarClock, instant: str, outcome: str
+    calendar_clock: CalendarClock, instant: str, outcome: str, tmp_path: Path
 ) -> None:
     """tests/calendar_canary.py assumes, like the retention test of issue 10 did, that the day of the
     month is late enough: on the 1st it fails, on the 20th it passes."""
@@ -107,6 +107,10 @@ def test_the_matrix_catches_a_date_dependent_test(
             "no:cacheprovider",
             "-n",
             "0",
+            # a base of its own: a session without one resets /tmp/pytest-of-<user> to 0700, and the
+            # embedded servers other tests run there as the system user pgserver (under root) then
+            # lose their way to their data (one PANICked mid-initdb: "pg_control: Permission denied")
+            f"--basetemp={tmp_path / 'canary'}",
             "tests/calendar_canary.py",
         ],
         cwd=Path(__file__).parents[1],

@@ -126,6 +126,16 @@ def test_a_run_whose_lock_was_taken_over_writes_nothing_more(probe: Database) ->
     assert not probe.scalar("SELECT count(*) FROM pgtender_fences")  # B's fence went with its run
 
 
+def _write(conn: Any, value: str, refused: list[BaseException]) -> None:
+    """One transaction of the work writing ``value``; what refused it is kept in ``refused``, and raised."""
+    try:
+        with conn.transaction():
+            conn.execute("INSERT INTO fence_probe (run) VALUES (%s)", (value,))
+    except BaseException as exc:
+        refused.append(exc)
+        raise
+
+
 def test_a_run_whose_session_ended_writes_nothing_more_before_anyone_takes_over(probe: Database) -> None:
     """A's lock session ends and no other run has taken the lock (or its fence) yet: A's next
     transaction is refused all the same (its session no longer answers) and rolls back."""
@@ -134,12 +144,7 @@ def test_a_run_whose_session_ended_writes_nothing_more_before_anyone_takes_over(
     def run_a(run: Any) -> Done:
         with run.connection() as conn:
             _terminate_lock_session(probe, run.session_pid)
-            try:
-                with conn.transaction():
-                    conn.execute("INSERT INTO fence_probe (run) VALUES ('A')")
-            except BaseException as exc:
-                refused.append(exc)
-                raise
+            _write(conn, "A", refused)
         return Done()
 
     report = custom_run(run_a)
@@ -164,12 +169,7 @@ def test_the_run_taking_over_waits_for_the_transaction_in_flight(probe: Database
                 b_waiting.wait(60)  # the test killed A's lock session; B waits on A's fence row
                 time.sleep(0.5)
                 conn.execute("INSERT INTO fence_probe (run) VALUES ('A: last, at commit')")
-            try:
-                with conn.transaction():
-                    conn.execute("INSERT INTO fence_probe (run) VALUES ('A: after B took over')")
-            except BaseException as exc:
-                second.append(exc)
-                raise
+            _write(conn, "A: after B took over", second)
         return Done()
 
     def run_b(run: Any) -> Done:
