@@ -229,11 +229,14 @@ def build_bloated(c: psycopg.Connection[Any], rows: int, copies: int, deleted_pc
     return int(c.execute("SELECT pg_relation_size('bench_items_v0')").fetchone()[0])  # type: ignore[index]
 
 
-def wal_bytes(c: psycopg.Connection[Any], since: str | None = None) -> Any:
-    """The WAL insert position, or the bytes written since ``since`` (the whole server's)."""
-    if since is None:
-        return c.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]  # type: ignore[index]
-    row = c.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)", (since,)).fetchone()
+def wal_position(c: psycopg.Connection[Any]) -> str:
+    """The server's WAL insert position now."""
+    return str(c.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])  # type: ignore[index]
+
+
+def wal_since(c: psycopg.Connection[Any], lsn: str) -> int:
+    """The bytes of WAL the whole server wrote since ``lsn``."""
+    row = c.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)", (lsn,)).fetchone()
     return int(row[0])  # type: ignore[index]
 
 
@@ -256,7 +259,7 @@ def _round(
         c.execute("SELECT count(*) FROM bench_items WHERE pad <> 'y'")
     for n, (phase, method) in enumerate(REBUILDS.items()):
         writer.phase = phase
-        before = wal_bytes(c)
+        before = wal_position(c)
         done = rebuild.rebuild(
             c,
             f"bench_items_v{len(REBUILDS) * k + n}",
@@ -269,7 +272,7 @@ def _round(
         )
         writer.phase = None
         assert done.status == "rebuilt", done.error
-        out[phase].append((done.duration_ms / 1000.0, wal_bytes(c, before), done.bytes_after or 0))
+        out[phase].append((done.duration_ms / 1000.0, wal_since(c, before), done.bytes_after or 0))
         time.sleep(0.2)
     return float(statistics.median(d for d, _, _ in out[next(iter(REBUILDS))]))
 

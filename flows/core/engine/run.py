@@ -132,33 +132,35 @@ def run_target(
     log = get_logger(job=spec.name, target=target.name)
     found: list[ledger.Abandoned] = []
     replica = False
-    with structlog.contextvars.bound_contextvars(target=target.name):
-        try:
-            result, found, replica = _on_target(spec, params, target, ctx)
-        except PgtenderError as exc:
-            result = TargetResult(target=target.name, error=exc)
-        except psycopg.Error as exc:
-            error = db.refused(exc) or InfrastructureError(
-                f"database error: {type(exc).__name__}: {one_line(str(exc))}"
-            )
-            result = TargetResult(target=target.name, error=error)
-        except Exception as exc:
-            log.exception("unexpected error")
-            error = InfrastructureError(f"unexpected {type(exc).__name__}: {one_line(str(exc))}")
-            result = TargetResult(target=target.name, error=error)
-        if ctx.after is not None and not replica:
-            ctx.after(
-                Finished(
-                    job=spec.name,
-                    target=target,
-                    result=result,
-                    state_dir=target.state_dir(ctx.state_dir),
-                    abandoned=found,
-                    flow_run_id=ctx.orchestrator.flow_run_id(),
+    try:
+        with structlog.contextvars.bound_contextvars(target=target.name):
+            try:
+                result, found, replica = _on_target(spec, params, target, ctx)
+            except PgtenderError as exc:
+                result = TargetResult(target=target.name, error=exc)
+            except psycopg.Error as exc:
+                error = db.refused(exc) or InfrastructureError(
+                    f"database error: {type(exc).__name__}: {one_line(str(exc))}"
                 )
-            )
-    if swept:
-        db.release(target.dsn)
+                result = TargetResult(target=target.name, error=error)
+            except Exception as exc:
+                log.exception("unexpected error")
+                error = InfrastructureError(f"unexpected {type(exc).__name__}: {one_line(str(exc))}")
+                result = TargetResult(target=target.name, error=error)
+            if ctx.after is not None and not replica:
+                ctx.after(
+                    Finished(
+                        job=spec.name,
+                        target=target,
+                        result=result,
+                        state_dir=target.state_dir(ctx.state_dir),
+                        abandoned=found,
+                        flow_run_id=ctx.orchestrator.flow_run_id(),
+                    )
+                )
+    finally:  # a sweep's target: its pool closed even when its end raised
+        if swept:
+            db.release(target.dsn)
     return result
 
 
