@@ -9,13 +9,16 @@
    parent column), each ``EXPLAIN ANALYZE``d: the q-error (max(estimate/actual, actual/estimate)) of
    its top node, before and after one upkeep pass (``flows.upkeep.run_once``). It must fall.
 2. Writers beside a rebuild: single-row inserts into a table whose indexes are bloated
-   (``--bloat-rows`` rows, 2 x ``--rounds`` identical indexes, ``--deleted-pct`` % of the rows
-   deleted, vacuumed: above the default 40 % bloat threshold), on their own connection; p95 in
-   windows one after the other each round: idle (as long as the last rebuild), a plain sequential
-   scan of the table for as long (the floor: one core busy beside the writers, what any report
-   query costs them), then one ``REINDEX INDEX CONCURRENTLY`` of a fresh bloated copy through
-   upkeep's ``rebuild`` (lock_timeout, one core) with the policy's default WAL compression (lz4), and
-   one with the server's (off here), each with the WAL it wrote. Target: p95 beside <= 1.2x idle.
+   (``--bloat-rows`` rows, 4 x ``--rounds`` identical indexes, ``--deleted-pct`` % of the rows
+   deleted, vacuumed: above the default 40 % bloat threshold), from a process of their own (the
+   bench's threads never share the writer's interpreter). Each round, windows one after the other:
+   idle (as long as the last rebuild), a plain sequential scan of the table for as long (the floor:
+   one core busy reading beside the writers, what any report query costs them), then one
+   ``REINDEX INDEX CONCURRENTLY`` of a fresh bloated copy through upkeep's ``rebuild`` (lock_timeout,
+   one core) per WAL compression — the policy's default (zstd), lz4, pglz and the server's own
+   setting (off here) — in an order that turns each round, each with the WAL it wrote; a copy is
+   dropped once rebuilt. The figure: each round's p95 over that round's idle p95, the median of the
+   rounds (the p95 of all rounds pooled beside it). Target: <= 1.2x.
 3. A pass with nothing to do: ``--tables`` partitioned tables of ``--partitions`` partitions each
    (two indexes each), all analyzed and recorded by a first pass; the database time of each further
    pass (every statement's time as the client sees it over a local connection: an upper bound),
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import multiprocessing
 import os
 import statistics
 import sys
@@ -168,48 +172,66 @@ def planner_bench(rows: int, partitions: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- 2. writers beside a rebuild
 
 
-class Writer(threading.Thread):
-    """Single-row inserts on their own connection; latencies (ms) kept per phase; lock waits polled."""
+def write(database: str, table: str, pids: Any, stop: Any, results: Any) -> None:
+    """The writer, in a process of its own (the bench's own threads never share its interpreter):
+    single-row inserts, each kept as (CLOCK_MONOTONIC at its start, milliseconds), until ``stop``."""
+    query = sql.SQL("INSERT INTO {} (v, pad) VALUES (%s, 'w')").format(sql.Identifier(table))
+    samples: list[tuple[float, float]] = []
+    with psycopg.connect(dsn(database), autocommit=True) as conn:
+        pids.put(conn.info.backend_pid)
+        i = 0
+        while not stop.is_set():
+            i += 1
+            t0 = time.monotonic()
+            conn.execute(query, (2_000_000_000 - i,))
+            samples.append((t0, (time.monotonic() - t0) * 1000))
+            time.sleep(0.001)
+    results.put(samples)
+
+
+class Writer:
+    """The writer process, a watch of its lock waits (polled from here), and the bench's windows:
+    each sample and lock wait counts for the window it started in."""
 
     def __init__(self, database: str, table: str) -> None:
-        super().__init__(daemon=True)
-        self.conn = psycopg.connect(dsn(database), autocommit=True)
-        self.table = sql.Identifier(table)
-        self.phase: str | None = None
-        self.samples: dict[str, list[float]] = {}
-        self.lock_waits: dict[str, int] = {}
-        self.stop = threading.Event()
+        ctx = multiprocessing.get_context("spawn")
+        self.stop, pids, self.results = ctx.Event(), ctx.Queue(), ctx.Queue()
+        self.process = ctx.Process(target=write, args=(database, table, pids, self.stop, self.results))
+        self.process.start()
+        self.pid = int(pids.get(timeout=60))
+        self.database = database
+        self.windows: list[tuple[str, int, float, float]] = []  # (phase, round, start, end)
+        self.waits: list[float] = []
+        self.watching = threading.Event()
+        self.watch = threading.Thread(target=self._poll, daemon=True)
+        self.watch.start()
 
-    def run(self) -> None:
-        query = sql.SQL("INSERT INTO {} (v, pad) VALUES (%s, 'w')").format(self.table)
-        i = 0
-        while not self.stop.is_set():
-            phase, i = self.phase, i + 1
-            t0 = time.perf_counter()
-            self.conn.execute(query, (2_000_000_000 - i,))
-            elapsed = (time.perf_counter() - t0) * 1000
-            if phase is not None and phase == self.phase:
-                self.samples.setdefault(phase, []).append(elapsed)
-            time.sleep(0.001)
-        self.conn.close()
+    def _poll(self) -> None:
+        with psycopg.connect(dsn(self.database), autocommit=True) as c:
+            while not self.watching.is_set():
+                row = c.execute(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (self.pid,)
+                ).fetchone()
+                if row and row[0]:
+                    self.waits.append(time.monotonic())
+                time.sleep(0.02)
 
-    def watch(self, database: str) -> threading.Thread:
-        pid = self.conn.info.backend_pid
+    def window(self, phase: str, k: int, start: float) -> None:
+        self.windows.append((phase, k, start, time.monotonic()))
 
-        def poll() -> None:
-            with psycopg.connect(dsn(database), autocommit=True) as c:
-                while not self.stop.is_set():
-                    phase = self.phase
-                    row = c.execute(
-                        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)
-                    ).fetchone()
-                    if phase and row and row[0]:
-                        self.lock_waits[phase] = self.lock_waits.get(phase, 0) + 1
-                    time.sleep(0.02)
-
-        t = threading.Thread(target=poll, daemon=True)
-        t.start()
-        return t
+    def finish(self) -> tuple[dict[tuple[str, int], list[float]], dict[str, int]]:
+        """Latencies (ms) per (phase, round) and lock-wait polls per phase."""
+        self.stop.set()
+        self.watching.set()
+        samples = self.results.get(timeout=60)
+        self.process.join()
+        self.watch.join()
+        latencies: dict[tuple[str, int], list[float]] = {}
+        waits: dict[str, int] = {}
+        for phase, k, start, end in self.windows:
+            latencies[phase, k] = [ms for t, ms in samples if start <= t < end]
+            waits[phase] = waits.get(phase, 0) + sum(1 for t in self.waits if start <= t < end)
+        return latencies, waits
 
 
 def build_bloated(c: psycopg.Connection[Any], rows: int, copies: int, deleted_pct: int) -> int:
@@ -241,7 +263,14 @@ def wal_since(c: psycopg.Connection[Any], lsn: str) -> int:
 
 
 IDLE, FLOOR = "idle", "beside a sequential scan"
-REBUILDS = {"beside REINDEX CONCURRENTLY": "lz4", "  the same, WAL uncompressed": "server"}
+DEFAULT = UpkeepPolicy().rebuild_wal_compression
+# Each a rebuild beside the writers, in turn (the order turns each round); the policy's default first.
+REBUILDS = {
+    f"beside REINDEX CONCURRENTLY ({DEFAULT})": DEFAULT,
+    **{f"  the same, WAL {m}": m for m in ("zstd", "lz4", "pglz") if m != DEFAULT},
+    "  the same, WAL as the server's": "server",
+}
+MAIN = next(iter(REBUILDS))
 
 
 def _round(
@@ -249,32 +278,39 @@ def _round(
 ) -> float:
     """One round: idle for as long as the last rebuild; a plain sequential scan of the table for as
     long (one core busy reading: what any report query costs the writers); then one rebuild of a
-    fresh bloated copy per WAL setting (the policy's default first)."""
+    fresh bloated copy per WAL setting, in an order that turns each round."""
     log = get_logger(job="upkeep")
-    writer.phase = IDLE
+    start = time.monotonic()
     time.sleep(last)
-    writer.phase = FLOOR
-    ends = time.perf_counter() + last
-    while time.perf_counter() < ends:
+    writer.window(IDLE, k, start)
+    start = time.monotonic()
+    while time.monotonic() < start + last:
         c.execute("SELECT count(*) FROM bench_items WHERE pad <> 'y'")
-    for n, (phase, method) in enumerate(REBUILDS.items()):
-        writer.phase = phase
-        before = wal_position(c)
+    writer.window(FLOOR, k, start)
+    phases = list(REBUILDS)
+    for n, phase in enumerate(phases[k % len(phases) :] + phases[: k % len(phases)]):
+        before, start = wal_position(c), time.monotonic()
         done = rebuild.rebuild(
             c,
             f"bench_items_v{len(REBUILDS) * k + n}",
             "bench_items",
             "bloated",
             schema="public",
-            policy=policy().model_copy(update={"rebuild_wal_compression": method}),
+            policy=policy().model_copy(update={"rebuild_wal_compression": REBUILDS[phase]}),
             deadline=None,
             log=log,
         )
-        writer.phase = None
+        writer.window(phase, k, start)
         assert done.status == "rebuilt", done.error
         out[phase].append((done.duration_ms / 1000.0, wal_since(c, before), done.bytes_after or 0))
+        # the copy has served: the writers keep no more indexes than the rounds left need
+        c.execute(
+            sql.SQL("DROP INDEX CONCURRENTLY {}").format(
+                sql.Identifier(f"bench_items_v{len(REBUILDS) * k + n}")
+            )
+        )
         time.sleep(0.2)
-    return float(statistics.median(d for d, _, _ in out[next(iter(REBUILDS))]))
+    return float(statistics.median(d for d, _, _ in out[MAIN]))
 
 
 def rebuild_bench(rows: int, rounds: int, deleted_pct: int) -> dict[str, Any]:
@@ -287,58 +323,77 @@ def rebuild_bench(rows: int, rounds: int, deleted_pct: int) -> dict[str, Any]:
             c.execute("SET max_parallel_workers_per_gather = 0")  # the scan on one core, like a rebuild
             bloated = build_bloated(c, rows, rounds * len(REBUILDS), deleted_pct)
             writer = Writer(name, "bench_items")
-            writer.start()
-            watch = writer.watch(name)
             time.sleep(0.5)
             last = 2.0
             for k in range(rounds):
                 last = _round(c, writer, k, last, out)
-            writer.stop.set()
-            writer.join()
-            watch.join()
+            latencies, waits = writer.finish()
     finally:
         drop_db(name)
-    return _report(writer, out, rows, deleted_pct, bloated)
+    return _report(latencies, waits, out, rows, deleted_pct, bloated)
 
 
 def _report(
-    writer: Writer, out: dict[str, list[Any]], rows: int, deleted_pct: int, bloated: int
+    latencies: dict[tuple[str, int], list[float]],
+    waits: dict[str, int],
+    out: dict[str, list[Any]],
+    rows: int,
+    deleted_pct: int,
+    bloated: int,
 ) -> dict[str, Any]:
-    p95 = {phase: pct(values, 0.95) for phase, values in writer.samples.items()}
-    main = next(iter(REBUILDS))
-    durations = [d for d, _, _ in out[main]]
+    """Two readings of the same samples: each round's p95 over that round's idle p95, the median
+    over the rounds (the headline: a rebuild is compared with the idle minutes just before it, so
+    the machine's drift between rounds stays out), and the p95 of every round's samples pooled."""
+    phases = (IDLE, FLOOR, *REBUILDS)
+    rounds = sorted({k for _, k in latencies})
+    pooled = {p: [ms for k in rounds for ms in latencies[p, k]] for p in phases}
+    p95 = {p: pct(pooled[p], 0.95) for p in phases}
+    paired = {
+        p: statistics.median(pct(latencies[p, k], 0.95) / pct(latencies[IDLE, k], 0.95) for k in rounds)
+        for p in phases
+    }
+    durations = {phase: [d for d, _, _ in out[phase]] for phase in REBUILDS}
     print(
-        f"\n2. writers beside REINDEX CONCURRENTLY of a bloated index ({rows:,} rows, {deleted_pct} % deleted:"
-        f" {bloated / 2**20:.1f} MB -> {min(a for _, _, a in out[main]) / 2**20:.1f} MB); {len(durations)} rounds"
-        f" of idle, a sequential scan, then one rebuild per WAL setting ({statistics.median(durations):.2f} s median)"
+        f"\n2. writers (their own process) beside REINDEX CONCURRENTLY of a bloated index ({rows:,} rows,"
+        f" {deleted_pct} % deleted: {bloated / 2**20:.1f} MB -> {min(a for _, _, a in out[MAIN]) / 2**20:.1f} MB);"
+        f" {len(rounds)} rounds of idle, a sequential scan, then one rebuild per WAL setting"
     )
     print(
-        f"  {'phase':<30} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'/idle p95':>9} {'WAL MB':>7} {'lock waits':>10}"
+        f"  {'phase':<38} {'n':>6} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'/idle':>6} {'pooled':>6}"
+        f" {'rebuild s':>9} {'WAL MB':>6} {'lock waits':>10}"
     )
-    for phase in (IDLE, FLOOR, *REBUILDS):
-        values = writer.samples[phase]
-        wal = (
-            f"{statistics.median(w for _, w, _ in out[phase]) / 2**20:>7.1f}" if phase in out else f"{'':>7}"
+    for phase in phases:
+        values = pooled[phase]
+        extra = (
+            f"{statistics.median(durations[phase]):>9.2f} {statistics.median(w for _, w, _ in out[phase]) / 2**20:>6.1f}"
+            if phase in out
+            else f"{'':>9} {'':>6}"
         )
         print(
-            f"  {phase:<30} {len(values):>6} {pct(values, 0.5):>8.3f} {p95[phase]:>8.3f} {max(values):>8.3f}"
-            f" {p95[phase] / p95[IDLE]:>8.2f}x {wal} {writer.lock_waits.get(phase, 0):>10}"
+            f"  {phase:<38} {len(values):>6} {pct(values, 0.5):>7.3f} {p95[phase]:>7.3f} {max(values):>7.1f}"
+            f" {paired[phase]:>5.2f}x {p95[phase] / p95[IDLE]:>5.2f}x {extra} {waits.get(phase, 0):>10}"
         )
-    ratio, floor = p95[main] / p95[IDLE], p95[FLOOR] / p95[IDLE]
+    ratio, floor = paired[MAIN], paired[FLOOR]
     print(
-        f"  p95 beside / idle: {ratio:.2f}x (target <= 1.2x); the floor (a sequential scan beside them)"
-        f" {floor:.2f}x; the rebuild over the floor {p95[main] / p95[FLOOR]:.2f}x"
+        f"  p95 beside / idle (median of the rounds): {ratio:.2f}x (target <= 1.2x); pooled {p95[MAIN] / p95[IDLE]:.2f}x;"
+        f" the floor (a sequential scan beside them) {floor:.2f}x"
     )
     return {
         "rows": rows,
         "deleted_pct": deleted_pct,
         "index_bytes_before": bloated,
-        "rebuild_s": durations,
-        "wal_bytes": {phase: [w for _, w, _ in out[phase]] for phase in REBUILDS},
-        "p95_ms": {phase: round(value, 3) for phase, value in p95.items()},
+        "wal_compression": DEFAULT,
+        "rebuild_s": durations[MAIN],
+        "rebuild_s_by_setting": {REBUILDS[phase]: durations[phase] for phase in REBUILDS},
+        "wal_bytes": {REBUILDS[phase]: [w for _, w, _ in out[phase]] for phase in REBUILDS},
+        "p95_ms": {phase.strip(): round(value, 3) for phase, value in p95.items()},
+        "p95_ratio_by_setting": {REBUILDS[phase]: round(paired[phase], 2) for phase in REBUILDS},
+        "pooled_p95_ratio_by_setting": {
+            REBUILDS[phase]: round(p95[phase] / p95[IDLE], 2) for phase in REBUILDS
+        },
         "p95_ratio": round(ratio, 2),
         "floor_ratio": round(floor, 2),
-        "lock_wait_samples": writer.lock_waits,
+        "lock_wait_samples": waits,
     }
 
 

@@ -7,11 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from flows.core import db, migrations
 from flows.core.engine import Kind
+from flows.core.logs import get_logger
 from flows.core.policy import settings
+from flows.core.policy.upkeep import UpkeepPolicy
 from flows.edge.embedded import embedded_dsn, stop_embedded
+from flows.upkeep import rebuild
 from tests.conftest import run_job
 
 
@@ -48,9 +52,25 @@ def test_upkeep_runs_on_the_embedded_default_target(tmp_path: Path, monkeypatch:
             ledger = conn.execute(
                 "SELECT status, counts FROM pgtender_operations WHERE job = 'upkeep'"
             ).fetchall()
+            conn.execute("CREATE TABLE wal_items AS SELECT g AS id FROM generate_series(1, 1000) g")
+            conn.execute("ALTER TABLE wal_items ADD PRIMARY KEY (id)")
+            with capture_logs() as logs:  # a server built without zstd (or lz4): the rebuild's WAL in pglz
+                done = rebuild.rebuild(
+                    conn,
+                    "wal_items_pkey",
+                    "wal_items",
+                    "bloated",
+                    schema="public",
+                    policy=UpkeepPolicy(),
+                    deadline=None,
+                    log=get_logger(job="upkeep"),
+                )
         assert parent[0] > 0 and parent[1] >= 5_000 and parent[2] is True
         assert leaves[0] == 0 and leaves[1] > 0  # ANALYZE ONLY: the partitions are autovacuum's
         assert [(s, c["analyzed"]) for s, c in ledger] == [("completed", 2)]
+        assert (done.status, done.wal_compression) == ("rebuilt", "pglz"), done.error
+        said = [(e["event"], e["method"]) for e in logs if e["event"].startswith("rebuild WAL compression")]
+        assert said == [("rebuild WAL compression falls back to pglz", "zstd")]
     finally:
         db.close_pools()
         stop_embedded(state_dir)

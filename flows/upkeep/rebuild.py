@@ -13,10 +13,11 @@
   index) leaves an invalid copy ``<index>_ccnew`` behind; it is dropped (``DROP INDEX
   CONCURRENTLY``, the documented recovery) before the next try. The index itself is untouched by a
   failure: still valid when it was, still invalid when it was.
-- The rebuild's WAL is compressed (``rebuild_wal_compression``, lz4 by default) when the role may
-  set ``wal_compression``: an index build logs every page of the new index as a full-page image,
-  and each writer's commit has to flush what was logged before it (``bench/upkeep.py`` measures the
-  writers' p95 both ways); standbys receive less too.
+- The rebuild's WAL is compressed (``rebuild_wal_compression``, zstd by default; pglz where the
+  server was built without the method) when the role may set ``wal_compression``: an index build
+  logs every page of the new index as a full-page image, and each writer's commit has to flush what
+  was logged before it. zstd writes the least and, slower than lz4, spreads it over a slightly
+  longer rebuild (``bench/upkeep.py`` measures the writers' p95 with each); standbys receive less too.
 - One index at a time; the caller checks the lock of the run between indexes.
 """
 
@@ -68,16 +69,21 @@ def _session(conn: Conn, name: str, value: str) -> None:
 
 
 def _compress_wal(conn: Conn, policy: UpkeepPolicy, log: Any) -> str | None:
-    """``wal_compression`` for the rebuild's session; None when left to the server (by the policy,
-    for want of the privilege, or a method this server was built without)."""
+    """``wal_compression`` for the rebuild's session: the policy's method, or pglz (built into every
+    server) when this server was built without it; None when left to the server (by the policy, or
+    for want of the privilege)."""
     method = policy.rebuild_wal_compression
     if method == "server":
         return None
     try:
         _session(conn, "wal_compression", method)
-    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidParameterValue) as exc:
+    except psycopg.errors.InsufficientPrivilege as exc:
         log.info("rebuild WAL compression left to the server", method=method, reason=type(exc).__name__)
         return None
+    except psycopg.errors.InvalidParameterValue as exc:
+        log.info("rebuild WAL compression falls back to pglz", method=method, reason=type(exc).__name__)
+        _session(conn, "wal_compression", "pglz")
+        return "pglz"
     return method
 
 

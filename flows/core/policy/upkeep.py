@@ -9,7 +9,7 @@ TOML shape (every key optional)::
     dry_run = false                 # report only, never ANALYZE or rebuild
     lock_timeout_ms = 1000          # every ANALYZE / REINDEX waits at most this long for a lock
     attempts = 5                    # tries per statement (backoff with jitter in between)
-    rebuild_wal_compression = "lz4" # a rebuild's WAL: server | off | pglz | lz4 | zstd (if allowed)
+    rebuild_wal_compression = "zstd" # a rebuild's WAL: server | off | pglz | lz4 | zstd (if allowed)
 
     [upkeep.window]                 # rebuilds (REINDEX CONCURRENTLY) only inside this window
     start = "00:30"                 # local wall time, HH:MM; the daily run starts here
@@ -126,9 +126,10 @@ class UpkeepPolicy(DdlRetry):
     # Parallel workers of one rebuild: 0 keeps it on one core beside the application's writers.
     rebuild_parallel_workers: Annotated[int, Field(ge=0, le=64)] = 0
     # The rebuild's WAL (every page of the new index as a full-page image) compressed with this
-    # method; "server" leaves the server's wal_compression. Needs the right to SET it (a superuser,
-    # or GRANT SET ON PARAMETER wal_compression): without it the server's setting stays.
-    rebuild_wal_compression: Literal["server", "off", "pglz", "lz4", "zstd"] = "lz4"
+    # method (pglz where the server was built without it); "server" leaves the server's
+    # wal_compression. Needs the right to SET it (a superuser, or GRANT SET ON PARAMETER
+    # wal_compression): without it the server's setting stays.
+    rebuild_wal_compression: Literal["server", "off", "pglz", "lz4", "zstd"] = "zstd"
     # Every read of the survey (catalog, statistics views) runs under this statement timeout.
     probe_statement_timeout_ms: Annotated[int, Field(gt=0, le=86_400_000)] = 30_000
 
