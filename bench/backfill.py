@@ -3,11 +3,13 @@
     .venv/bin/python bench/backfill.py [--days 90] [--rows-per-day 20000] [--repeat 3] [--keep]
 
 Creates a scratch database on PGTENDER_BENCH_SERVER (default
-postgresql://postgres@127.0.0.1:5432/postgres), migrates it and loads DAYS+2 days of demo data
+postgresql://postgres@127.0.0.1:5432/postgres) and a scratch state dir (the GX results and Data
+Docs: not the operator's), migrates it and loads DAYS+2 days of demo data
 (``flows.demo_data``), then, in this one process, alternating:
 
   sql-work   the jobs' plain cores for every day (quality's suites + capacity's projections),
-             called in a loop on one connection: no Prefect, no ledger, no locks
+             called in a loop on one connection: no Prefect, no ledger, no locks; the Data Docs
+             as a backfill builds them (each day's pages, the index once, with the last day)
   backfill   ``backfill_flow`` for the same days and jobs (--force: everything re-runs): one flow
              run, one task per ``backfill.chunk_days`` days, a ledger row and the advisory locks
              per (job, day), progress artifact updates, the final table artifact
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -51,7 +54,11 @@ def sql_work(dsn: str, days: list[date], policy: settings.Policy) -> float:
     started = time.perf_counter()
     with db.connect(dsn, autocommit=True) as conn:
         ctx = ReplayContext(
-            policy=policy, now=clock.db_now(conn), state_dir=settings.load_settings().state_dir, dsn=dsn
+            policy=policy,
+            now=clock.db_now(conn),
+            state_dir=settings.load_settings().state_dir,
+            dsn=dsn,
+            days=(days[0], days[-1]),  # as a backfill's items: Data Docs index once, at the last day
         )
         for day in days:
             quality.replay(conn, day, ctx)
@@ -105,6 +112,10 @@ def main() -> int:
     dsn = conninfo.make_conninfo(server, dbname=name)
     os.environ["PGTENDER_DATABASE_URL"] = dsn
     os.environ.pop("PGTENDER_CONFIG", None)
+    # Data Docs and GX results in a scratch state dir: not the operator's, and not every earlier
+    # run's results (the index is rebuilt over all of them)
+    scratch = tempfile.TemporaryDirectory(prefix="pgtender-bench-backfill-")
+    os.environ["PGTENDER_STATE_DIR"] = scratch.name
     try:
         from flows.demo_data import load_demo_data
 
@@ -159,6 +170,7 @@ def main() -> int:
         return 0 if best <= 0.20 else 1
     finally:
         db.close_pools()
+        scratch.cleanup()
         if not args.keep:
             with psycopg.connect(server, autocommit=True) as admin:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
