@@ -196,7 +196,9 @@ class Writer:
     def __init__(self, database: str, table: str) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.stop, pids, self.results = ctx.Event(), ctx.Queue(), ctx.Queue()
-        self.process = ctx.Process(target=write, args=(database, table, pids, self.stop, self.results))
+        self.process = ctx.Process(
+            target=write, args=(database, table, pids, self.stop, self.results), daemon=True
+        )
         self.process.start()
         self.pid = int(pids.get(timeout=60))
         self.database = database
