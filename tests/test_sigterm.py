@@ -179,3 +179,69 @@ def test_sigterm_stops_a_flow_run_process_which_ends_cancelled(dump_mode: tuple[
     ((status, counts, _),) = _ledger(database)
     assert status == "interrupted" and counts["partitions_expired"] == 1
     _nothing_lost(database, total, dump_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("to", ["process", "group"])
+def test_sigterm_to_serve_stops_its_runs_at_a_safe_point_and_serve_exits_0(
+    dump_mode: tuple[Database, Path], tmp_path: Path, to: str
+) -> None:
+    """`pgtender serve` stopped while it runs a deployment's flow run. ``process``: only serve gets
+    the signal (``docker stop`` signals a container's first process); it passes it on to the run.
+    ``group``: serve and the run both get it (systemd signals the whole control group) and the run
+    also gets serve's copy: one stop, not the "second SIGTERM: now" of signals.py. Either way the
+    run stops at its next safe point, ends Cancelled "Interrupted: ...", and serve exits 0."""
+    from tests.serve_fixtures import serving
+
+    database, dump_dir = dump_mode
+    total = database.scalar("SELECT count(*) FROM learning_events")
+    with serving(database.dsn, tmp_path, policy_file=True) as served:
+        deployment = served.deployment("retention")
+        # the local server answers 503 while serve's registration keeps its SQLite store busy
+        deadline = time.monotonic() + 60
+        while (
+            created := served.api.post(f"/deployments/{deployment['id']}/create_flow_run", json={})
+        ).status_code == 503:
+            assert time.monotonic() < deadline, created.text
+            time.sleep(0.5)
+        assert created.status_code == 201, created.text
+        flow_run = created.json()
+        _wait_for("the first expired partition gone", lambda: _one_partition_gone(database), served.process)
+        code = served.stop(group=to == "group", timeout=240)  # the run's dump ends well before
+        shown = served.text()
+        assert code == 0, shown[-3000:]
+        assert '"runs": 1, "event": "SIGTERM received: stopping"' in shown, shown[-3000:]
+        state = served.api.get(f"/flow_runs/{flow_run['id']}").json()["state"]
+        assert state["type"] == "CANCELLED" and state["name"] == "Cancelled", (state, shown[-3000:])
+        assert state["message"].startswith("Interrupted: retention stopped at a safe point on SIGTERM")
+        ((status, counts, _),) = _ledger(database)
+        assert status == "interrupted" and counts["partitions_expired"] == 1
+        assert "Traceback" not in shown, shown[-3000:]
+    _nothing_lost(database, total, dump_dir)
+
+
+def test_a_second_sigterm_interrupts_unless_it_is_the_same_stop_delivered_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a run's process does with SIGTERMs (flows/edge/signals.py), in this process."""
+    from flows.edge import signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with signals.stop_on_sigterm() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        _deliver()
+        assert stop.is_set()  # the first: stop at the next safe point
+        os.kill(os.getpid(), signal.SIGTERM)  # a group's signal and serve's copy: the same stop
+        _deliver()
+        monkeypatch.setattr(signals, "SAME_STOP_SECONDS", 0.0)
+        time.sleep(0.01)
+        with pytest.raises(KeyboardInterrupt):  # an operator's second one, later: now
+            os.kill(os.getpid(), signal.SIGTERM)
+            _deliver()
+    assert signal.getsignal(signal.SIGTERM) is before  # restored
+
+
+def _deliver() -> None:
+    """Python runs a signal's handler between bytecodes of the main thread: give it some."""
+    for _ in range(1000):
+        pass

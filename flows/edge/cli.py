@@ -209,6 +209,11 @@ def _single_instance(state_dir: Path) -> Iterator[None]:
         handle.close()
 
 
+def _interrupt(_signum: int, _frame: Any) -> None:
+    """SIGTERM before serving starts (the runner has its own once it serves): like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
 @app.command()
 def up(
     once: Annotated[bool, typer.Option("--once", help="Prepare and run the first job, then exit.")] = False,
@@ -217,10 +222,7 @@ def up(
     """The main job: database (embedded if none), migrations, demo data, Prefect server, first run."""
     from flows.edge.up import bring_up  # noqa: PLC0415
 
-    def _terminate(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt  # SIGTERM stops everything `up` started, like Ctrl-C
-
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops everything `up` started, like Ctrl-C
     current = settings.load_settings()
     with _single_instance(current.state_dir):
         bring_up(current, once=once, demo_days=demo_days)
@@ -264,6 +266,7 @@ def serve(
 
         apply_channels()
     typer.echo("serving every deployment on its schedule (Ctrl-C stops)")
+    signal.signal(signal.SIGTERM, _interrupt)  # while the deployments register, like `up`
     serving.serve_all(limit=limit)
 
 

@@ -20,6 +20,7 @@ backfill or a quality day from the UI form) always keeps its place.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import sys
@@ -239,13 +240,48 @@ def serve_all(*, limit: int | None = None) -> None:
     # that were missed as Late, and the late-run rule below turns them into one catch-up run.
     # query_seconds: a run submitted by `pgtender run` starts within 2 s (Prefect's default polls every 10 s)
     class _Runner(Runner):
+        """SIGTERM (a container stopped, `up` stopped) ends serving the way Ctrl-C does under
+        ``asyncio.run``: the main task is cancelled, the runs in progress get the signal too (a
+        container's stop reaches its first process only) and stop at their next safe point, the
+        runner waits for them on its way out, serving returns and the process exits 0.
+
+        Prefect's handler raised ``SystemExit`` wherever the loop was: landing in the callback
+        that completes a thread's future (a run's ``process.join``), it left a shielded wait that
+        never ended, and `serve` ran on after the signal (CI, 2026-12-07). This one only cancels
+        and wakes the loop; the rest happens in the loop (a log line written inside a signal
+        handler can interrupt a write to the same stream). A second SIGTERM does not wait: it
+        interrupts like a second Ctrl-C."""
+
+        main: asyncio.Task[None] | None = None
+        terminated = False
+
         def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
-            """SIGTERM (a container stopped, `up` stopped) ends serving the way Prefect's own handler
-            means to: exit 0 through the runner's context managers, which stop its runs. Prefect's
-            handler first calls ``stop()``, which inside the running loop only makes an ``astop``
-            coroutine nobody awaits: a RuntimeWarning on every stop, and nothing stopped by it."""
-            log.info("SIGTERM received: stopping")
-            sys.exit(0)
+            main, loop = self.main, self._loop
+            if main is None or loop is None or main.done():
+                sys.exit(0)  # not serving yet, or already stopped: nothing to unwind
+            if self.terminated:
+                raise KeyboardInterrupt  # the second one: now
+            self.terminated = True
+            main.cancel()
+            loop.call_soon_threadsafe(self.stop_runs)
+
+        def stop_runs(self) -> None:
+            """Pass SIGTERM on to every run's process; each stops at its next safe point."""
+            manager = self._process_manager
+            handles = [h for h in map(manager.get, manager.flow_run_ids()) if h is not None]
+            log.info("SIGTERM received: stopping", runs=len(handles))
+            for handle in handles:
+                with contextlib.suppress(ProcessLookupError):  # it had ended
+                    handle.graceful_kill()
+
+        async def serve(self) -> None:
+            self.main = asyncio.current_task()
+            try:
+                await self.start()
+            except asyncio.CancelledError:
+                if not self.terminated:
+                    raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt
+                # SIGTERM: the runner stopped its runs on the way out; serving ends normally
 
     # heartbeat_seconds: every served run heartbeats, so a run whose process dies is Crashed by the
     # automation applied below (flows/edge/automations.py) and its concurrency slot released
@@ -278,6 +314,6 @@ def serve_all(*, limit: int | None = None) -> None:
     )
     guard.start()
     try:
-        asyncio.run(runner.start())
+        asyncio.run(runner.serve())
     finally:
         stop.set()
