@@ -138,3 +138,58 @@ def test_data_docs_outlive_their_process_for_data_docs_days(
     # 40 days on: both earlier runs are older than 31 days and leave the site
     assert build("run-c", first + timedelta(days=40), "warning") == {"run-c:Success"}
     assert (gx.store_dir(state) / "validations").is_dir()
+
+
+def test_a_backfill_day_writes_its_pages_without_listing_every_stored_result(tmp_path: Path) -> None:
+    """GX's site builder lists the whole validation store for each build (its cost grew with every
+    stored result: a backfill's days got slower day by day, and on each repeat); a day's build
+    (``full=False``) lists only its own results, and the last, full build indexes them all."""
+    from datetime import UTC, datetime
+
+    from flows.quality import gx_docs
+    from flows.quality.compiler import Window
+
+    state = tmp_path / "state"
+    first = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def suite(day: datetime) -> gx_docs.DocsSuite:
+        window = Window(start=day, end=day + timedelta(days=1), now=day + timedelta(days=1, hours=1))
+        result = gx_docs.DocsResult(
+            key="id_unique",
+            type="expect_column_values_to_be_unique",
+            kwargs={"column": "id"},
+            status="passed",
+            result={"element_count": 10, "unexpected_count": 0},
+            severity="error",
+        )
+        return gx_docs.DocsSuite("learning_events", "learning_events", window, [result], status="passed")
+
+    gx_docs.build_data_docs(state, "daily", [suite(first)], keep_days=31)
+    backend = gx.context(state).validation_results_store.store_backend
+    real = backend.list_keys
+    listed: list[int] = []
+
+    def counting(*args: object, **kwargs: object) -> object:
+        listed.append(1)
+        return real(*args, **kwargs)
+
+    backend.list_keys = counting
+    try:
+        before = {p: p.stat().st_mtime_ns for p in _pages(state)}
+        for n in (1, 2, 3):
+            gx_docs.build_data_docs(
+                state, "backfill", [suite(first + timedelta(days=n))], keep_days=31, full=False
+            )
+        assert listed == []  # no day's build read the store's list
+        pages = _pages(state)
+        assert len(pages) == 4 and all(
+            before[p] == p.stat().st_mtime_ns for p in before
+        )  # older pages untouched
+        assert len(gx.context(state).validation_results_store.list_keys()) == 4  # the store lists all again
+        gx_docs.build_data_docs(state, "backfill", [suite(first + timedelta(days=4))], keep_days=31)
+        assert listed  # the index build lists every result...
+        index = dict(INDEX_ROW.findall((gx.docs_dir(state) / "index.html").read_text("utf-8")))
+        assert {p.relative_to(gx.docs_dir(state)).as_posix() for p in _pages(state)} == set(index)
+        assert len(index) == 5  # ... and shows every page
+    finally:
+        del backend.list_keys

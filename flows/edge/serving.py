@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-import sys
+import signal
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -256,14 +256,12 @@ def serve_all(*, limit: int | None = None) -> None:
         terminated = False
 
         def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
-            main, loop = self.main, self._loop
-            if main is None or loop is None or main.done():
-                sys.exit(0)  # not serving yet, or already stopped: nothing to unwind
-            if self.terminated:
-                raise KeyboardInterrupt  # the second one: now
+            main = self.main
+            if main is None or main.done() or self.terminated:
+                raise KeyboardInterrupt  # the second one, or not serving (any more): now, like Ctrl-C
             self.terminated = True
             main.cancel()
-            loop.call_soon_threadsafe(self.stop_runs)
+            main.get_loop().call_soon_threadsafe(self.stop_runs)
 
         def stop_runs(self) -> None:
             """Pass SIGTERM on to every run's process; each stops at its next safe point."""
@@ -276,6 +274,7 @@ def serve_all(*, limit: int | None = None) -> None:
 
         async def serve(self) -> None:
             self.main = asyncio.current_task()
+            signal.signal(signal.SIGTERM, self.handle_sigterm)  # start() sets it too, a little later
             try:
                 await self.start()
             except asyncio.CancelledError:

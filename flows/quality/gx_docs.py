@@ -14,7 +14,8 @@ failed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -110,13 +111,31 @@ def _build_data_docs(
     if full and suites:
         prune(ctx, min(s.window.now for s in suites) - timedelta(days=keep_days))
     # Only this build's pages: a long backfill does not re-render every page of the site each day.
-    ctx.build_data_docs(resource_identifiers=built, build_index=full)
+    if full:
+        ctx.build_data_docs(resource_identifiers=built, build_index=True)
+    else:
+        with _listing_only(ctx.validation_results_store, built):
+            ctx.build_data_docs(resource_identifiers=built, build_index=False)
     # ... and only the pages it wrote are made offline (the older ones were, when they were built).
     written = [page for page, mtime in _page_times(site).items() if before.get(page) != mtime]
     remote = make_offline(site, written)
     if remote:
         get_logger(job="quality").warning("data docs still load from the network", resources=remote[:10])
     return site / "index.html"
+
+
+@contextmanager
+def _listing_only(store: Any, keys: list[Any]) -> Iterator[None]:
+    """While a build of given pages runs, the store lists those keys only. GX's site section builder
+    lists every stored result for each build and compares each with the identifiers asked for: a
+    day's pages took 0.21 s beside 100 stored results and 0.76 s beside 1,500 (0.26 s listing only
+    its own), so a backfill's days grew slower day by day, and again on each repeat of the same
+    days. Only for builds without the index, which must list them all."""
+    store.list_keys = lambda *_args, **_kwargs: list(keys)
+    try:
+        yield
+    finally:
+        del store.list_keys
 
 
 def prune(ctx: Any, before: datetime) -> int:
