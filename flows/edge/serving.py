@@ -20,10 +20,8 @@ backfill or a quality day from the UI form) always keeps its place.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
-import signal
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -232,59 +230,16 @@ def serve_all(*, limit: int | None = None) -> None:
     """Register every deployment, apply the late-run rule, then serve them in this process."""
     import asyncio  # noqa: PLC0415
 
-    from prefect.runner import Runner  # noqa: PLC0415
+    from flows.edge.serve_runner import ServeRunner  # noqa: PLC0415
 
     log = get_logger(component="serve")
 
     # Schedules stay active while pgtender is down (no pause on shutdown): the UI shows the runs
     # that were missed as Late, and the late-run rule below turns them into one catch-up run.
     # query_seconds: a run submitted by `pgtender run` starts within 2 s (Prefect's default polls every 10 s)
-    class _Runner(Runner):
-        """SIGTERM (a container stopped, `up` stopped) ends serving the way Ctrl-C does under
-        ``asyncio.run``: the main task is cancelled, the runs in progress get the signal too (a
-        container's stop reaches its first process only) and stop at their next safe point, the
-        runner waits for them on its way out, serving returns and the process exits 0.
-
-        Prefect's handler raised ``SystemExit`` wherever the loop was: landing in the callback
-        that completes a thread's future (a run's ``process.join``), it left a shielded wait that
-        never ended, and `serve` ran on after the signal (CI, 2026-12-07). This one only cancels
-        and wakes the loop; the rest happens in the loop (a log line written inside a signal
-        handler can interrupt a write to the same stream). A second SIGTERM does not wait: it
-        interrupts like a second Ctrl-C."""
-
-        main: asyncio.Task[None] | None = None
-        terminated = False
-
-        def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
-            main = self.main
-            if main is None or main.done() or self.terminated:
-                raise KeyboardInterrupt  # the second one, or not serving (any more): now, like Ctrl-C
-            self.terminated = True
-            main.cancel()
-            main.get_loop().call_soon_threadsafe(self.stop_runs)
-
-        def stop_runs(self) -> None:
-            """Pass SIGTERM on to every run's process; each stops at its next safe point."""
-            manager = self._process_manager
-            handles = [h for h in map(manager.get, manager.flow_run_ids()) if h is not None]
-            log.info("SIGTERM received: stopping", runs=len(handles))
-            for handle in handles:
-                with contextlib.suppress(ProcessLookupError):  # it had ended
-                    handle.graceful_kill()
-
-        async def serve(self) -> None:
-            self.main = asyncio.current_task()
-            signal.signal(signal.SIGTERM, self.handle_sigterm)  # start() sets it too, a little later
-            try:
-                await self.start()
-            except asyncio.CancelledError:
-                if not self.terminated:
-                    raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt
-                # SIGTERM: the runner stopped its runs on the way out; serving ends normally
-
     # heartbeat_seconds: every served run heartbeats, so a run whose process dies is Crashed by the
     # automation applied below (flows/edge/automations.py) and its concurrency slot released
-    runner = _Runner(
+    runner = ServeRunner(
         name="pgtender",
         limit=limit,
         pause_on_shutdown=False,
