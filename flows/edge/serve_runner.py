@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 from typing import Any
 
 from prefect.runner import Runner
@@ -48,7 +49,8 @@ class ServeRunner(Runner):
 
     async def serve(self) -> None:
         self.main = asyncio.current_task()
-        signal.signal(signal.SIGTERM, self.handle_sigterm)  # start() sets it too, a little later
+        if threading.current_thread() is threading.main_thread():  # as start(), which sets it later
+            signal.signal(signal.SIGTERM, self.handle_sigterm)
         try:
             await self.start()
         except asyncio.CancelledError:
