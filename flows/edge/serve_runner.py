@@ -20,9 +20,9 @@ class ServeRunner(Runner):
     container's stop reaches its first process only) and stop at their next safe point, the
     runner waits for them on its way out, serving returns and the process exits 0.
 
-    Prefect's handler raised ``SystemExit`` wherever the loop was: landing in the callback
-    that completes a thread's future (a run's ``process.join``), it left a shielded wait that
-    never ended, and `serve` ran on after the signal (CI, 2026-12-07). This one only cancels
+    Prefect's handler raised ``SystemExit`` wherever the loop was, and once `serve` ran on 60 s
+    after the signal (CI, 2026-12-07; no stacks were captured: most likely the exit skipped the
+    callback completing a thread's future, a run's ``process.join``). This one only cancels
     and wakes the loop; the rest happens in the loop (a log line written inside a signal
     handler can interrupt a write to the same stream). A second SIGTERM does not wait: it
     interrupts like a second Ctrl-C."""
