@@ -214,14 +214,13 @@ def test_a_killed_worker_s_run_is_crashed_and_the_next_run_goes_on(pool: Pool) -
         assert _state(pool.api, lost).type.value == "RUNNING"  # Prefect does not know yet
 
         # Crashed by the automation: three missed heartbeats (90 s after the last one, which came at
-        # most 30 s before the kill) and Prefect's evaluation. 91 s measured on a quiet machine; the
+        # most 30 s before the kill) and Prefect's evaluation: 91 and 94 s measured on a quiet machine; the
         # wait is a hang guard below the slot's 300 s lease, not a timing (a loaded CI machine took
         # over 120 s once), and the message says the automation did it, not the lease.
         assert automations.WITHIN.total_seconds() == 3 * automations.HEARTBEAT_SECONDS
         deadline = killed + 280
         while (state := _state(pool.api, lost)).type.value == "RUNNING" and time.monotonic() < deadline:
             time.sleep(2)
-        print(f"crashed {time.monotonic() - killed:.0f} s after the kill")
         assert state.type.value == "CRASHED", (state, time.monotonic() - killed)
         assert state.message == automations.MESSAGE
         with _api(pool.api) as client:  # its deployment concurrency slot is free again
